@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one set-up path for people (`make install`), CI (`.ci/run` -> `make test`) and the VM
+# (Vagrant's shell provisioner). Idempotent: a second run with nothing changed only checks.
+#
+#   provision/bootstrap.sh [--with SET]...   SET = a file provision/packages/optional/SET.txt
+#
+# 1. Debian packages listed in provision/packages/*.txt (+ the optional sets asked for)
+# 2. a virtualenv .venv with the project (editable) and its test extras
+# 3. reference tools built offline from Debian's Go sources (actool, ace-validator)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+cd "$top"
+
+sets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --with) sets+=("$2"); shift 2 ;;
+    *) echo "bootstrap: unknown argument '$1' (use --with SET)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+# -- 1. Debian packages -------------------------------------------------------
+lists=("$here"/packages/*.txt)
+for s in "${sets[@]+"${sets[@]}"}"; do
+  f="$here/packages/optional/$s.txt"
+  [ -f "$f" ] || { echo "bootstrap: no package set '$s' ($f)" >&2; exit 2; }
+  lists+=("$f")
+done
+mapfile -t pkgs < <(sed -e 's/#.*//' -e 's/[[:space:]]\+$//' -e '/^[[:space:]]*$/d' "${lists[@]}" | awk '{print $1}' | sort -u)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: these Debian packages are missing: ${missing[*]}" >&2
+    echo "bootstrap: run this script as root (sudo make install) so it can install them." >&2
+    exit 1
+  fi
+  say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages: all ${#pkgs[@]} present"
+fi
+
+# -- 2. virtualenv --------------------------------------------------------------
+py=${PYTHON:-python3}
+venv="$top/.venv"
+stamp="$venv/.bootstrap-stamp"
+want=$( { "$py" -c 'import sys; print(sys.version)'; cat pyproject.toml; } | sha256sum | cut -c1-64)
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  say "virtualenv .venv: up to date"
+else
+  say "virtualenv .venv: creating/updating (pip install -e '.[test]')"
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
+
+# -- 3. reference tools, built offline from Debian's Go sources ----------------
+bash "$here/build-tools.sh"
+say "done. Next: 'make lab' (JupyterLab) or 'make test' (the test suite)."

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds appc's reference tools from Debian's golang-github-appc-spec-dev, offline, into .tools/bin:
+#   actool         - the reference ACI validator/builder (interop tests, bench)
+#   ace-validator  - appc's runtime conformance checker (pod tests)
+# Skipped when the binaries exist and are newer than the Go sources.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin="$top/.tools/bin"
+src=/usr/share/gocode/src/github.com/appc/spec
+mkdir -p "$bin"
+export GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$top/.tools/gocache"
+for t in actool:github.com/appc/spec/actool ace-validator:github.com/appc/spec/ace; do
+  name=${t%%:*}; pkg=${t#*:}
+  if [ -x "$bin/$name" ] && [ -z "$(find "$src" -newer "$bin/$name" -name '*.go' -print -quit)" ]; then
+    continue
+  fi
+  printf '\033[1m[bootstrap]\033[0m building %s (offline, from Debian sources)\n' "$name"
+  go build -o "$bin/$name" "$pkg"
+done

@@ -1,0 +1,68 @@
+"""The ``sandbox`` command line: a thin layer over the library.
+
+Each module in this package adds its own sub-commands through ``register(subparsers)``; they
+are found automatically, so a new area of the kit is one new file here. Handlers receive the
+parsed ``argparse.Namespace`` and return an exit code (or None for 0).
+
+User mistakes raise :class:`sandbox.errors.SandboxError`; they are printed as one sentence,
+never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+from sandbox import __version__
+from sandbox.errors import SandboxError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandbox",
+        description="Container Standards Lab: a small, inspectable container runtime.")
+    parser.add_argument("--version", action="version", version=f"sandbox {__version__}")
+    parser.add_argument("--dir", metavar="DIR",
+                        help="state directory (default: $SANDBOX_DIR or /var/lib/sandbox)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"{__name__}.{mod.name}")
+        except Exception as e:  # one broken area must not take the whole CLI down
+            print(f"sandbox: the '{mod.name}' commands could not be loaded ({e}); "
+                  "the others still work.", file=sys.stderr)
+            continue
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.dir:
+        os.environ["SANDBOX_DIR"] = os.path.abspath(args.dir)
+    handler = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        rc = handler(args)
+    except SandboxError as e:
+        print(f"sandbox: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sandbox: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

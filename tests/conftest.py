@@ -1,0 +1,88 @@
+"""Shared test fixtures and the suite's two guards.
+
+1. Root guard: a test marked ``root`` that is skipped while the suite runs as root fails the
+   session (CI runs as root; those tests must really run there).
+2. Leftover guard: at session end, any network namespace, host link or mount that appeared during
+   the run and is still there fails the session and is listed.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+_skipped_root_tests: list[str] = []
+_baseline: dict[str, set[str]] = {}
+
+
+def _machine_state() -> dict[str, set[str]]:
+    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    links = set(os.listdir("/sys/class/net"))
+    with open("/proc/self/mounts") as f:
+        mounts = {line.split()[1] for line in f}
+    return {"network namespaces": netns, "host links": links, "mounts": mounts}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _baseline.update(_machine_state())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="needs root (namespaces/mounts); run the suite as root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if IS_ROOT and report.skipped and "root" in report.keywords:
+        _skipped_root_tests.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    problems = []
+    if _skipped_root_tests:
+        problems.append("tests marked 'root' were skipped although the suite runs as root:\n  "
+                        + "\n  ".join(_skipped_root_tests))
+    # Helpers developing in parallel on one machine may set SANDBOX_NO_LEFTOVER_GUARD=1;
+    # CI and `make test` never do.
+    now = {} if os.environ.get("SANDBOX_NO_LEFTOVER_GUARD") == "1" else _machine_state()
+    for kind, names in now.items():
+        left = sorted(names - _baseline.get(kind, set()))
+        if left:
+            problems.append(f"{kind} left behind by the tests: {' '.join(left)}")
+    if problems:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        for p in problems:
+            if tr:
+                tr.write_line(f"SUITE GUARD: {p}", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def sandbox_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, private $SANDBOX_DIR for one test."""
+    d = tmp_path / "sandbox-state"
+    d.mkdir()
+    monkeypatch.setenv("SANDBOX_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run the ``sandbox`` CLI in-process: returns (exit code, stdout, stderr)."""
+    from sandbox.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse usage errors
+            rc = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
