@@ -19,6 +19,21 @@ from sandbox import __version__
 from sandbox.errors import SandboxError
 
 
+def command_group(subparsers: argparse._SubParsersAction, name: str,
+                  help: str) -> argparse._SubParsersAction:
+    """The sub-command group ``name`` (e.g. ``image``), created on first use.
+
+    Several modules may add commands to one group (``image build`` lives in cli/image.py,
+    ``image render`` in cli/render.py); each calls this and adds its own parsers.
+    """
+    parser = subparsers._name_parser_map.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help)
+        parser.set_defaults(func=lambda args, p=parser: (p.print_help(), 2)[1])
+        parser._sandbox_group = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    return parser._sandbox_group
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandbox",
