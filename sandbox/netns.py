@@ -1,0 +1,390 @@
+"""Named network namespaces, made the way the CNI slide does it (seed slide 48):
+
+    touch myns; unshare -n mount --bind /proc/self/ns/net myns
+
+A network namespace lives as long as a process is in it or a file is bind-mounted on its
+``/proc/<pid>/ns/net``. :func:`create` forks a helper process that calls ``unshare(CLONE_NEWNET)``
+and bind-mounts its own ``/proc/self/ns/net`` onto an empty file, then exits: the mount keeps the
+namespace alive. The default directory is ``/run/netns`` so ``ip netns`` (iproute2) sees the
+handles; like iproute2 we make that directory a *shared* mount so a handle made here also shows
+up in mount namespaces cloned from this one (and unmounting it propagates too).
+
+"Node" namespaces (:func:`node_create`) play the host: the bridge, ``ip_forward`` and NAT rules of
+a CNI network live there, so tests and labs never change the real host's network.
+
+Link, address and route work goes through pyroute2 (:func:`iproute`), never ``ip`` subprocesses.
+
+man pages: unshare(2), setns(2), mount(2), namespaces(7), network_namespaces(7), ip-netns(8).
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import errno
+import fcntl
+import itertools
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from sandbox import _linux
+from sandbox.errors import NotRootError, SandboxError
+from sandbox.steps import Steps, record
+
+DEFAULT_DIR = "/run/netns"
+_NS_GET_NSTYPE = 0xB703  # ioctl_ns(2)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class NetnsError(SandboxError):
+    """A network namespace could not be created, found, entered or removed."""
+
+
+# -- names and paths ------------------------------------------------------------------------
+
+def path_of(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path:
+    """The handle file of a netns: ``name`` -> ``<dir>/name``; anything with a ``/`` is a path."""
+    s = os.fspath(name_or_path)
+    if "/" in s:
+        return Path(s)
+    if not _NAME_RE.match(s):
+        raise NetnsError(f"'{s}' is not a valid network namespace name.",
+                         hint="Use letters, digits, '.', '_' or '-' (at most 64 characters).")
+    return Path(dir) / s
+
+
+def ns_inode(path: str | os.PathLike[str] = "/proc/self/ns/net") -> int:
+    """The inode number that identifies a namespace (the number in ``net:[4026531840]``)."""
+    try:
+        return _linux.ns_inode(os.fspath(path))
+    except FileNotFoundError:
+        raise NetnsError(f"There is no network namespace at {path}.",
+                         hint="List them with 'sandbox netns list'.") from None
+
+
+def current_inode() -> int:
+    """Inode of the calling *thread's* network namespace (setns is per thread)."""
+    return ns_inode(f"/proc/self/task/{threading.get_native_id()}/ns/net")
+
+
+def is_netns(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a live netns handle (an nsfs bind mount), not just an empty file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:  # ioctl_ns(2): NS_GET_NSTYPE answers CLONE_NEWNET for a netns; an empty file fails
+        return fcntl.ioctl(fd, _NS_GET_NSTYPE) == _linux.CLONE_NEWNET
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+# -- the directory, shared like iproute2's ---------------------------------------------------
+
+def _mountpoints() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def _ensure_dir(d: Path, steps: Steps | None) -> None:
+    """Create ``d`` and make it a shared mount point (ip-netns(8) does the same), so handles
+    propagate to mount namespaces cloned from this one."""
+    d.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if str(d.resolve()) in _mountpoints():
+        return
+    _linux.mount(str(d), str(d), None, _linux.MS_BIND | _linux.MS_REC)
+    _linux.mount(None, str(d), None, _linux.MS_SHARED | _linux.MS_REC)
+    record(steps, "mount", str(d), how="bind onto itself, then make-shared (like ip netns)")
+
+
+# -- create / delete / list -------------------------------------------------------------------
+
+def _helper_bind(target: str) -> tuple[int, int]:
+    """Fork the helper: it unshares a new netns and bind-mounts /proc/self/ns/net onto
+    ``target``. Returns (helper pid, inode of the new netns). Only async-signal-safe-ish work
+    happens in the child (ctypes syscalls, os.write, os._exit)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the helper process: `unshare -n mount --bind /proc/self/ns/net target`
+        code = 0
+        try:
+            os.close(r)
+            _linux.unshare(_linux.CLONE_NEWNET)
+            _linux.mount("/proc/self/ns/net", target, None, _linux.MS_BIND)
+            os.write(w, str(os.stat("/proc/self/ns/net").st_ino).encode())
+        except OSError as e:
+            os.write(w, f"E{e.errno or 0}:{e}".encode())
+            code = 1
+        except BaseException:
+            code = 2
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode()
+    os.waitpid(pid, 0)
+    if not msg or msg.startswith("E"):
+        raise OSError(int(msg[1:].split(":", 1)[0] or 0) if msg else 0, msg[1:] or "helper died")
+    return pid, int(msg)
+
+
+def create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | None = None) -> Path:
+    """Create a named netns the slide's way and return its handle path (``<dir>/<name>``).
+
+    A name with a ``/`` is used as the handle path itself (like the slide's ``myns``)."""
+    if os.geteuid() != 0:
+        raise NotRootError("Creating a network namespace")
+    path = path_of(name, dir)
+    if "/" in os.fspath(name):  # a bare path, like the slide's myns: no shared directory needed
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        _ensure_dir(path.parent, steps)
+    try:  # touch myns (O_EXCL: never reuse someone else's handle)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    except FileExistsError:
+        raise NetnsError(f"A network namespace named '{name}' already exists ({path}).",
+                         hint="Pick another name or delete it with 'sandbox netns del'.") from None
+    try:
+        pid, ino = _helper_bind(str(path))
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise NetnsError(f"Could not create network namespace '{name}': {e.strerror or e}.") from None
+    record(steps, "write", str(path), note="empty file: the handle (touch myns)")
+    record(steps, "exec", "unshare(CLONE_NEWNET) in helper", pid=pid, netns_inode=ino)
+    record(steps, "mount", str(path), source=f"/proc/{pid}/ns/net", flags="MS_BIND",
+           netns_inode=ino)
+    return path
+
+
+def delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, *, missing_ok: bool = False,
+           steps: Steps | None = None) -> None:
+    """Unmount and unlink a netns handle. The namespace dies once no process is left in it,
+    and with it every link inside (veth peers in other namespaces go too)."""
+    path = path_of(name, dir)
+    if not path.exists():
+        if missing_ok:
+            return
+        raise NetnsError(f"There is no network namespace named '{name}' ({path}).",
+                         hint="List them with 'sandbox netns list'.")
+    try:
+        _linux.umount(str(path), _linux.MNT_DETACH)
+        record(steps, "umount", str(path), flags="MNT_DETACH")
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point any more
+            raise NetnsError(f"Could not unmount {path}: {e.strerror}.") from None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    record(steps, "unlink", str(path))
+
+
+def list(dir: str | os.PathLike[str] = DEFAULT_DIR) -> builtins.list[str]:  # noqa: A001
+    """Names of the live netns handles in ``dir`` (sorted), like ``ip netns list``."""
+    d = Path(dir)
+    if not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if is_netns(p))
+
+
+def exists(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR) -> bool:
+    return is_netns(path_of(name, dir))
+
+
+# -- entering ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def enter(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = DEFAULT_DIR,
+          steps: Steps | None = None) -> Iterator[Path]:
+    """Run the ``with`` block inside a netns: setns(2) on the *calling thread*, restored on exit.
+
+    Network namespaces belong to threads, not processes: other threads of this process stay
+    where they are (threads started inside the block inherit the namespace), sockets opened before the block keep their old namespace, and sockets
+    opened inside keep the new one after it. /proc/self/net and /sys/class/net are *not*
+    switched (they follow the mount namespace); read state through netlink instead.
+    """
+    path = path_of(name_or_path, dir)
+    tid = threading.get_native_id()
+    old = os.open(f"/proc/self/task/{tid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            new = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NetnsError(f"There is no network namespace at {path}.",
+                             hint="List them with 'sandbox netns list'.") from None
+        try:
+            _linux.setns(new, _linux.CLONE_NEWNET)
+        except OSError as e:
+            raise NetnsError(f"Could not enter {path}: {e.strerror}.",
+                             hint="Is it a netns handle (made by 'sandbox netns add')?") from None
+        finally:
+            os.close(new)
+        record(steps, "setns", str(path), thread=tid, netns_inode=current_inode())
+        try:
+            yield path
+        finally:
+            _linux.setns(old, _linux.CLONE_NEWNET)
+            record(steps, "setns", "back", thread=tid, netns_inode=current_inode())
+    finally:
+        os.close(old)
+
+
+def preexec_setns(name_or_path: str | os.PathLike[str] | None,
+                  dir: str | os.PathLike[str] = DEFAULT_DIR) -> Any:
+    """A ``preexec_fn`` for subprocess that moves the child into a netns before exec.
+
+    The fd is opened here in the parent (errors are clear), inherited by the fork, and closed
+    by exec (O_CLOEXEC). Returns None when ``name_or_path`` is None."""
+    if name_or_path is None:
+        return None
+    path = path_of(name_or_path, dir)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsError(f"There is no network namespace at {path}.",
+                         hint="List them with 'sandbox netns list'.") from None
+
+    def _enter() -> None:
+        _linux.setns(fd, _linux.CLONE_NEWNET)
+
+    _enter.fd = fd  # type: ignore[attr-defined]  # the caller closes it after the spawn
+    return _enter
+
+
+def run(name_or_path: str | os.PathLike[str], argv: Sequence[str], *,
+        dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | None = None,
+        **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside a netns (setns in the child, then exec) and wait for it.
+
+    ``kwargs`` go to :func:`subprocess.run` (e.g. ``capture_output=True, text=True``)."""
+    pre = preexec_setns(name_or_path, dir)
+    try:
+        cp = subprocess.run(list_(argv), preexec_fn=pre, **kwargs)
+    except FileNotFoundError:
+        raise NetnsError(f"Command not found: {argv[0]}.") from None
+    finally:
+        os.close(pre.fd)
+    record(steps, "exec", " ".join(argv), netns=str(path_of(name_or_path, dir)),
+           exit_code=cp.returncode)
+    return cp
+
+
+def exec_(name_or_path: str | os.PathLike[str], argv: Sequence[str], *,
+          dir: str | os.PathLike[str] = DEFAULT_DIR) -> None:
+    """Replace this process by ``argv`` running inside the netns (``ip netns exec``).
+
+    Meant for single-threaded callers like the CLI: setns here moves the only thread."""
+    path = path_of(name_or_path, dir)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path.exists() else -1
+    if fd < 0:
+        raise NetnsError(f"There is no network namespace at {path}.",
+                         hint="List them with 'sandbox netns list'.")
+    _linux.setns(fd, _linux.CLONE_NEWNET)
+    os.close(fd)
+    try:
+        os.execvp(argv[0], list_(argv))
+    except FileNotFoundError:
+        raise NetnsError(f"Command not found: {argv[0]}.") from None
+
+
+list_ = builtins.list  # the builtin, since this module defines its own `list`
+
+
+# -- netlink (pyroute2) -----------------------------------------------------------------------
+
+def iproute(name_or_path: str | os.PathLike[str] | None = None,
+            dir: str | os.PathLike[str] = DEFAULT_DIR) -> Any:
+    """A pyroute2 ``IPRoute`` bound to a netns (None = the caller's own).
+
+    ``flags=0`` matters: pyroute2 0.9 defaults to O_CREAT and would silently create a new netns
+    for a mistyped name. Use as ``with iproute("sbx-node") as ipr: ...``."""
+    from pyroute2 import IPRoute  # imported lazily: ~0.4 s
+
+    if name_or_path is None:
+        return IPRoute()
+    path = path_of(name_or_path, dir)
+    if not path.exists():
+        raise NetnsError(f"There is no network namespace at {path}.",
+                         hint="List them with 'sandbox netns list'.")
+    return IPRoute(netns=str(path), flags=0)
+
+
+def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` in a fresh thread and return its result (or raise its exception).
+
+    pyroute2's sync API refuses to run inside a running asyncio loop (a Jupyter cell is one),
+    and setns moves only one thread: both are solved by doing the work in a short-lived thread."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # re-raised in the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="sandbox-netns")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _set_sysctl(key: str, value: str) -> None:
+    # /proc/sys/net/* resolves against the netns of the thread that opens it
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+
+
+def sysctl(name_or_path: str | os.PathLike[str], key: str, value: str | None = None,
+           dir: str | os.PathLike[str] = DEFAULT_DIR) -> str:
+    """Read (or set, then read) a per-netns sysctl such as ``net.ipv4.ip_forward`` inside a netns."""
+    def work() -> str:
+        with enter(name_or_path, dir):
+            if value is not None:
+                _set_sysctl(key, value)
+            with open("/proc/sys/" + key.replace(".", "/")) as f:
+                return f.read().strip()
+    return in_thread(work)
+
+
+def _lo_up(path: Path) -> None:
+    with iproute(path) as ipr:
+        idx = ipr.link_lookup(ifname="lo")[0]
+        ipr.link("set", index=idx, state="up")
+
+
+def node_create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
+                steps: Steps | None = None) -> Path:
+    """A netns that plays the host ("node"): ``lo`` up and ``net.ipv4.ip_forward=1``.
+
+    Run CNI plugins inside it (the runtime's ``node=`` argument) so their bridge, forwarding
+    and NAT rules land here; deleting the node resets everything."""
+    path = create(name, dir, steps)
+    try:
+        in_thread(_lo_up, path)
+        record(steps, "netlink", "lo", netns=str(path), state="up")
+        sysctl(path, "net.ipv4.ip_forward", "1")
+        record(steps, "write", "net.ipv4.ip_forward", netns=str(path), value=1)
+    except BaseException:
+        delete(name, dir, missing_ok=True)
+        raise
+    return path
+
+
+def node_delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
+                steps: Steps | None = None) -> None:
+    """Delete a node netns (its bridges, veth ends and NAT rules go with it)."""
+    delete(name, dir, missing_ok=True, steps=steps)
+
+
+_counter = itertools.count(1)
+
+
+def unique_name(prefix: str = "sbx") -> str:
+    """A fresh name like ``sbx-4242-7`` (prefix, pid, counter), unique on this machine now."""
+    return f"{prefix}-{os.getpid()}-{next(_counter)}"

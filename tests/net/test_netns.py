@@ -1,0 +1,151 @@
+"""Named network namespaces: created the slide's way, checked against iproute2 and the kernel."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from sandbox import netns
+from sandbox.errors import SandboxError
+from sandbox.steps import Steps
+
+pytestmark = pytest.mark.root
+
+
+def ip_json(*args: str) -> list[dict]:
+    """iproute2 as an independent oracle (the library itself never shells out to ip)."""
+    return json.loads(subprocess.run(["ip", "-j", *args], check=True, capture_output=True,
+                                     text=True).stdout)
+
+
+def test_create_list_delete_seen_by_iproute2() -> None:
+    name = netns.unique_name()
+    steps = Steps()
+    path = netns.create(name, steps=steps)
+    try:
+        assert path == Path("/run/netns") / name
+        assert name in netns.list()
+        assert name in {n["name"] for n in ip_json("netns", "list")}
+        # a real, different namespace: its inode differs from ours, and the helper saw the same
+        ino = netns.ns_inode(path)
+        assert ino != netns.ns_inode("/proc/self/ns/net")
+        assert [s.detail["netns_inode"] for s in steps.of("mount")][-1] == ino
+        # the handle is a bind mount of nsfs
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert f" {path} " in mounts and "nsfs" in mounts
+    finally:
+        netns.delete(name)
+    assert not path.exists()
+    assert name not in netns.list()
+    assert name not in {n["name"] for n in ip_json("netns", "list") or []}
+    assert f" {path} " not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_new_netns_has_only_lo_and_it_is_down(netns_factory) -> None:
+    path = netns_factory()
+    with netns.iproute(path) as ipr:
+        links = ipr.get_links()
+        assert [l.get("ifname") for l in links] == ["lo"]
+        assert links[0]["flags"] & 1 == 0          # IFF_UP not set
+        assert ipr.get_addr() == () or list(ipr.get_addr()) == []
+    oracle = ip_json("-n", path.name, "addr")
+    assert [(l["ifname"], l["operstate"], l["addr_info"]) for l in oracle] == [("lo", "DOWN", [])]
+
+
+def test_node_has_lo_up_and_forwarding_but_host_is_untouched(node: Path) -> None:
+    host_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
+    out = netns.run(node, ["cat", "/proc/sys/net/ipv4/ip_forward"], capture_output=True, text=True)
+    assert out.stdout.strip() == "1"
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host_forward
+    lo = ip_json("-n", node.name, "link", "show", "lo")[0]
+    assert "UP" in lo["flags"]
+
+
+def test_slide_way_with_a_plain_file(tmp_path: Path) -> None:
+    """`touch myns; unshare -n mount --bind /proc/self/ns/net myns` with a path, not a name."""
+    myns = tmp_path / "myns"
+    netns.create(str(myns))
+    try:
+        assert netns.is_netns(myns)
+        # nsenter (util-linux) agrees it is a network namespace different from ours
+        out = subprocess.run(["nsenter", f"--net={myns}", "readlink", "/proc/self/ns/net"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == f"net:[{netns.ns_inode(myns)}]"
+        assert out != os.readlink("/proc/self/ns/net")
+    finally:
+        netns.delete(str(myns))
+    assert not myns.exists()
+
+
+def test_enter_moves_only_the_calling_thread_and_restores(netns_factory) -> None:
+    path = netns_factory()
+    before = netns.current_inode()
+    seen: dict[str, int] = {}
+    go, done = threading.Event(), threading.Event()
+
+    def other() -> None:  # a thread that already exists when we enter
+        go.wait(10)
+        seen["other"] = netns.current_inode()
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with netns.enter(path):
+        seen["inside"] = netns.current_inode()
+        go.set(); done.wait(10)
+        # a thread started inside inherits the namespace (clone copies it)
+        t2 = threading.Thread(target=lambda: seen.__setitem__("child", netns.current_inode()))
+        t2.start(); t2.join()
+        # a netlink socket opened inside sees the namespace's links only
+        from pyroute2 import IPRoute
+        with IPRoute() as ipr:
+            seen["links"] = len(ipr.get_links())
+    assert seen["inside"] == netns.ns_inode(path)
+    t.join()
+    assert seen["other"] == before                 # other threads stay put
+    assert seen["child"] == seen["inside"]
+    assert seen["links"] == 1                      # only lo
+    assert netns.current_inode() == before         # restored
+
+
+def test_run_executes_inside(netns_factory) -> None:
+    path = netns_factory()
+    cp = netns.run(path, ["readlink", "/proc/self/ns/net"], capture_output=True, text=True)
+    assert cp.stdout.strip() == f"net:[{netns.ns_inode(path)}]"
+
+
+def test_handles_propagate_to_other_mount_namespaces() -> None:
+    """/run/netns is a shared mount: a process in a new mount ns sees a handle made later."""
+    probe = subprocess.Popen(["unshare", "-m", "--propagation", "unchanged", "sh", "-c",
+                              "read x; ls /run/netns"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    name = netns.unique_name()
+    try:
+        netns.create(name)
+        out, _ = probe.communicate("go\n", timeout=10)
+        assert name in out.split()
+    finally:
+        if probe.poll() is None:
+            probe.kill(); probe.wait()
+        netns.delete(name, missing_ok=True)
+
+
+def test_user_mistakes_are_clear_errors(netns_factory) -> None:
+    path = netns_factory()
+    with pytest.raises(SandboxError, match="already exists"):
+        netns.create(path.name)
+    with pytest.raises(SandboxError, match="no network namespace"):
+        netns.delete("sbx-never-made-123")
+    netns.delete("sbx-never-made-123", missing_ok=True)
+    with pytest.raises(SandboxError, match="not a valid"):
+        netns.create("bad name!")
+    with pytest.raises(SandboxError, match="no network namespace"):
+        with netns.enter("sbx-never-made-123"):
+            pass
+    with pytest.raises(SandboxError, match="no network namespace"):
+        netns.iproute("sbx-never-made-123")
+    assert not Path("/run/netns/sbx-never-made-123").exists()   # flags=0: nothing created
