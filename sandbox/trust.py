@@ -19,11 +19,15 @@ image/validator.go). Public API::
     .list() -> list[TrustedKey]                        .keyring_for(image_name) -> list[PublicKey]
     .has_key_for(image_name) -> bool                   .check_signer(signature, image_name) -> str
     .verify_image(aci_path, signature_path=None, image_name=None) -> pgp.Verification
+    fetch_key(file_or_https_url, insecure_allow_http=False) -> bytes;  describe(cert) -> str
 """
 from __future__ import annotations
 
 import os
 import re
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,3 +270,34 @@ def image_name_of(aci_path: str | os.PathLike) -> str:
     except ImportError:
         raise TrustError("Reading the image name needs sandbox.aci, which is not available; pass the name.") from None
     return aci.read_manifest(aci_path).name
+
+
+def fetch_key(source: str, *, insecure_allow_http: bool = False, timeout: float = 30) -> bytes:
+    """A key from a local file or an https URL (http only when explicitly allowed)."""
+    u = urlparse(source)
+    if u.scheme in ("http", "https"):
+        if u.scheme == "http" and not insecure_allow_http:
+            raise TrustError(f"Refusing to fetch a key over plain http ({source}); use https, or pass "
+                               "--insecure-allow-http if you really mean it.")
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as r:
+                return r.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise TrustError(f"Could not fetch the key from {source} ({getattr(e, 'reason', e)}).") from None
+    if u.scheme and len(u.scheme) > 1:
+        raise TrustError(f"Keys can come from a file or an https URL, not {u.scheme}:.")
+    p = Path(source)
+    if not p.is_file():
+        raise TrustError(f"The key file {source} does not exist.")
+    return p.read_bytes()
+
+
+def describe(cert: pgp.PublicKey) -> str:
+    lines = [f"  fingerprint: {pgp.group_fingerprint(cert.fingerprint)}  ({cert.primary.algo_name})"]
+    lines += [f"  user ID:     {u}" for u in cert.uids]
+    for sk in cert.subkeys:
+        lines.append(f"  subkey:      {pgp.group_fingerprint(sk.fingerprint)}  ({sk.key.algo_name})")
+    for st in cert.status():
+        if st.problem:
+            lines.append(f"  WARNING:     {st.problem}")
+    return "\n".join(lines)

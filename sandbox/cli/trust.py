@@ -1,0 +1,83 @@
+"""``sandbox trust``: decide which keys may sign which image names (rkt trust, rkt/trust.go).
+
+    sandbox trust --prefix example.com/app KEYFILE|URL [--yes]
+    sandbox trust --root KEYFILE|URL [--yes]
+    sandbox trust --list
+    sandbox trust --rm FINGERPRINT [--prefix P | --root]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sandbox import pgp, trust
+from sandbox.errors import SandboxError, UsageError
+
+
+def _confirm(prompt: str) -> bool:
+    while True:
+        print(prompt, end="", flush=True)
+        answer = sys.stdin.readline()
+        if not answer:
+            return False
+        answer = answer.strip()
+        if answer in ("yes", "no"):
+            return answer == "yes"
+        print("Please answer exactly 'yes' or 'no'.")
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    store = trust.TrustStore()
+    if args.list:
+        keys = store.list()
+        if not keys:
+            print("No trusted keys. Add one with `sandbox trust --prefix NAME KEYFILE`.")
+        for k in keys:
+            where = "root (every image)" if k.scope == "root" else f"prefix {k.prefix}"
+            if k.masked:
+                print(f"{k.fingerprint}  {where}  masked (empty local file hides the system key)")
+            else:
+                print(f"{k.fingerprint}  {where}  [{k.origin}]  {', '.join(k.uids)}")
+        return 0
+    if args.rm:
+        for p in store.remove(args.rm, args.prefix, root=args.root):
+            print(f"Removed trust: {p}")
+        return 0
+    if not args.keys:
+        raise UsageError("Give a key file or https URL to trust (or --list, --rm FINGERPRINT).")
+    if args.root and args.prefix:
+        raise UsageError("--root and --prefix cannot be used together.")
+    if not args.root and not args.prefix:
+        raise UsageError("Refusing implicit unbounded trust: give --prefix NAME (or --root for every image).")
+    prefix = None if args.root else trust.check_prefix(args.prefix)
+    for source in args.keys:
+        data = trust.fetch_key(source, insecure_allow_http=args.insecure_allow_http)
+        certs = pgp.read_keys(data)
+        if len(certs) != 1:
+            raise SandboxError(f"{source} holds {len(certs)} keys; trust them one file at a time.")
+        cert = certs[0]
+        scope = "every image (root)" if prefix is None else f'images under prefix "{prefix}"'
+        print(f"Key from {source}, for {scope}:")
+        print(trust.describe(cert))
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise SandboxError("Not asking for confirmation without a terminal; check the fingerprint and "
+                                   "pass --yes.")
+            if not _confirm("Are you sure you want to trust this key (yes/no)? "):
+                print("Not trusted.")
+                return 1
+        path = store.add(prefix, data, root=prefix is None)
+        print(f'Added key for {"root" if prefix is None else "prefix " + repr(prefix)} at "{path}"')
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("trust", help="trust a public key for an image name prefix (or list/remove)")
+    p.add_argument("keys", nargs="*", metavar="KEYFILE|URL", help="armored public key file or https URL")
+    p.add_argument("--prefix", help="image name prefix the key may sign, e.g. example.com/app")
+    p.add_argument("--root", action="store_true", help="trust the key for every image name")
+    p.add_argument("--yes", action="store_true", help="do not ask; I have checked the fingerprint")
+    p.add_argument("--insecure-allow-http", action="store_true", help="allow fetching the key over http")
+    p.add_argument("--list", action="store_true", help="list trusted keys")
+    p.add_argument("--rm", metavar="FINGERPRINT", help="stop trusting a key")
+    p.set_defaults(func=cmd_trust)
