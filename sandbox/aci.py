@@ -251,8 +251,12 @@ class Inspection:
         return not self.problems
 
 
-def manifest_problems(data: bytes | str, where: str = "manifest") -> list[str]:
-    """Problems of an ImageManifest JSON document, each ``where: json.path: rule``."""
+def manifest_problems(data: bytes | str, where: str = "manifest",
+                      kind: str | None = "ImageManifest") -> list[str]:
+    """Problems of a manifest JSON document, each ``where: json.path: rule``.
+
+    ``kind=None`` checks the document as the kind it declares (an ImageManifest or PodManifest).
+    """
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
@@ -260,8 +264,8 @@ def manifest_problems(data: bytes | str, where: str = "manifest") -> list[str]:
     from sandbox import manifest as _m
     validate_json = getattr(_m, "validate_json", None)
     if validate_json is not None:
-        probs = list(validate_json(doc))
-    else:  # the manifest module's validator is not there yet: at least it must parse
+        probs = list(validate_json(doc, kind) if kind else validate_json(doc))
+    else:  # the manifest module's validator is not there: at least it must parse
         probs = []
         try:
             ImageManifest.from_json(doc)
@@ -269,8 +273,8 @@ def manifest_problems(data: bytes | str, where: str = "manifest") -> list[str]:
             probs = list(e.problems)
         except Exception as e:  # noqa: BLE001 - a stub parser may raise anything on bad input
             probs = [f"cannot be parsed ({type(e).__name__}: {e})"]
-    if not probs and isinstance(doc, dict) and doc.get("acKind") not in (None, "ImageManifest"):
-        probs = [f"acKind: {doc.get('acKind')!r} is not ImageManifest"]
+    if kind and not probs and isinstance(doc, dict) and doc.get("acKind") != kind:
+        probs = [f"acKind: {doc.get('acKind')!r} is not {kind}"]
     return [f"{where}: {p}" for p in probs]
 
 
@@ -403,7 +407,7 @@ def validate(path: str | os.PathLike[str], steps: Steps | None = None) -> list[s
         with open(p, "rb") as f:
             head = f.read(1).lstrip()
         if head in (b"{", b"[") or p.suffix == ".json" or p.name == "manifest":
-            return manifest_problems(p.read_bytes())
+            return manifest_problems(p.read_bytes(), p.name, kind=None)
     return inspect(p, steps=steps).problems
 
 

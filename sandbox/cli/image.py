@@ -1,0 +1,202 @@
+"""``sandbox image ...``: build, validate, identify and store ACIs (a thin layer over
+sandbox.aci and sandbox.store)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sandbox import aci
+from sandbox.cli import command_group
+from sandbox.errors import SandboxError
+
+
+def _store():
+    from sandbox.store import Store
+    return Store()
+
+
+def _need_file(p: str) -> Path:
+    path = Path(p)
+    if not path.exists():
+        raise SandboxError(f"{path} does not exist; give the path of an .aci file.")
+    if path.is_dir():
+        raise SandboxError(f"{path} is a directory; give the path of an .aci file.")
+    return path
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    iid = aci.build(Path(args.layout), Path(args.out), compression=args.compression,
+                    owner_root=args.owner_root, overwrite=args.overwrite)
+    print(iid)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    bad = 0
+    for p in args.paths:
+        probs = aci.validate(p)
+        if probs:
+            bad += 1
+            for pr in probs:
+                print(f"{p}: {pr}")
+        elif not args.quiet:
+            print(f"{p}: valid")
+    return 1 if bad else 0
+
+
+def cmd_id(args: argparse.Namespace) -> int:
+    path = _need_file(args.path)
+    iid = aci.image_id(path)
+    print(aci.short_id(iid) if args.short else iid)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    st = _store()
+    for p in args.paths:
+        img = st.import_aci(_need_file(p))
+        print(f"{img.id}\t{img.app_string}" if args.full else f"{img.short_id}\t{img.app_string}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    imgs = _store().list()
+    if args.json:
+        json.dump([i.to_json() for i in imgs], sys.stdout, indent=2)
+        print()
+        return 0
+    if not imgs:
+        print("The image store is empty; `sandbox image import FILE.aci` adds one.", file=sys.stderr)
+        return 0
+    rows = [("ID", "NAME", "LABELS", "SIZE", "IMPORTED")]
+    for i in imgs:
+        rows.append((i.id if args.full else i.short_id, i.name,
+                     ",".join(f"{k}={v}" for k, v in i.labels.items()),
+                     f"{i.size:,}", i.imported_at[:19].replace("T", " ")))
+    w = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(x.ljust(w[c]) for c, x in enumerate(r)).rstrip())
+    return 0
+
+
+def cmd_cat_manifest(args: argparse.Namespace) -> int:
+    img = _store().get(args.ref)
+    json.dump(img.manifest.to_json(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    dest = Path(args.target)
+    if dest.exists() and any(dest.iterdir()) and not args.overwrite:
+        raise SandboxError(f"{dest} is not empty; extract into a new directory or pass --overwrite.")
+    res = _store().extract(args.ref, dest, allow_devices=args.allow_devices,
+                           keep_setid=args.keep_setid,
+                           max_bytes=args.max_size if args.max_size else None)
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"extracted {res.entries} entries ({res.bytes_written:,} bytes) into {dest}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = _store().export(args.ref, Path(args.out), overwrite=args.overwrite)
+    print(out)
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    st = _store()
+    for ref in args.refs:
+        img = st.remove(ref)
+        print(f"removed {img.short_id} ({img.app_string})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    st = _store()
+    refs = args.refs or [i.id for i in st.list()]
+    bad = 0
+    for ref in refs:
+        probs = st.verify(ref)
+        img = st.get(ref)
+        if probs:
+            bad += 1
+            for p in probs:
+                print(p)
+        else:
+            print(f"{img.short_id} ({img.app_string}): ok")
+    return 1 if bad else 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    removed = _store().gc()
+    for r in removed:
+        print(f"removed {r}")
+    print(f"gc: {len(removed)} item(s) removed")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    g = command_group(subparsers, "image", help="build, validate, identify and store ACIs")
+
+    p = g.add_parser("build", help="build an ACI from a layout directory (manifest + rootfs/)")
+    p.add_argument("layout", metavar="LAYOUT")
+    p.add_argument("out", metavar="OUT.aci")
+    p.add_argument("--compression", choices=aci.COMPRESSIONS, default="gzip")
+    p.add_argument("--owner-root", action="store_true", help="record every file as uid/gid 0")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.aci if it exists")
+    p.set_defaults(func=cmd_build)
+
+    p = g.add_parser("validate", help="check ACIs, layout directories or manifest JSON files")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    p.set_defaults(func=cmd_validate)
+
+    p = g.add_parser("id", help="print the image ID (sha512 of the uncompressed tar)")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--short", action="store_true", help="sha512- + 32 hex digits")
+    p.set_defaults(func=cmd_id)
+
+    p = g.add_parser("import", help="add ACIs to the store (idempotent)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--full", action="store_true", help="print full IDs")
+    p.set_defaults(func=cmd_import)
+
+    p = g.add_parser("list", aliases=["ls"], help="list the stored images")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--full", action="store_true", help="print full IDs")
+    p.set_defaults(func=cmd_list)
+
+    p = g.add_parser("cat-manifest", help="print an image's manifest")
+    p.add_argument("ref", metavar="REF", help="ID, ID prefix or name[:version][,label=value...]")
+    p.set_defaults(func=cmd_cat_manifest)
+
+    p = g.add_parser("extract", help="extract an image's rootfs into a directory")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("target", metavar="DIR")
+    p.add_argument("--overwrite", action="store_true", help="extract into a non-empty directory")
+    p.add_argument("--allow-devices", action="store_true", help="create device nodes (root only)")
+    p.add_argument("--keep-setid", action="store_true", help="keep setuid/setgid bits")
+    p.add_argument("--max-size", type=int, metavar="BYTES",
+                   help="refuse archives expanding beyond BYTES (default: free disk space)")
+    p.set_defaults(func=cmd_extract)
+
+    p = g.add_parser("export", help="write a stored image out as an .aci file again")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = g.add_parser("rm", help="remove images from the store")
+    p.add_argument("refs", nargs="+", metavar="REF")
+    p.set_defaults(func=cmd_rm)
+
+    p = g.add_parser("verify", help="re-hash stored images and check them (all when no REF)")
+    p.add_argument("refs", nargs="*", metavar="REF")
+    p.set_defaults(func=cmd_verify)
+
+    p = g.add_parser("gc", help="remove leftover temp files and unreferenced blobs")
+    p.set_defaults(func=cmd_gc)
