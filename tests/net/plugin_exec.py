@@ -1,0 +1,77 @@
+"""Run a CNI plugin executable the raw way (env + stdin -> stdout, exit code), optionally
+inside a node netns, and read kernel state back independently (``ip -j`` / ``iptables -S``
+run inside a netns). Used by tests/net/test_plugin_*.py."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import netns
+
+UPSTREAM = Path("/usr/lib/cni")
+
+
+@dataclass
+class Call:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout) if self.stdout.strip() else None
+
+    def ok(self) -> Any:
+        assert self.rc == 0, f"plugin failed rc={self.rc}: {self.stdout} {self.stderr}"
+        return self.json
+
+
+def run_plugin(exe: Path, command: str, conf: dict[str, Any] | bytes, *, cid: str = "",
+               ns: str | os.PathLike[str] = "", ifname: str = "eth0",
+               cni_path: str | os.PathLike[str] | None = None, args: str = "",
+               node: Path | None = None, timeout: float = 60) -> Call:
+    """Exec ``exe`` with the CNI environment; in ``node``'s netns when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    env.update(CNI_COMMAND=command, CNI_CONTAINERID=cid, CNI_NETNS=os.fspath(ns),
+               CNI_IFNAME=ifname, CNI_PATH=os.fspath(cni_path or exe.parent))
+    if args:
+        env["CNI_ARGS"] = args
+    data = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
+    pre = netns.preexec_setns(node) if node is not None else None
+    try:
+        cp = subprocess.run([os.fspath(exe)], input=data, env=env, capture_output=True,
+                            preexec_fn=pre, timeout=timeout)
+    finally:
+        if pre is not None:
+            os.close(pre.fd)
+    return Call(cp.returncode, cp.stdout.decode(), cp.stderr.decode())
+
+
+def sh_in(ns: Path | None, *argv: str) -> str:
+    """Run a command (``ip``, ``iptables``) inside ``ns`` and return stdout: the test's
+    independent reading of kernel state."""
+    cmd = ["nsenter", f"--net={ns}", *argv] if ns is not None else list(argv)
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def ip_json(ns: Path, *argv: str) -> Any:
+    out = sh_in(ns, "ip", "-j", *argv)
+    return json.loads(out) if out.strip() else []
+
+
+def links(ns: Path) -> dict[str, dict[str, Any]]:
+    return {l["ifname"]: l for l in ip_json(ns, "-d", "link", "show")}
+
+
+def addrs(ns: Path, ifname: str) -> list[str]:
+    out = ip_json(ns, "addr", "show", "dev", ifname)
+    return [f"{a['local']}/{a['prefixlen']}" for a in out[0]["addr_info"]] if out else []
+
+
+def nat_rules(ns: Path) -> list[str]:
+    return [l for l in sh_in(ns, "iptables", "-w", "-t", "nat", "-S").splitlines()
+            if not l.startswith("-P")]
