@@ -1,0 +1,67 @@
+"""``sandbox netns add|del|list|exec``: named network namespaces (see sandbox.netns)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sandbox import netns
+from sandbox.cli import command_group
+from sandbox.errors import UsageError
+from sandbox.steps import Steps
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    g = command_group(subparsers, "netns", "named network namespaces (the CNI slide's step 1)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--netns-dir", default=netns.DEFAULT_DIR, metavar="DIR",
+                        help=f"where handles live (default {netns.DEFAULT_DIR}, shared with ip netns)")
+
+    p = g.add_parser("add", parents=[common], help="create a netns: unshare(CLONE_NEWNET) in a "
+                     "helper, bind-mount its /proc/PID/ns/net onto DIR/NAME")
+    p.add_argument("name")
+    p.add_argument("--node", action="store_true",
+                   help="make it a node: lo up and net.ipv4.ip_forward=1 inside (plays the host)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the steps taken")
+    p.set_defaults(func=_add)
+
+    p = g.add_parser("del", parents=[common], help="unmount and remove a netns handle")
+    p.add_argument("name")
+    p.set_defaults(func=_del)
+
+    p = g.add_parser("list", parents=[common], help="list netns handles with their inode numbers")
+    p.set_defaults(func=_list)
+
+    p = g.add_parser("exec", parents=[common], help="run a command inside a netns (setns, then exec)")
+    p.add_argument("name")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS…]")
+    p.set_defaults(func=_exec)
+
+
+def _add(args: argparse.Namespace) -> int:
+    steps = Steps()
+    make = netns.node_create if args.node else netns.create
+    path = make(args.name, args.netns_dir, steps=steps)
+    if args.verbose:
+        print(steps)
+    print(f"{path}  net:[{netns.ns_inode(path)}]  (ours: net:[{netns.ns_inode()}])")
+    return 0
+
+
+def _del(args: argparse.Namespace) -> int:
+    netns.delete(args.name, args.netns_dir)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name in netns.list(args.netns_dir):
+        print(f"{name}\tnet:[{netns.ns_inode(netns.path_of(name, args.netns_dir))}]")
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError("Give the command to run after --, e.g. sandbox netns exec NAME -- ip addr.")
+    sys.stdout.flush()
+    netns.exec_(args.name, cmd, dir=args.netns_dir)
+    return 0  # not reached: exec replaced this process

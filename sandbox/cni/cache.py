@@ -1,0 +1,127 @@
+"""The runtime's result cache, file-compatible with libcni (libcni/api.go cacheAdd,
+getCachedResult, GetCachedAttachments).
+
+After a successful ADD the runtime writes ``<cache dir>/results/<network>-<containerID>-<ifname>``
+(mode 0600): ``{"kind": "cniCacheV1", "containerId", "config" (base64 of the network config
+bytes, as Go marshals []byte), "ifName", "networkName", "netns", "cniArgs", "capabilityArgs",
+"result"}``. CHECK and DEL read it to give plugins their ``prevResult``; DEL removes it; GC
+lists it to find stale attachments. Plugins never touch it.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.steps import Steps, record
+
+DEFAULT_CACHE_DIR = "/var/lib/cni"
+KIND = "cniCacheV1"
+
+
+@dataclass
+class Attachment:
+    """One cached attachment: (container ID, interface) on a network, and its ADD result."""
+
+    network: str
+    container_id: str
+    ifname: str
+    netns: str = ""
+    config: bytes = b""
+    cni_args: list[list[str]] = field(default_factory=list)
+    capability_args: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+class Cache:
+    """The ``results`` directory under a cache dir (default /var/lib/cni, like libcni)."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR) -> None:
+        self.dir = Path(cache_dir)
+
+    @property
+    def results(self) -> Path:
+        return self.dir / "results"
+
+    def path(self, network: str, container_id: str, ifname: str) -> Path:
+        return self.results / f"{network}-{container_id}-{ifname}"
+
+    def put(self, a: Attachment, steps: Steps | None = None) -> Path:
+        doc: dict[str, Any] = {"kind": KIND, "containerId": a.container_id,
+                               "config": base64.b64encode(a.config).decode(),
+                               "ifName": a.ifname, "networkName": a.network}
+        if a.netns:  # Go omitempty
+            doc["netns"] = a.netns
+        if a.cni_args:
+            doc["cniArgs"] = a.cni_args
+        if a.capability_args:
+            doc["capabilityArgs"] = a.capability_args
+        if a.result:
+            doc["result"] = a.result
+        p = self.path(a.network, a.container_id, a.ifname)
+        self.results.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, p)
+        record(steps, "write", str(p), kind=KIND, bytes=p.stat().st_size)
+        return p
+
+    def get(self, network: str, container_id: str, ifname: str,
+            steps: Steps | None = None) -> Attachment | None:
+        p = self.path(network, container_id, ifname)
+        a = self._read(p)
+        record(steps, "read", str(p), found=a is not None)
+        return a
+
+    def delete(self, network: str, container_id: str, ifname: str,
+               steps: Steps | None = None) -> bool:
+        p = self.path(network, container_id, ifname)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return False
+        record(steps, "unlink", str(p))
+        return True
+
+    def attachments(self, container_id: str | None = None,
+                    network: str | None = None) -> list[Attachment]:
+        """Every readable cniCacheV1 entry, sorted by file name (libcni GetCachedAttachments)."""
+        if not self.results.is_dir():
+            return []
+        out = []
+        for p in sorted(self.results.iterdir(), key=lambda p: p.name):
+            if p.name.startswith("."):
+                continue
+            a = self._read(p)
+            if a is None or not a.ifname or not a.network:
+                continue
+            if container_id and a.container_id != container_id:
+                continue
+            if network and a.network != network:
+                continue
+            out.append(a)
+        return out
+
+    @staticmethod
+    def _read(p: Path) -> Attachment | None:
+        try:
+            doc = json.loads(p.read_bytes())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            return None
+        try:
+            config = base64.b64decode(doc.get("config") or "")
+        except ValueError:
+            config = b""
+        return Attachment(network=doc.get("networkName", ""), container_id=doc.get("containerId", ""),
+                          ifname=doc.get("ifName", ""), netns=doc.get("netns", ""), config=config,
+                          cni_args=doc.get("cniArgs") or [],
+                          capability_args=doc.get("capabilityArgs") or {},
+                          result=doc.get("result") or {}, path=p)

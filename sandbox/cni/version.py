@@ -1,0 +1,114 @@
+"""CNI spec versions and result conversion (SPEC.md §1 "Version", §5 "Result Types";
+libcni pkg/types/{020,040,100} GetAsVersion).
+
+The runtime speaks 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0. Results in the legacy 0.1.0/0.2.0
+shape (``ip4``/``ip6`` objects), which plugins still send for a config without ``cniVersion``
+such as the one on seed slide 47, are read and up-converted.
+
+Result shapes:
+- 0.1.0/0.2.0: ``{"ip4": {"ip", "gateway", "routes"}, "ip6": {...}, "dns"}``
+- 0.3.x/0.4.0: ``{"interfaces", "ips": [{"version": "4"|"6", "address", "gateway", "interface"}],
+  "routes", "dns"}``
+- 1.0.0/1.1.0: the same without ``ips[].version`` (1.1.0 adds optional fields that 1.0.0
+  readers ignore).
+Only the standard library is imported here (plugins and the bench import it too).
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what this runtime sends
+LEGACY_VERSIONS = ("0.1.0", "0.2.0")                                # results it can read
+CURRENT = "1.1.0"
+
+
+def parse(v: str) -> tuple[int, int, int]:
+    """'1.0.0' -> (1, 0, 0); '' (no cniVersion) means 0.1.0, as libcni's decoder says."""
+    if not v:
+        return (0, 1, 0)
+    parts = v.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"'{v}' is not a CNI version (expected MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def at_least(v: str, minimum: str) -> bool:
+    return parse(v) >= parse(minimum)
+
+
+def highest(versions: list[str]) -> str:
+    return max(versions, key=parse)
+
+
+def family(v: str) -> str:
+    """The result shape a version uses: 'legacy' (0.1/0.2), '0.x' (0.3/0.4) or '1.x'."""
+    p = parse(v)
+    if p < (0, 3, 0):
+        return "legacy"
+    return "0.x" if p < (1, 0, 0) else "1.x"
+
+
+def _ip_version(address: str) -> str:
+    return str(ipaddress.ip_interface(address).version)
+
+
+def _from_legacy(res: dict[str, Any]) -> dict[str, Any]:
+    """0.1.0/0.2.0 -> 0.3.1-shaped (libcni types040 convertFrom02x)."""
+    out: dict[str, Any] = {"cniVersion": "0.3.1", "ips": [], "routes": []}
+    for key, ver in (("ip4", "4"), ("ip6", "6")):
+        block = res.get(key)
+        if not block:
+            continue
+        ip: dict[str, Any] = {"version": ver, "address": block["ip"]}
+        if block.get("gateway"):
+            ip["gateway"] = block["gateway"]
+        out["ips"].append(ip)
+        out["routes"].extend(block.get("routes") or [])
+    if not out["routes"]:
+        del out["routes"]
+    if res.get("dns"):
+        out["dns"] = res["dns"]
+    return out
+
+
+def _to_legacy(res: dict[str, Any], to: str) -> dict[str, Any]:
+    """0.3+ -> 0.2.0 shape: the first IPv4 and first IPv6 address only (libcni types020)."""
+    out: dict[str, Any] = {"cniVersion": to}
+    for ip in res.get("ips", []):
+        key = "ip4" if _ip_version(ip["address"]) == "4" else "ip6"
+        if key in out:
+            continue
+        block: dict[str, Any] = {"ip": ip["address"]}
+        if ip.get("gateway"):
+            block["gateway"] = ip["gateway"]
+        routes = [r for r in res.get("routes", [])
+                  if _ip_version(r["dst"]) == ("4" if key == "ip4" else "6")]
+        if routes:
+            block["routes"] = routes
+        out[key] = block
+    out["dns"] = res.get("dns", {})
+    return out
+
+
+def convert_result(result: dict[str, Any], to: str) -> dict[str, Any]:
+    """Return ``result`` in the shape of spec version ``to`` (a new dict; input untouched).
+
+    This is what libcni does before handing a cached result to a plugin as ``prevResult``
+    (the result must be in the config's version) and what a runtime does to show results."""
+    res = copy.deepcopy(result)
+    src = res.get("cniVersion", "")
+    if family(src) == "legacy" or ("ip4" in res or "ip6" in res):
+        res = _from_legacy(res)
+    if family(to) == "legacy":
+        return _to_legacy(res, to)
+    ips = res.get("ips", [])
+    if family(to) == "0.x":
+        for ip in ips:  # 0.3.x/0.4.0 carry an explicit IP version
+            ip.setdefault("version", _ip_version(ip["address"]))
+    else:
+        for ip in ips:  # 1.0.0 dropped it
+            ip.pop("version", None)
+    res["cniVersion"] = to
+    return res
