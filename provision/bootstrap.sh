@@ -3,6 +3,7 @@
 # (Vagrant's shell provisioner). Idempotent: a second run with nothing changed only checks.
 #
 #   provision/bootstrap.sh [--with SET]...   SET = a file provision/packages/optional/SET.txt
+#   provision/bootstrap.sh --without SET      skip provision/packages/SET.txt (the VM skips vm, ui)
 #
 # 1. Debian packages listed in provision/packages/*.txt (+ the optional sets asked for)
 # 2. a virtualenv .venv with the project (editable) and its test extras
@@ -13,9 +14,11 @@ top=$(dirname "$here")
 cd "$top"
 
 sets=()
+skip=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --with) sets+=("$2"); shift 2 ;;
+    --without) skip+=("$2"); shift 2 ;;
     *) echo "bootstrap: unknown argument '$1' (use --with SET)" >&2; exit 2 ;;
   esac
 done
@@ -23,7 +26,11 @@ done
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 
 # -- 1. Debian packages -------------------------------------------------------
-lists=("$here"/packages/*.txt)
+lists=()
+for f in "$here"/packages/*.txt; do
+  case " ${skip[*]-} " in *" $(basename "$f" .txt) "*) continue ;; esac
+  lists+=("$f")
+done
 for s in "${sets[@]+"${sets[@]}"}"; do
   f="$here/packages/optional/$s.txt"
   [ -f "$f" ] || { echo "bootstrap: no package set '$s' ($f)" >&2; exit 2; }

@@ -1,0 +1,95 @@
+"""The VM's shell scripts parse (bash -n) and pass shellcheck, and the JupyterLab unit's command line
+is one the installed JupyterLab really accepts (token required, news off)."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted((TOP / "provision" / "vm").glob("*.sh")) + [TOP / "provision" / "bootstrap.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_bash_parses(script: Path) -> None:
+    r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (provision/packages/vm.txt)")
+def test_shellcheck_clean() -> None:
+    vm_scripts = [str(p) for p in SCRIPTS if p.parent.name == "vm"]
+    r = subprocess.run(["shellcheck", "--severity=warning", *vm_scripts], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _exec_start(lab_dir: Path) -> list[str]:
+    unit = (TOP / "provision" / "vm" / "jupyterlab.service").read_text()
+    unit = unit.replace("\\\n", " ").replace("@LAB_DIR@", str(lab_dir))
+    [line] = [l for l in unit.splitlines() if l.startswith("ExecStart=")]
+    return shlex.split(line[len("ExecStart="):])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(port: int, token: str | None) -> int:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.slow
+def test_unit_command_runs_jupyterlab_with_a_token(tmp_path: Path) -> None:
+    argv = _exec_start(TOP)
+    assert argv[0] == f"{TOP}/.venv/bin/jupyter" and argv[1] == "lab"
+    assert "--LabApp.news_url=None" in argv
+    # The real command, except bound to loopback on a free port (in the guest it is 0.0.0.0:8888).
+    port = _free_port()
+    argv = [a for a in argv if not a.startswith(("--ip=", "--port="))]
+    argv[0] = str(Path(sys.executable).with_name("jupyter"))
+    argv += ["--ip=127.0.0.1", f"--port={port}"]
+    token = "sbx" + os.urandom(8).hex()
+    env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    log = (tmp_path / "jl.log").open("w")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        code = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                code = _status(port, token)
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert code == 200, (tmp_path / "jl.log").read_text()[-3000:]
+        assert _status(port, None) == 403  # no token, no Lab
+        assert _status(port, "wrong") == 403
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    assert not re.search(r"Traceback", (tmp_path / "jl.log").read_text().split("received signal")[0])
