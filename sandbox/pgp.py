@@ -404,7 +404,12 @@ class Subpacket:
         if self.type == 21:
             return ", ".join(HASH_ALGOS.get(b, str(b)) for b in d)
         if self.type == 29:
-            return f"code {d[0]}: {d[1:].decode('utf-8', 'replace')!r}" if d else ""
+            if not d:
+                return ""
+            why = {0: "no reason given", 1: "key superseded", 2: "key compromised", 3: "key retired",
+                   32: "user ID no longer valid"}.get(d[0], f"code {d[0]}")
+            text = d[1:].decode("utf-8", "replace").strip()
+            return why + (f": {text}" if text else "")
         if self.type == 32:
             return f"a {len(d)}-byte signature packet"
         if self.type == 25:
@@ -1073,7 +1078,8 @@ def _key_packet(priv, algo: int, created: int) -> KeyPacket:
 
 
 def generate_key(uid: str, type: str = "rsa", *, bits: int = 3072, expires: int | None = None,
-                 created: int | None = None, steps: Steps | None = None) -> SecretKey:
+                 created: int | None = None, flags: int = FLAG_CERTIFY | FLAG_SIGN,
+                 steps: Steps | None = None) -> SecretKey:
     """A new certificate: primary key (certify+sign), one user ID, a positive self-signature 0x13.
 
     RSA is the default because rkt's verifier (Go x/crypto/openpgp) cannot read EdDSA keys.
@@ -1089,7 +1095,7 @@ def generate_key(uid: str, type: str = "rsa", *, bits: int = 3072, expires: int 
     record(steps, "generate", primary.algo_name, fingerprint=primary.fingerprint)
     u = UserID(uid, uid.encode())
     hashed = _common_subpackets(primary, created) + [
-        Subpacket(27, False, bytes([FLAG_CERTIFY | FLAG_SIGN])),
+        Subpacket(27, False, bytes([flags])),
         Subpacket(21, False, bytes([10, 9, 8])),             # prefer SHA512, SHA384, SHA256
         Subpacket(30, False, b"\x01"),                        # features: modification detection
         Subpacket(25, False, b"\x01"),                        # primary user ID
@@ -1104,7 +1110,8 @@ def generate_key(uid: str, type: str = "rsa", *, bits: int = 3072, expires: int 
 
 
 def add_subkey(secret: SecretKey, type: str = "rsa", *, bits: int = 3072, flags: int = FLAG_SIGN,
-               expires: int | None = None, created: int | None = None) -> SecretKey:
+               expires: int | None = None, created: int | None = None,
+               cross_certify: bool = True) -> SecretKey:
     """Add a subkey bound by a 0x18 signature; a signing subkey also carries its own 0x19
     "primary key binding" signature, embedded, proving the subkey agrees (cross-certification)."""
     created = int(time.time()) if created is None else int(created)
@@ -1115,7 +1122,7 @@ def add_subkey(secret: SecretKey, type: str = "rsa", *, bits: int = 3072, flags:
     hashed = _common_subpackets(primary, created) + [Subpacket(27, False, bytes([flags]))]
     if expires:
         hashed.append(Subpacket(9, False, int(expires).to_bytes(4, "big")))
-    if flags & FLAG_SIGN:
+    if flags & FLAG_SIGN and cross_certify:     # False only to show what verifiers refuse
         back = _make_signature(sub, 0x19, "SHA256", parts, _common_subpackets(sub, created),
                                [Subpacket(16, False, bytes.fromhex(sub.key_id))])
         hashed.append(Subpacket(32, False, back.body))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import urllib.error
 import urllib.request
 from urllib.parse import urlparse
@@ -272,7 +273,8 @@ def image_name_of(aci_path: str | os.PathLike) -> str:
     return aci.read_manifest(aci_path).name
 
 
-def fetch_key(source: str, *, insecure_allow_http: bool = False, timeout: float = 30) -> bytes:
+def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | None = None,
+              timeout: float = 30) -> bytes:
     """A key from a local file or an https URL (http only when explicitly allowed)."""
     u = urlparse(source)
     if u.scheme in ("http", "https"):
@@ -280,7 +282,8 @@ def fetch_key(source: str, *, insecure_allow_http: bool = False, timeout: float 
             raise TrustError(f"Refusing to fetch a key over plain http ({source}); use https, or pass "
                                "--insecure-allow-http if you really mean it.")
         try:
-            with urllib.request.urlopen(source, timeout=timeout) as r:
+            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+            with urllib.request.urlopen(source, timeout=timeout, context=ctx) as r:
                 return r.read()
         except (urllib.error.URLError, OSError) as e:
             raise TrustError(f"Could not fetch the key from {source} ({getattr(e, 'reason', e)}).") from None
