@@ -217,6 +217,11 @@ def _image_id(image: Any) -> str:
     return image if isinstance(image, str) else image.id
 
 
+def _carried_manifest(image: Any) -> ImageManifest | None:
+    # store.Image objects carry their parsed manifest; plain IDs do not.
+    return getattr(image, "manifest", None) if not isinstance(image, str) else None
+
+
 def _labels_match(have: dict[str, str], want: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
@@ -234,14 +239,23 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
     §Dependency Matching); when none matches and ``fetch`` is given, ``fetch(name, labels)``
     provides it (discovery). If the dependency names an ``imageID`` it must match.
     """
-    top_id = _image_id(top)
     nodes: dict[str, Node] = {}
     edges: dict[str, list[str]] = {}
     memo: dict[tuple[str, tuple[tuple[str, str], ...], str | None], str] = {}
 
+    carried: dict[str, ImageManifest] = {}
+
+    def note(image: Any) -> str:
+        m = _carried_manifest(image)
+        if m is not None:
+            carried[_image_id(image)] = m
+        return _image_id(image)
+
+    top_id = note(top)
+
     def node(image_id: str) -> Node:
         if image_id not in nodes:
-            m = source.manifest(image_id)
+            m = carried.get(image_id) or source.manifest(image_id)
             record(steps, "read", f"manifest of {short(image_id)}", name=m.name)
             nodes[image_id] = Node(image_id, m.name, dict(m.labels), m)
         return nodes[image_id]
@@ -250,12 +264,12 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
         key = (dep.image_name, tuple(sorted(dep.labels.items())), dep.image_id)
         if key in memo:
             return memo[key]
-        found = [_image_id(c) for c in source.find(dep.image_name, dict(dep.labels))]
+        found = [note(c) for c in source.find(dep.image_name, dict(dep.labels))]
         record(steps, "check", f"dependency {describe(dep.image_name, dep.labels)}",
                candidates=len(found), imageID=dep.image_id or "-")
         if not found and fetch is not None:
             record(steps, "fetch", describe(dep.image_name, dep.labels))
-            found = [_image_id(fetch(dep.image_name, dict(dep.labels)))]
+            found = [note(fetch(dep.image_name, dict(dep.labels)))]
         if not found:
             raise DependencyNotFound(dep.image_name, dep.labels, wanted_by)
         if dep.image_id:
@@ -478,6 +492,23 @@ def _entry_type(m: tarfile.TarInfo) -> str:
     return "other"
 
 
+def symlink_climbs_out(path: str, target: str) -> bool:
+    """True when a relative symlink at ``path`` points above the rootfs ("../../etc"). Such a
+    link is harmless inside a chroot but sends a host-side reader (``cat DIR/link``) out of the
+    tree, so it is refused, like sandbox.aci's extraction does."""
+    if target.startswith("/"):
+        return False  # absolute targets mean the container's root; never followed here
+    depth = path.count("/") - 1
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
 def rootfs_path(name: str) -> str | None:
     """The absolute path inside the rootfs of archive entry ``name`` ("rootfs/bin/sh" → "/bin/sh");
     None for entries outside rootfs (the manifest). Unsafe names raise RenderError."""
@@ -563,6 +594,14 @@ class _Renderer:
                 if typ == "dir":
                     dirs.append((path, m))
                 continue
+            if typ == "symlink" and symlink_climbs_out(path, m.linkname):
+                raise RenderError(f"symlink {m.name!r} -> {m.linkname!r} of {layer.image.label} "
+                                  "points above the rootfs; refusing to render it.")
+            if typ == "device":  # the runtime makes /dev; an image's device nodes are skipped
+                self.event(path, PathEvent("skipped", layer.index, typ))
+                record(self.steps, "check", path, rule="device node skipped",
+                       image=layer.image.name)
+                continue
             rejected = [wl.owner for _, wl in layer.whitelists
                         if not wl.admits(path, typ == "dir")]
             if rejected:
@@ -641,12 +680,6 @@ class _Renderer:
             return
         if typ == "fifo":
             os.mkfifo(target, 0o600)
-        elif typ == "device":
-            if not self.root:
-                raise RenderError(f"{m.name!r} of {layer.image.label} is a device node; "
-                                  "rendering it needs root.")
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(target, kind | 0o600, os.makedev(m.devmajor, m.devminor))
         else:
             f = tar.extractfile(m)
             assert f is not None

@@ -133,3 +133,26 @@ def snapshot(root: Path) -> dict[str, tuple]:
             else:
                 out[rel] = ("file", Path(full).read_bytes(), mode)
     return out
+
+
+class StoreBuilder:
+    """Writes ACIs with aci_bytes and imports them into a real sandbox.store.Store."""
+
+    def __init__(self, tmp: Path) -> None:
+        from sandbox.store import Store
+        self.tmp = tmp
+        self.store = Store()
+        self.n = 0
+
+    def add(self, name: str, files: dict[str, Any] | None = None, **kw: Any) -> Any:
+        self.n += 1
+        p = self.tmp / f"img{self.n}.aci"
+        p.write_bytes(aci_bytes(name, files or {}, **kw))
+        return self.store.import_aci(p)
+
+
+@pytest.fixture
+def sb(sandbox_dir: Path, tmp_path: Path) -> StoreBuilder:
+    d = tmp_path / "acis"
+    d.mkdir()
+    return StoreBuilder(d)
