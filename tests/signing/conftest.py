@@ -65,14 +65,17 @@ class GnuPG:
         return self.run(*args, str(path), faked=faked).stdout
 
     def verify(self, sig: bytes, data: Path) -> tuple[str, str]:
-        """(verdict, status text). verdict: good | bad | expired | revoked | sig-expired | unknown | error."""
+        """(verdict, status text): good | bad | expired | revoked | sig-expired | unknown | unusable | error.
+
+        ERRSIG without NO_PUBKEY means gpg has the key but cannot use it (e.g. 125: not a
+        signing key; 1: a signing subkey that is not cross-certified)."""
         sig_path = self.home / "check.sig"
         sig_path.write_bytes(sig)
         p = self.run("--status-fd", "1", "--verify", str(sig_path), str(data), check=False)
         status = p.stdout.decode("utf-8", errors="replace")   # notations may not be UTF-8
         tokens = {l.split()[1] for l in status.splitlines() if l.startswith("[GNUPG:] ") and len(l.split()) > 1}
         for tok, verdict in (("BADSIG", "bad"), ("EXPKEYSIG", "expired"), ("REVKEYSIG", "revoked"),
-                             ("EXPSIG", "sig-expired"), ("NO_PUBKEY", "unknown"), ("ERRSIG", "error"),
+                             ("EXPSIG", "sig-expired"), ("NO_PUBKEY", "unknown"), ("ERRSIG", "unusable"),
                              ("GOODSIG", "good")):
             if tok in tokens:
                 return verdict, status
@@ -97,7 +100,8 @@ def our_verdict(exc_or_none: BaseException | None) -> str:
     if exc_or_none is None:
         return "good"
     for cls, verdict in ((pgp.BadSignature, "bad"), (pgp.KeyExpired, "expired"), (pgp.KeyRevoked, "revoked"),
-                         (pgp.SignatureExpired, "sig-expired"), (pgp.UnknownSigner, "unknown")):
+                         (pgp.SignatureExpired, "sig-expired"), (pgp.UnknownSigner, "unknown"),
+                         (pgp.InvalidKey, "unusable"), (pgp.NotSigningKey, "unusable")):
         if isinstance(exc_or_none, cls):
             return verdict
     return f"other:{type(exc_or_none).__name__}"
