@@ -1,0 +1,74 @@
+"""Delegating IP address management (SPEC.md §4 "Plugin Delegation"): a main plugin such as
+``bridge`` finds the plugin named by ``ipam.type`` in CNI_PATH and execs it with the *same*
+environment and the *same* stdin config; the IPAM plugin answers with addresses, routes and DNS
+but no interfaces. Any IPAM plugin works (ours, or upstream's Go host-local).
+
+A delegated call can run in the background (:meth:`Delegation.start`) while the caller does
+its netlink work, which hides one process start per ADD/DEL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+from sandbox.cni_plugins.skel import ERR_INTERNAL, CmdArgs, CNIError, parse_result
+
+
+def find_plugin(name: str, paths: list[str]) -> str:
+    """The executable ``name`` in the first CNI_PATH directory that has it."""
+    if not name or "/" in name:
+        raise CNIError(ERR_INTERNAL, f"invalid plugin type {name!r}")
+    for d in paths:
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    raise CNIError(ERR_INTERNAL, f"failed to find plugin {name!r} in path {paths}",
+                   "Put the IPAM plugin's directory in CNI_PATH.")
+
+
+class Delegation:
+    """One exec of the IPAM plugin for ``command`` (ADD, DEL, CHECK, GC, STATUS)."""
+
+    def __init__(self, a: CmdArgs, command: str) -> None:
+        ipam = a.conf.get("ipam") or {}
+        self.type = str(ipam.get("type") or "")
+        self.a, self.command = a, command
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Delegation":
+        exe = find_plugin(self.type, self.a.path)
+        env = dict(os.environ)
+        env["CNI_COMMAND"] = self.command
+        self.proc = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env, close_fds=True)
+        return self
+
+    def wait(self) -> dict[str, Any] | None:
+        """The IPAM result for ADD (None for other commands); the IPAM error re-raised."""
+        if self.proc is None:
+            self.start()
+        assert self.proc is not None
+        out, _ = self.proc.communicate(self.a.stdin)
+        rc = self.proc.returncode
+        doc: Any = None
+        if out.strip():
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                doc = None
+        if rc != 0:
+            if isinstance(doc, dict) and "code" in doc:
+                raise CNIError(int(doc["code"]), str(doc.get("msg", "")), str(doc.get("details", "")))
+            raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} failed (exit {rc}) with no error message")
+        if self.command != "ADD":
+            return None
+        if not isinstance(doc, dict):
+            raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} printed no result")
+        return parse_result(doc, f"the result of IPAM plugin {self.type!r}")
+
+
+def run(a: CmdArgs, command: str) -> dict[str, Any] | None:
+    """Exec the IPAM plugin and wait for it."""
+    return Delegation(a, command).start().wait()

@@ -1,0 +1,127 @@
+"""``ipMasq``: source NAT for a container's traffic leaving the network, done the way upstream
+does it (containernetworking/plugins pkg/ip ipmasq_linux.go) so both can clean up each other:
+
+    nat chain  CNI-<first 24 hex of sha512(network name + container ID)>
+      -A CNI-… -d <container subnet> -m comment --comment "name: \\"<net>\\" id: \\"<cid>\\"" -j ACCEPT
+      -A CNI-… ! -d 224.0.0.0/4      -m comment --comment "…" -j MASQUERADE   (IPv6: ff00::/8)
+    -A POSTROUTING -s <container ip>/32 -m comment --comment "…" -j CNI-…
+
+The rules go into the netns the plugin runs in (the "node"). Teardown differs from upstream on
+purpose: upstream rebuilds the POSTROUTING rule from the container's live addresses, which it
+cannot read once the netns is gone, so the chain leaks (plugins#810). Here teardown finds every
+POSTROUTING rule that jumps to the attachment's chain by *name* (derived from network name and
+container ID, both known at DEL), so DEL always removes it. GC removes the chains of attachments
+that are not valid any more, found by the comment.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import shutil
+import subprocess
+from typing import Any, Iterable
+
+from sandbox.cni_plugins.skel import ERR_INTERNAL, CNIError
+
+_COMMENT_RE = re.compile(r'--comment "name: \\"(?P<net>[^"\\]*)\\" id: \\"(?P<cid>[^"\\]*)\\""')
+
+
+def chain_name(network: str, container_id: str) -> str:
+    """Upstream utils.FormatChainName: ``CNI-`` + 24 hex digits of sha512(name + id)."""
+    return "CNI-" + hashlib.sha512((network + container_id).encode()).hexdigest()[:24]
+
+
+def comment(network: str, container_id: str) -> str:
+    """Upstream utils.FormatComment."""
+    return f'name: "{network}" id: "{container_id}"'
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _tool(family: int, restore: bool = False) -> str:
+    name = ("iptables" if family == 4 else "ip6tables") + ("-restore" if restore else "")
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        raise CNIError(ERR_INTERNAL, f"{name} not found", "ipMasq needs iptables (Debian package iptables).")
+    return path
+
+
+def _restore(family: int, lines: list[str]) -> None:
+    """Apply nat-table changes in one iptables-restore call (--noflush keeps other rules)."""
+    text = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
+    cp = subprocess.run([_tool(family, restore=True), "-w", "--noflush"], input=text.encode(),
+                        capture_output=True)
+    if cp.returncode != 0:
+        raise CNIError(ERR_INTERNAL, f"failed to apply ipMasq rules: {cp.stderr.decode().strip()}",
+                       text)
+
+
+def _list_nat(family: int) -> list[str]:
+    cp = subprocess.run([_tool(family), "-w", "-t", "nat", "-S"], capture_output=True)
+    if cp.returncode != 0:
+        raise CNIError(ERR_INTERNAL, f"failed to list nat rules: {cp.stderr.decode().strip()}")
+    return cp.stdout.decode().splitlines()
+
+
+def setup(network: str, container_id: str, ips: list[dict[str, Any]]) -> str:
+    """Add the chain and the POSTROUTING jump for each of the result's addresses."""
+    chain, note = chain_name(network, container_id), _quote(comment(network, container_id))
+    for family in (4, 6):
+        nets = [ipaddress.ip_interface(ip["address"]) for ip in ips]
+        nets = [n for n in nets if n.version == family]
+        if not nets:
+            continue
+        multicast = "224.0.0.0/4" if family == 4 else "ff00::/8"
+        lines = [f":{chain} - [0:0]"]
+        for n in nets:
+            lines.append(f"-A {chain} -d {n.network} -m comment --comment {note} -j ACCEPT")
+        lines.append(f"-A {chain} ! -d {multicast} -m comment --comment {note} -j MASQUERADE")
+        for n in nets:
+            lines.append(f"-A POSTROUTING -s {n.ip}/{n.max_prefixlen} -m comment --comment {note} -j {chain}")
+        _restore(family, lines)
+    return chain
+
+
+def _teardown_chains(family: int, chains: set[str], rules: list[str]) -> list[str]:
+    lines = [("-D" + r[2:]) for r in rules
+             if r.startswith("-A POSTROUTING ") and r.split(" -j ")[-1].strip() in chains]
+    present = {r.split()[1] for r in rules if r.startswith("-N ")} & chains
+    for c in sorted(present):
+        lines += [f"-F {c}", f"-X {c}"]
+    if lines:
+        _restore(family, lines)
+    return sorted(present)
+
+
+def teardown(network: str, container_id: str, families: Iterable[int] = (4, 6)) -> list[str]:
+    """Remove the attachment's POSTROUTING jumps and its chain, whatever its IPs were."""
+    chain = chain_name(network, container_id)
+    removed = []
+    for family in families:
+        removed += _teardown_chains(family, {chain}, _list_nat(family))
+    return removed
+
+
+def gc(network: str, valid_ids: set[str], families: Iterable[int] = (4, 6)) -> list[str]:
+    """Remove the ipMasq chains of this network whose container ID is not valid any more."""
+    removed = []
+    for family in families:
+        rules = _list_nat(family)
+        stale = set()
+        for r in rules:
+            m = _COMMENT_RE.search(r)
+            if r.startswith("-A POSTROUTING ") and m and m["net"] == network and m["cid"] not in valid_ids:
+                stale.add(r.split(" -j ")[-1].strip())
+        if stale:
+            removed += _teardown_chains(family, stale, rules)
+    return removed
+
+
+def families_of(result: dict[str, Any] | None) -> tuple[int, ...]:
+    """Address families to look at for teardown: from the cached result, or both."""
+    if not result or not result.get("ips"):
+        return (4, 6)
+    return tuple(sorted({6 if ":" in ip["address"] else 4 for ip in result["ips"]}))
