@@ -23,3 +23,19 @@ bench: install
 # Remove everything the kit made on this machine (pods, netns, links, mounts, caches).
 clean-state: install
 	$(VENV)/bin/sandbox reset --yes
+
+# --- The workshop VM (docs/vm.md). Host tools come from provision/packages/optional/vm-host.txt. ---
+VM_BOX ?= build/vm/lab-bookworm64.box
+.PHONY: vm-host vm-box vm-e2e
+
+vm-host:
+	bash provision/bootstrap.sh --with vm-host
+
+# A Debian 12 box built locally with debootstrap (~2.5-6 min, needs root): for offline rooms.
+vm-box: vm-host
+	bash provision/vm/build-box.sh $(VM_BOX)
+
+# Opt-in, slow (~25-35 min under TCG): vagrant up in a private namespace, JupyterLab through the
+# forwarded port, smoke tests in the guest, vagrant destroy; nothing left behind. Not in `make test`.
+vm-e2e: vm-host
+	LAB_BOX_FILE=$(abspath $(VM_BOX)) bash provision/vm/e2e.sh
