@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sandbox",
         description="Container Standards Lab: a small, inspectable container runtime.")
     parser.add_argument("--version", action="version", version=f"sandbox {__version__}")
-    parser.add_argument("--dir", metavar="DIR",
+    parser.add_argument("--dir", metavar="DIR", dest="state_dir",
                         help="state directory (default: $SANDBOX_DIR or /var/lib/sandbox)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.dir:
-        os.environ["SANDBOX_DIR"] = os.path.abspath(args.dir)
+    if args.state_dir:
+        os.environ["SANDBOX_DIR"] = os.path.abspath(args.state_dir)
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_help()
