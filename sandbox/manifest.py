@@ -75,6 +75,8 @@ class Isolator:
     def quantity(self, key: str) -> Fraction | None:
         """A resource isolator's ``request``/``limit`` in base units (bytes, cores), exactly."""
         v = self.value.get(key) if isinstance(self.value, dict) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return Fraction(str(v))
         return t.parse_quantity(v) if isinstance(v, str) else None
 
     @property
@@ -715,17 +717,23 @@ def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
         for k in ("request", "limit"):
             if v.get(k) is None:
                 continue
-            if not isinstance(v[k], str):
-                p.bad(f"{at}.{k}", f"must be a quantity string like \"500m\" or \"1G\", not {_jtype(v[k])}")
-            elif _check(p, f"{at}.{k}", v[k], t.check_quantity):
-                q[k] = t.parse_quantity(v[k])
+            x = v[k]
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                if x < 0:   # a bare JSON number is an unsuffixed quantity; it cannot be negative
+                    p.bad(f"{at}.{k}", f"{x} is negative")
+                else:
+                    q[k] = Fraction(str(x))
+            elif not isinstance(x, str):
+                p.bad(f"{at}.{k}", f"must be a quantity like \"500m\" or \"1G\", not {_jtype(x)}")
+            elif _check(p, f"{at}.{k}", x, t.check_quantity):
+                q[k] = t.parse_quantity(x)
         if name in _RESOURCE_DEFAULT:
             if v.get("default") is not True:
                 p.bad(f"{at}.default", f"must be true for {name}")
             if v.get("limit") is None:
                 p.bad(f"{at}.limit", "is required")
         elif q.get("request") is not None and q.get("limit") is not None and q["request"] > q["limit"]:
-            p.bad(f"{at}.request", f"{v['request']} is above the limit {v['limit']}")
+            p.bad(f"{at}.request", f"{v['request']!r} is above the limit {v['limit']!r}")
     elif name in ("os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set",
                   "os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set"):
         if _obj(p, v, at) is None:

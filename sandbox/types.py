@@ -86,7 +86,7 @@ def check_ac_version(s: str) -> str | None:
     if v is None:
         return f"{s!r} is not a SemVer 2.0.0 version (like '0.8.11')"
     if v == (0, 0, 0):
-        return f"{s!r} is not an appc release (0.0.0)"
+        return f"{s!r} cannot be an appc version (it is zero)"
     if v[0] != SPEC_VERSION[0]:
         return f"{s!r} is not in the major series of appc {'.'.join(map(str, SPEC_VERSION))}"
     if v > SPEC_VERSION:
