@@ -252,10 +252,45 @@ class TrustStore:
         if not sig_path.exists():
             raise pgp.SignatureError(f"No signature found at {sig_path}; sign the image with "
                                      f"`sandbox sign {aci_path} --key SECRET.asc` or pass --signature.")
-        if image_name is None:
-            image_name = image_name_of(aci_path)
+        signature = sig_path.read_bytes()
         record(steps, "read", str(sig_path), role="signature")
-        return self.verify(aci_path, sig_path.read_bytes(), image_name, steps)
+        unreadable: Exception | None = None
+        if image_name is None:
+            try:
+                image_name = image_name_of(aci_path)
+            except TrustError:
+                raise
+            except Exception as e:          # a damaged archive: its name cannot be read
+                unreadable = e
+        # The name inside the archive is not yet authenticated, so first check the bytes against
+        # every trusted key: a changed archive is "does not match", whatever name it now shows.
+        try:
+            v = pgp.verify(aci_path, signature, self.all_keys(), steps)
+        except pgp.UnknownSigner as e:
+            issuer = e.fingerprint or e.key_id
+            if unreadable is not None:
+                raise UntrustedSigner(f"{e.message.rstrip('.')}, and the image's manifest is unreadable.",
+                                      key_id=e.key_id, fingerprint=e.fingerprint) from None
+            raise self._untrusted(image_name, issuer, self.keyring_for(image_name)) from None
+        if unreadable is not None:
+            raise TrustError(f"The signature matches, but the image's manifest cannot be read ({unreadable}).")
+        if v.primary_fingerprint not in {c.fingerprint for c in self.keyring_for(image_name, steps)}:
+            record(steps, "check", "signer trusted for name", ok=False, name=image_name)
+            raise UntrustedSigner(
+                f"The image {image_name} is signed by key {v.primary_fingerprint.upper()}, which is trusted "
+                "for other names but not for this one.", fingerprint=v.primary_fingerprint,
+                key_id=v.primary_fingerprint[-16:], hint=self._fix_hint(image_name, v.primary_fingerprint))
+        record(steps, "check", "signer trusted for name", ok=True, name=image_name, key=v.primary_fingerprint)
+        return v
+
+    def all_keys(self) -> list[pgp.PublicKey]:
+        """Every key trusted for any name (masks applied)."""
+        names = {k.prefix for k in self.list() if k.scope == "prefix"}
+        ring: dict[str, pgp.PublicKey] = {}
+        for n in sorted(names) or [""]:
+            for c in self.keyring_for(n):
+                ring[c.fingerprint] = c
+        return list(ring.values())
 
 
 def signature_path_for(aci_path: str | os.PathLike) -> Path:
