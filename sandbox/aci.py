@@ -765,6 +765,12 @@ def _apply_meta(dest_fd: int, rel: str, m: tarfile.TarInfo, is_root: bool, keep_
     else:
         pfd = _safe_dir_fd(dest_fd, parts[:-1], create=False)
         try:
+            if not (m.isreg() or m.isdir()):   # fifo/device: never open them; set by name
+                if is_root:
+                    os.chown(parts[-1], m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+                os.chmod(parts[-1], mode, dir_fd=pfd)
+                os.utime(parts[-1], (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+                return
             flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if is_dir else 0)
             fd = os.open(parts[-1], flags, dir_fd=pfd)
         finally:
@@ -798,7 +804,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
         dirs.append(("", m))
         return
     parts = rel.split("/")
-    if m.isdev():
+    if m.ischr() or m.isblk():
         if not devices_ok:
             res.warnings.append(f"rootfs/{rel}: device node skipped (only root with "
                                 "allow_devices may create devices)")
@@ -856,7 +862,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
                 os.close(sfd)
         elif m.isfifo():
             os.mkfifo(leaf, 0o600, dir_fd=pfd)
-        elif m.isdev():
+        elif m.ischr() or m.isblk():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             os.mknod(leaf, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
         else:
