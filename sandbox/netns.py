@@ -388,3 +388,65 @@ _counter = itertools.count(1)
 def unique_name(prefix: str = "sbx") -> str:
     """A fresh name like ``sbx-4242-7`` (prefix, pid, counter), unique on this machine now."""
     return f"{prefix}-{os.getpid()}-{next(_counter)}"
+
+
+# -- reading state back (for pictures and checks) -----------------------------------------------
+
+def _snapshot(path: Path) -> dict[str, Any]:
+    with iproute(path) as ipr:
+        links = []
+        names: dict[int, str] = {}
+        for l in ipr.get_links():
+            names[l["index"]] = l.get("ifname")
+        addrs: dict[int, builtins.list[str]] = {}
+        for a in ipr.get_addr():
+            addrs.setdefault(a["index"], []).append(f"{a.get('address')}/{a['prefixlen']}")
+        for l in ipr.get_links():
+            links.append({
+                "index": l["index"], "name": l.get("ifname"),
+                "kind": l.get(("linkinfo", "kind")) or ("loopback" if l.get("ifname") == "lo" else None),
+                "up": bool(l["flags"] & 1), "operstate": l.get("operstate"),
+                "mac": l.get("address"), "mtu": l.get("mtu"),
+                "master": names.get(l.get("master")) if l.get("master") else None,
+                "peer_index": l.get("link"),            # a veth's peer ifindex (maybe in another netns)
+                "peer_netnsid": l.get("link_netnsid"),  # set when the peer is in another netns
+                "addrs": addrs.get(l["index"], []),
+            })
+        routes = []
+        for r in ipr.get_routes(table=254):
+            if r["family"] not in (2, 10):
+                continue
+            dst = r.get("dst")
+            routes.append({"dst": f"{dst}/{r['dst_len']}" if dst else
+                           ("0.0.0.0/0" if r["family"] == 2 else "::/0"),
+                           "gateway": r.get("gateway"), "dev": names.get(r.get("oif")),
+                           "family": 4 if r["family"] == 2 else 6})
+    return {"path": str(path), "inode": ns_inode(path), "links": links, "routes": routes}
+
+
+def snapshot(name_or_path: str | os.PathLike[str],
+             dir: str | os.PathLike[str] = DEFAULT_DIR) -> dict[str, Any]:
+    """Links (kind, state, MAC, master, veth peer, addresses) and main-table routes of a netns,
+    read with netlink (pyroute2). Safe to call from a notebook cell."""
+    return in_thread(_snapshot, path_of(name_or_path, dir))
+
+
+def nat_rules(name_or_path: str | os.PathLike[str],
+              dir: str | os.PathLike[str] = DEFAULT_DIR) -> builtins.list[str]:
+    """``iptables -t nat -S`` inside a netns (where ipMasq rules of a node live), minus policies."""
+    cp = run(name_or_path, ["iptables", "-w", "-t", "nat", "-S"], dir=dir, capture_output=True,
+             text=True)
+    if cp.returncode != 0:
+        raise NetnsError(f"iptables failed in {name_or_path}: {cp.stderr.strip()}")
+    return [l for l in cp.stdout.splitlines() if not l.startswith("-P ")]
+
+
+def ping(name_or_path: str | os.PathLike[str], address: str, count: int = 1,
+         timeout: float = 2.0, dir: str | os.PathLike[str] = DEFAULT_DIR) -> subprocess.CompletedProcess:
+    """``ping -c COUNT ADDRESS`` from inside a netns (busybox's if iputils is missing).
+
+    Only ping addresses inside namespaces you made: this kit never sends traffic elsewhere."""
+    import shutil
+    base = ["ping"] if shutil.which("ping") else ["busybox", "ping"]
+    return run(name_or_path, [*base, "-c", str(count), "-W", str(int(max(1, timeout))), address],
+               dir=dir, capture_output=True, text=True)

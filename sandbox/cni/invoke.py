@@ -162,12 +162,17 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
                            network=network, stderr=call.stderr,
                            explanation="A plugin must print {\"code\", \"msg\"} on stdout when it "
                                        "fails; this one did not, so read its stderr.")
-        versions = None
+        versions, explanation = None, None
         if err.get("code") == 1 and command != "VERSION":
             versions = supported_versions(path)
+        if command in ("GC", "STATUS") and err.get("code") not in (50, 51) \
+                and "1.1.0" not in supported_versions(path):
+            explanation = (f"This plugin predates spec 1.1.0 and has no {command} (its versions: "
+                           f"{', '.join(supported_versions(path))}).")
         raise CniError(int(err.get("code", 999)), str(err.get("msg", "")),
                        str(err.get("details", "") or ""), plugin=path.name, command=command,
-                       network=network, stderr=call.stderr, versions=versions)
+                       network=network, stderr=call.stderr, versions=versions,
+                       explanation=explanation)
     text = call.stdout.strip()
     if not text:
         return None

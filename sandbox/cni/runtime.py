@@ -144,8 +144,11 @@ class Runtime:
         return str(_netns.path_of(netns, self.netns_dir).absolute())
 
     def container_id_for(self, netns: str | os.PathLike[str]) -> str:
-        """Default container ID: the netns name, or a digest of its path."""
+        """Default container ID: the netns name (also for <netns dir>/<name>), else a digest
+        of its path."""
         s = os.fspath(netns)
+        if "/" in s and Path(s).parent == self.netns_dir:
+            s = Path(s).name
         if "/" not in s and NAME_RE.match(s):
             return s
         return "sbx-" + hashlib.sha256(os.path.abspath(s).encode()).hexdigest()[:16]
@@ -195,11 +198,9 @@ class Runtime:
                 raise AttachmentError(
                     f"Container {cid} already has {ifname} (network '{a.network}').",
                     hint=f"DEL it first (sandbox net del {a.network} …) or use another --ifname.")
-        if _link_exists(ns_path, ifname):
-            # checked here, not left to the plugin: the DEL that undoes a failed ADD would
-            # otherwise delete the interface someone else owns
-            raise AttachmentError(f"{ifname} already exists in the network namespace {ns_path}.",
-                                  hint="Pass another --ifname (eth1, …) or DEL the attachment that made it.")
+        # If the interface is already there, a failed ADD must not be undone by DEL: DEL would
+        # delete an interface this attachment never made (e.g. another network's eth0).
+        existed = _link_exists(ns_path, ifname)
         version = self.negotiate(net, steps)
         a_str = args_string(args)
         result: dict[str, Any] | None = None
@@ -208,7 +209,9 @@ class Runtime:
             try:
                 result = self._exec(net, plugin, "ADD", stdin, cid, ns_path, ifname, a_str, steps)
             except CniError:
-                if self.cleanup_on_error:  # §3: the runtime calls DEL after a failed ADD
+                if existed:
+                    record(steps, "check", f"ADD failed; {ifname} existed before, so no DEL")
+                elif self.cleanup_on_error:  # §3: the runtime calls DEL after a failed ADD
                     record(steps, "check", "ADD failed: running DEL to undo it", network=net.name)
                     try:
                         self._del_plugins(net, version, None, cid, ns_path, ifname, a_str,
