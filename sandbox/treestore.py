@@ -201,6 +201,16 @@ def list_trees() -> list[Tree]:
     return out
 
 
+def _make_private_dir(d: Path) -> None:
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+    except PermissionError:
+        raise SandboxError(f"cannot write under {d}: permission denied.",
+                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable."
+                           ) from None
+
+
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +255,7 @@ def ensure(store: Any, graph: render.DependencyGraph, *, steps: Steps | None = N
         tree.hit = True
         return tree
     base = trees_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o700)  # rendered trees keep setuid files and owners: root only
+    _make_private_dir(base)  # rendered trees keep setuid files and owners: root only
     with _flock(base / ".locks" / key):
         tree = lookup(key)  # someone else rendered it while we waited
         if tree is not None:
@@ -469,7 +478,7 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
     new directory under ``$SANDBOX_DIR/copies``. Use it as a context manager, or call close().
     """
     base = copies_dir()
-    base.mkdir(parents=True, exist_ok=True)
+    _make_private_dir(base)
     state = base / f"sbx-{os.urandom(6).hex()}"
     state.mkdir()
     created = False
