@@ -398,7 +398,7 @@ image_manifests = st.builds(
                                 text, max_size=3))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(image_manifests)
 def test_property_image_round_trip(m: M.ImageManifest) -> None:
     j = m.to_json()
@@ -434,7 +434,7 @@ def pod_manifests(draw) -> M.PodManifest:
         user_labels=draw(st.dictionaries(text, text, max_size=2)))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pod_manifests())
 def test_property_pod_round_trip(pod: M.PodManifest) -> None:
     j = pod.to_json()
