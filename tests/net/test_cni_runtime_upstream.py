@@ -15,6 +15,7 @@ import pytest
 from sandbox import netns
 from sandbox.cni import CniError, Runtime
 from sandbox.cni.runtime import AttachmentError
+from sandbox.viz.net import topology
 
 pytestmark = pytest.mark.root
 
@@ -247,6 +248,10 @@ def test_two_containers_on_one_bridge_reach_each_other(rt: Runtime, netns_factor
     p = netns.ping(c1, ip2, count=2)
     assert p.returncode == 0 and "2 received" in p.stdout, p.stdout + p.stderr
     assert netns.ping(c2, ip1).returncode == 0
+    # the picture, read back from the kernel: two ports on the bridge, two veth pairs across
+    src = topology(rt.node, [c1, c2]).source
+    assert src.count('label="veth pair"') == 2 and src.count('label=port') == 2
+    assert ip1 in src and ip2 in src and "0.0.0.0/0 via" in src
     rt.delete(net, c1)
     assert netns.ping(c2, ip1, timeout=1).returncode != 0    # gone after DEL
     rt.delete(net, c2)
