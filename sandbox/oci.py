@@ -780,3 +780,59 @@ def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: s
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     record(steps, "write", str(out / "config.json"), args=" ".join(cfg["process"]["args"]))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# What the slides compare (21–39), read off the artefacts
+
+
+def compare_formats(image: Any, exported: Exported) -> list[dict[str, str]]:
+    """Rows of the slides' comparison, each filled from the two real artefacts."""
+    layout = Layout(exported.layout)
+    index = layout.index()
+    mdesc = layout.resolve(exported.tag)
+    manifest = json.loads(layout.read_blob(mdesc))
+    blobs = sorted(p.name for p in (layout.root / "blobs" / "sha256").iterdir())
+    sig = Path(str(image.path) + ".asc")
+    return [
+        {"property": "content-addressable",
+         "appc": f"yes: one ID, {image.id.split('-')[0]} of the whole uncompressed tar",
+         "oci": f"yes: every blob by {mdesc['digest'].split(':')[0]} ({len(blobs)} blobs)"},
+        {"property": "what the ID covers",
+         "appc": "manifest + rootfs, in one archive",
+         "oci": f"a Merkle DAG: index → manifest → config + {len(manifest['layers'])} layers"},
+        {"property": "serialized format",
+         "appc": f"one .aci file ({image.compression}; the ID ignores compression)",
+         "oci": f"a directory: oci-layout, index.json, blobs/ (schemaVersion {index['schemaVersion']})"},
+        {"property": "dependencies",
+         "appc": f"by name + labels in the manifest ({len(image.manifest.dependencies)} listed), "
+                 "resolved and rendered at run time",
+         "oci": f"frozen in as layers ({len(exported.layers)}), applied in order"},
+        {"property": "naming",
+         "appc": f"{image.name}: a DNS-based name, found by meta discovery (federated)",
+         "oci": f"a tag in index.json ('{exported.tag}'); no discovery in the layout"},
+        {"property": "signatures",
+         "appc": "detached OpenPGP .aci.asc over the file" + (" (present)" if sig.exists() else ""),
+         "oci": "not part of the layout (optional, out of band)"},
+    ]
+
+
+def round_trip_report(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each field of an app manifest: did it survive ACI → OCI → ACI?"""
+    rows = []
+    b_app, a_app = before.get("app") or {}, after.get("app") or {}
+    for key in ("exec", "user", "group", "workingDirectory", "environment", "ports",
+                "mountPoints", "supplementaryGIDs", "eventHandlers", "isolators"):
+        if key in b_app or key in a_app:
+            rows.append({"field": f"app.{key}", "kept": b_app.get(key) == a_app.get(key)})
+    bl = {l["name"]: l["value"] for l in before.get("labels") or []}
+    al = {l["name"]: l["value"] for l in after.get("labels") or []}
+    rows.append({"field": "labels", "kept": bl == al})
+    ba = {a["name"]: a["value"] for a in before.get("annotations") or []}
+    aa = {a["name"]: a["value"] for a in after.get("annotations") or []}
+    rows.append({"field": "annotations", "kept": ba == aa})
+    rows.append({"field": "dependencies", "kept": not before.get("dependencies"),
+                 "note": "flattened into the rootfs" if before.get("dependencies") else ""})
+    rows.append({"field": "pathWhitelist", "kept": not before.get("pathWhitelist"),
+                 "note": "already applied to the rootfs" if before.get("pathWhitelist") else ""})
+    return rows

@@ -1,0 +1,45 @@
+"""Pictures for the journey to OCI: one sha512 ID for an ACI next to OCI's sha256 Merkle DAG."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import graphviz
+
+from sandbox.viz import color_for, digraph
+
+
+def formats_side_by_side(image: Any, exported: Any) -> graphviz.Digraph:
+    """Left: the ACI (one archive, one ID). Right: index → manifest → config + layers, each
+    layer coloured like the appc image it came from."""
+    from sandbox.oci import Layout
+
+    layout = Layout(exported.layout)
+    mdesc = layout.resolve(exported.tag)
+    manifest = json.loads(layout.read_blob(mdesc))
+    order = [l["image"] for l in exported.layers]
+    g = digraph("formats", rankdir="TB")
+    with g.subgraph(name="cluster_appc") as a:
+        a.attr(label="appc: one archive, one ID", style="rounded", color="#999999")
+        a.node("aci", f"{image.name}\\n{image.id[:23]}…\\n(sha512 of the uncompressed tar)",
+               fillcolor=color_for(image.name, order))
+        a.node("aci_m", "manifest", shape="note")
+        a.node("aci_r", "rootfs/", shape="folder")
+        a.edge("aci", "aci_m")
+        a.edge("aci", "aci_r")
+        for i, d in enumerate(image.manifest.dependencies):
+            a.node(f"dep{i}", f"depends on\\n{d.image_name}", shape="box", style="dashed,filled",
+                   fillcolor=color_for(d.image_name, order))
+            a.edge("aci_m", f"dep{i}", style="dashed", label="by name")
+    with g.subgraph(name="cluster_oci") as o:
+        o.attr(label="OCI: a Merkle DAG of sha256 blobs", style="rounded", color="#999999")
+        o.node("idx", f"index.json\\ntag {exported.tag}", shape="note")
+        o.node("man", f"manifest\\n{mdesc['digest'][:19]}…")
+        o.node("cfg", f"config\\n{manifest['config']['digest'][:19]}…")
+        o.edge("idx", "man")
+        o.edge("man", "cfg")
+        for i, l in enumerate(exported.layers, 1):
+            o.node(f"l{i}", f"layer {i}: {l['image']}\\n{l['digest'][:19]}…\\n{l['paths']} paths",
+                   fillcolor=color_for(l["image"], order))
+            o.edge("man", f"l{i}")
+    return g
