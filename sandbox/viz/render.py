@@ -1,0 +1,171 @@
+"""Pictures for rendering (ace.md §Filesystem Setup): the dependency DAG numbered in override
+order, the rendered rootfs coloured by the image each path came from (with what the whitelists
+removed and what was shadowed), and the clean copies executions run on."""
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable
+
+import graphviz
+
+from sandbox.render import DependencyGraph, RenderTrace, short
+from sandbox.viz import color_for, digraph
+
+REMOVED = "#bbbbbb"
+
+
+def _order(names: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def dag(graph: DependencyGraph) -> graphviz.Digraph:
+    """Images as boxes (name, short ID, pathWhitelist size), an edge per listed dependency
+    (labelled with its position in the list), and each box numbered with the passes in which it
+    is extracted (a shared dependency gets two numbers)."""
+    layers = graph.layers()
+    order = _order(l.image.name for l in layers)
+    passes: dict[str, list[int]] = {}
+    for l in layers:
+        passes.setdefault(l.image.id, []).append(l.index)
+    g = digraph("deps", rankdir="TB")
+    g.attr(label="dependencies; #n = position in the override order (extracted first = #1)",
+           labelloc="b", fontsize="10")
+    for i, n in graph.nodes.items():
+        pwl = n.manifest.path_whitelist
+        lines = [f"<b>{html.escape(n.name)}</b>",
+                 f"<font point-size='9'>{html.escape(short(i))}</font>",
+                 f"<font point-size='10'>extracted as {', '.join('#' + str(p) for p in passes[i])}</font>"]
+        if pwl:
+            lines.append(f"<font point-size='9'>pathWhitelist: {len(pwl)} paths</font>")
+        g.node(i, "<" + "<br/>".join(lines) + ">", fillcolor=color_for(n.name, order),
+               penwidth="2" if i == graph.top else "1",
+               peripheries="2" if pwl else "1")
+    for parent, deps in graph.edges.items():
+        for pos, d in enumerate(deps, 1):
+            g.edge(parent, d, label=f"dep {pos}")
+    return g
+
+
+def override_order(graph: DependencyGraph) -> graphviz.Digraph:
+    """The flattened passes left to right: what is extracted first is overridden by what
+    follows; each pass names the whitelists that filter it."""
+    layers = graph.layers()
+    order = _order(l.image.name for l in layers)
+    g = digraph("order", rankdir="LR")
+    prev = None
+    for l in layers:
+        wl = ", ".join(graph.nodes[i].name.split("/")[-1] for i, _ in l.whitelists)
+        label = f"#{l.index} {l.image.name}" + (f"\nfiltered by: {wl}" if wl else "")
+        g.node(f"p{l.index}", label, fillcolor=color_for(l.image.name, order))
+        if prev:
+            g.edge(prev, f"p{l.index}", label="then")
+        prev = f"p{l.index}"
+    return g
+
+
+def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 10,
+         root_label: str = "/") -> graphviz.Digraph:
+    """The rendered rootfs as a tree, each path coloured by the image it came from. Removed
+    paths (whitelist, shadowed) are grey and dashed with the reason. Directories with more than
+    ``max_children`` entries show the first ones and a "+N more" box."""
+    order = [l["name"] for l in trace.layers]
+    order = _order(order)
+    g = digraph("rootfs", rankdir="LR", ranksep="0.3", nodesep="0.08")
+    g.attr("node", fontsize="9", height="0.2", margin="0.05,0.02")
+    g.node("/", root_label, fillcolor="white")
+    children: dict[str, list[str]] = {}
+    for p, h in trace.paths.items():
+        if h.final is None and not show_removed:
+            continue
+        parent = p.rsplit("/", 1)[0] or "/"
+        children.setdefault(parent, []).append(p)
+    shown = {"/"}
+
+    def add(parent: str) -> None:
+        # what is in the rootfs first, then what was removed
+        kids = sorted(children.get(parent, []), key=lambda k: (trace.paths[k].final is None, k))
+        for k in kids[:max_children]:
+            h = trace.paths[k]
+            name = k.rsplit("/", 1)[1] + ("/" if h.type == "dir" else "")
+            if h.type == "symlink":
+                name += " ↪"
+            if h.final is not None:
+                owner = trace.owner(k) or ""
+                g.node(k, name, fillcolor=color_for(owner, order), tooltip=trace.describe(k))
+            else:
+                why = _why_removed(trace, k)
+                g.node(k, f"{name}\n({why})", fillcolor="white", color=REMOVED,
+                       fontcolor="#777777", style="rounded,dashed", tooltip=trace.describe(k))
+            g.edge(parent, k, arrowhead="none")
+            shown.add(k)
+            add(k)
+        if len(kids) > max_children:
+            rest = kids[max_children:]
+            owners = _order(trace.owner(k) or "removed" for k in rest)
+            g.node(parent + "/…", f"+{len(rest)} more", shape="note", fillcolor="#f4f4f4",
+                   tooltip=", ".join(owners))
+            g.edge(parent, parent + "/…", arrowhead="none", style="dotted")
+
+    add("/")
+    with g.subgraph(name="cluster_legend") as lg:
+        lg.attr(label="came from", fontsize="9", style="rounded", color="#cccccc")
+        for n in order:
+            lg.node("legend:" + n, n, fillcolor=color_for(n, order))
+        if show_removed:
+            lg.node("legend:removed", "removed", fillcolor="white", color=REMOVED,
+                    style="rounded,dashed", fontcolor="#777777")
+    return g
+
+
+def _why_removed(trace: RenderTrace, path: str) -> str:
+    h = trace.paths[path]
+    last = h.events[-1] if h.events else None
+    if last is None:
+        return "removed"
+    if last.kind == "filtered":
+        return "whitelist of " + ", ".join(b.split("/")[-1] for b in last.by)
+    if last.kind == "shadowed":
+        return f"shadowed by {last.at}"
+    if last.kind == "skipped":
+        return "device node skipped"
+    return last.kind
+
+
+def removed_table(trace: RenderTrace, limit: int = 25) -> Any:
+    """An HTML table of the paths a whitelist dropped (the first ``limit``): which pass offered
+    it and whose list did not name it."""
+    from IPython.display import HTML
+    rows = []
+    removed = sorted(trace.removed_by_whitelist().items())
+    for p, hits in removed[:limit]:
+        kept = trace.owner(p)
+        for layer, by in hits:
+            rows.append(f"<tr><td><code>{html.escape(p)}</code></td>"
+                        f"<td>#{layer} {html.escape(trace.layer(layer)['name'])}</td>"
+                        f"<td>{html.escape(', '.join(by))}</td>"
+                        f"<td>{'kept from ' + html.escape(kept) if kept else 'not in the rootfs'}</td></tr>")
+    more = f"<p>… and {len(removed) - limit} more paths.</p>" if len(removed) > limit else ""
+    return HTML(f"<p>{len(removed)} paths were removed by a pathWhitelist.</p>"
+                "<table><thead><tr><th>path</th><th>offered by pass</th><th>removed by the "
+                "whitelist of</th><th>final</th></tr></thead><tbody>" + "".join(rows)
+                + "</tbody></table>" + more)
+
+
+def copies(tree_name: str, lower: str, runs: list[tuple[str, dict[str, str]]]) -> graphviz.Digraph:
+    """One tree (read-only lower) and the executions on top of it, each with what it changed."""
+    g = digraph("copies", rankdir="BT")
+    g.node("lower", f"tree store: {tree_name}\n{lower}\n(read-only lower layer)",
+           fillcolor="#dddddd", shape="box3d")
+    colors = {"added": "#009E73", "changed": "#E69F00", "deleted": "#D55E00"}
+    for i, (label, changes) in enumerate(runs):
+        rows = "".join(f"<tr><td align='left'><font color='{colors.get(k, 'black')}'>{k}</font></td>"
+                       f"<td align='left'>{html.escape(p)}</td></tr>" for p, k in changes.items())
+        rows = rows or "<tr><td>no changes</td></tr>"
+        g.node(f"run{i}", f"<<table border='0' cellspacing='0'><tr><td colspan='2'><b>"
+                          f"{html.escape(label)}</b></td></tr>{rows}</table>>", fillcolor="white")
+        g.edge("lower", f"run{i}", label="clean copy", dir="back")
+    return g
