@@ -268,3 +268,16 @@ def test_cli_fetch_prints_the_id_and_refusals_are_one_line(state, keys, server, 
                            "--discovery-port", server.port)
     os_, arch = default_os_arch()
     assert rc == 0 and f"/aci/{os_}/{arch}/localhost/hello-1.0.0.aci," in out
+
+
+def test_sequence_diagram_follows_the_recorded_steps(state, keys, server) -> None:
+    from sandbox.viz.discovery import fetch_sequence
+    steps = Steps()
+    with pytest.raises(UntrustedSigner):
+        fetch.fetch("localhost/hello", options=HTTP, discovery_port=server.port, steps=steps)
+    src = fetch_sequence(steps).source
+    assert f"localhost:{server.port}" in src and "trust store" in src
+    assert "NOT trusted: stop" in src and "image store" not in src     # it stopped before import
+    gets = [line for line in src.splitlines() if "GET /" in line]
+    assert [("asc" in g, "ac-discovery" in g) for g in gets if "aci" in g or "discovery" in g][-2:] \
+        == [(False, True), (True, False)]
