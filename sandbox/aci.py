@@ -463,7 +463,9 @@ def _xattrs(path: str) -> dict[str, str]:
 def _tarinfo(name: str, full: str, st: os.stat_result, owner_root: bool) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
-    ti.mtime = int(st.st_mtime)         # files keep their timestamps (aci.md §Image Archives)
+    # Files keep their timestamps (aci.md §Image Archives); a tar header holds whole seconds.
+    # Rounded to the nearest second as actool (Go's archive/tar) does, so both give one entry.
+    ti.mtime = (st.st_mtime_ns + 500_000_000) // 1_000_000_000
     ti.uid, ti.gid = (0, 0) if owner_root else (st.st_uid, st.st_gid)
     ti.uname = ti.gname = ""             # no name lookups: no variance between machines
     x = _xattrs(full)
