@@ -201,14 +201,12 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 log("bridge", f"rollback: {e.msg}")
         if job is not None:
             if not ipam_done:
-                try:
-                    job.wait()
-                except Exception:  # noqa: BLE001 - only reaping it
-                    pass
-            try:
-                ipam.run(a, "DEL")
-            except CNIError as e:
-                log("bridge", f"rollback: IPAM DEL: {e.msg}")
+                job.reap()
+            if job.succeeded:  # release only what this ADD got: a refused duplicate ADD must
+                try:           # not free the addresses of the attachment that already exists
+                    ipam.run(a, "DEL")
+                except CNIError as e:
+                    log("bridge", f"rollback: IPAM DEL: {e.msg}")
         raise
     finally:
         for s in (cont, node):
@@ -233,9 +231,12 @@ def cmd_del(a: CmdArgs) -> None:
                     os.close(fd)
             except link.NetnsGone:
                 pass  # the container is gone and its veth pair with it
-    finally:
+    except BaseException:
         if job is not None:
-            job.wait()
+            job.reap()
+        raise
+    if job is not None:
+        job.wait()
     if n.ipam_type and n.ip_masq:
         # by chain name (network + container ID), so it works without the container (#810)
         ipmasq.teardown(n.name, a.container_id, ipmasq.families_of(prev))
@@ -297,10 +298,14 @@ def cmd_check(a: CmdArgs) -> None:
             ips = [ip for ip in prev["ips"] if ip.get("interface", cpos) == cpos]
             link.check_ips(cont, a.ifname, ips)
             link.check_routes(cont, prev["routes"])
+    except BaseException:
+        if job is not None:
+            job.reap()
+        raise
     finally:
         os.close(fd)
-        if job is not None:
-            job.wait()
+    if job is not None:
+        job.wait()
 
 
 def cmd_gc(a: CmdArgs) -> None:
@@ -315,9 +320,12 @@ def cmd_gc(a: CmdArgs) -> None:
             gone = ipmasq.gc(n.name, {cid for cid, _ in valid_attachments(a.conf)})
             if gone:
                 log("bridge", f"GC removed NAT chains {' '.join(gone)}")
-    finally:
+    except BaseException:
         if job is not None:
-            job.wait()
+            job.reap()
+        raise
+    if job is not None:
+        job.wait()
 
 
 def cmd_status(a: CmdArgs) -> None:

@@ -36,6 +36,7 @@ class Delegation:
         self.type = str(ipam.get("type") or "")
         self.a, self.command = a, command
         self.proc: subprocess.Popen[bytes] | None = None
+        self.succeeded = False  # the plugin answered with success
 
     def start(self) -> "Delegation":
         exe = find_plugin(self.type, self.a.path)
@@ -62,11 +63,20 @@ class Delegation:
             if isinstance(doc, dict) and "code" in doc:
                 raise CNIError(int(doc["code"]), str(doc.get("msg", "")), str(doc.get("details", "")))
             raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} failed (exit {rc}) with no error message")
+        self.succeeded = True
         if self.command != "ADD":
             return None
         if not isinstance(doc, dict):
             raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} printed no result")
         return parse_result(doc, f"the result of IPAM plugin {self.type!r}")
+
+
+    def reap(self) -> None:
+        """Wait for it and ignore its answer (when another error is already on its way)."""
+        try:
+            self.wait()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def run(a: CmdArgs, command: str) -> dict[str, Any] | None:

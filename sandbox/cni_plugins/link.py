@@ -26,6 +26,7 @@ from sandbox.cni_plugins.skel import ERR_INTERNAL, CNIError
 IFF_PROMISC = 0x100
 AF_INET, AF_INET6 = 2, 10
 RT_TABLE_MAIN = 254
+RTPROT_BOOT = 3  # what iproute2 and Go's netlink put on routes they add (pyroute2 says static)
 
 
 def _iproute_class() -> Any:
@@ -237,7 +238,7 @@ def configure_iface(ipr: Any, index: int, result: dict[str, Any], iface_pos: int
         dst = norm_cidr(r["dst"])
         gw = r.get("gw") or (gw6 if ":" in dst else gw4)
         net, plen = dst.split("/")
-        kw: dict[str, Any] = {"dst": net, "dst_len": int(plen), "oif": index}
+        kw: dict[str, Any] = {"dst": net, "dst_len": int(plen), "oif": index, "proto": RTPROT_BOOT}
         if gw:
             kw["gateway"] = gw
         try:

@@ -75,3 +75,48 @@ def addrs(ns: Path, ifname: str) -> list[str]:
 def nat_rules(ns: Path) -> list[str]:
     return [l for l in sh_in(ns, "iptables", "-w", "-t", "nat", "-S").splitlines()
             if not l.startswith("-P")]
+
+
+def with_prev(conf: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The config a runtime sends for CHECK/DEL: the cached ADD result as prevResult."""
+    return dict(conf, prevResult=result)
+
+
+def strip_volatile(result: dict[str, Any]) -> dict[str, Any]:
+    """A result without what differs between two runs: MACs, random host veth names, netns paths."""
+    out = json.loads(json.dumps(result))
+    for itf in out.get("interfaces", []):
+        itf.pop("mac", None)
+        if itf.get("name", "").startswith("veth"):
+            itf["name"] = "veth*"
+        if "sandbox" in itf:
+            itf["sandbox"] = "<netns>"
+    return out
+
+
+def sysctl_in(ns: Path, key: str) -> str:
+    return sh_in(ns, "cat", "/proc/sys/" + key.replace(".", "/")).strip()
+
+
+def tcp_hello(server_ns: Path, client_ns: Path, ip: str, port: int = 5555) -> str:
+    """Start a one-shot TCP server in ``server_ns``, connect from ``client_ns`` to ``ip``;
+    return what the client received (traffic stays between two test namespaces)."""
+    import sys
+    server = subprocess.Popen(
+        ["nsenter", f"--net={server_ns}", sys.executable, "-c",
+         "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+         f"s.bind(('0.0.0.0', {port})); s.listen(); s.settimeout(20); c, a = s.accept();"
+         "c.sendall(('hello from ' + c.getsockname()[0]).encode()); c.close()"])
+    try:
+        client = ("import socket, time\n"
+                  "for i in range(100):\n"
+                  "    try:\n"
+                  f"        s = socket.create_connection(('{ip}', {port}), timeout=2); break\n"
+                  "    except ConnectionRefusedError:\n"
+                  "        time.sleep(0.05)\n"
+                  "print(s.recv(100).decode())\n")
+        return subprocess.run(["nsenter", f"--net={client_ns}", sys.executable, "-c", client],
+                              capture_output=True, text=True, timeout=30).stdout.strip()
+    finally:
+        server.kill()
+        server.wait()

@@ -1,0 +1,218 @@
+"""``ptp``: a point-to-point veth pair between the node and the container, no bridge
+(upstream: containernetworking/plugins plugins/main/ptp, whose semantics this follows).
+
+Configuration keys: ``ipam`` (required: ptp routes by address), ``ipMasq``, ``mtu``, ``dns``.
+
+ADD, for each address the IPAM plugin gives (say 10.1.1.5/24, gateway 10.1.1.1):
+
+* container end ``CNI_IFNAME`` gets 10.1.1.5/24, but the kernel's "10.1.1.0/24 dev eth0" route is
+  replaced by "10.1.1.1/32 dev eth0 scope link" plus "10.1.1.0/24 via 10.1.1.1": every packet,
+  even to a neighbour, goes to the gateway (a veth cannot be IFF_POINTOPOINT, this is the
+  next best thing). The IPAM routes (e.g. a default route) are added too.
+* host end ``veth<8 hex>`` gets the gateway as 10.1.1.1/32 and the route "10.1.1.5/32 dev veth…";
+  the node forwards between containers (ip_forward is turned on).
+
+The result lists interfaces [host veth, container veth]; every IP points at 1.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+
+from sandbox.cni_plugins import ipam, ipmasq, link
+from sandbox.cni_plugins.skel import (ERR_INTERNAL, CmdArgs, CNIError, dns_set, log, plugin_main,
+                                      prev_result)
+
+
+def _conf(a: CmdArgs) -> tuple[bool, int]:
+    c = a.conf
+    masq, mtu = c.get("ipMasq", False), c.get("mtu", 0)
+    if not isinstance(masq, bool) or not isinstance(mtu, int) or mtu < 0:
+        raise CNIError(ERR_INTERNAL, "failed to load netconf: ipMasq must be a boolean and mtu a positive integer")
+    if not (c.get("ipam") or {}).get("type"):
+        raise CNIError(ERR_INTERNAL, "ptp needs an IPAM plugin",
+                       'Add "ipam": {"type": "host-local", "subnet": "..."} to the configuration.')
+    return masq, mtu
+
+
+def _point_to_point_routes(cont: Any, index: int, ips: list[dict[str, Any]]) -> None:
+    NetlinkError = link.netlink_error()
+    for ip in ips:
+        iface = ipaddress.ip_interface(ip["address"])
+        gw = ip.get("gateway")
+        if not gw:
+            raise CNIError(ERR_INTERNAL, f"IPAM gave {ip['address']} without a gateway; ptp needs one")
+        net = iface.network
+        try:
+            cont.route("del", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
+                       scope=255)  # RT_SCOPE_NOWHERE: any scope (the kernel route is scope link)
+        except NetlinkError as e:
+            raise CNIError(ERR_INTERNAL, f"failed to delete route {net}: {e}") from None
+        try:
+            cont.route("add", dst=gw, dst_len=iface.max_prefixlen, oif=index, scope=253,  # link
+                       prefsrc=str(iface.ip), proto=link.RTPROT_BOOT)
+            cont.route("add", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
+                       gateway=gw, prefsrc=str(iface.ip), proto=link.RTPROT_BOOT)
+        except NetlinkError as e:
+            raise CNIError(ERR_INTERNAL, f"failed to add route: {e}") from None
+
+
+def cmd_add(a: CmdArgs) -> dict[str, Any]:
+    masq, mtu = _conf(a)
+    job = ipam.Delegation(a, "ADD").start()
+    ipam_done = masq_done = made = False
+    fd = -1
+    node = cont = None
+    try:
+        fd = link.open_netns(a.netns)
+        node = link.iproute()
+        cont = link.iproute_in(fd)
+        host, hl, cl = link.create_veth(node, fd, cont, a.ifname, mtu)
+        made = True
+        node.link("set", index=hl["index"], state="up")
+        ipam_done = True
+        r = job.wait()
+        assert r is not None
+        if not r["ips"]:
+            raise CNIError(ERR_INTERNAL, "IPAM plugin returned missing IP config")
+        for ip in r["ips"]:
+            ip["interface"] = 1
+        result: dict[str, Any] = {
+            "interfaces": [{"name": host, "mac": hl.get("address")},
+                           {"name": a.ifname, "mac": cl.get("address"), "sandbox": a.netns}],
+            "ips": r["ips"], "routes": r["routes"], "dns": r["dns"]}
+        link.enable_forwarding(result["ips"])
+        link.configure_iface(cont, cl["index"], result, 1)
+        _point_to_point_routes(cont, cl["index"], result["ips"])
+        NetlinkError = link.netlink_error()
+        for ip in result["ips"]:
+            iface = ipaddress.ip_interface(ip["address"])
+            try:
+                node.addr("add", index=hl["index"], address=ip["gateway"], prefixlen=iface.max_prefixlen)
+            except NetlinkError as e:
+                raise CNIError(ERR_INTERNAL, f"failed to add IP addr {ip['gateway']} to {host}: {e}") from None
+            try:
+                node.route("add", dst=str(iface.ip), dst_len=iface.max_prefixlen, oif=hl["index"],
+                           scope=254, proto=link.RTPROT_BOOT)  # a host route, as upstream's AddHostRoute
+            except NetlinkError as e:
+                if e.code != 17:  # EEXIST is fine
+                    raise CNIError(ERR_INTERNAL, f"failed to add route on host: {e}") from None
+        if masq:
+            masq_done = True
+            ipmasq.setup(a.name, a.container_id, result["ips"])
+        hl = link.link_by_name(node, host)
+        result["interfaces"][0]["mac"] = hl.get("address")
+        if dns_set(a.conf.get("dns")):
+            result["dns"] = a.conf["dns"]
+        return result
+    except BaseException:
+        if cont is not None and made:
+            try:
+                link.delete_link(cont, a.ifname)
+            except Exception as e:  # noqa: BLE001
+                log("ptp", f"rollback: {e}")
+        if masq_done:
+            try:
+                ipmasq.teardown(a.name, a.container_id)
+            except CNIError as e:
+                log("ptp", f"rollback: {e.msg}")
+        if not ipam_done:
+            job.reap()
+        if job.succeeded:  # only what this ADD got (see bridge)
+            try:
+                ipam.run(a, "DEL")
+            except CNIError as e:
+                log("ptp", f"rollback: IPAM DEL: {e.msg}")
+        raise
+    finally:
+        for s in (cont, node):
+            if s is not None:
+                s.close()
+        if fd >= 0:
+            os.close(fd)
+
+
+def cmd_del(a: CmdArgs) -> None:
+    masq, _ = _conf(a)
+    prev = prev_result(a)
+    job = ipam.Delegation(a, "DEL").start()
+    try:
+        if a.netns:
+            try:
+                fd = link.open_netns(a.netns)
+                try:
+                    with link.iproute_in(fd) as cont:
+                        link.delete_link(cont, a.ifname)
+                finally:
+                    os.close(fd)
+            except link.NetnsGone:
+                pass
+    except BaseException:
+        job.reap()
+        raise
+    job.wait()
+    if masq:
+        ipmasq.teardown(a.name, a.container_id, ipmasq.families_of(prev))
+
+
+def cmd_check(a: CmdArgs) -> None:
+    _conf(a)
+    fd = link.open_netns(a.netns)
+    job = ipam.Delegation(a, "CHECK").start()
+    try:
+        prev = prev_result(a)
+        if prev is None:
+            raise CNIError(ERR_INTERNAL, "ptp: Required prevResult missing",
+                           "CHECK compares the kernel with the cached ADD result; the runtime must pass it.")
+        want = next((i for i in prev["interfaces"]
+                     if i.get("name") == a.ifname and i.get("sandbox") == a.netns), None)
+        if want is None:
+            raise CNIError(ERR_INTERNAL, f"Sandbox in prevResult doesn't match configured netns: {a.netns}")
+        with link.iproute_in(fd) as cont:
+            cl = link.link_by_name(cont, a.ifname)
+            if cl is None:
+                raise CNIError(ERR_INTERNAL, f"ptp: Container Interface name in prevResult: {a.ifname} not found")
+            if link.kind(cl) != "veth":
+                raise CNIError(ERR_INTERNAL, f"Error: Container interface {a.ifname} not of type veth/p2p")
+            if want.get("mac") and want["mac"] != cl.get("address"):
+                raise CNIError(ERR_INTERNAL, f"ptp: Interface {a.ifname} Mac {want['mac']} doesn't match "
+                               f"container Mac: {cl.get('address')}")
+            link.check_ips(cont, a.ifname, prev["ips"])
+            link.check_routes(cont, prev["routes"])
+    except BaseException:
+        job.reap()
+        raise
+    finally:
+        os.close(fd)
+    job.wait()
+
+
+def cmd_gc(a: CmdArgs) -> None:
+    masq, _ = _conf(a)
+    job = ipam.Delegation(a, "GC").start()
+    try:
+        if masq:
+            from sandbox.cni_plugins.host_local import valid_attachments
+
+            ipmasq.gc(a.name, {cid for cid, _ in valid_attachments(a.conf)})
+    except BaseException:
+        job.reap()
+        raise
+    job.wait()
+
+
+def cmd_status(a: CmdArgs) -> None:
+    _conf(a)
+    ipam.run(a, "STATUS")
+
+
+HANDLERS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status}
+
+
+def main() -> None:
+    plugin_main("ptp", HANDLERS)
+
+
+if __name__ == "__main__":
+    main()
