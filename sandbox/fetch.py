@@ -337,9 +337,7 @@ class FetchResult:
 def _kind(ref: str) -> str:
     if re.match(r"^https?://", ref):
         return "url"
-    if ref.startswith("file://") or ref.endswith(".aci") or os.path.sep in ref and os.path.exists(ref):
-        return "file"
-    if os.path.isfile(ref):
+    if ref.startswith("file://") or ref.endswith(".aci") or os.path.isfile(ref):
         return "file"
     return "app"
 
