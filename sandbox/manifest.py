@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Mapping
@@ -238,6 +239,8 @@ class ImageManifest:
             self.app = _coerce(self.app, _parse_app, "app")
         self.dependencies = [_coerce(d, _parse_dependency, "dependency") if isinstance(d, dict)
                              else d for d in self.dependencies]
+        if not self.raw:   # built in code: the document is its canonical form
+            self.raw = self.to_json()
 
     @classmethod
     def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
@@ -415,6 +418,10 @@ class PodManifest:
 
     ac_kind = "PodManifest"
 
+    def __post_init__(self) -> None:
+        if not self.raw:   # built in code: the document is its canonical form
+            self.raw = self.to_json()
+
     @classmethod
     def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
                   source: str = "pod manifest") -> "PodManifest":
@@ -453,6 +460,24 @@ class PodManifest:
 
     def problems(self) -> list[str]:
         return validate_json(self.to_json())
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows = []
+        for a in self.apps:
+            img = e(a.image.name or "") + (f" <small>{e(a.image.id[:19])}…</small>" if a.image.id
+                                           else " <i>(no image ID)</i>")
+            exec_ = " ".join(e(x) for x in a.app.exec) if a.app and a.app.exec else "<i>image default</i>"
+            mounts = ", ".join(f"{e(m.volume)}→{e(m.path)}" for m in a.mounts) or "–"
+            rows.append(f"<tr><td><b>{e(a.name)}</b></td><td>{img}</td><td><code>{exec_}</code></td>"
+                        f"<td>{mounts}</td></tr>")
+        vols = ", ".join(f"{e(v.name)} ({e(v.kind)}{': ' + e(v.source) if v.source else ''})"
+                         for v in self.volumes) or "–"
+        ports = ", ".join(f"{e(p.name)}→{e(p.host_ip or '*')}:{p.host_port}" for p in self.ports) or "–"
+        return ("<table class='sandbox-pod-manifest'><caption>PodManifest</caption>"
+                "<tr><th>app</th><th>image</th><th>exec</th><th>mounts</th></tr>" + "".join(rows)
+                + f"<tr><th>volumes</th><td colspan='3'>{vols}</td></tr>"
+                + f"<tr><th>ports</th><td colspan='3'>{ports}</td></tr></table>")
 
     def app(self, name: str) -> RuntimeApp | None:
         return next((a for a in self.apps if a.name == name), None)
@@ -517,6 +542,13 @@ def _at(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return key if path in ("", ROOT) else f"{path}.{key}"
+
+
+def _key(path: str, key: str) -> str:
+    """The path of a free-form object key (userLabels, sysctl): ``a.b`` or ``a["x.y"]``."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key)}]"
 
 
 def _no_constants(name: str) -> Any:
@@ -622,7 +654,7 @@ def _strmap(p: _Parser, d: dict, key: str, path: str) -> dict[str, str]:
     out = {}
     for k, val in v.items():
         if not isinstance(val, str):
-            p.bad(f"{at}.{k}", f"must be a string, not {_jtype(val)}")
+            p.bad(_key(at, k), f"must be a string, not {_jtype(val)}")
         else:
             out[k] = val
     return out
@@ -764,7 +796,7 @@ def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
             return
         for k, val in v.items():
             if not isinstance(val, str):
-                p.bad(f"{at}.{k}", f"must be a string, not {_jtype(val)}")
+                p.bad(_key(at, k), f"must be a string, not {_jtype(val)}")
 
 
 def _parse_isolators(p: _Parser, d: dict, key: str, path: str, scope: str) -> list[Isolator]:

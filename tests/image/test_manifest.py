@@ -281,6 +281,7 @@ def test_built_in_code_and_dict_app_is_parsed() -> None:
     assert isinstance(m.app, M.App) and isinstance(m.dependencies[0], M.Dependency)
     assert m.problems() == []
     assert M.ImageManifest.from_json(m.to_json()) == m
+    assert m.raw == m.to_json()                 # code that reads .raw sees the canonical document
     with pytest.raises(M.ManifestError) as e:
         M.ImageManifest(name="x", app={"exec": ["/bin/tool"]})
     assert e.value.problems == ["app.user: is required", "app.group: is required"]
@@ -451,3 +452,17 @@ def test_property_generated_manifests_pass_actool(actool: Path, tmp_path: Path, 
     """Generated manifests stay inside what both validators accept."""
     ok, out = actool_accepts(json.dumps(m.to_json()), tmp_path)
     assert ok, out
+
+
+def test_pod_repr_html_and_free_form_key_paths() -> None:
+    pod = M.PodManifest.from_json(_example("pod_runtime.json"))
+    h = pod._repr_html_()
+    for part in ("shipper", "web", "example.org/log-shipper", "/bin/httpd -f -p 8080",
+                 "spool→/var/spool/shipper", "shipper-config (host: /etc/lab/shipper)", "http→127.0.0.1:8080"):
+        assert part in h
+    doc = json.loads(build(CASES["pod-minimal"]))
+    doc["userLabels"] = {"a.b": 1, "plain": 2}
+    doc["isolators"] = [{"name": "os/unix/sysctl", "value": {"net.ipv4.ip_forward": 0}}]
+    assert M.validate_json(doc) == ['isolators[0].value["net.ipv4.ip_forward"]: must be a string, not a number',
+                                    'userLabels["a.b"]: must be a string, not a number',
+                                    'userLabels.plain: must be a string, not a number']
