@@ -150,16 +150,34 @@ def create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | 
         raise NetnsError(f"A network namespace named '{name}' already exists ({path}).",
                          hint="Pick another name or delete it with 'sandbox netns del'.") from None
     try:
-        pid, ino = _helper_bind(str(path))
-    except OSError as e:
+        bind(path, steps=steps, _name=name)
+    except NetnsError:
         with contextlib.suppress(OSError):
             os.unlink(path)
-        raise NetnsError(f"Could not create network namespace '{name}': {e.strerror or e}.") from None
-    record(steps, "write", str(path), note="empty file: the handle (touch myns)")
-    record(steps, "exec", "unshare(CLONE_NEWNET) in helper", pid=pid, netns_inode=ino)
-    record(steps, "mount", str(path), source=f"/proc/{pid}/ns/net", flags="MS_BIND",
-           netns_inode=ino)
+        raise
     return path
+
+
+def bind(path: str | os.PathLike[str], steps: Steps | None = None, *, _name: str = "") -> int:
+    """The slide's ``unshare -n mount --bind /proc/self/ns/net PATH`` on an existing (empty)
+    file: a helper process gets a new netns and bind-mounts it there. Returns its inode."""
+    if os.geteuid() != 0:
+        raise NotRootError("Creating a network namespace")
+    p = Path(path)
+    if not p.is_file():
+        raise NetnsError(f"{p} must exist first (the slide's 'touch myns').")
+    if is_netns(p):
+        raise NetnsError(f"{p} already holds a network namespace.")
+    record(steps, "write", str(p), note="empty file: the handle (touch myns)")
+    try:
+        pid, ino = _helper_bind(str(p))
+    except OSError as e:
+        raise NetnsError(f"Could not create network namespace '{_name or p}': "
+                         f"{e.strerror or e}.") from None
+    record(steps, "exec", "unshare(CLONE_NEWNET) in helper", pid=pid, netns_inode=ino)
+    record(steps, "mount", str(p), source=f"/proc/{pid}/ns/net", flags="MS_BIND",
+           netns_inode=ino)
+    return ino
 
 
 def delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, *, missing_ok: bool = False,
@@ -450,3 +468,59 @@ def ping(name_or_path: str | os.PathLike[str], address: str, count: int = 1,
     base = ["ping"] if shutil.which("ping") else ["busybox", "ping"]
     return run(name_or_path, [*base, "-c", str(count), "-W", str(int(max(1, timeout))), address],
                dir=dir, capture_output=True, text=True)
+
+
+class Session:
+    """Namespaces and scratch directories made during one notebook or lab, all removed by
+    :meth:`close` (idempotent; also run at interpreter exit, so a notebook that stops half-way
+    still leaves nothing behind). Names are ``sbx-<pid>-<n>``.
+
+        s = Session(); node = s.node(); c1 = s.create(); … ; s.close()
+    """
+
+    def __init__(self, dir: str | os.PathLike[str] = DEFAULT_DIR) -> None:
+        import atexit
+        self.dir = dir
+        self.paths: builtins.list[Path] = []
+        self.tmpdirs: builtins.list[Path] = []
+        atexit.register(self.close)
+
+    def create(self, name: str | None = None, steps: Steps | None = None) -> Path:
+        """A new netns (a name, or a path such as the slide's ``myns``)."""
+        p = path_of(name or unique_name(), self.dir)
+        self.paths.append(p)
+        return create(os.fspath(p) if name and "/" in name else p.name, self.dir, steps)
+
+    def node(self, name: str | None = None, steps: Steps | None = None) -> Path:
+        """A new node netns (lo up, ip_forward=1)."""
+        p = path_of(name or unique_name(), self.dir)
+        self.paths.append(p)
+        return node_create(p.name, self.dir, steps)
+
+    def adopt(self, path: str | os.PathLike[str]) -> Path:
+        """Also remove this netns handle at close."""
+        p = Path(path)
+        self.paths.append(p)
+        return p
+
+    def tmpdir(self, prefix: str = "sbx-") -> Path:
+        import tempfile
+        p = Path(tempfile.mkdtemp(prefix=prefix))
+        self.tmpdirs.append(p)
+        return p
+
+    def close(self) -> builtins.list[str]:
+        """Remove everything; returns what was removed."""
+        import shutil
+        gone = []
+        for p in reversed(self.paths):
+            if p.exists():
+                delete(os.fspath(p), self.dir, missing_ok=True)
+                gone.append(str(p))
+        self.paths.clear()
+        for d in self.tmpdirs:
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(str(d))
+        self.tmpdirs.clear()
+        return gone

@@ -114,8 +114,13 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
                 netns: str = "", ifname: str = "", args: str = "",
                 cni_path: list[str] | None = None, node: str | os.PathLike[str] | None = None,
                 network: str = "", steps: Steps | None = None, timeout: float = 60,
-                log: list[Exec] | None = None) -> dict[str, Any] | None:
+                log: list[Exec] | None = None,
+                plugin_state_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """Run one plugin command and return its parsed stdout (None if it printed nothing).
+
+    ``plugin_state_dir``: the plugin runs in a private mount namespace where that directory is
+    mounted on /var/lib/cni (so host-local's default dataDir, /var/lib/cni/networks, lands
+    there and the machine's own /var/lib/cni is untouched).
 
     Raises :class:`CniError` with the plugin's code/msg/details when it fails."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
@@ -129,15 +134,16 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
     call = Exec(plugin=path.name, path=str(path), command=command, env=cni_env,
                 stdin=data.decode(errors="replace"),
                 node=str(_netns.path_of(node)) if node is not None else None)
+    pre = _private_var_lib_cni(plugin_state_dir) if plugin_state_dir is not None else None
     t0 = time.perf_counter()
     try:
         if node is None:
             cp = subprocess.run([str(path)], input=data, env=env, capture_output=True,
-                                timeout=timeout)
+                                timeout=timeout, preexec_fn=pre)
         else:
             with _netns.enter(node):  # the child inherits this thread's netns
                 cp = subprocess.run([str(path)], input=data, env=env, capture_output=True,
-                                    timeout=timeout)
+                                    timeout=timeout, preexec_fn=pre)
     except subprocess.TimeoutExpired:
         raise CniError(999, f"plugin did not answer within {timeout:g} s", plugin=path.name,
                        command=command, network=network,
@@ -182,6 +188,23 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         raise CniError(6, "plugin printed something that is not JSON on stdout", text[:200],
                        plugin=path.name, command=command, network=network,
                        stderr=call.stderr) from None
+
+
+def _private_var_lib_cni(state_dir: str | os.PathLike[str]) -> Any:
+    """preexec_fn: new mount namespace (mounts stop propagating back), then ``state_dir`` bound
+    on /var/lib/cni. Runs in the forked child only."""
+    from sandbox import _linux
+
+    src = os.path.abspath(os.fspath(state_dir))
+    os.makedirs(src, exist_ok=True)
+    os.makedirs("/var/lib/cni", exist_ok=True)  # the mount point (libcni's default dir)
+
+    def pre() -> None:
+        _linux.unshare(_linux.CLONE_NEWNS)
+        _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_SLAVE)
+        _linux.mount(src, "/var/lib/cni", None, _linux.MS_BIND)
+
+    return pre
 
 
 _version_cache: dict[tuple[str, float], list[str]] = {}

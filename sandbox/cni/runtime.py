@@ -83,14 +83,16 @@ class GcReport:
 
 class Runtime:
     """A CNI runtime: configuration directory, plugin path, result cache and (optionally) the
-    node netns the plugins run in."""
+    node netns the plugins run in (``node=``) and a directory they see as /var/lib/cni
+    (``plugin_state_dir=``, so host-local's default state stays out of the machine's)."""
 
     def __init__(self, conf_dir: str | os.PathLike[str] = DEFAULT_CONF_DIR,
                  cni_path: str | list[str] | None = None,
                  cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
                  node: str | os.PathLike[str] | None = None,
                  netns_dir: str | os.PathLike[str] = _netns.DEFAULT_DIR,
-                 timeout: float = 60.0, cleanup_on_error: bool = True) -> None:
+                 timeout: float = 60.0, cleanup_on_error: bool = True,
+                 plugin_state_dir: str | os.PathLike[str] | None = None) -> None:
         self.conf_dir = Path(conf_dir)
         self.cni_path = cni_path_list(cni_path)
         self.cache = Cache(cache_dir)
@@ -98,6 +100,8 @@ class Runtime:
         self.netns_dir = Path(netns_dir)
         self.timeout = timeout
         self.cleanup_on_error = cleanup_on_error
+        # plugins see this directory as /var/lib/cni (private mount namespace), see invoke
+        self.plugin_state_dir = Path(plugin_state_dir) if plugin_state_dir is not None else None
         self.calls: list[Exec] = []          # every plugin exec, in order (for --explain)
         self._lock = threading.Lock()
 
@@ -176,7 +180,7 @@ class Runtime:
         return exec_plugin(self.plugin_path(plugin["type"]), command, stdin, container_id=cid,
                            netns=netns, ifname=ifname, args=args, cni_path=self.cni_path,
                            node=self.node, network=net.name, steps=steps, timeout=self.timeout,
-                           log=self.calls)
+                           log=self.calls, plugin_state_dir=self.plugin_state_dir)
 
     # -- ADD / CHECK / DEL -----------------------------------------------------------------
     def add(self, net: str | NetworkConfig, netns: str | os.PathLike[str],

@@ -118,19 +118,27 @@ def test_add_check_del_bridge_host_local(rt: Runtime, node: Path, netns_factory,
 
 
 def test_slide_config_without_cniversion_gets_a_legacy_result(rt: Runtime, netns_factory,
-                                                              cni_dirs, short_name) -> None:
-    """Seed slide 47's 10-mynet.conf has no cniVersion: plugins answer in the 0.1.0 shape."""
-    (cni_dirs["conf"] / "10-mynet.conf").write_text(json.dumps(
-        {"name": "mynet", "type": "bridge", "bridge": short_name("sbxbr"),
-         "ipam": {"type": "host-local", "subnet": "10.10.0.0/16", "dataDir": str(cni_dirs["ipam"])}}))
+                                                              cni_dirs, tmp_path) -> None:
+    """Seed slide 47's 10-mynet.conf, byte for byte: no cniVersion (plugins answer in the 0.1.0
+    shape), no dataDir (host-local's default /var/lib/cni/networks, which the runtime maps to a
+    private directory), default bridge cni0 (inside the node)."""
+    (cni_dirs["conf"] / "10-mynet.conf").write_text(
+        '{\n"name": "mynet",\n"type": "bridge",\n"ipam": {\n"type": "host-local",\n'
+        '"subnet": "10.10.0.0/16"\n}\n}\n')
+    state = tmp_path / "var-lib-cni"
+    rt.plugin_state_dir = state
+    host_had = os.path.exists("/var/lib/cni/networks/mynet")
     c = netns_factory()
     res = rt.add("mynet", c)
+    assert (state / "networks" / "mynet" / "10.10.0.2").read_bytes() == f"{c.name}\r\neth0".encode()
+    assert os.path.exists("/var/lib/cni/networks/mynet") == host_had   # the machine's is untouched
+    assert "cni0" in {l["ifname"] for l in ip_j(rt.node and Path(rt.node), "link")}
     assert res["cniVersion"] == "0.1.0" and res["ip4"]["ip"] == "10.10.0.2/16"
     assert json.loads(rt.calls[0].stdin)["cniVersion"] == ""      # sent as libcni sends it
     with pytest.raises(AttachmentError, match="CHECK exists from 0.4.0"):
         rt.check("mynet", c)
     rt.delete("mynet", c)
-    assert ipam_files(cni_dirs["ipam"], "mynet") == {}
+    assert ipam_files(state / "networks", "mynet") == {}
 
 
 def test_loopback_and_ptp(rt: Runtime, node: Path, netns_factory, cni_dirs) -> None:
