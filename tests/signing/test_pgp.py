@@ -206,6 +206,10 @@ def test_we_verify_gpg_signatures(gnupg, payload: Path, algo: str, armored: bool
     fpr = gnupg.gen(f"Signer <s-{algo}@example.com>", algo)
     ring = pgp.read_keys(gnupg.export(fpr))
     sig = gnupg.sign(payload, fpr, armor=armored)
+    (pkt,) = pgp.parse_packets(pgp.dearmor(sig) if armored else sig)
+    # gpg 2.2 writes old-format headers: 0x88 | length type (0: one length octet, 1: two)
+    assert (pkt.tag, pkt.new_format, pkt.header[0] & 0xFC) == (2, False, 0x88)
+    assert len(pkt.header) == 1 + (1, 2, 4)[pkt.header[0] & 3]
     v = pgp.verify(payload, sig, ring)
     assert v.signer_fingerprint == fpr and v.hash_algo in pgp.ACCEPTED_HASHES
     with pytest.raises(pgp.BadSignature):
@@ -255,3 +259,15 @@ def test_pysequoia_verifies_ours_and_we_verify_pysequoia(payload: Path, kind: st
     assert v.primary_fingerprint == sq_cert.fingerprint != v.signer_fingerprint   # signed by its subkey
     with pytest.raises(pgp.BadSignature):
         pgp.verify(data + b"!", sq_sig, ring)
+
+
+@needs_gpg
+def test_read_keys_several_certificates(gnupg) -> None:
+    a = gnupg.gen("A <a@example.com>")
+    b = gnupg.gen("B <b@example.com>", "ed25519")
+    both_binary = gnupg.run("--export", a, b).stdout
+    assert [c.fingerprint for c in pgp.read_keys(both_binary)] == [a, b]
+    two_blocks = gnupg.export(a) + b"\n" + key("rsa").public().armored()
+    assert [c.fingerprint for c in pgp.read_keys(two_blocks)] == [a, key("rsa").fingerprint]
+    with pytest.raises(pgp.MalformedSignature):
+        pgp.read_keys(b"not a key")
