@@ -59,7 +59,7 @@ def override_order(graph: DependencyGraph) -> graphviz.Digraph:
     prev = None
     for l in layers:
         wl = ", ".join(graph.nodes[i].name.split("/")[-1] for i, _ in l.whitelists)
-        label = f"#{l.index} {l.image.name}" + (f"\nfiltered by: {wl}" if wl else "")
+        label = f"#{l.index} {l.image.name}" + (f"\\nfiltered by: {wl}" if wl else "")
         g.node(f"p{l.index}", label, fillcolor=color_for(l.image.name, order))
         if prev:
             g.edge(prev, f"p{l.index}", label="then")
@@ -98,7 +98,7 @@ def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 1
                 g.node(k, name, fillcolor=color_for(owner, order), tooltip=trace.describe(k))
             else:
                 why = _why_removed(trace, k)
-                g.node(k, f"{name}\n({why})", fillcolor="white", color=REMOVED,
+                g.node(k, f"{name}\\n({why})", fillcolor="white", color=REMOVED,
                        fontcolor="#777777", style="rounded,dashed", tooltip=trace.describe(k))
             g.edge(parent, k, arrowhead="none")
             shown.add(k)
@@ -158,7 +158,7 @@ def removed_table(trace: RenderTrace, limit: int = 25) -> Any:
 def copies(tree_name: str, lower: str, runs: list[tuple[str, dict[str, str]]]) -> graphviz.Digraph:
     """One tree (read-only lower) and the executions on top of it, each with what it changed."""
     g = digraph("copies", rankdir="BT")
-    g.node("lower", f"tree store: {tree_name}\n{lower}\n(read-only lower layer)",
+    g.node("lower", f"tree store: {tree_name}\\n{lower}\\n(read-only lower layer)",
            fillcolor="#dddddd", shape="box3d")
     colors = {"added": "#009E73", "changed": "#E69F00", "deleted": "#D55E00"}
     for i, (label, changes) in enumerate(runs):
