@@ -186,10 +186,12 @@ def test_status(ours: Path, tmp_path: Path) -> None:
 def test_plugin_dir_launchers(tmp_path: Path) -> None:
     d = plugin_dir(tmp_path / "bin")
     assert sorted(os.listdir(d)) == ["bridge", "host-local", "loopback", "ptp"]
-    (d / "host-local").write_text("stale")
+    (d / "ptp").write_text("stale")
     plugin_dir(d)
-    assert os.access(d / "host-local", os.X_OK) and (d / "host-local").read_text().startswith("#!")
-    assert run_plugin(d / "host-local", "VERSION", {"cniVersion": "1.0.0"}).ok()["supportedVersions"]
+    assert os.access(d / "ptp", os.X_OK) and (d / "ptp").read_text().startswith("#!")
+    for name in os.listdir(d):  # each launcher runs its plugin, with -I: the environment cannot steer it
+        v = run_plugin(d / name, "VERSION", {"cniVersion": "1.0.0"}).ok()
+        assert v["supportedVersions"][-1] == "1.1.0"
 
 
 def test_requested_ip_and_duplicate(ours: Path, tmp_path: Path) -> None:
