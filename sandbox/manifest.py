@@ -34,7 +34,7 @@ from sandbox.steps import Steps, record
 __all__ = [
     "ManifestError", "Label", "Annotation", "Isolator", "EventHandler", "MountPoint", "Port",
     "App", "Dependency", "ImageManifest", "RuntimeImage", "Volume", "Mount", "RuntimeApp",
-    "ExposedPort", "PodManifest", "validate_json", "parse_json",
+    "ExposedPort", "PodManifest", "validate_json", "parse_json", "ignored_fields",
 ]
 
 ROOT = "(root)"
@@ -501,7 +501,7 @@ class PodManifest:
             app = ra.app
             if app is None and images is not None and ra.image.id in images:
                 app = images[ra.image.id].app
-            where = f"{at}.app" if ra.app is not None else f"image {ra.image.id or ra.image.name}"
+            where = f"{at}.app" if ra.app is not None else f"{at}.image.app"
             for k, mp in enumerate(app.mount_points if app else []):
                 # pods.md: a mount fulfils a mountPoint by using its path; older manifests
                 # named the volume after the mountPoint, which rkt also accepts.
@@ -569,13 +569,20 @@ def _load(data: bytes | str | dict[str, Any]) -> tuple[Any, list[str]]:
     return d, []
 
 
+def _missing(p: _Parser, d: dict, key: str, at: str) -> None:
+    """A required key is absent; point at a key that differs only in case (Go would take it)."""
+    near = [k for k in d if k.lower() == key.lower()]
+    hint = f" (found {near[0]!r}: JSON keys are case-sensitive)" if near else ""
+    p.bad(at, "is required" + hint)
+
+
 def _str(p: _Parser, d: dict, key: str, path: str, *, required: bool = False,
          nonempty: bool = False) -> str | None:
     at = _at(path, key)
     v = d.get(key)
     if v is None:
         if required:
-            p.bad(at, "is required")
+            _missing(p, d, key, at)
         return None
     if not isinstance(v, str):
         p.bad(at, f"must be a string, not {_jtype(v)}")
@@ -601,7 +608,7 @@ def _int(p: _Parser, d: dict, key: str, path: str, *, required: bool = False) ->
     v = d.get(key)
     if v is None:
         if required:
-            p.bad(at, "is required")
+            _missing(p, d, key, at)
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         p.bad(at, f"must be an integer, not {_jtype(v)}")
@@ -614,7 +621,7 @@ def _list(p: _Parser, d: dict, key: str, path: str, *, required: bool = False) -
     v = d.get(key)
     if v is None:
         if required:
-            p.bad(at, "is required")
+            _missing(p, d, key, at)
         return None
     if not isinstance(v, list):
         p.bad(at, f"must be an array, not {_jtype(v)}")
@@ -811,7 +818,7 @@ def _parse_isolators(p: _Parser, d: dict, key: str, path: str, scope: str) -> li
             continue
         name = _str(p, item, "name", at, required=True)
         if "value" not in item:
-            p.bad(f"{at}.value", "is required")
+            _missing(p, item, "value", f"{at}.value")
         if name is None or not _check(p, f"{at}.name", name, t.check_ac_identifier):
             continue
         if "value" in item:
@@ -877,7 +884,7 @@ def _parse_app(p: _Parser, v: Any, at: str) -> App | None:
         name = _str(p, h, "name", hat, required=True)
         hexec = _strings(p, h, "exec", hat)
         if h.get("exec") is None:
-            p.bad(f"{hat}.exec", "is required")
+            _missing(p, h, "exec", f"{hat}.exec")
         elif hexec is not None and not hexec:
             p.bad(f"{hat}.exec", "must not be empty")
         if name is None:
@@ -1027,7 +1034,7 @@ def _parse_pod_manifest(p: _Parser, d: dict) -> PodManifest | None:
             first[name] = i
         img = None
         if a.get("image") is None:
-            p.bad(f"{at}.image", "is required")
+            _missing(p, a, "image", f"{at}.image")
         elif _obj(p, a["image"], f"{at}.image") is not None:
             iv = a["image"]
             iid = _str(p, iv, "id", f"{at}.image")
@@ -1089,6 +1096,53 @@ def _parse_pod_manifest(p: _Parser, d: dict) -> PodManifest | None:
     ul = _strmap(p, d, "userLabels", ROOT)
     return PodManifest(apps=apps, ac_version=ver, volumes=volumes, isolators=isolators,
                        annotations=ann, ports=ports, user_annotations=ua, user_labels=ul, raw=d)
+
+
+# The fields the spec defines, per object (None: a leaf or a free-form value; [x]: a list of x).
+_NV = {"name": None, "value": None}
+_PORT = {"name": None, "protocol": None, "port": None, "count": None, "socketActivated": None}
+_VOLUME = dict.fromkeys(("name", "kind", "source", "readOnly", "recursive", "mode", "uid", "gid"))
+_APP = {"exec": None, "user": None, "group": None, "supplementaryGIDs": None,
+        "eventHandlers": [{"name": None, "exec": None}], "workingDirectory": None,
+        "environment": [_NV], "isolators": [_NV], "mountPoints": [{"name": None, "path": None, "readOnly": None}],
+        "ports": [_PORT], "userAnnotations": None, "userLabels": None}
+_SCHEMA = {
+    "ImageManifest": {"acKind": None, "acVersion": None, "name": None, "labels": [_NV], "app": _APP,
+                      "dependencies": [{"imageName": None, "imageID": None, "labels": [_NV], "size": None}],
+                      "pathWhitelist": None, "annotations": [_NV]},
+    "PodManifest": {"acKind": None, "acVersion": None,
+                    "apps": [{"name": None, "image": {"id": None, "name": None, "labels": [_NV]}, "app": _APP,
+                              "readOnlyRootFS": None, "annotations": [_NV],
+                              "mounts": [{"volume": None, "path": None, "appVolume": _VOLUME}]}],
+                    "volumes": [_VOLUME], "isolators": [_NV], "annotations": [_NV],
+                    "ports": [{"name": None, "hostPort": None, "hostIP": None, "podPort": _PORT}],
+                    "userAnnotations": None, "userLabels": None},
+}
+
+
+def ignored_fields(data: bytes | str | dict[str, Any]) -> list[str]:
+    """The fields of a manifest that are not appc fields, so parsing ignores them (the spec asks
+    executors to ignore unknown fields): ``path: note`` each, naming a near miss in case."""
+    d, problems = _load(data)
+    schema = _SCHEMA.get(d.get("acKind")) if not problems else None
+    out: list[str] = []
+
+    def walk(v: Any, sch: Any, path: str) -> None:
+        if isinstance(sch, list) and isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, sch[0], _at(path, i))
+        elif isinstance(sch, dict) and isinstance(v, dict):
+            for k, x in v.items():
+                if k in sch:
+                    walk(x, sch[k], _at(path, k))
+                    continue
+                near = [f for f in sch if f.lower() == k.lower()]
+                hint = f" (did you mean {near[0]!r}? JSON keys are case-sensitive)" if near else ""
+                out.append(f"{_at(path, k)}: not an appc field, ignored{hint}")
+
+    if schema is not None:
+        walk(d, schema, ROOT)
+    return out
 
 
 def parse_json(data: bytes | str | dict[str, Any]) -> ImageManifest | PodManifest:

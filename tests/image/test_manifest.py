@@ -466,3 +466,27 @@ def test_pod_repr_html_and_free_form_key_paths() -> None:
     assert M.validate_json(doc) == ['isolators[0].value["net.ipv4.ip_forward"]: must be a string, not a number',
                                     'userLabels["a.b"]: must be a string, not a number',
                                     'userLabels.plain: must be a string, not a number']
+
+
+def test_ignored_fields_and_case_hints() -> None:
+    doc = json.loads(build(CASES["img-supplementary-gids-case"]))
+    doc["extra"] = 1
+    doc["labels"][0]["Value"] = "x"
+    assert M.ignored_fields(doc) == [
+        "labels[0].Value: not an appc field, ignored (did you mean 'value'? JSON keys are case-sensitive)",
+        "app.supplementaryGids: not an appc field, ignored (did you mean 'supplementaryGIDs'? "
+        "JSON keys are case-sensitive)",
+        "extra: not an appc field, ignored"]
+    assert M.ignored_fields(_example("pod_runtime.json")) == []
+    assert M.ignored_fields(_example("image.json")) == []
+    assert M.validate_json(build(CASES["img-key-case"])) == [
+        "name: is required (found 'Name': JSON keys are case-sensitive)"]
+
+
+def test_reification_sees_mount_points_of_the_image() -> None:
+    pod = M.PodManifest.from_json(_example("pod_runtime.json"))
+    image = M.ImageManifest.from_json(_example("image.json"))
+    pod.apps[0].mounts = pod.apps[0].mounts[:1]
+    assert pod.reification_problems({pod.apps[0].image.id: image}) == [
+        "apps[0].image.app.mountPoints[1]: mountPoint 'config' (/etc/shipper) of app 'shipper' has no mount/volume"]
+    assert pod.is_reified()   # without the image manifests only the pod itself can be checked
