@@ -108,3 +108,42 @@ def test_tls_material_verifies_with_openssl_and_cert_dir_is_removed(publisher, t
     finally:
         srv.stop()
     assert not ca.parent.exists()
+
+
+def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publisher, tmp_path) -> None:
+    """`sandbox serve DIR --tls` as a real process: prints the URL and CA path, serves a fetch,
+    and exits 0 on Ctrl-C with its port closed."""
+    import re
+    import signal
+    import sys
+
+    from sandbox import fetch
+    from sandbox.trust import TrustStore
+
+    cert_dir = tmp_path / "certs"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", str(publisher), "--tls",
+                             "--cert-dir", str(cert_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        port = int(re.search(r"https://localhost:(\d+)", text).group(1))
+        assert f"CA certificate: {cert_dir / 'ca.pem'}" in text
+        assert f"Try: sandbox fetch localhost/hello --discovery-port {port} --ca-file {cert_dir / 'ca.pem'}" in text
+        TrustStore().add("localhost/hello", keys.alice.public().armored())
+        res = fetch.fetch("localhost/hello:1.0.0", discovery_port=port, ca_file=str(cert_dir / "ca.pem"))
+        assert res.image.labels["version"] == "1.0.0"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
