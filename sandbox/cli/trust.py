@@ -51,7 +51,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
         raise UsageError("Refusing implicit unbounded trust: give --prefix NAME (or --root for every image).")
     prefix = None if args.root else trust.check_prefix(args.prefix)
     for source in args.keys:
-        data = trust.fetch_key(source, insecure_allow_http=args.insecure_allow_http)
+        data = trust.fetch_key(source, insecure_allow_http=args.insecure_allow_http, ca_file=args.ca_file)
         certs = pgp.read_keys(data)
         if len(certs) != 1:
             raise SandboxError(f"{source} holds {len(certs)} keys; trust them one file at a time.")
@@ -78,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--root", action="store_true", help="trust the key for every image name")
     p.add_argument("--yes", action="store_true", help="do not ask; I have checked the fingerprint")
     p.add_argument("--insecure-allow-http", action="store_true", help="allow fetching the key over http")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) for https key URLs (e.g. sandbox serve --tls)")
     p.add_argument("--list", action="store_true", help="list trusted keys")
     p.add_argument("--rm", metavar="FINGERPRINT", help="stop trusting a key")
     p.set_defaults(func=cmd_trust)

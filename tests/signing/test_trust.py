@@ -292,3 +292,55 @@ def test_cli_key_gen_sign_verify_inspect(run_cli, sandbox_dir: Path, tmp_path: P
 
     rc, out, err = run_cli("sign", aci, "--key", pub)
     assert rc == 1 and "no secret key" in err
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (it is its own CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sbx test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(k, hashes.SHA256()))
+    cpath, kpath = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cpath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kpath.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return cpath, kpath
+
+
+def test_fetch_key_over_https_with_a_ca_file(tmp_path: Path, run_cli, sandbox_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_SYSTEM_TRUSTEDKEYS", str(tmp_path / "nosys"))
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "alice.asc").write_bytes(ALICE.public().armored())
+    cpath, kpath = _self_signed(tmp_path)
+    handler = lambda *a, **kw: _Quiet(*a, directory=str(tmp_path / "www"), **kw)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cpath, kpath)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    url = f"https://127.0.0.1:{srv.server_address[1]}/alice.asc"
+    try:
+        with pytest.raises(trust.TrustError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            trust.fetch_key(url, timeout=10)
+        assert trust.fetch_key(url, ca_file=str(cpath), timeout=10) == ALICE.public().armored()
+        rc, out, err = run_cli("trust", "--prefix", "example.com", url, "--ca-file", cpath, "--yes")
+        assert rc == 0, err
+        assert (sandbox_dir / "trustedkeys" / "prefix.d" / "example.com" / ALICE.fingerprint).is_file()
+    finally:
+        srv.shutdown()
+        srv.server_close()
