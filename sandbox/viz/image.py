@@ -1,0 +1,179 @@
+"""Pictures and widgets for the image format (notebook 01).
+
+* :func:`archive_tree` - the layers of an ACI file: compression -> tar -> manifest + rootfs tree.
+* :func:`flipped_id` / :func:`flip_byte_widget` - flip one byte of the uncompressed tar and watch
+  the image ID change (content addressing).
+* :func:`compression_table` - one layout, four compressions, four sizes, one ID.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import graphviz
+
+from sandbox import aci
+from sandbox.viz import color_for, digraph
+
+KINDS = ["file", "dir", "symlink", "hardlink", "device", "fifo"]
+
+
+def _kind(m: tarfile.TarInfo) -> str:
+    return ("dir" if m.isdir() else "file" if m.isreg() else "symlink" if m.issym()
+            else "hardlink" if m.islnk() else "fifo" if m.isfifo() else "device")
+
+
+def archive_tree(path: str | Path, *, max_children: int = 8, max_depth: int = 4) -> graphviz.Digraph:
+    """The ACI as layers: the file (with its compression), the tar, then its entry tree.
+
+    Directories with more than ``max_children`` entries show the first few and "+N more".
+    """
+    path = Path(path)
+    comp = aci.detect_compression(path)
+    iid = aci.image_id(path)
+    entries: list[tuple[str, str, str]] = []   # (name, kind, detail)
+    with aci.open_tar(path) as t:
+        for m in t:
+            name = aci.normalize_entry(m.name) or m.name
+            detail = (f"{m.size:,} B" if m.isreg() else f"-> {m.linkname}" if m.issym() or m.islnk()
+                      else "")
+            entries.append((name, _kind(m), detail))
+    g = digraph("aci", rankdir="LR")
+    g.attr(label=f"{path.name}: {aci.short_id(iid)}…", labelloc="t")
+    g.node("file", f"{path.name}\n{path.stat().st_size:,} bytes\ncompression: {comp}",
+           shape="folder", fillcolor="#eeeeee")
+    g.node("tar", f"uncompressed tar\nsha512 -> image ID\n{aci.short_id(iid)}…",
+           shape="cylinder", fillcolor="#ffffff")
+    g.edge("file", "tar", label="decompress" if comp != "none" else "as is")
+    children: dict[str, list[tuple[str, str, str]]] = {}
+    for name, kind, detail in entries:
+        parent = name.rsplit("/", 1)[0] if "/" in name else ""
+        children.setdefault(parent, []).append((name, kind, detail))
+
+    def node_id(name: str) -> str:
+        return "e_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+
+    def add(parent_node: str, parent: str, depth: int) -> None:
+        kids = children.get(parent, [])
+        for name, kind, detail in kids[:max_children]:
+            label = name.rsplit("/", 1)[-1] + ("/" if kind == "dir" else "")
+            if detail:
+                label += f"\n{detail}"
+            g.node(node_id(name), label, fillcolor=color_for(kind, KINDS),
+                   shape="note" if name == "manifest" else "box")
+            g.edge(parent_node, node_id(name))
+            if kind == "dir" and depth < max_depth:
+                add(node_id(name), name, depth + 1)
+            elif kind == "dir" and children.get(name):
+                more = f"{node_id(name)}_deeper"
+                g.node(more, f"{len(children[name])} entries…", shape="plaintext", style="")
+                g.edge(node_id(name), more, style="dashed")
+        if len(kids) > max_children:
+            more = f"{parent_node}_more"
+            g.node(more, f"+{len(kids) - max_children} more", shape="plaintext", style="")
+            g.edge(parent_node, more, style="dashed")
+
+    add("tar", "", 0)
+    with g.subgraph(name="cluster_legend") as lg:
+        lg.attr(label="entry types", fontsize="9", style="dashed")
+        for k in sorted({k for _, k, _ in entries}, key=KINDS.index):
+            lg.node(f"legend_{k}", k, fillcolor=color_for(k, KINDS), fontsize="9")
+    return g
+
+
+def uncompressed_bytes(path: str | Path) -> bytes:
+    """The whole uncompressed tar (for small teaching images only)."""
+    with aci.open_uncompressed(path) as (s, _):
+        return s.read()
+
+
+def byte_owner(tar_bytes: bytes, offset: int) -> str:
+    """Which part of the tar holds byte ``offset``: an entry's header, its data, or padding."""
+    import io
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
+        for m in t.getmembers():
+            if m.offset <= offset < m.offset_data:
+                return f"the header of {m.name}"
+            end = m.offset_data + m.size
+            if m.offset_data <= offset < end:
+                return f"the content of {m.name} (byte {offset - m.offset_data})"
+            if m.size and end <= offset < m.offset_data + ((m.size + 511) // 512) * 512:
+                return f"the zero padding after {m.name}"
+    return "the end-of-archive zero blocks"
+
+
+def flipped_id(tar_bytes: bytes, offset: int) -> dict[str, Any]:
+    """The image ID before and after inverting the bits of one byte of the uncompressed tar."""
+    if not 0 <= offset < len(tar_bytes):
+        raise ValueError(f"offset {offset} is outside the tar (0..{len(tar_bytes) - 1})")
+    flipped = bytearray(tar_bytes)
+    flipped[offset] ^= 0xFF
+    before = "sha512-" + hashlib.sha512(tar_bytes).hexdigest()
+    after = "sha512-" + hashlib.sha512(bytes(flipped)).hexdigest()
+    differing = sum(a != b for a, b in zip(before[7:], after[7:]))
+    return {"offset": offset, "where": byte_owner(tar_bytes, offset), "before": before,
+            "after": after, "hex_digits_changed": differing,
+            "byte": f"0x{tar_bytes[offset]:02x} -> 0x{flipped[offset]:02x}"}
+
+
+def flip_html(r: dict[str, Any]) -> str:
+    e = html.escape
+    marked = "".join(f"<b style='color:#D55E00'>{c}</b>" if c != d else c
+                     for c, d in zip(r["after"], r["before"]))
+    return (f"<div>byte {r['offset']} ({e(r['where'])}): {e(r['byte'])}<br>"
+            f"<code>before {e(r['before'][:71])}…</code><br><code>after&nbsp; {marked[:2000]}</code><br>"
+            f"{r['hex_digits_changed']} of 128 hex digits changed</div>")
+
+
+def on_flip(tar_bytes: bytes, offset: int, out: Any) -> None:
+    """The widget's callback: recompute the ID and show it (kept here, not in a notebook cell)."""
+    out.value = flip_html(flipped_id(tar_bytes, offset))
+
+
+def flip_byte_widget(path: str | Path) -> Any:
+    """A slider over the uncompressed tar of ``path``; moving it flips that byte and shows the
+    new image ID next to the real one."""
+    import ipywidgets as w
+    data = uncompressed_bytes(path)
+    slider = w.IntSlider(value=min(600, len(data) - 1), min=0, max=len(data) - 1,
+                         description="byte", continuous_update=False,
+                         layout=w.Layout(width="90%"))
+    out = w.HTML()
+    slider.observe(lambda ch: on_flip(data, ch["new"], out), names="value")
+    on_flip(data, slider.value, out)
+    return w.VBox([slider, out])
+
+
+def compression_table(layout: str | Path, workdir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Build ``layout`` with every compression: the sizes differ, the image ID does not."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sbx-comp-", dir=workdir) as d:
+        for c in aci.COMPRESSIONS:
+            out = Path(d) / f"image-{c}.aci"
+            iid = aci.build(layout, out, compression=c)
+            rows.append({"compression": c, "detected": aci.detect_compression(out),
+                         "size": out.stat().st_size, "image_id": iid,
+                         "first_bytes": out.read_bytes()[:6].hex(" ")})
+    return rows
+
+
+def rows_html(rows: list[dict[str, Any]]) -> str:
+    """A small HTML table of dict rows (image IDs shortened)."""
+    if not rows:
+        return "<p>(nothing)</p>"
+    cols = list(rows[0])
+    e = html.escape
+
+    def cell(v: Any) -> str:
+        s = str(v)
+        if s.startswith("sha512-") and len(s) > 50:
+            return f"<code title='{e(s)}'>{e(aci.short_id(s))}…</code>"
+        return e(f"{v:,}" if isinstance(v, int) else s)
+
+    head = "".join(f"<th>{e(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
