@@ -23,6 +23,7 @@ draw the whole conversation.
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import platform
 import re
@@ -278,16 +279,22 @@ class Transport:
     timeout: float = TIMEOUT
 
     def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        if self.ca_file:
-            try:
-                ctx.load_verify_locations(cafile=self.ca_file)
-            except (OSError, ssl.SSLError) as e:
-                raise TransportError(f"Cannot load the CA file {self.ca_file}: {e}.") from e
-        if self.insecure_tls:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return _ssl_context(self.insecure_tls, self.ca_file)
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(insecure_tls: bool, ca_file: str | None) -> ssl.SSLContext:
+    """System CAs (+ ``ca_file``); loading them costs milliseconds, so contexts are reused."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise TransportError(f"Cannot load the CA file {ca_file}: {e}.") from e
+    if insecure_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class Opened:
@@ -390,11 +397,18 @@ def _explain(e: BaseException) -> str:
     return str(e) or e.__class__.__name__
 
 
+MAX_PAGE = 1 << 20    # a discovery page (or a signature) larger than 1 MiB is refused
+
+
 def get(url: str, transport: Transport, *, headers: Mapping[str, str] | None = None,
-        steps: Steps | None = None, purpose: str = "") -> tuple[int, bytes, str, Opened]:
-    """GET and read the whole body: (status, body, final URL, response)."""
+        steps: Steps | None = None, purpose: str = "",
+        max_bytes: int = MAX_PAGE) -> tuple[int, bytes, str, Opened]:
+    """GET and read the whole body (at most ``max_bytes``): (status, body, final URL, response)."""
     with open_url(url, transport, headers=headers, steps=steps, purpose=purpose) as r:
-        body = r.read()
+        body = r.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise TransportError(f"GET {r.url} returned more than {max_bytes} bytes; that is not a "
+                             f"{purpose or 'small'} document.")
     return r.status, body, r.url, r
 
 

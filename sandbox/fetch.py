@@ -218,7 +218,7 @@ class Download:
 def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | None = None,
              keep_body: bool = True, resolve: "Callable[[str], Path | None] | None" = None,
              progress: bool = False, label: str | None = None, purpose: str = "",
-             steps: Steps | None = None) -> Download:
+             max_bytes: int | None = None, steps: Steps | None = None) -> Download:
     """GET ``url`` into ``work``, or reuse the cache; raise :class:`FetchError` unless 200/304.
 
     ``keep_body=False`` (ACIs) keeps only the validators in the cache: the caller calls
@@ -261,6 +261,9 @@ def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | N
                     out.write(chunk)
                     size += len(chunk)
                     bar.update(len(chunk))
+                    if max_bytes is not None and size > max_bytes:
+                        raise FetchError(f"{url} is larger than {max_bytes} bytes; that is not a "
+                                         f"{label or 'small file'}.")
         except OSError as e:
             raise FetchError(f"Downloading {url} broke off after {size} bytes ({e}); try again.") from None
         finally:
@@ -425,7 +428,7 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
     else:
         # 2. the small signature first; fail fast before the big download (rkt checkIdentity)
         dl = download(endpoint.asc, work, transport, cache=cache, label="signature",
-                      purpose="signature", steps=steps)
+                      purpose="signature", max_bytes=disc.MAX_PAGE, steps=steps)
         result.downloads.append(dl)
         sig = dl.path.read_bytes()
         pubkeys = d.public_keys
@@ -458,7 +461,7 @@ def _fetch_url(url: str, labels: Mapping[str, str], opts: InsecureOptions, store
     sig = None
     if not opts.image:
         dl = download(asc_url, work, transport, cache=cache, label="signature",
-                      purpose="signature", steps=steps)
+                      purpose="signature", max_bytes=disc.MAX_PAGE, steps=steps)
         result.downloads.append(dl)
         sig = dl.path.read_bytes()
     dl = download(url, work, transport, cache=cache, keep_body=False,

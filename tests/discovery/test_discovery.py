@@ -293,3 +293,11 @@ def test_same_answer_as_actool_discover(server) -> None:
         assert [(e.aci, e.asc) for e in ours.endpoints] == \
             [(e["ACI"], e["ASC"]) for e in ref["ACIEndpoints"]]
         assert ours.public_keys == ref["PublicKeys"]
+
+
+def test_oversized_discovery_page_is_refused(pages) -> None:
+    pages.page("/myapp", "<html>" + " " * (d.MAX_PAGE + 10))
+    pages.fixture("/", "meta01.html")
+    r = d.discover(_app("localhost/myapp"), transport=HTTP, port=pages.port)
+    assert r.prefix == "localhost"                     # the huge page counted as a failure
+    assert any("more than" in (a.error or "") for a in r.attempts)
