@@ -273,6 +273,14 @@ class ImageManifest:
             d["annotations"] = _labels_json(self.annotations)
         return d
 
+    @property
+    def label_list(self) -> list[Label]:
+        return [Label(k, v) for k, v in self.labels.items()]
+
+    @property
+    def annotation_list(self) -> list[Annotation]:
+        return [Annotation(k, v) for k, v in self.annotations.items()]
+
     def to_bytes(self) -> bytes:
         """The canonical manifest file content (2-space indented JSON, trailing newline)."""
         return (json.dumps(self.to_json(), indent=2) + "\n").encode()
@@ -787,9 +795,9 @@ def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
                 if not c.startswith("CAP_") or not c[4:].replace("_", "").isalnum() or c != c.upper():
                     p.bad(f"{at}.set[{i}]", f"{c!r} is not a capability name (like CAP_NET_BIND_SERVICE)")
         else:
-            errno = _str(p, v, "errno", at)
-            if errno and (errno != errno.upper() or not errno.replace("_", "").isalnum()):
-                p.bad(f"{at}.errno", f"{errno!r} is not an all-uppercase errno name (like ENOTSUP)")
+            errno = _str(p, v, "errno", at)   # errno(3) names: E + uppercase letters/digits
+            if errno and not re.fullmatch(r"E[A-Z0-9]+", errno):
+                p.bad(f"{at}.errno", f"{errno!r} is not an errno name (E and uppercase letters or digits, like ENOTSUP)")
     elif name == "os/linux/no-new-privileges":
         if not isinstance(v, bool):
             p.bad(at, f"must be true or false, not {_jtype(v)}")
@@ -797,7 +805,10 @@ def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
         if _obj(p, v, at) is None:
             return
         for k in ("user", "role", "type", "level"):
-            _str(p, v, k, at, required=True, nonempty=True)
+            part = _str(p, v, k, at, required=True, nonempty=True)
+            # the context is user:role:type:level, so only the level may contain ':' (s0:c1,c2)
+            if part and k != "level" and ":" in part:
+                p.bad(f"{at}.{k}", f"{part!r} cannot contain ':' (it is one part of user:role:type:level)")
     elif name == "os/unix/sysctl":
         if _obj(p, v, at) is None:
             return

@@ -183,6 +183,8 @@ def test_image_example_typed(actool: Path, tmp_path: Path) -> None:
     assert m.path_whitelist == raw["pathWhitelist"]
     assert m.annotations["created"] == "2016-03-04T11:22:33.445566Z"
     assert m.raw == raw
+    assert m.label_list[0] == M.Label("version", "2.3.1")
+    assert m.annotation_list[-1] == M.Annotation("documentation", "https://example.org/log-shipper/docs")
     assert m.to_json() == raw                                    # the example is in canonical form
     assert M.ImageManifest.from_json(m.to_bytes()) == m
 
