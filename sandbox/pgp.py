@@ -765,6 +765,7 @@ class KeyStatus:
     can_sign: bool
     expires: int | None        # unix time, None = never
     revoked: bool
+    kind: str = "ok"           # ok | revoked | expired | no-sign | invalid
 
 
 @dataclass
@@ -875,19 +876,23 @@ class PublicKey:
         expires = (p.created + self_sig.key_expires_after) if self_sig and self_sig.key_expires_after else None
         flags = self_sig.key_flags if self_sig else None
         can_sign = flags is None or bool(flags & FLAG_SIGN)
-        primary_problem = None
+        primary_problem, pkind = None, "ok"
         if rev is not None:
+            pkind = "revoked"
             why = rev.revocation_reason
             primary_problem = f"key {p.fingerprint.upper()} was revoked by its owner" + (f" ({why})" if why else "") + "."
         elif self_sig is None:
+            pkind = "invalid"
             primary_problem = (f"key {p.fingerprint.upper()} has no valid self-signature, so nothing "
                                "binds it to a user ID.")
         elif expires is not None and expires <= now:
+            pkind = "expired"
             primary_problem = f"key {p.fingerprint.upper()} expired on {_iso(expires)}."
-        problem = primary_problem
+        problem, kind = primary_problem, pkind
         if problem is None and not can_sign:
+            kind = "no-sign"
             problem = f"key {p.fingerprint.upper()} is not marked for signing (key flags: {_flags(flags)})."
-        out.append(KeyStatus(p.fingerprint, problem is None, problem, can_sign, expires, rev is not None))
+        out.append(KeyStatus(p.fingerprint, problem is None, problem, can_sign, expires, rev is not None, kind))
         for sk in self.subkeys:
             k = sk.key
             target = k.hash_prefix()
@@ -898,23 +903,31 @@ class PublicKey:
             sflags = binding.key_flags if binding else None
             s_can_sign = bool(sflags is not None and sflags & FLAG_SIGN)
             s_exp = (k.created + binding.key_expires_after) if binding and binding.key_expires_after else None
-            problem = None
+            problem, kind = None, "ok"
             if primary_problem:
+                kind = pkind
                 problem = f"subkey {k.fingerprint.upper()} belongs to a primary key that is not usable: {primary_problem}"
             elif srev is not None:
-                problem = f"subkey {k.fingerprint.upper()} was revoked by its owner."
+                kind = "revoked"
+                why = srev.revocation_reason
+                problem = f"subkey {k.fingerprint.upper()} was revoked by its owner" + (f" ({why})" if why else "") + "."
             elif binding is None:
+                kind = "invalid"
                 problem = f"subkey {k.fingerprint.upper()} has no valid binding signature from its primary key."
             elif s_exp is not None and s_exp <= now:
+                kind = "expired"
                 problem = f"subkey {k.fingerprint.upper()} expired on {_iso(s_exp)}."
             elif not s_can_sign:
+                kind = "no-sign"
                 problem = f"subkey {k.fingerprint.upper()} is not marked for signing (key flags: {_flags(sflags)})."
             else:
                 back = binding.embedded
                 if back is None or back.sig_type != 0x19 or not self._self_sig_ok(back, target, signer=k):
+                    kind = "invalid"
                     problem = (f"signing subkey {k.fingerprint.upper()} is not cross-certified "
                                "(no valid primary-key binding signature 0x19).")
-            out.append(KeyStatus(k.fingerprint, problem is None, problem, s_can_sign, s_exp, srev is not None))
+            out.append(KeyStatus(k.fingerprint, problem is None, problem, s_can_sign, s_exp, srev is not None,
+                                 kind))
         return out
 
     def check_signer(self, key: KeyPacket, at: int | float | None = None) -> None:
@@ -922,14 +935,8 @@ class PublicKey:
         for st in self.status(at):
             if st.fingerprint != key.fingerprint or st.usable:
                 continue
-            msg = "The signing " + st.problem
-            if st.revoked or "was revoked" in st.problem:
-                raise KeyRevoked(msg)
-            if "expired on" in st.problem:
-                raise KeyExpired(msg)
-            if "not marked for signing" in st.problem:
-                raise NotSigningKey(msg)
-            raise InvalidKey(msg)
+            cls = {"revoked": KeyRevoked, "expired": KeyExpired, "no-sign": NotSigningKey}.get(st.kind, InvalidKey)
+            raise cls("The signing " + (st.problem or "key is not usable."))
 
 
 @dataclass

@@ -107,7 +107,7 @@ class TrustStore:
             raise TrustError(f"The key file holds {len(certs)} certificates; trust them one file at a time.")
         cert = certs[0]
         st = cert.status()[0]
-        if st.problem and "self-signature" in st.problem:
+        if st.kind == "invalid":           # expired or revoked keys may be stored (and are refused on use)
             raise TrustError(f"Not trusting it: {st.problem}")
         d = self._dir(self.root, prefix)
         d.mkdir(parents=True, exist_ok=True, mode=0o755)

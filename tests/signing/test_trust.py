@@ -344,3 +344,12 @@ def test_fetch_key_over_https_with_a_ca_file(tmp_path: Path, run_cli, sandbox_di
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_key_without_valid_self_signature_is_not_stored(store: trust.TrustStore) -> None:
+    cert = ALICE.public()
+    forged = pgp.PublicKey(cert.primary, [], [pgp.UserID("Eve <eve@example.com>", b"Eve <eve@example.com>",
+                                                         list(cert.user_ids[0].sigs))], [])
+    with pytest.raises(trust.TrustError, match="no valid self-signature"):
+        store.add("example.com", forged.armored())
+    assert store.list() == []
