@@ -281,3 +281,20 @@ def test_sequence_diagram_follows_the_recorded_steps(state, keys, server) -> Non
     gets = [line for line in src.splitlines() if "GET /" in line]
     assert [("asc" in g, "ac-discovery" in g) for g in gets if "aci" in g or "discovery" in g][-2:] \
         == [(False, True), (True, False)]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_suggested_trust_command_fixes_the_refusal(state, publisher, run_cli, tls) -> None:
+    """Copy the `sandbox trust ...` command out of the refusal, run it (with --yes), fetch again."""
+    import re
+    import shlex
+    with DiscoveryServer(publisher, tls=tls) as srv:
+        flags = ["--ca-file", srv.ca_file] if tls else ["--insecure-options=http"]
+        rc, _, err = run_cli("fetch", "localhost/hello", "--discovery-port", srv.port, *flags)
+        assert rc == 1
+        cmd = shlex.split(re.search(r"`(sandbox trust [^`]+)`", err).group(1))
+        rc, out, err2 = run_cli(*cmd[1:], "--yes")
+        assert rc == 0, err2
+        assert "Added key for prefix 'localhost/hello'" in out
+        rc, out, err = run_cli("fetch", "localhost/hello", "--discovery-port", srv.port, *flags)
+        assert rc == 0 and out.strip() == independent_id(publisher / "hello-1.2.0.aci"), err
