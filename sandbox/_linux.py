@@ -7,10 +7,12 @@ man pages: unshare(2), setns(2), mount(2), umount(2), pivot_root(2).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# CDLL(None): libc's symbols through the running interpreter. (ctypes.util.find_library would
+# run ldconfig in a subprocess - fatal in a process that has just unshared CLONE_NEWPID, whose
+# first child becomes the namespace's PID 1.)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # clone(2) / unshare(2) namespace flags
 CLONE_NEWNS = 0x00020000
