@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -350,16 +351,16 @@ def signature_url_for(aci_url: str) -> str:
     return (aci_url[:-4] if aci_url.endswith(".aci") else aci_url) + ".aci.asc"
 
 
-def _untrusted_hint(err: SandboxError, name: str, pubkeys: list[str], opts: InsecureOptions,
+def _untrusted_hint(err: SandboxError, name: str, pubkeys: list[str],
                     ca_file: str | None) -> SandboxError:
     """Re-raise trust.UntrustedSigner with the discovered key URL in the fix."""
     if not pubkeys:
         return err
     url = pubkeys[0]
     extra = (" --insecure-allow-http" if url.startswith("http://") else "") + \
-            (f" --ca-file {ca_file}" if ca_file and url.startswith("https://") else "")
+            (f" --ca-file {shlex.quote(ca_file)}" if ca_file and url.startswith("https://") else "")
     err.hint = (f"The publisher offers keys at {url}: check the fingerprint with the publisher, "
-                f"then run `sandbox trust --prefix {name} {url}{extra}`.")
+                f"then run `sandbox trust --prefix {name} {shlex.quote(url)}{extra}`.")
     return err
 
 
@@ -439,7 +440,7 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
             trust.check_signer(sig, app.name, steps=steps)
         except SandboxError as e:
             if e.__class__.__name__ == "UntrustedSigner":
-                raise _untrusted_hint(e, app.name, pubkeys, opts, ca_file) from None
+                raise _untrusted_hint(e, app.name, pubkeys, ca_file) from None
             raise
 
     # 3. the image itself
