@@ -111,3 +111,19 @@ def test_chroot_into_the_copy_runs_and_stays_private(sb) -> None:
                 assert out == "ok\n"  # the previous execution's file is not there
     finally:
         treestore.close_all()
+
+
+@pytest.mark.root
+def test_falls_back_to_a_plain_copy_when_overlay_cannot_mount(tree, monkeypatch) -> None:
+    import errno as _errno
+
+    def refuse(*a, **k):
+        raise OSError(_errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(treestore._linux, "mount", refuse)
+    with treestore.clean_copy(tree) as copy:
+        assert copy.mode == "copy" and "overlay mount failed" in copy.reason
+        assert snapshot(copy.path) == snapshot(tree.rootfs)
+    with pytest.raises(Exception, match="overlay mount .* failed"):
+        treestore.clean_copy(tree, overlay=True)
+    assert treestore.active_copies() == []

@@ -91,3 +91,41 @@ def test_tree_rootfs_matches_plain_render(sb, tmp_path) -> None:
     g = render.resolve(sb.store, sb.store.get("a"))
     render.render(g, tmp_path / "direct", treestore.store_opener(sb.store))
     assert snapshot(t.rootfs) == snapshot(tmp_path / "direct")
+
+
+def test_two_processes_render_one_key_once(sb) -> None:
+    import subprocess
+    import sys
+    sb.add("base", {f"/f{i}": str(i) for i in range(200)})
+    sb.add("app", {"/app": "a"}, deps=[dep("base")])
+    code = ("from sandbox import treestore; from sandbox.store import Store; "
+            "print(treestore.render_image(Store(), 'app').hit)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    hits = sorted(p.communicate()[0].strip() for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert hits == ["False", "True"]  # one rendered, the other waited on the lock and reused it
+    assert len(treestore.list_trees()) == 1
+
+
+def test_catalogue_worker_backup_keeps_exactly_its_whitelist(sandbox_dir, tmp_path) -> None:
+    from sandbox import catalog
+    from sandbox.store import Store
+    store = Store()
+    try:
+        catalog.build(tmp_path / "acis", import_to=store, allow_download=False, progress=False)
+    except catalog.CatalogError as e:
+        pytest.skip(f"catalogue not buildable here: {e}")
+    tree = treestore.render_image(store, "example.com/worker-backup")
+    want = set()
+    for p in catalog.BACKUP_WHITELIST:
+        want.add(p)
+        while (p := p.rsplit("/", 1)[0]):
+            want.add(p)
+    present = {p for p in want if os.path.lexists(str(tree.rootfs) + p)}
+    assert set(snapshot(tree.rootfs)) == present
+    assert {"/bin/sh", "/bin/busybox", "/opt/worker-backup/run"} <= present
+    # busybox was extracted twice (directly and via worker-base), both passes filtered
+    order = [l["name"] for l in tree.layers]
+    assert order == ["example.com/busybox", "example.com/busybox", "example.com/worker-base",
+                     "example.com/worker-backup"]
