@@ -563,13 +563,31 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """RFC 4627: names in an object SHOULD be unique; which duplicate wins is undefined (Go and
+    Python even disagree), so a manifest with a repeated key is refused."""
+    d: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in d:
+            raise _DuplicateKey(f"the key {k!r} appears twice in one object (RFC 4627: keys "
+                                "should be unique; tools disagree on which one counts)")
+        d[k] = v
+    return d
+
+
 def _load(data: bytes | str | dict[str, Any]) -> tuple[Any, list[str]]:
     if isinstance(data, dict):
         return data, []
     try:
         if isinstance(data, (bytes, bytearray)):
             data = bytes(data).decode("utf-8")
-        d = json.loads(data, parse_constant=_no_constants)
+        d = json.loads(data, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        return None, [f"{ROOT}: {e}"]
     except (UnicodeDecodeError, ValueError) as e:
         return None, [f"{ROOT}: not valid JSON ({e})"]
     if not isinstance(d, dict):
@@ -579,7 +597,7 @@ def _load(data: bytes | str | dict[str, Any]) -> tuple[Any, list[str]]:
 
 def _missing(p: _Parser, d: dict, key: str, at: str) -> None:
     """A required key is absent; point at a key that differs only in case (Go would take it)."""
-    near = [k for k in d if k.lower() == key.lower()]
+    near = [k for k in d if k.lower() == key.lower() and k != key]
     hint = f" (found {near[0]!r}: JSON keys are case-sensitive)" if near else ""
     p.bad(at, "is required" + hint)
 

@@ -94,24 +94,36 @@ def check_ac_version(s: str) -> str | None:
     return None
 
 
-def parse_timestamp(s: str) -> datetime | None:
-    """An RFC3339 date-time with 'T' (types.md §Timestamps Type), or None."""
+def _timestamp_fields(s: str) -> re.Match[str] | None:
+    """RFC3339 §5.6 date-time with 'T' and every field in range (§5.7; no leap second 60)."""
     m = RFC3339_RE.match(s)
     if not m:
         return None
+    year, month, day, hour, minute, sec = (int(m[i]) for i in range(1, 7))
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    mdays = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    if not (1 <= month <= 12 and 1 <= day <= mdays[month - 1] and hour <= 23 and minute <= 59
+            and sec <= 59):
+        return None
     if m[9] is not None and (int(m[9]) > 23 or int(m[10]) > 59):
         return None
-    micro = int((m[7] or ".0")[1:7].ljust(6, "0"))
-    try:
-        tz = timezone.utc if m[8] == "Z" else timezone(
-            (1 if m[8][0] == "+" else -1) * timedelta(hours=int(m[9]), minutes=int(m[10])))
-        return datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6]), micro, tz)
-    except ValueError:  # month 13, 31 February, hour 24 ...
+    return m
+
+
+def parse_timestamp(s: str) -> datetime | None:
+    """An RFC3339 date-time with 'T' (types.md §Timestamps Type) as an aware datetime, or None
+    (also for year 0000, which RFC3339 allows but Python's datetime cannot hold)."""
+    m = _timestamp_fields(s)
+    if m is None or int(m[1]) == 0:
         return None
+    micro = int((m[7] or ".0")[1:7].ljust(6, "0"))
+    tz = timezone.utc if m[8] == "Z" else timezone(
+        (1 if m[8][0] == "+" else -1) * timedelta(hours=int(m[9]), minutes=int(m[10])))
+    return datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6]), micro, tz)
 
 
 def check_timestamp(s: str) -> str | None:
-    if parse_timestamp(s) is not None:
+    if _timestamp_fields(s) is not None:
         return None
     return f"{s!r} is not an RFC3339 timestamp (like '2014-10-27T19:32:27.67021798Z')"
 
@@ -126,6 +138,9 @@ def check_http_url(s: str) -> str | None:
         return f"{s!r} is not an http(s) URL"
     if not u.hostname:
         return f"{s!r} is not an http(s) URL (no host)"
+    # RFC 3986 §3.2: the authority holds unreserved, percent-encoded and sub-delim characters
+    if not re.fullmatch(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]+", u.netloc):
+        return f"{s!r} is not an http(s) URL (bad characters in the host)"
     return None
 
 

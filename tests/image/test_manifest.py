@@ -338,9 +338,13 @@ def test_quantity(s: str, value: Fraction | None) -> None:
 
 @pytest.mark.parametrize("s,ok", [("2015-05-18T13:49:28.351729952-04:00", True), ("2014-10-27T19:32:27Z", True),
                                   ("2014-02-30T00:00:00Z", False), ("2014-10-27T24:00:00Z", False),
-                                  ("2014-10-27T19:32:27", False), ("2014-10-27T19:32:27+25:00", False)])
+                                  ("2014-10-27T19:32:27", False), ("2014-10-27T19:32:27+25:00", False),
+                                  ("2000-02-29T00:00:00Z", True), ("1900-02-29T00:00:00Z", False),
+                                  ("0000-02-29T00:00:00Z", True), ("2014-10-27T19:32:27-00:60", False)])
 def test_timestamp(s: str, ok: bool) -> None:
-    assert (T.parse_timestamp(s) is not None) is ok
+    assert (T.check_timestamp(s) is None) is ok
+    if s[:4] != "0000":
+        assert (T.parse_timestamp(s) is not None) is ok
 
 
 def test_timestamp_value() -> None:
