@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 
@@ -36,12 +37,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         elif srv.names:
             print("Note: only names starting with localhost/ resolve to this server.")
         print("Press Ctrl-C to stop.", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        _wait_for_signal()
         print("Stopped.", file=sys.stderr)
     finally:
         srv.stop()
     return 0
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (also when started in the background, where a shell
+    ignores SIGINT); the previous handlers are restored afterwards."""
+    done = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -110,12 +110,14 @@ def test_tls_material_verifies_with_openssl_and_cert_dir_is_removed(publisher, t
     assert not ca.parent.exists()
 
 
-def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publisher, tmp_path) -> None:
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publisher, tmp_path, sig) -> None:
     """`sandbox serve DIR --tls` as a real process: prints the URL and CA path, serves a fetch,
-    and exits 0 on Ctrl-C with its port closed."""
+    and exits 0 on Ctrl-C (or SIGTERM) with its port closed."""
     import re
     import signal
     import sys
+    sig = getattr(signal, sig)
 
     from sandbox import fetch
     from sandbox.trust import TrustStore
@@ -137,8 +139,9 @@ def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publish
         TrustStore().add("localhost/hello", keys.alice.public().armored())
         res = fetch.fetch("localhost/hello:1.0.0", discovery_port=port, ca_file=str(cert_dir / "ca.pem"))
         assert res.image.labels["version"] == "1.0.0"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert proc.wait(timeout=15) == 0
+        assert "Stopped." in proc.stderr.read()
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5)
     finally:
