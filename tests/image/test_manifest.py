@@ -496,3 +496,15 @@ def test_reification_sees_mount_points_of_the_image() -> None:
     assert pod.reification_problems({pod.apps[0].image.id: image}) == [
         "apps[0].image.app.mountPoints[1]: mountPoint 'config' (/etc/shipper) of app 'shipper' has no mount/volume"]
     assert pod.is_reified()   # without the image manifests only the pod itself can be checked
+
+
+@pytest.mark.parametrize("cid", ["img-minimal", "img-port-too-big", "img-kind-missing", "pod-image-id-short"])
+def test_actool_verdict_helper(cid: str, actool: Path, tmp_path: Path) -> None:
+    steps = Steps()
+    ok, msg = M.actool_verdict(build(CASES[cid]), steps=steps)
+    assert ok == actool_accepts(build(CASES[cid]), tmp_path)[0]
+    assert steps[0].action == "exec"
+    if cid == "img-port-too-big":
+        assert msg == "invalid ImageManifest: port must be in 1-65535 range"
+    if cid == "img-kind-missing":
+        assert not ok and "\n" not in msg       # a Go panic, cut to its first line
