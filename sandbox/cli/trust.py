@@ -43,14 +43,17 @@ def cmd_trust(args: argparse.Namespace) -> int:
         for p in store.remove(args.rm, args.prefix, root=args.root):
             print(f"Removed trust: {p}")
         return 0
-    if not args.keys:
-        raise UsageError("Give a key file or https URL to trust (or --list, --rm FINGERPRINT).")
     if args.root and args.prefix:
         raise UsageError("--root and --prefix cannot be used together.")
+    if args.root and not args.keys:
+        raise UsageError("--root needs a key file or URL; keys are only discovered for a --prefix.")
     if not args.root and not args.prefix:
+        if not args.keys:
+            raise UsageError("Give --prefix NAME with a key file or URL (or --list, --rm FINGERPRINT).")
         raise UsageError("Refusing implicit unbounded trust: give --prefix NAME (or --root for every image).")
     prefix = None if args.root else trust.check_prefix(args.prefix)
-    for source in args.keys:
+    sources = args.keys or _discover_keys(prefix, args)
+    for source in sources:
         data = trust.fetch_key(source, insecure_allow_http=args.insecure_allow_http, ca_file=args.ca_file)
         certs = pgp.read_keys(data)
         if len(certs) != 1:
@@ -71,14 +74,27 @@ def cmd_trust(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discover_keys(prefix: str, args: argparse.Namespace) -> list[str]:
+    """rkt trust with no key: meta discovery of ``ac-discovery-pubkeys`` for the prefix."""
+    from sandbox import discovery
+
+    d = discovery.discover_public_keys(prefix, allow_http=args.insecure_allow_http, ca_file=args.ca_file,
+                                       port=args.discovery_port)
+    print(f"Discovered public keys for {prefix}: {', '.join(d.public_keys)}")
+    return d.public_keys
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("trust", help="trust a public key for an image name prefix (or list/remove)")
-    p.add_argument("keys", nargs="*", metavar="KEYFILE|URL", help="armored public key file or https URL")
+    p.add_argument("keys", nargs="*", metavar="KEYFILE|URL",
+                   help="armored public key file or https URL (none: discover the prefix's ac-discovery-pubkeys)")
     p.add_argument("--prefix", help="image name prefix the key may sign, e.g. example.com/app")
     p.add_argument("--root", action="store_true", help="trust the key for every image name")
     p.add_argument("--yes", action="store_true", help="do not ask; I have checked the fingerprint")
     p.add_argument("--insecure-allow-http", action="store_true", help="allow fetching the key over http")
     p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) for https key URLs (e.g. sandbox serve --tls)")
+    p.add_argument("--discovery-port", type=int, metavar="N",
+                   help="port for meta discovery when no key is given (lab servers on localhost)")
     p.add_argument("--list", action="store_true", help="list trusted keys")
     p.add_argument("--rm", metavar="FINGERPRINT", help="stop trusting a key")
     p.set_defaults(func=cmd_trust)

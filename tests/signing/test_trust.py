@@ -353,3 +353,31 @@ def test_a_key_without_valid_self_signature_is_not_stored(store: trust.TrustStor
     with pytest.raises(trust.TrustError, match="no valid self-signature"):
         store.add("example.com", forged.armored())
     assert store.list() == []
+
+
+def test_cli_trust_discovers_keys_for_a_prefix(run_cli, sandbox_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """rkt trust --prefix P with no key: ac-discovery-pubkeys meta discovery (loopback server)."""
+    pytest.importorskip("sandbox.discovery")
+    monkeypatch.setenv("SANDBOX_SYSTEM_TRUSTEDKEYS", str(tmp_path / "nosys"))
+    www = tmp_path / "www"
+    (www / "app").mkdir(parents=True)
+    (www / "alice.asc").write_bytes(ALICE.public().armored())
+    handler = lambda *a, **kw: _Quiet(*a, directory=str(www), **kw)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    port = srv.server_address[1]
+    (www / "app" / "index.html").write_text(
+        f'<html><head><meta name="ac-discovery-pubkeys" content="127.0.0.1/app '
+        f'http://127.0.0.1:{port}/alice.asc"></head></html>')
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        rc, out, err = run_cli("trust", "--prefix", "127.0.0.1/app", "--discovery-port", port, "--yes")
+        assert rc != 0 and "Traceback" not in err            # https first: a plain-http server fails TLS
+        rc, out, err = run_cli("trust", "--prefix", "127.0.0.1/app", "--discovery-port", port,
+                               "--insecure-allow-http", "--yes")
+        assert rc == 0, err
+        assert f"http://127.0.0.1:{port}/alice.asc" in out
+        assert (sandbox_dir / "trustedkeys" / "prefix.d" / "127.0.0.1" / "app" / ALICE.fingerprint).is_file()
+    finally:
+        srv.shutdown()
+        srv.server_close()
