@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from sandbox import aci
+from sandbox import ace, aci
 from sandbox.errors import SandboxError
 from sandbox.manifest import ImageManifest
 from sandbox.steps import Steps, record
@@ -519,7 +519,6 @@ def _host_appc_arch() -> str:
 # --------------------------------------------------------------------------------------------
 # Runtime bundle (runtime-spec config.md, config-linux.md)
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # ace.md env
 
 
 def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs",
@@ -531,10 +530,10 @@ def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs"
     workingDirectory and resolved uid/gid; /proc, /dev (tmpfs + pts, shm, mqueue) and a read-only
     /sys; new pid, ipc, uts, mount and network namespaces (an empty netns: only ``lo``).
     """
-    env = {"PATH": DEFAULT_PATH}
+    env = {"PATH": ace.DEFAULT_PATH}
     for e in app.get("environment") or []:
         env[e["name"]] = e["value"]
-    env.update({"AC_APP_NAME": app_name, "container": "sandbox-oci"})
+    env.update({"AC_APP_NAME": app_name, "container": ace.CONTAINER_NAME})
     if not app.get("exec"):
         raise OciError(f"app '{app_name}' has no exec; an OCI bundle needs a process to run.")
     ro = {"type": "bind", "options": ["rbind", "ro"]}
@@ -577,27 +576,6 @@ def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs"
         },
         "annotations": {"org.appc.app.name": app_name},
     }
-
-
-def resolve_user(rootfs: Path, user: str, group: str) -> tuple[int, int]:
-    """appc user/group (ace.md: a number, or a name looked up in the image's /etc/passwd and
-    /etc/group) as numbers."""
-    def lookup(spec: str, file: str, what: str) -> int:
-        if spec.isdigit():
-            return int(spec)
-        if spec.startswith("/"):   # ace.md: a path: its owner
-            st = os.lstat(rootfs / spec.lstrip("/"))
-            return st.st_uid if what == "user" else st.st_gid
-        try:
-            for line in (rootfs / "etc" / file).read_text().splitlines():
-                f = line.split(":")
-                if len(f) > 2 and f[0] == spec:
-                    return int(f[2])
-        except FileNotFoundError:
-            pass
-        raise OciError(f"the {what} '{spec}' is not a number and not found in the image's "
-                       f"/etc/{file}.")
-    return lookup(user, "passwd", "user"), lookup(group, "group", "group")
 
 
 # --------------------------------------------------------------------------------------------
@@ -772,7 +750,7 @@ def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: s
     record(steps, "write", str(rootfs), copied_from=str(tree.rootfs))
     for d in ("proc", "sys", "dev"):
         (rootfs / d).mkdir(exist_ok=True)
-    uid, gid = resolve_user(rootfs, str(manifest_app.get("user", "0")),
+    uid, gid = ace.resolve_user(rootfs, str(manifest_app.get("user", "0")),
                             str(manifest_app.get("group", "0")))
     name = app or image.name.rsplit("/", 1)[-1]
     cfg = runtime_config(manifest_app, app_name=name, uid=uid, gid=gid,

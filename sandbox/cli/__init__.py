@@ -59,7 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `sandbox enter UUID --app A -- CMD…`, `sandbox netns exec NAME -- CMD…`: everything after
+    # the first "--" is the command to run, handed over as args.cmd (argparse alone mixes it up
+    # with sub-command options).
+    rest = None
+    if "--" in argv:
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1:]
     args = parser.parse_args(argv)
+    if rest is not None:
+        if not hasattr(args, "cmd"):
+            parser.error("'--' only goes before a command to run (netns exec, enter)")
+        args.cmd = rest
     if args.state_dir:
         os.environ["SANDBOX_DIR"] = os.path.abspath(args.state_dir)
     handler = getattr(args, "func", None)

@@ -1,0 +1,106 @@
+"""The App Container Executor's view of an app (appc spec ace.md): environment, user and group,
+the /dev nodes, /etc/hosts, capabilities. Pure functions used by stage1 (pods) and by the OCI
+bundle writer, so both run an app the same way.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import SandboxError
+
+# ace.md §Execution Environment: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTAINER_NAME = "sandbox"   # the value of $container: the name of this ACE
+
+# ace.md §Linux: /dev/{null,zero,full,random,urandom,tty,console,pts,ptmx,shm}
+DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+             "urandom": (1, 9), "tty": (5, 0)}
+
+# Linux capability numbers (linux/capability.h)
+CAPS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
+    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+# The set an app keeps unless its isolators say otherwise (the same default set rkt used).
+DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+                "CAP_KILL", "CAP_MKNOD", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID",
+                "CAP_SETGID", "CAP_SETPCAP", "CAP_SETFCAP", "CAP_SYS_CHROOT"]
+
+
+class AceError(SandboxError):
+    """The app cannot be executed as its manifest asks."""
+
+
+def app_environment(environment: dict[str, str], app_name: str, metadata_url: str,
+                    pod_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The app's environment (ace.md §Execution Environment): the image's environment, then the
+    pod's, then the four variables every app MUST see."""
+    env = {"PATH": DEFAULT_PATH}
+    env.update(environment or {})
+    env.update(pod_env or {})
+    env.update({"AC_APP_NAME": app_name, "AC_METADATA_URL": metadata_url,
+                "container": CONTAINER_NAME})
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def _lookup(rootfs: Path, spec: str, file: str, what: str) -> int:
+    if spec.isdigit():
+        return int(spec)
+    if spec.startswith("/"):   # ace.md: a path in the rootfs: its owner (user) or group
+        st = os.lstat(rootfs / spec.lstrip("/"))
+        return st.st_uid if what == "user" else st.st_gid
+    try:
+        for line in (rootfs / "etc" / file).read_text().splitlines():
+            f = line.split(":")
+            if len(f) > 2 and f[0] == spec:
+                return int(f[2])
+    except FileNotFoundError:
+        pass
+    raise AceError(f"the {what} '{spec}' is not a number and not in the image's /etc/{file}; "
+                   f"use a number or add it to /etc/{file} in the image.")
+
+
+def resolve_user(rootfs: Path | str, user: str, group: str) -> tuple[int, int]:
+    """appc ``user``/``group`` as numbers: a number, a name from the image's /etc/passwd and
+    /etc/group, or an absolute path whose owner is used (ace.md §user, §group)."""
+    rootfs = Path(rootfs)
+    return _lookup(rootfs, str(user), "passwd", "user"), _lookup(rootfs, str(group), "group", "group")
+
+
+def hosts_content(hostname: str) -> str:
+    """The /etc/hosts an ACE provides when the image and volumes do not (ace.md: MAY provide,
+    SHOULD contain localhost)."""
+    return (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"127.0.1.1\t{hostname}\n")
+
+
+def capability_set(isolators: list[Any]) -> list[str]:
+    """The capabilities an app keeps (ace.md §Linux Isolators: capabilities-retain-set /
+    capabilities-remove-set), starting from :data:`DEFAULT_CAPS`."""
+    caps = list(DEFAULT_CAPS)
+    for iso in isolators:
+        want = [c if c.startswith("CAP_") else f"CAP_{c}" for c in (iso.value or {}).get("set", [])]
+        unknown = [c for c in want if c not in CAPS]
+        if unknown:
+            raise AceError(f"unknown capabilities {', '.join(unknown)} in {iso.name}.")
+        if iso.name == "os/linux/capabilities-retain-set":
+            caps = want
+        elif iso.name == "os/linux/capabilities-remove-set":
+            caps = [c for c in caps if c not in want]
+    return caps
+
+
+def no_new_privileges(isolators: list[Any]) -> bool:
+    return any(i.name == "os/linux/no-new-privileges" and i.value is True for i in isolators)

@@ -1,0 +1,171 @@
+"""Resource isolators through cgroups (ace.md §Resource Isolators: resource/memory, resource/cpu),
+on both hierarchies: cgroup v2 (the workshop VM) and v1/hybrid (this CI machine).
+
+One group per app: ``<root>/sandbox/<pod uuid>/<app>`` — v2 under the unified mount, v1 under
+each controller's own mount (``memory``, ``cpu``). A process joins by writing ``0`` ("me") to
+``cgroup.procs`` of each; :func:`remove` takes the groups away once they are empty.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+
+ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
+
+
+class CgroupError(SandboxError):
+    """A resource isolator could not be applied."""
+
+
+def version(root: Path = ROOT) -> int:
+    """2 when /sys/fs/cgroup is the unified hierarchy, else 1 (v1 or hybrid)."""
+    return 2 if (root / "cgroup.controllers").exists() else 1
+
+
+@dataclass
+class Limits:
+    memory_bytes: int | None = None        # resource/memory limit
+    cpu_millis: int | None = None          # resource/cpu limit, in millicores
+
+    def empty(self) -> bool:
+        return self.memory_bytes is None and self.cpu_millis is None
+
+
+def limits_from_isolators(isolators: list) -> Limits:
+    """resource/memory and resource/cpu ``limit`` values (quantities such as ``512M``, ``500m``)."""
+    lim = Limits()
+    for iso in isolators:
+        if iso.name == "resource/memory" and iso.limit() is not None:
+            lim.memory_bytes = int(iso.limit())
+        elif iso.name == "resource/cpu" and iso.limit() is not None:
+            lim.cpu_millis = max(1, int(iso.limit() * 1000))
+    return lim
+
+
+@dataclass
+class Group:
+    """The cgroup directories of one app (one for v2; one per controller for v1)."""
+
+    dirs: list[Path] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+
+    def join_self(self) -> None:
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text("0")
+
+    def read(self, name: str) -> str:
+        for d in self.dirs:
+            if (d / name).exists():
+                return (d / name).read_text().strip()
+        raise FileNotFoundError(name)
+
+
+def _v1_mount(controller: str, root: Path) -> Path | None:
+    for cand in (root / controller, root / f"cpu,cpuacct" if controller == "cpu" else None):
+        if cand is not None and (cand / "cgroup.procs").exists():
+            return cand
+    return None
+
+
+def create(pod: str, app: str, limits: Limits, root: Path = ROOT) -> Group:
+    """Create the app's group(s) and write its limits. Nothing is made when ``limits`` is empty."""
+    g = Group(limits=limits)
+    if limits.empty():
+        return g
+    try:
+        if version(root) == 2:
+            base = root / "sandbox"
+            base.mkdir(exist_ok=True)
+            want = {"memory"} if limits.memory_bytes is not None else set()
+            if limits.cpu_millis is not None:
+                want.add("cpu")
+            avail = set((root / "cgroup.controllers").read_text().split())
+            missing = want - avail
+            if missing:
+                raise CgroupError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are not "
+                                  "available on this machine, so the isolator cannot be applied.")
+            for parent in (root, base):
+                (parent / "cgroup.subtree_control").write_text(
+                    " ".join(f"+{c}" for c in sorted(want)))
+            pod_dir = base / pod
+            pod_dir.mkdir(exist_ok=True)
+            (pod_dir / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(want)))
+            d = pod_dir / app
+            d.mkdir(exist_ok=True)
+            if limits.memory_bytes is not None:
+                (d / "memory.max").write_text(str(limits.memory_bytes))
+            if limits.cpu_millis is not None:
+                quota = limits.cpu_millis * CPU_PERIOD_US // 1000
+                (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+            g.dirs.append(d)
+        else:
+            if limits.memory_bytes is not None:
+                m = _v1_mount("memory", root)
+                if m is None:
+                    raise CgroupError("the cgroup v1 memory controller is not mounted, so "
+                                      "resource/memory cannot be applied.")
+                d = m / "sandbox" / pod / app
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                g.dirs.append(d)
+            if limits.cpu_millis is not None:
+                c = _v1_mount("cpu", root)
+                if c is None:
+                    raise CgroupError("the cgroup v1 cpu controller is not mounted, so "
+                                      "resource/cpu cannot be applied.")
+                d = c / "sandbox" / pod / app
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (d / "cpu.cfs_quota_us").write_text(str(limits.cpu_millis * CPU_PERIOD_US // 1000))
+                g.dirs.append(d)
+    except PermissionError as e:
+        raise CgroupError(f"cannot create cgroups ({e}); resource isolators need root.") from None
+    return g
+
+
+def pod_dirs(pod: str, root: Path = ROOT) -> list[Path]:
+    """Every cgroup directory this kit may have made for ``pod`` (any hierarchy)."""
+    out = []
+    if version(root) == 2:
+        out.append(root / "sandbox" / pod)
+    else:
+        for ctl in ("memory", "cpu", "cpu,cpuacct"):
+            out.append(root / ctl / "sandbox" / pod)
+    return [d for d in out if d.exists()]
+
+
+def remove(pod: str, root: Path = ROOT, timeout: float = 5.0) -> list[str]:
+    """Remove the pod's groups (children first). A group still holding processes is retried
+    until ``timeout``; what cannot be removed is returned."""
+    left = []
+    for d in pod_dirs(pod, root):
+        for sub in sorted((p for p in d.iterdir() if p.is_dir()), reverse=True):
+            if not _rmdir(sub, timeout):
+                left.append(str(sub))
+        if not _rmdir(d, timeout):
+            left.append(str(d))
+    return left
+
+
+def _rmdir(d: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(d)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def quantity_text(q: Fraction | int | None) -> str:
+    return "-" if q is None else str(int(q))

@@ -1,0 +1,221 @@
+"""Pod commands (rkt's): ``sandbox prepare``, ``run-prepared``, ``run``, ``list``, ``status``,
+``stop``, ``logs``, ``enter``, ``rm``, ``gc`` — a thin layer over sandbox.pod."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from sandbox.errors import UsageError
+
+
+def _store():
+    from sandbox.store import Store
+    return Store()
+
+
+def _prepare(args: argparse.Namespace):
+    from sandbox import pod
+    images = list(args.images or [])
+    if args.pod_manifest and images:
+        raise UsageError("give images or --pod-manifest, not both.")
+    if not args.pod_manifest and not images:
+        raise UsageError("give at least one image (e.g. example.com/busybox) or --pod-manifest FILE.")
+    exec_ = None
+    if args.exec:
+        if not images:
+            raise UsageError("--exec applies to the last image given; give an image.")
+        exec_ = {len(images) - 1: shlex.split(args.exec)}
+    nets = [n for part in (args.net or ["default"]) for n in part.split(",") if n]
+    if len(nets) > 1 and ({"host", "none"} & set(nets)):
+        raise UsageError("--net=host and --net=none cannot be combined with other networks.")
+    return pod.prepare(_store(), images or None, pod_manifest=args.pod_manifest,
+                       volumes=[pod.VolumeSpec.parse(v) for v in args.volume or []],
+                       net=nets, overlay=False if args.no_overlay else None,
+                       hostname=args.hostname, conf_dir=args.conf_dir, cni_path=args.cni_path,
+                       exec_=exec_, progress=True)
+
+
+def _follow(uuid: str) -> int:
+    """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it."""
+    from sandbox import pod
+    offsets: dict[Path, int] = {}
+    try:
+        while True:
+            state, d = pod.find(uuid)
+            for f in sorted(d.glob("apps/*/std*")):
+                pos = offsets.get(f.relative_to(d), 0)
+                with open(f, "rb") as fh:
+                    fh.seek(pos)
+                    data = fh.read()
+                if data:
+                    offsets[f.relative_to(d)] = pos + len(data)
+                    out = sys.stdout if f.name == "stdout" else sys.stderr
+                    for line in data.decode(errors="replace").splitlines():
+                        print(f"[{f.parent.name}] {line}", file=out, flush=True)
+            if state != "run":
+                return int(pod.status(uuid).get("exitCode") or 0)
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        print(f"\nstopping pod {uuid} …", file=sys.stderr)
+        pod.stop(uuid)
+        return 130
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    p = _prepare(args)
+    print(p.uuid)
+    return 0
+
+
+def cmd_run_prepared(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    p = pod.run_prepared(args.uuid, detach=True)
+    if args.detach:
+        print(p.uuid)
+        return 0
+    return _follow(p.uuid)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    p = _prepare(args)
+    print(f"pod {p.uuid}", file=sys.stderr)
+    started = pod.run_prepared(p.uuid, detach=True)
+    if args.detach:
+        print(started.uuid)
+        return 0
+    return _follow(started.uuid)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    pods = pod.list_pods()
+    if args.json:
+        print(json.dumps(pods, indent=2))
+        return 0
+    print(f"{'UUID':10} {'STATE':16} {'APPS':40} NETWORKS")
+    for p in pods:
+        apps = ",".join(f"{a['name']}" + (f"({a['exitCode']})" if "exitCode" in a else "")
+                        for a in p["apps"])
+        nets = ",".join(f"{n['net']}:{'/'.join(n['ips'])}" for n in p["networks"]) or "-"
+        print(f"{p['uuid'][:8]:10} {p['state'][:16]:16} {apps[:40]:40} {nets}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    st = pod.status(args.uuid)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"pod {st['uuid']}  state={st['state']}"
+          + (f"  exit={st['exitCode']}" if st.get("exitCode") is not None else ""))
+    if st.get("error"):
+        print(f"  error: {st['error']}")
+    for n in st["networks"]:
+        print(f"  network {n['net']} {n['ifname']} {' '.join(n['ips'])}")
+    if st.get("metadataURL"):
+        print(f"  metadata {st['metadataURL'].rsplit('/', 1)[0]}/…")
+    for a in st["apps"]:
+        extra = f" exit={a['exitCode']}" if "exitCode" in a else ""
+        extra += f" error={a['error']}" if a.get("error") else ""
+        print(f"  app {a['name']:24} {a['state']:12} {a['image']}{extra}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    for u in args.uuids:
+        st = pod.stop(u, force=args.force)
+        print(f"{st['uuid']} {st['state']}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    for name, streams in pod.logs(args.uuid, args.app).items():
+        for stream, text in streams.items():
+            for line in text.splitlines():
+                print(f"[{name}] {line}", file=sys.stdout if stream == "stdout" else sys.stderr)
+    return 0
+
+
+def cmd_enter(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    argv = list(args.cmd or [])
+    return pod.enter(args.uuid, args.app, argv or ["/bin/sh"], timeout=None).returncode
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    for u in args.uuids:
+        print(f"removed {pod.remove(u)}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from sandbox import pod
+    for line in pod.gc(grace=args.grace):
+        print(line)
+    return 0
+
+
+def _pod_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="name[:version][,label=value] or ID")
+    p.add_argument("--pod-manifest", metavar="FILE", help="run this PodManifest instead of images")
+    p.add_argument("--net", action="append", metavar="NET[,NET…]",
+                   help="default (the kit's bridge network), NAME from --conf-dir, none (only lo) "
+                        "or host (default: default)")
+    p.add_argument("--volume", action="append", metavar="NAME,kind=empty|host[,source=P]",
+                   help="a pod volume (rkt syntax); mountPoints without one get an empty volume")
+    p.add_argument("--exec", metavar="'CMD ARGS'",
+                   help="replace the last image's exec (one string, split like a shell)")
+    p.add_argument("--hostname")
+    p.add_argument("--no-overlay", action="store_true", help="plain copies instead of overlayfs")
+    p.add_argument("--conf-dir", help="CNI configuration directory for --net=NAME")
+    p.add_argument("--cni-path", help="CNI plugin directory (default: the kit's own plugins)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="prepare a pod (render, plan) without running it")
+    _pod_opts(p)
+    p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("run", help="run a pod of one or more images")
+    _pod_opts(p)
+    p.add_argument("--detach", "-d", action="store_true", help="return once the apps started")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("run-prepared", help="run a prepared pod")
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--detach", "-d", action="store_true")
+    p.set_defaults(func=cmd_run_prepared)
+    p = sub.add_parser("list", help="list pods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("status", help="a pod's state, apps, networks")
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("stop", help="stop running pods (SIGTERM, then SIGKILL)")
+    p.add_argument("uuids", nargs="+", metavar="UUID")
+    p.add_argument("--force", action="store_true", help="SIGKILL at once")
+    p.set_defaults(func=cmd_stop)
+    p = sub.add_parser("logs", help="the apps' stdout and stderr")
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--app")
+    p.set_defaults(func=cmd_logs)
+    p = sub.add_parser("enter", help="run a command inside a running app")
+    p.add_argument("uuid", metavar="UUID")
+    p.add_argument("--app", required=True)
+    p.add_argument("cmd", nargs="*", metavar="-- CMD", help="the command (default /bin/sh)")
+    p.set_defaults(func=cmd_enter)
+    p = sub.add_parser("rm", help="remove exited pods")
+    p.add_argument("uuids", nargs="+", metavar="UUID")
+    p.set_defaults(func=cmd_rm)
+    p = sub.add_parser("gc", help="remove exited pods past the grace period and every leftover")
+    p.add_argument("--grace", type=float, default=1800.0, metavar="SECONDS",
+                   help="keep exited pods this long (default 1800)")
+    p.set_defaults(func=cmd_gc)

@@ -1,0 +1,162 @@
+"""The App Container metadata service (ace.md §App Container Metadata Service).
+
+Each pod gets its own small HTTP server, listening on 127.0.0.1 *inside the pod's network
+namespace* (the socket is created there by stage0, then served from stage0's thread), so apps
+reach it at ``$AC_METADATA_URL`` = ``http://127.0.0.1:PORT/TOKEN``. The token is 16 random bytes
+(128 bits, ace.md: "SHOULD embed a token of at least 128 bits"); a request without it gets 403.
+
+    GET  /acMetadata/v1/pod/annotations            the pod's annotations (JSON)
+    GET  /acMetadata/v1/pod/manifest               the pod manifest (JSON)
+    GET  /acMetadata/v1/pod/uuid                   text
+    GET  /acMetadata/v1/apps/NAME/annotations      image annotations merged with the app's (pod wins)
+    GET  /acMetadata/v1/apps/NAME/image/manifest   the image manifest (JSON)
+    GET  /acMetadata/v1/apps/NAME/image/id         text
+    POST /acMetadata/v1/pod/hmac/sign              form content=…  -> base64 HMAC-SHA512
+    POST /acMetadata/v1/pod/hmac/verify            form content, uuid, signature -> 200 or 403
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PREFIX = "/acMetadata/v1/"
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, sock: socket.socket, service: "MetadataService") -> None:
+        self.service = service
+        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; count instead
+        self.server.service.requests.append(f"{self.command} {self.path.split('/', 2)[-1]}")
+
+    def _reply(self, code: int, body: bytes | str = b"", ctype: str = "text/plain") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self) -> str | None:
+        svc = self.server.service
+        parts = self.path.split("?", 1)[0]
+        want = f"/{svc.token}{PREFIX}"
+        if not parts.startswith(want):
+            self._reply(403, "missing or wrong metadata token\n")
+            return None
+        return parts[len(want):]
+
+    def do_GET(self) -> None:  # noqa: N802
+        route = self._route()
+        if route is None:
+            return
+        svc = self.server.service
+        js = lambda o: self._reply(200, json.dumps(o), "application/json")  # noqa: E731
+        if route == "pod/annotations":
+            return js(svc.pod_manifest.get("annotations") or [])
+        if route == "pod/manifest":
+            return js(svc.pod_manifest)
+        if route == "pod/uuid":
+            return self._reply(200, svc.uuid)
+        if route.startswith("apps/"):
+            _, name, *rest = route.split("/")
+            app = svc.apps.get(name)
+            if app is None:
+                return self._reply(404, f"no app {name} in this pod\n")
+            sub = "/".join(rest)
+            if sub == "annotations":
+                merged = {a["name"]: a["value"] for a in app["image_manifest"].get("annotations") or []}
+                merged.update({a["name"]: a["value"] for a in app.get("annotations") or []})
+                return js([{"name": k, "value": v} for k, v in merged.items()])
+            if sub == "image/manifest":
+                return js(app["image_manifest"])
+            if sub == "image/id":
+                return self._reply(200, app["image_id"])
+        self._reply(404, "unknown metadata path\n")
+
+    def do_POST(self) -> None:  # noqa: N802
+        route = self._route()
+        if route is None:
+            return
+        svc = self.server.service
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+        content = (form.get("content") or [""])[0]
+        if route == "pod/hmac/sign":
+            return self._reply(200, svc.sign(content))
+        if route == "pod/hmac/verify":
+            ok = svc.verify(content, (form.get("uuid") or [""])[0],
+                            (form.get("signature") or [""])[0])
+            return self._reply(200 if ok else 403, "" if ok else "signature does not verify\n")
+        self._reply(404, "unknown metadata path\n")
+
+
+class MetadataService:
+    """One pod's metadata service on a socket stage0 bound (in the pod's netns)."""
+
+    def __init__(self, sock: socket.socket, *, token: str, uuid: str,
+                 pod_manifest: dict[str, Any], apps: dict[str, dict[str, Any]],
+                 hmac_key: bytes | None = None) -> None:
+        self.token, self.uuid = token, uuid
+        self.pod_manifest, self.apps = pod_manifest, apps
+        self.key = hmac_key or secrets.token_bytes(64)
+        self.requests: list[str] = []
+        self._server = _Server(sock, self)
+        self._thread: threading.Thread | None = None
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}/{token}"
+
+    def sign(self, content: str) -> str:
+        return base64.b64encode(hmac.new(self.key, content.encode(), hashlib.sha512).digest()).decode()
+
+    def verify(self, content: str, uuid: str, signature: str) -> bool:
+        return uuid == self.uuid and hmac.compare_digest(self.sign(content), signature)
+
+    def start(self) -> "MetadataService":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metadata",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+
+def listen_in_netns(netns_path: str | None) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1 (kernel-chosen port) in the given network namespace
+    (None: the current one). A socket stays in the netns it was created in."""
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        return s
+    if netns_path is None:
+        return make()
+    from sandbox import netns
+    with netns.enter(netns_path):
+        return make()
