@@ -125,3 +125,33 @@ def fetch_sequence(steps: Steps, *, title: str = "sandbox fetch") -> graphviz.Di
         g.edge(f"p{ja}_{i}", f"p{jb}_{i}", label=f" {label} ", color=color, fontcolor=color,
                style=style, constraint="false")
     return g
+
+
+def template_explorer(tags: list, app: str = "example.com/myapp:1.0.0,os=linux,arch=amd64"):
+    """A text box for an app string and the live template picture for ``tags`` (meta tags).
+
+    Type ``example.com/myapp,channel=beta`` or drop the version and watch templates change fate.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    from sandbox.discovery import Discovery, expand_templates, parse_app
+    from sandbox.errors import SandboxError
+
+    box = w.Text(value=app, description="app string", layout=w.Layout(width="60%"),
+                 continuous_update=False)
+    out = w.Output()
+
+    def show(*_: object) -> None:
+        out.clear_output()
+        with out:
+            try:
+                a = parse_app(box.value)
+            except SandboxError as e:
+                print(e)
+                return
+            display(templates(Discovery(a, candidates=expand_templates(a, tags))))
+
+    box.observe(show, names="value")
+    show()
+    return w.VBox([box, out])

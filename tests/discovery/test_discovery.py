@@ -301,3 +301,16 @@ def test_oversized_discovery_page_is_refused(pages) -> None:
     r = d.discover(_app("localhost/myapp"), transport=HTTP, port=pages.port)
     assert r.prefix == "localhost"                     # the huge page counted as a failure
     assert any("more than" in (a.error or "") for a in r.attempts)
+
+
+def test_template_and_walk_pictures_tell_each_fate(pages) -> None:
+    from sandbox.viz import discovery as vd
+    tags = d.parse_meta((FIXTURES / "meta05.html").read_text())
+    app = App("example.com/myapp", {"version": "1.0.0"})
+    src = vd.templates(d.Discovery(app, candidates=d.expand_templates(app, tags))).source
+    assert "unrendered {os}, {arch}" in src and "best match; 1 labels" in src
+    pages.fixture("/", "meta01.html")
+    walked = d.discover(_app("localhost/myapp/foobar"), transport=HTTP, port=pages.port)
+    src = vd.walk(walked).source
+    assert src.count("HTTP 404") == 2 and "parent path" in src and "200 OK" in src
+    assert vd.template_explorer(tags, "example.com/myapp:1.0.0") is not None
