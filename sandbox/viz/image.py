@@ -177,3 +177,46 @@ def rows_html(rows: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{e(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+HOSTILE_KINDS = ("traversal", "absolute", "symlink-escape", "hardlink-escape", "setuid")
+
+
+def hostile_archive(path: str | Path, kind: str) -> Path:
+    """A small hostile ACI for the notebook's safety demo (plain tar, valid manifest).
+
+    ``traversal``: ``rootfs/../../evil``; ``absolute``: ``/tmp/evil``; ``symlink-escape``: a
+    symlink to /tmp then a file written "through" it; ``hardlink-escape``: a hard link to
+    /etc/passwd; ``setuid``: a setuid-root file (kept out unless asked).
+    """
+    import io
+    import json as _json
+    if kind not in HOSTILE_KINDS:
+        raise ValueError(f"kind must be one of {HOSTILE_KINDS}")
+    path = Path(path)
+    manifest = _json.dumps({"acKind": "ImageManifest", "acVersion": "0.8.11",
+                            "name": f"example.com/hostile-{kind}"}).encode()
+
+    def add(t: tarfile.TarFile, name: str, data: bytes = b"", **kw: Any) -> None:
+        ti = tarfile.TarInfo(name)
+        for k, v in kw.items():
+            setattr(ti, k, v)
+        if ti.isreg():
+            ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data) if ti.isreg() else None)
+
+    with tarfile.open(path, "w") as t:
+        add(t, "manifest", manifest)
+        add(t, "rootfs", type=tarfile.DIRTYPE, mode=0o755)
+        if kind == "traversal":
+            add(t, "rootfs/../../evil", b"pwned\n")
+        elif kind == "absolute":
+            add(t, "/tmp/sbx-evil", b"pwned\n")
+        elif kind == "symlink-escape":
+            add(t, "rootfs/tmp", type=tarfile.SYMTYPE, linkname="/tmp")
+            add(t, "rootfs/tmp/sbx-evil", b"pwned\n")
+        elif kind == "hardlink-escape":
+            add(t, "rootfs/passwd", type=tarfile.LNKTYPE, linkname="/etc/passwd")
+        elif kind == "setuid":
+            add(t, "rootfs/rootshell", b"#!/bin/sh\n", mode=0o4755)
+    return path

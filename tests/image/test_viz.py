@@ -55,3 +55,23 @@ def test_compression_table_one_id_four_sizes(make_layout):
     assert len({r["image_id"] for r in rows}) == 1
     assert len({r["size"] for r in rows}) == 4
     assert "<table>" in viz.rows_html(rows)
+
+
+def test_hostile_samples_are_refused_or_neutralised(tmp_path):
+    from sandbox.viz.image import HOSTILE_KINDS, hostile_archive
+    for kind in HOSTILE_KINDS:
+        p = hostile_archive(tmp_path / f"{kind}.aci", kind)
+        dest = tmp_path / f"x-{kind}"
+        if kind == "setuid":
+            res = aci.extract_rootfs(p, dest)
+            assert (dest / "rootshell").stat().st_mode & 0o7777 == 0o755 and res.warnings
+        else:
+            try:
+                aci.extract_rootfs(p, dest)
+            except aci.UnsafeArchive:
+                pass
+            else:
+                raise AssertionError(f"{kind} was extracted")
+            assert not dest.exists()
+    import os
+    assert not os.path.exists("/tmp/sbx-evil") and not (tmp_path / "evil").exists()
