@@ -1040,7 +1040,8 @@ def read_secret_key(data: bytes | str) -> SecretKey:
 
 def _make_signature(signer: KeyPacket, sig_type: int, hash_name: str, prefix_parts: Iterable[bytes],
                     hashed: list[Subpacket], unhashed: list[Subpacket] | None = None,
-                    *, data: Source | None = None, steps: Steps | None = None) -> Signature:
+                    *, data: Source | None = None, steps: Steps | None = None,
+                    progress: bool = False) -> Signature:
     """Build and sign a v4 signature packet body (§5.2.3), hashing prefix parts, then data."""
     hsub = b"".join(sp.encode() for sp in hashed)
     usub = b"".join(sp.encode() for sp in (unhashed or []))
@@ -1049,7 +1050,7 @@ def _make_signature(signer: KeyPacket, sig_type: int, hash_name: str, prefix_par
     for part in prefix_parts:
         h.update(part)
     if data is not None:
-        _hash_source(h, data, steps)
+        _hash_source(h, data, steps, progress)
     h.update(head)
     h.update(b"\x04\xff" + len(head).to_bytes(4, "big"))
     digest = h.digest()
@@ -1161,16 +1162,26 @@ def revoke(secret: SecretKey, reason: str = "", *, code: int = 0, subkey: str | 
     return SecretKey(PublicKey(primary, cert.direct_sigs, cert.user_ids, subs))
 
 
-def _hash_source(h, source: Source, steps: Steps | None = None) -> int:
-    """Feed the document into ``h``: bytes as they are, or a file read in 1 MiB chunks."""
+def _hash_source(h, source: Source, steps: Steps | None = None, progress: bool = False) -> int:
+    """Feed the document into ``h``: bytes as they are, or a file read in 1 MiB chunks
+    (with a tqdm bar when ``progress`` and the file is big enough to wait for)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         h.update(source)
         return len(source)
     n = 0
+    size = os.path.getsize(source)
+    bar = None
+    if progress and size >= 64 << 20:
+        from tqdm import tqdm
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"hashing {Path(source).name}", leave=False)
     with open(source, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
             n += len(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     record(steps, "read", str(source), bytes=n)
     return n
 
@@ -1181,7 +1192,7 @@ def _canonical_text(source: Source) -> bytes:
 
 
 def sign(data_or_path: Source, secret: SecretKey, armored: bool = True, steps: Steps | None = None,
-         *, hash_algo: str = "SHA256", created: int | None = None) -> bytes:
+         *, hash_algo: str = "SHA256", created: int | None = None, progress: bool = False) -> bytes:
     """A detached binary-document signature (type 0x00) over the bytes of a file (appc: the .aci)."""
     if hash_algo not in ACCEPTED_HASHES:
         raise WeakHash(f"{hash_algo} is not acceptable for signing data; use SHA256 or SHA512.")
@@ -1189,7 +1200,7 @@ def sign(data_or_path: Source, secret: SecretKey, armored: bool = True, steps: S
     key = secret.signing_key(created)
     hashed = _common_subpackets(key, created)
     sig = _make_signature(key, 0x00, hash_algo, [], hashed, [Subpacket(16, False, bytes.fromhex(key.key_id))],
-                          data=data_or_path, steps=steps)
+                          data=data_or_path, steps=steps, progress=progress)
     record(steps, "sign", "detached signature 0x00", key=key.fingerprint, hash=hash_algo)
     return sig.armored() if armored else sig.packet()
 
@@ -1234,7 +1245,8 @@ def _lookup(keyring: Iterable[PublicKey], sig: Signature) -> tuple[PublicKey, Ke
 
 
 def verify(data_or_path: Source, signature: bytes | str, keyring: Iterable[PublicKey],
-           steps: Steps | None = None, *, at: int | float | None = None) -> Verification:
+           steps: Steps | None = None, *, at: int | float | None = None,
+           progress: bool = False) -> Verification:
     """Check a detached signature over a file or bytes against the keys in ``keyring``.
 
     Order of checks: readable → document signature → acceptable hash → signer in keyring →
@@ -1244,12 +1256,12 @@ def verify(data_or_path: Source, signature: bytes | str, keyring: Iterable[Publi
     keyring = list(keyring)
     now = int(time.time() if at is None else at)
     sigs = read_signatures(signature)
-    results = [_verify_one(data_or_path, sig, keyring, now, steps) for sig in sigs]
+    results = [_verify_one(data_or_path, sig, keyring, now, steps, progress) for sig in sigs]
     return results[0]
 
 
 def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: int,
-                steps: Steps | None) -> Verification:
+                steps: Steps | None, progress: bool = False) -> Verification:
     record(steps, "read", "signature packet", type=sig.type_name, hash=sig.hash_name,
            issuer=sig.issuer_fingerprint or sig.issuer_key_id)
     if sig.sig_type not in (0x00, 0x01):
@@ -1272,7 +1284,7 @@ def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: i
     if sig.sig_type == 0x01:
         h.update(_canonical_text(source))
     else:
-        _hash_source(h, source, steps)
+        _hash_source(h, source, steps, progress)
     h.update(sig.hashed_part)
     h.update(sig.trailer)
     digest = h.digest()

@@ -244,7 +244,8 @@ class TrustStore:
             raise self._untrusted(image_name, e.fingerprint or e.key_id, ring) from None
 
     def verify_image(self, aci_path: str | os.PathLike, signature_path: str | os.PathLike | None = None,
-                     image_name: str | None = None, steps: Steps | None = None) -> pgp.Verification:
+                     image_name: str | None = None, steps: Steps | None = None, *,
+                     progress: bool = False) -> pgp.Verification:
         """Verify ``ACI`` with its detached signature (default: ``ACI.asc``, as rkt looks for it),
         for the image's manifest name (read from the archive when not given)."""
         aci_path = Path(aci_path)
@@ -265,7 +266,7 @@ class TrustStore:
         # The name inside the archive is not yet authenticated, so first check the bytes against
         # every trusted key: a changed archive is "does not match", whatever name it now shows.
         try:
-            v = pgp.verify(aci_path, signature, self.all_keys(), steps)
+            v = pgp.verify(aci_path, signature, self.all_keys(), steps, progress=progress)
         except pgp.UnknownSigner as e:
             issuer = e.fingerprint or e.key_id
             if unreadable is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 from sandbox import pgp, trust
@@ -58,7 +59,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise SandboxError(f"The image {aci} does not exist.")
     out = Path(args.output) if args.output else (
         trust.signature_path_for(aci) if args.armor else Path(str(aci) + ".sig"))
-    sig = pgp.sign(aci, key, armored=args.armor, hash_algo=args.hash)
+    sig = pgp.sign(aci, key, armored=args.armor, hash_algo=args.hash, progress=sys.stderr.isatty())
     out.write_bytes(sig)
     print(f"Signed {aci} with key {pgp.group_fingerprint(key.signing_key().fingerprint)} ({', '.join(key.uids)})")
     print(f"  signature: {out}")
@@ -70,9 +71,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.keyring:
         ring = [c for k in args.keyring for c in pgp.read_keys(_read(k, "key file"))]
         sig_path = Path(args.signature) if args.signature else trust.signature_path_for(args.aci)
-        v = pgp.verify(args.aci, _read(str(sig_path), "signature"), ring)
+        v = pgp.verify(args.aci, _read(str(sig_path), "signature"), ring, progress=sys.stderr.isatty())
     else:
-        v = store.verify_image(args.aci, args.signature, args.name)
+        v = store.verify_image(args.aci, args.signature, args.name, progress=sys.stderr.isatty())
     name = args.name or (None if args.keyring else trust.image_name_of(args.aci))
     print(f"Good signature{' for ' + name if name else ''}")
     print(f"  signed by:   {', '.join(v.uids) or '(no user ID)'}")
