@@ -11,7 +11,14 @@ Public API (other modules code against it):
       (list[Dependency]), path_whitelist (list[str]), annotations (dict), ac_version, raw
     Dependency: image_name, image_id (str|None), labels (dict), size (int|None)
     PodManifest: apps (list[RuntimeApp]), volumes, isolators, annotations, ports,
-      user_annotations, user_labels; reification_problems() / is_reified()
+      user_annotations, user_labels; reification_problems(images) / is_reified(images)
+    parse_json(data)                -> either kind, as acKind says
+    ignored_fields(data)            -> list[str]       non-appc fields (ignored), with case hints
+    actool_verdict(data)            -> (bool, str)     the reference validator's verdict
+
+Notes for callers: a pod's annotation names are AC *Names* (pods.md: no '.' or '/'), an image's
+are AC Identifiers (aci.md). os/arch labels must be one of the spec's pairs (types.SPEC_OS_ARCH).
+Pass the manifest text (not an already-decoded dict) to get repeated JSON keys reported.
 
 Validation collects every problem, each as ``<json path>: <rule>``, e.g.
 ``app.ports[0].port: 70000 is outside 1..65535``. It follows the spec text; where actool 0.8.11
