@@ -149,3 +149,39 @@ def test_user_mistakes_are_clear_errors(netns_factory) -> None:
     with pytest.raises(SandboxError, match="no network namespace"):
         netns.iproute("sbx-never-made-123")
     assert not Path("/run/netns/sbx-never-made-123").exists()   # flags=0: nothing created
+
+
+def test_cli_netns_add_list_exec_del(run_cli) -> None:
+    name = netns.unique_name()
+    try:
+        rc, out, err = run_cli("netns", "add", name, "--node")
+        assert rc == 0 and f"/run/netns/{name}" in out, err
+        ino = netns.ns_inode(f"/run/netns/{name}")
+        rc, out, _ = run_cli("netns", "list")
+        assert f"{name}\tnet:[{ino}]" in out.splitlines()
+        # exec replaces the process: run it as a real CLI process
+        import sys
+        p = subprocess.run([sys.executable, "-m", "sandbox", "netns", "exec", name, "--",
+                            "cat", "/proc/sys/net/ipv4/ip_forward"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout.strip() == "1", p.stderr
+        p = subprocess.run([sys.executable, "-m", "sandbox", "netns", "exec", name, "--",
+                            "readlink", "/proc/self/ns/net"], capture_output=True, text=True)
+        assert p.stdout.strip() == f"net:[{ino}]"
+        rc, _, err = run_cli("netns", "add", name)
+        assert rc == 1 and "already exists" in err and "Traceback" not in err
+    finally:
+        rc, _, _ = run_cli("netns", "del", name)
+    assert rc == 0 and not Path(f"/run/netns/{name}").exists()
+    rc, _, err = run_cli("netns", "del", name)
+    assert rc == 1 and "no network namespace" in err
+
+
+def test_cli_net_plugin_dir_and_its_guard(run_cli, monkeypatch) -> None:
+    import sys
+    from sandbox.cni_plugins import plugin_dir
+    rc, out, _ = run_cli("net", "plugin-dir")
+    assert rc == 0 and Path(out.strip()) == plugin_dir()
+    assert (Path(out.strip()) / "bridge").exists()
+    monkeypatch.setitem(sys.modules, "sandbox.cni_plugins", None)   # as if B2's module were missing
+    rc, _, err = run_cli("net", "plugin-dir")
+    assert rc == 1 and "not installed yet" in err and "Traceback" not in err
