@@ -576,6 +576,7 @@ class _Renderer:
                 self.event(cur, PathEvent("implicit", layer, "dir"))
             os.mkdir(self.disk(cur), 0o755)
             self.state[cur] = _Have("dir", layer)
+            self.paths[cur].type = "dir"
 
     def extract(self, layer: Layer, tar: tarfile.TarFile) -> tuple[int, int]:
         """Extract one layer; returns (entries written, entries filtered)."""

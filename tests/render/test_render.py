@@ -233,3 +233,19 @@ def test_trace_round_trips_and_renders(mem, tmp_path) -> None:
     assert "filtered out by the whitelist of a" in back.describe("/gone")
     html = trace._repr_html_()
     assert "/gone" in html and "line-through" in html
+
+
+def test_missing_parent_entries_are_created_and_traced(mem, tmp_path) -> None:
+    from sandbox.manifest import ImageManifest
+    from tests.render.conftest import image_id
+    f = tarfile.TarInfo("rootfs/deep/er/file"); f.size = 1; f.mode = 0o600
+    data = _raw_aci([f])
+    i = image_id(data)
+    mem.blobs[i] = data
+    mem.manifests[i] = ImageManifest.from_json({"acKind": "ImageManifest", "acVersion": "0.8.11",
+                                                "name": "flat"})
+    trace = do_render(mem, i, tmp_path / "out")
+    snap = snapshot(tmp_path / "out")
+    assert snap["/deep"] == ("dir", 0o755) and snap["/deep/er/file"] == ("file", b"x", 0o600)
+    assert trace.paths["/deep/er"].type == "dir"
+    assert [e.kind for e in trace.paths["/deep"].events] == ["implicit"]
