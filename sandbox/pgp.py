@@ -1192,13 +1192,23 @@ def _canonical_text(source: Source) -> bytes:
 
 
 def sign(data_or_path: Source, secret: SecretKey, armored: bool = True, steps: Steps | None = None,
-         *, hash_algo: str = "SHA256", created: int | None = None, progress: bool = False) -> bytes:
-    """A detached binary-document signature (type 0x00) over the bytes of a file (appc: the .aci)."""
+         *, hash_algo: str = "SHA256", created: int | None = None, progress: bool = False,
+         notations: dict[str, str] | None = None) -> bytes:
+    """A detached binary-document signature (type 0x00) over the bytes of a file (appc: the .aci).
+
+    ``notations`` become human-readable notation subpackets (type 20, hashed), e.g.
+    ``{"build@example.com": "ci-1234"}``: signed statements that travel with the signature."""
     if hash_algo not in ACCEPTED_HASHES:
         raise WeakHash(f"{hash_algo} is not acceptable for signing data; use SHA256 or SHA512.")
     created = int(time.time()) if created is None else int(created)
     key = secret.signing_key(created)
     hashed = _common_subpackets(key, created)
+    for name, value in (notations or {}).items():
+        if "@" not in name:
+            raise SignatureError(f"Notation names look like name@domain (got {name!r}).")
+        n, v = name.encode(), value.encode()
+        hashed.append(Subpacket(20, False, b"\x80\x00\x00\x00" + len(n).to_bytes(2, "big")
+                                + len(v).to_bytes(2, "big") + n + v))
     sig = _make_signature(key, 0x00, hash_algo, [], hashed, [Subpacket(16, False, bytes.fromhex(key.key_id))],
                           data=data_or_path, steps=steps, progress=progress)
     record(steps, "sign", "detached signature 0x00", key=key.fingerprint, hash=hash_algo)

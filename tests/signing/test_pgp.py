@@ -271,3 +271,21 @@ def test_read_keys_several_certificates(gnupg) -> None:
     assert [c.fingerprint for c in pgp.read_keys(two_blocks)] == [a, key("rsa").fingerprint]
     with pytest.raises(pgp.MalformedSignature):
         pgp.read_keys(b"not a key")
+
+
+@needs_gpg
+def test_long_subpackets_and_packets_are_encoded_right(gnupg, payload: Path) -> None:
+    """Notations of 300 and 9,000 bytes need two-octet subpacket lengths and make the packet need a
+    five-octet length; gpg verifying the signature (and reading the notations back) checks our
+    encoders. (gpg refuses hashed areas over 10,000 bytes, so longer ones are not tried.)"""
+    k = key("ed25519")
+    gnupg.import_(k.public().armored())
+    notes = {"short@example.com": "s", "medium@example.com": "m" * 300, "long@example.com": "l" * 9_000}
+    sig = pgp.sign(payload, k, armored=False, notations=notes)
+    (pkt,) = pgp.parse_packets(sig)
+    assert pkt.header[1] == 0xFF                    # five-octet body length
+    assert {n: v for n, v in (sp.describe().split("=", 1) for sp in pgp.read_signature(sig).hashed
+                              if sp.type == 20)} == notes
+    verdict, status = gnupg.verify(sig, payload)
+    assert verdict == "good", status
+    assert status.count("NOTATION_NAME") == 3 and "NOTATION_NAME long@example.com" in status
