@@ -19,6 +19,7 @@ This module adds what the spec leaves to implementations:
 from __future__ import annotations
 
 import bz2
+import collections
 import contextlib
 import errno
 import gzip
@@ -30,8 +31,10 @@ import os
 import posixpath
 import shutil
 import stat
+import struct
 import tarfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Iterator
@@ -435,11 +438,93 @@ class _HashingWriter(io.RawIOBase):
         return n
 
 
+GZIP_BLOCK = 1 << 20      # input bytes per independently deflated block
+_DICT = 32 << 10          # deflate's window: each block starts from the previous 32 KiB
+
+
+def _incompressible(block: bytes) -> bool:
+    """A cheap guess: three 8 KiB samples barely shrink at level 1 (random or compressed data)."""
+    if len(block) < 64 << 10:
+        return False
+    n = len(block)
+    sample = b"".join(block[i:i + 8192] for i in (0, n // 2, n - 8192))
+    return len(zlib.compress(sample, 1)) > 0.97 * len(sample)
+
+
+def _deflate_block(block: bytes, zdict: bytes, level: int, final: bool) -> bytes:
+    if level and _incompressible(block):
+        level = 0       # store it: deflating random bytes costs time and saves nothing
+    if zdict:
+        co = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        co = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return co.compress(block) + co.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+class _GzipBlockWriter(io.RawIOBase):
+    """A gzip file (RFC 1952) deflated pigz-style, in parallel and reproducibly.
+
+    The input is cut into 1 MiB blocks; each is deflated with the previous 32 KiB as its
+    dictionary and ends with a sync flush (byte-aligned, not final), so the blocks concatenate
+    into one ordinary deflate stream that any gunzip reads. zlib releases the GIL, so blocks
+    compress on several cores; the bytes do not depend on thread timing. Blocks that do not
+    compress are stored. The header has no file name and mtime 0: same input, same bytes.
+    """
+
+    def __init__(self, raw: IO[bytes], level: int = GZIP_LEVEL, threads: int | None = None) -> None:
+        self.raw, self.level = raw, level
+        self.buf = bytearray()
+        self.crc = 0
+        self.size = 0
+        self.tail = b""
+        self.workers = threads or max(1, min(4, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sbx-gzip")
+        self.pending: collections.deque = collections.deque()
+        # magic, deflate, no flags, mtime 0, no extra flags, OS "unknown"
+        raw.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:  # type: ignore[override]
+        mv = memoryview(b).cast("B")
+        self.crc = zlib.crc32(mv, self.crc)
+        self.size += len(mv)
+        self.buf += mv
+        if len(self.buf) >= GZIP_BLOCK:
+            view = memoryview(self.buf)
+            whole = len(self.buf) - len(self.buf) % GZIP_BLOCK
+            for i in range(0, whole, GZIP_BLOCK):
+                self._submit(bytes(view[i:i + GZIP_BLOCK]), final=False)
+            view.release()
+            del self.buf[:whole]
+        return len(mv)
+
+    def _submit(self, block: bytes, final: bool) -> None:
+        zdict = self.tail
+        self.tail = (self.tail + block)[-_DICT:] if len(block) < _DICT else block[-_DICT:]
+        self.pending.append(self.pool.submit(_deflate_block, block, zdict, self.level, final))
+        while len(self.pending) > 2 * self.workers:
+            self.raw.write(self.pending.popleft().result())
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._submit(bytes(self.buf), final=True)
+            while self.pending:
+                self.raw.write(self.pending.popleft().result())
+            self.raw.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            super().close()
+
+
 def _compressing(raw: BinaryIO, compression: str) -> IO[bytes]:
     if compression == "none":
         return raw
-    if compression == "gzip":  # no file name, mtime 0: the same layout gives the same bytes
-        return gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0)
+    if compression == "gzip":
+        return _GzipBlockWriter(raw, GZIP_LEVEL)
     if compression == "bzip2":
         return bz2.BZ2File(raw, "wb", compresslevel=9)
     if compression == "xz":

@@ -222,3 +222,24 @@ def test_gzip_output_is_standard(make_layout, tmp_path):
     aci.build(make_layout(), out, compression="gzip")
     assert subprocess.run(["gzip", "-t", str(out)]).returncode == 0
     assert gzip.decompress(out.read_bytes())[257:262] == b"ustar"
+
+
+def test_parallel_gzip_is_standard_and_independent_of_threads(tmp_path):
+    import io
+    import random
+    rng = random.Random(7)
+    text = b" ".join(rng.choice([b"alpha", b"beta", b"gamma", b"delta"]) for _ in range(300_000))
+    data = os.urandom(1_500_000) + text + os.urandom(70_000) + b"tail"
+    outs = []
+    for threads in (1, 3):
+        raw = io.BytesIO()
+        w = aci._GzipBlockWriter(raw, threads=threads)
+        for i in range(0, len(data), 100_000):   # uneven writes across block boundaries
+            w.write(data[i:i + 100_000])
+        w.close()
+        outs.append(raw.getvalue())
+    assert outs[0] == outs[1]
+    (tmp_path / "x.gz").write_bytes(outs[0])
+    plain = subprocess.run(["gzip", "-dc", str(tmp_path / "x.gz")], capture_output=True, check=True).stdout
+    assert plain == data
+    assert len(outs[0]) < len(data) - len(text) // 2   # the text part really compressed
