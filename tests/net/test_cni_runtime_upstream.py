@@ -376,3 +376,21 @@ def test_cli_under_ip_netns_exec_node(node: Path, netns_factory, cni_dirs, short
     p = cli("del", "sbxcli", c.name, *common)
     assert p.returncode == 0, p.stderr
     assert list((cni_dirs["cache"] / "results").iterdir()) == []
+
+
+def test_runtime_config_from_capabilities(rt: Runtime, netns_factory, cni_dirs, short_name) -> None:
+    """The bridge declares the `mac` capability: the runtime passes runtimeConfig.mac and the
+    container's eth0 gets that MAC; a capability the plugin did not declare is not passed."""
+    net = write_conf(cni_dirs["conf"], bridge_conf("sbxcap", short_name("sbxbr"), "10.95.0.0/24",
+                                                   cni_dirs["ipam"], capabilities={"mac": True}))
+    c = netns_factory()
+    mac = "c2:11:22:33:44:55"
+    res = rt.add(net, c, capability_args={"mac": mac, "portMappings": [{"hostPort": 8080}]})
+    sent = json.loads(rt.calls[-1].stdin)
+    assert sent["runtimeConfig"] == {"mac": mac}
+    assert res["interfaces"][2]["mac"] == mac
+    assert ip_j(c, "link", "show", "eth0")[0]["address"] == mac
+    assert json.loads(rt.cache.path(net, c.name, "eth0").read_text())["capabilityArgs"]["mac"] == mac
+    rt.check(net, c)                                  # CHECK reuses the cached capability args
+    assert json.loads(rt.calls[-1].stdin)["runtimeConfig"] == {"mac": mac}
+    rt.delete(net, c)
