@@ -145,3 +145,15 @@ def test_reference_resurrects_a_shadowed_file(acirender) -> None:
     ref, our = reference(acirender, mem, a), ours(mem, a)
     assert "/x/y" in ref and "/x/y" not in our
     assert set(our) == {"/x", "/x/z"}
+
+
+def test_reference_directory_rules_under_a_whitelist(acirender) -> None:
+    # The reference drops a dependency's /bin (not listed itself) although /bin/sh is listed,
+    # and keeps the top image's own unlisted, empty /usr. The spec keeps what leads to a
+    # listed path and removes the rest.
+    mem = MemSource()
+    mem.add("b", {"/bin/sh": "sh", "/bin/ls": "ls"})
+    a = mem.add("a", {"/usr/x": "x", "/app": "app"}, deps=[dep("b")], pwl=["/bin/sh", "/app"])
+    ref, our = reference(acirender, mem, a), ours(mem, a)
+    assert "/bin" not in ref and "/bin/sh" in ref and "/usr" in ref
+    assert set(our) == {"/bin", "/bin/sh", "/app"}
