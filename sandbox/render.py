@@ -34,7 +34,7 @@ import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from sandbox.errors import SandboxError
 from sandbox.manifest import Dependency, ImageManifest
@@ -60,7 +60,7 @@ class DependencyNotFound(DependencyError):
         self.name, self.labels, self.wanted_by = name, dict(labels), wanted_by
         super().__init__(
             f"{wanted_by} depends on {describe(name, labels)}, which is not in the image store.",
-            hint=f"Import or fetch it first (e.g. `sandbox image import FILE.aci`).")
+            hint="Import or fetch it first (e.g. `sandbox image import FILE.aci`).")
 
 
 class DependencyMismatch(DependencyError):
@@ -220,10 +220,6 @@ def _image_id(image: Any) -> str:
 def _carried_manifest(image: Any) -> ImageManifest | None:
     # store.Image objects carry their parsed manifest; plain IDs do not.
     return getattr(image, "manifest", None) if not isinstance(image, str) else None
-
-
-def _labels_match(have: dict[str, str], want: dict[str, str]) -> bool:
-    return all(have.get(k) == v for k, v in want.items())
 
 
 def _id_matches(candidate: str, wanted: str) -> bool:
