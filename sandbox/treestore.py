@@ -30,6 +30,7 @@ import hashlib
 import html
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -361,12 +362,10 @@ def overlay_supported() -> tuple[bool, str]:
 
 
 def _mounted(path: str) -> bool:
+    # proc(5): mountinfo escapes space, tab, newline and backslash in paths as \ooo (octal)
+    unescape = lambda s: re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)  # noqa: E731
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if mp == path:
-                return True
-    return False
+        return any(unescape(line.split()[4]) == path for line in f)
 
 
 @dataclass
