@@ -158,6 +158,8 @@ def removed_table(trace: RenderTrace, limit: int = 25) -> Any:
 def copies(tree_name: str, lower: str, runs: list[tuple[str, dict[str, str]]]) -> graphviz.Digraph:
     """One tree (read-only lower) and the executions on top of it, each with what it changed."""
     g = digraph("copies", rankdir="BT")
+    if len(lower) > 70:  # a tree-store path holds a 128-hex key: keep both ends
+        lower = lower[:45] + "…" + lower[-20:]
     g.node("lower", f"tree store: {tree_name}\\n{lower}\\n(read-only lower layer)",
            fillcolor="#dddddd", shape="box3d")
     colors = {"added": "#009E73", "changed": "#E69F00", "deleted": "#D55E00"}
