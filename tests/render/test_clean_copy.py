@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from sandbox import treestore
-from tests.render.conftest import dep, snapshot
+from renderkit import dep, snapshot
 
 
 def mounts() -> set[str]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import render
-from tests.render.conftest import MemSource, dep, snapshot
+from renderkit import MemSource, dep, snapshot
 
 NAMES = ["a", "b", "c"]
 ALL_PATHS = [f"/{x}" for x in NAMES] + [f"/{x}/{y}" for x in NAMES for y in NAMES] + \

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sandbox import render
 from sandbox.config import project_root
-from tests.render.conftest import MemSource, dep
+from renderkit import MemSource, dep
 
 ORACLE = Path(__file__).parent / "oracle" / "acirender.go"
 GOPATH = "/usr/share/gocode"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import render
-from tests.render.conftest import dep, snapshot
+from renderkit import dep, snapshot
 
 
 def do_render(mem, top: str, dest: Path) -> render.RenderTrace:
@@ -191,7 +191,7 @@ def _raw_aci(entries: list[tarfile.TarInfo]) -> bytes:
     ("rootfs/hl", tarfile.LNKTYPE, "/etc/passwd"),
 ])
 def test_unsafe_entries_are_refused(mem, tmp_path, name, kind, link) -> None:
-    from tests.render.conftest import image_id
+    from renderkit import image_id
     info = tarfile.TarInfo(name); info.type = kind; info.linkname = link
     info.size = 1 if kind == tarfile.REGTYPE else 0
     data = _raw_aci([info])
@@ -237,7 +237,7 @@ def test_trace_round_trips_and_renders(mem, tmp_path) -> None:
 
 def test_missing_parent_entries_are_created_and_traced(mem, tmp_path) -> None:
     from sandbox.manifest import ImageManifest
-    from tests.render.conftest import image_id
+    from renderkit import image_id
     f = tarfile.TarInfo("rootfs/deep/er/file"); f.size = 1; f.mode = 0o600
     data = _raw_aci([f])
     i = image_id(data)

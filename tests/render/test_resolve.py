@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import render
-from tests.render.conftest import dep
+from renderkit import dep
 
 
 def test_spec_example_tree_order(mem) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from sandbox import render, treestore
 from sandbox.steps import Steps
-from tests.render.conftest import dep, snapshot
+from renderkit import dep, snapshot
 
 
 def test_render_once_then_reuse(sb) -> None:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from sandbox import treestore
-from tests.render.conftest import dep
+from renderkit import dep
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from sandbox import render
 from sandbox.viz import render as vr
-from tests.render.conftest import dep
+from renderkit import dep
 
 
 @pytest.fixture
