@@ -494,17 +494,32 @@ def _fetch_file(ref: str, labels: Mapping[str, str], opts: InsecureOptions, stor
                    steps=steps)
 
 
+def _read_manifest(aci_path: Path, where: str, steps: Steps | None):
+    from sandbox import aci
+    try:
+        return aci.read_manifest(aci_path, steps=steps)
+    except SandboxError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a corrupt archive (bad gzip CRC, truncated tar, ...)
+        raise FetchError(f"{where} is not a readable ACI ({e}).") from None
+
+
 def _finish(result: FetchResult, aci_path: Path, sig: bytes | None, name: str | None,
             labels: dict[str, str], optional: list[str], store, trust, *, latest: bool,
             steps: Steps | None) -> FetchResult:
-    from sandbox import aci
-
-    manifest = aci.read_manifest(aci_path, steps=steps)
+    manifest = None
+    if name is None:
+        # A file or URL: the keyring depends on the manifest name, so the manifest is read
+        # first (as rkt's validator does); an unreadable archive is refused here.
+        manifest = _read_manifest(aci_path, result.aci_url, steps)
     if sig is not None:
-        # 4. the signature over the bytes as served, with the keyring of the *manifest* name
-        result.verification = trust.verify(aci_path, sig, name or manifest.name, steps=steps)
+        # 4. the signature over the bytes as served, before anything else reads them
+        keyring_name = name or manifest.name  # type: ignore[union-attr]
+        result.verification = trust.verify(aci_path, sig, keyring_name, steps=steps)
         record(steps, "verify", str(result.aci_url), ok=True,
                signer=result.verification.signer_fingerprint)  # type: ignore[attr-defined]
+    if manifest is None:
+        manifest = _read_manifest(aci_path, result.aci_url, steps)
     # 5. identity: name and labels as requested
     check_identity(manifest.name, manifest.labels, name, labels, optional=optional, steps=steps)
     # 6. into the store

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from sandbox import fetch, pgp
+from sandbox.aci import InvalidImage
+from sandbox.manifest import ManifestError
 from sandbox.discovery import default_os_arch
 from sandbox.serve import DiscoveryServer
 from sandbox.steps import Steps
@@ -106,16 +108,17 @@ def test_image_option_skips_signature_entirely(state, server, publisher) -> None
     assert server.served(".aci.asc") == []
 
 
-def test_tampered_aci_is_refused_and_not_imported(state, keys, publisher, tmp_path) -> None:
+def test_tampered_aci_is_refused_and_not_imported(state, keys, server, publisher) -> None:
+    """The mirror serves changed bytes (changed after the server read the manifest): the
+    signature check over the bytes as served refuses them, before anything parses them."""
     trust_alice(keys)
     aci = publisher / "hello-1.0.0.aci"
     data = bytearray(aci.read_bytes())
-    data[-20] ^= 0x01                       # inside the gzip stream: the bytes as served differ
+    data[len(data) // 2] ^= 0x01
     aci.write_bytes(bytes(data))
-    with DiscoveryServer(publisher) as srv:
-        with pytest.raises(pgp.BadSignature):
-            fetch.fetch("localhost/hello:1.0.0", options=HTTP, discovery_port=srv.port)
-        assert len(srv.served(".aci")) == 1
+    with pytest.raises(pgp.BadSignature):
+        fetch.fetch("localhost/hello:1.0.0", options=HTTP, discovery_port=server.port)
+    assert len(server.served(".aci")) == 1
     assert Store().list() == []
 
 
@@ -298,3 +301,23 @@ def test_the_suggested_trust_command_fixes_the_refusal(state, publisher, run_cli
         assert "Added key for prefix 'localhost/hello'" in out
         rc, out, err = run_cli("fetch", "localhost/hello", "--discovery-port", srv.port, *flags)
         assert rc == 0 and out.strip() == independent_id(publisher / "hello-1.2.0.aci"), err
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, -20, -5])
+def test_tampered_local_file_is_refused_with_a_sentence(state, keys, publisher, tmp_path, where) -> None:
+    """A local file's keyring needs its manifest name, so the archive is read first: whatever
+    the flipped byte breaks (deflate data, gzip CRC, tar header), the answer is a refusal."""
+    from sandbox.errors import SandboxError
+    trust_alice(keys)
+    aci = tmp_path / "t.aci"
+    data = bytearray((publisher / "hello-1.0.0.aci").read_bytes())
+    data[int(len(data) * where) if isinstance(where, float) else where] ^= 0x01
+    aci.write_bytes(bytes(data))
+    shutil.copy(publisher / "hello-1.0.0.aci.asc", tmp_path / "t.aci.asc")
+    with pytest.raises(SandboxError) as e:
+        fetch.fetch(str(aci))
+    # a flipped bit in the manifest name changes the keyring (UntrustedSigner); elsewhere the
+    # signature (BadSignature) or the archive itself (FetchError, InvalidImage) fails
+    assert isinstance(e.value, (pgp.SignatureError, fetch.FetchError, InvalidImage, ManifestError)), \
+        repr(e.value)
+    assert Store().list() == []
