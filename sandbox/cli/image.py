@@ -120,8 +120,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     refs = args.refs or [i.id for i in st.list()]
     bad = 0
     for ref in refs:
-        probs = st.verify(ref)
         img = st.get(ref)
+        from sandbox import treestore  # also the image's rendered trees (docs/rendering.md)
+        probs = st.verify(ref) + treestore.verify(st, img.id)
         if probs:
             bad += 1
             for p in probs:

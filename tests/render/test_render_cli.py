@@ -68,3 +68,13 @@ def test_render_no_overlay_is_a_plain_directory(images, run_cli, tmp_path) -> No
     assert treestore.active_copies() == []
     rc, out, err = run_cli("image", "render", "example.com/a", d, "--no-overlay")
     assert rc == 1 and "must be an empty directory" in err
+
+
+def test_image_verify_also_checks_rendered_trees(images, run_cli) -> None:
+    tree = treestore.render_image(images.store, "example.com/a")
+    rc, out, err = run_cli("image", "verify", "example.com/a")
+    assert rc == 0 and "ok" in out, err
+    (tree.rootfs / "who").write_text("tampered")
+    rc, out, err = run_cli("image", "verify", "example.com/a")
+    assert rc == 1
+    assert "was modified after rendering" in out and "/who changed (content)" in out
