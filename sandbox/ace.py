@@ -91,6 +91,8 @@ def capability_set(isolators: list[Any]) -> list[str]:
     capabilities-remove-set), starting from :data:`DEFAULT_CAPS`."""
     caps = list(DEFAULT_CAPS)
     for iso in isolators:
+        if iso.name not in ("os/linux/capabilities-retain-set", "os/linux/capabilities-remove-set"):
+            continue
         want = [c if c.startswith("CAP_") else f"CAP_{c}" for c in (iso.value or {}).get("set", [])]
         unknown = [c for c in want if c not in CAPS]
         if unknown:

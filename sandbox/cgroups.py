@@ -41,10 +41,10 @@ def limits_from_isolators(isolators: list) -> Limits:
     """resource/memory and resource/cpu ``limit`` values (quantities such as ``512M``, ``500m``)."""
     lim = Limits()
     for iso in isolators:
-        if iso.name == "resource/memory" and iso.limit() is not None:
-            lim.memory_bytes = int(iso.limit())
-        elif iso.name == "resource/cpu" and iso.limit() is not None:
-            lim.cpu_millis = max(1, int(iso.limit() * 1000))
+        if iso.name == "resource/memory" and iso.limit is not None:
+            lim.memory_bytes = int(iso.limit)
+        elif iso.name == "resource/cpu" and iso.limit is not None:
+            lim.cpu_millis = max(1, int(iso.limit * 1000))
     return lim
 
 

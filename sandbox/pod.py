@@ -228,14 +228,14 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
         record(steps, "write", str(app_dir / "rootfs"), copied_from=str(tree.rootfs))
     uid, gid = ace.resolve_user(tree.rootfs, app.user, app.group)
     mounts = []
-    mount_points = {mp.name: mp for mp in app.mount_points}
+    mount_points = {mp.path: mp for mp in app.mount_points}   # pods.md: mounts[].path is the target
     for m in ra.mounts:
         vol = pod.volume(m.volume)
         if vol is None:
             raise PodError(f"app '{ra.name}' mounts the volume '{m.volume}', which the pod does "
                            "not define; add --volume NAME,kind=… for it.")
-        mp = mount_points.get(m.path)   # pods.md: mounts[].path names a mountPoint
-        target = mp.path if mp is not None else m.path
+        mp = mount_points.get(m.path)
+        target = m.path
         ro = vol.read_only if vol.read_only is not None else bool(mp and mp.read_only)
         if vol.kind == "host":
             source = vol.source or ""
@@ -359,7 +359,11 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run_dir = pods_dir() / "run" / d.name
-        if (run_dir / "run.json").exists():
+        plan = _read_json(run_dir / "stage1.json")
+        started = plan and all((run_dir / "apps" / a["name"] / "pid.json").exists()
+                               or (run_dir / "apps" / a["name"] / "status.json").exists()
+                               for a in plan["apps"])
+        if (run_dir / "run.json").exists() and started:
             return Pod(d.name, "run", run_dir, json.loads((run_dir / "pod-manifest.json").read_text()),
                        json.loads((run_dir / "run.json").read_text()))
         if proc.poll() is not None:

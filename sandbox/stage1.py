@@ -150,6 +150,14 @@ def become_app(app: dict[str, Any], last_cap: int) -> None:
                            "(ace.md: the ACE fails the app)") from None
 
 
+_stop_signal: int | None = None   # a stop that arrived while the runner was setting up
+
+
+def _remember_stop(sig: int, _frame: Any) -> None:
+    global _stop_signal
+    _stop_signal = sig
+
+
 def _run_and_wait(argv: list[str], app: dict[str, Any], last_cap: int) -> int:
     """fork, become the app's user, execve, wait (forwarding SIGTERM/SIGINT/SIGHUP to the
     child); returns a shell-style code (128+N for death by signal N)."""
@@ -165,6 +173,8 @@ def _run_and_wait(argv: list[str], app: dict[str, Any], last_cap: int) -> int:
             os._exit(127)
     forward = lambda sig, _f: _kill(pid, sig)  # noqa: E731
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    if _stop_signal is not None:
+        _kill(pid, _stop_signal)
     try:
         _, status = os.waitpid(pid, 0)
     finally:
@@ -219,7 +229,11 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
         if app.get("preStart"):
             code = _run_and_wait(app["preStart"], app, last_cap)
             status["preStart"] = code
-        if code == 0:
+        if _stop_signal is not None:
+            code = 128 + _stop_signal
+            status["error"] = "stopped before the app started"
+            status["exitCode"] = code
+        elif code == 0:
             status["mainStarted"] = time.time()
             code = _run_and_wait(app["exec"], app, last_cap)
             status["exitCode"] = code
@@ -274,7 +288,7 @@ def init(plan: dict[str, Any], pod_dir: Path) -> int:
             code = 126
             try:
                 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                    signal.signal(s, signal.SIG_DFL)
+                    signal.signal(s, _remember_stop)
                 null = os.open("/dev/null", os.O_RDONLY)
                 os.dup2(null, 0)
                 os.dup2(out, 1)
