@@ -104,8 +104,13 @@ def detect_compression(path: str | os.PathLike[str] | bytes) -> str:
     if isinstance(path, (bytes, bytearray)):
         head = bytes(path[:512])
     else:
-        with open(path, "rb") as f:
-            head = f.read(512)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(512)
+        except FileNotFoundError:
+            raise SandboxError(f"{path} does not exist; give the path of an .aci file.") from None
+        except IsADirectoryError:
+            raise SandboxError(f"{path} is a directory; give the path of an .aci file.") from None
     for name, magic in MAGIC.items():
         if head.startswith(magic):
             return name
@@ -791,6 +796,7 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     symlink to a directory is replaced, not followed).
     """
     dest = Path(dest)
+    comp = detect_compression(aci)     # before touching dest: a missing file creates nothing
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     if max_bytes is None:
@@ -801,7 +807,6 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
     seen: set[str] = set()
     dirs: list[tuple[str, tarfile.TarInfo]] = []
-    comp = detect_compression(aci)
     ok = False
     try:
         with open(aci, "rb") as raw:
