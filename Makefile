@@ -18,7 +18,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)
 
 # Remove everything the kit made on this machine (pods, netns, links, mounts, caches).
 clean-state: install
