@@ -529,8 +529,12 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
                 shutil.rmtree(copy.upper)
                 shutil.rmtree(copy.work)
         if copy.mode == "copy":
-            subprocess.run(["cp", "-a", "--reflink=auto", f"{tree.rootfs}/.", str(path)],
-                           check=True, capture_output=True)
+            cp = subprocess.run(["cp", "-a", "--reflink=auto", f"{tree.rootfs}/.", str(path)],
+                                capture_output=True, text=True)
+            if cp.returncode != 0:
+                raise SandboxError(f"copying {tree.rootfs} to {path} failed: "
+                                   f"{cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else cp.returncode}.",
+                                   hint="Check the free space of the file system.")
             record(steps, "exec", f"cp -a --reflink=auto {tree.rootfs}/. {path}",
                    reason=copy.reason)
         _update_info(copy)
