@@ -671,9 +671,12 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 comp.close()
             raw.flush()
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, SandboxError):
+            raise SandboxError(f"building {out} from {layout} failed: {e.strerror or e}"
+                               + (f" ({e.filename})" if e.filename else "") + ".") from None
         raise
     iid = HASH_PREFIX + hw.sha.hexdigest()
     record(steps, "hash", str(out), algorithm="sha512", bytes_hashed=hw.count, image_id=iid)
@@ -798,7 +801,10 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     dest = Path(dest)
     comp = detect_compression(aci)     # before touching dest: a missing file creates nothing
     created = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SandboxError(f"cannot create the directory {dest}: {e.strerror}.") from None
     if max_bytes is None:
         sv = os.statvfs(dest)
         max_bytes = sv.f_bavail * sv.f_frsize
@@ -834,6 +840,9 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
         ok = True
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise InvalidImage([f"the archive is unreadable ({e})"], str(aci)) from None
+    except OSError as e:
+        raise SandboxError(f"extracting {aci} into {dest} failed: {e.strerror or e}"
+                           + (f" ({e.filename})" if e.filename else "") + ".") from None
     finally:
         os.close(dest_fd)
         if not ok and created:
@@ -871,9 +880,28 @@ def _apply_meta(dest_fd: int, rel: str, m: tarfile.TarInfo, is_root: bool, keep_
         if is_root:
             os.fchown(fd, m.uid, m.gid)   # chown first: it clears setid bits
         os.fchmod(fd, mode)
+        _set_xattrs(fd, rel, m, keep_setid, res, steps)
         os.utime(fd, (m.mtime, m.mtime))
     finally:
         os.close(fd)
+
+
+def _set_xattrs(fd: int, rel: str, m: tarfile.TarInfo, keep_setid: bool, res: ExtractResult,
+                steps: Steps | None) -> None:
+    """Restore xattrs (aci.md: files keep them). File capabilities grant privileges like setuid
+    does, so ``security.capability`` is dropped unless ``keep_setid``."""
+    for key, value in (m.pax_headers or {}).items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        name = key[len("SCHILY.xattr."):]
+        if name == "security.capability" and not keep_setid:
+            res.warnings.append(f"rootfs/{rel}: file capabilities dropped (keep_setid to keep them)")
+            continue
+        try:
+            os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
+            record(steps, "write", f"rootfs/{rel}", xattr=name)
+        except OSError as e:
+            res.warnings.append(f"rootfs/{rel}: xattr {name} not restored ({e.strerror})")
 
 
 def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: set[str],
@@ -886,6 +914,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
     if name == "manifest" or not (name == "rootfs" or name.startswith("rootfs/")):
         return
     rel = name[len("rootfs/"):] if name != "rootfs" else ""
+    dir_names = {r for r, _ in dirs}
     if rel in seen:
         raise UnsafeArchive(f"the entry '{m.name}' appears twice; an ACI has no duplicate "
                             "entries (aci.md §Image Archives).")
@@ -905,7 +934,8 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
             return
     if m.islnk():   # validate before touching anything
         target = normalize_entry(m.linkname)
-        if target is None or not target.startswith("rootfs/") or target[7:] not in seen:
+        if target is None or not target.startswith("rootfs/") or target[7:] not in seen \
+                or target[7:] in dir_names:
             raise UnsafeArchive(f"the hard link '{m.name}' points to '{m.linkname}', which is not "
                                 "an earlier file of this archive's rootfs; refused.")
     if m.issym() and _symlink_escapes(rel, m.linkname):

@@ -213,7 +213,10 @@ class Store:
         self._ensure()
         fd_tmp = self.tmp / f"import.{os.getpid()}.{os.urandom(4).hex()}"
         try:
-            shutil.copyfile(src, fd_tmp)   # hash what we store, not a file that may still change
+            try:
+                shutil.copyfile(src, fd_tmp)   # hash what we store, not a file that may change
+            except OSError as e:
+                raise SandboxError(f"cannot copy {src} into the store: {e.strerror or e}.") from None
             record(steps, "read", str(src), bytes=fd_tmp.stat().st_size)
             ins = _aci.inspect(fd_tmp, steps=steps)
             if ins.problems or ins.image_id is None or ins.manifest is None:

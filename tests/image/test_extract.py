@@ -229,3 +229,43 @@ def test_duplicate_entries_are_refused(write_tar, good_manifest, arena):
                             {"name": "rootfs/x", "data": b"second"}], manifest=good_manifest)
     with pytest.raises(aci.UnsafeArchive, match="twice"):
         aci.extract_rootfs(p, arena["target"])
+
+
+def test_hardlink_to_a_directory_is_refused(write_tar, good_manifest, arena):
+    p = write_tar("e.aci", [{"name": "rootfs", "type": "dir"}, {"name": "rootfs/d", "type": "dir"},
+                            {"name": "rootfs/hl", "type": "lnk", "linkname": "rootfs/d"}],
+                  manifest=good_manifest)
+    with pytest.raises(aci.UnsafeArchive, match="hard link"):
+        aci.extract_rootfs(p, arena["target"])
+
+
+def test_existing_hardlink_in_target_is_replaced_not_written_through(write_tar, good_manifest, arena):
+    target = arena["target"]
+    target.mkdir()
+    os.link(arena["outside"] / "keep", target / "f")     # an inode shared with outside/keep
+    p = write_tar("e.aci", [{"name": "rootfs", "type": "dir"},
+                            {"name": "rootfs/f", "data": b"new"}], manifest=good_manifest)
+    aci.extract_rootfs(p, target)
+    assert (target / "f").read_bytes() == b"new"
+    assert_outside_untouched(arena)
+
+
+def test_xattrs_restored_and_file_capabilities_dropped(make_layout, tmp_path):
+    layout = make_layout(files={"bin/tool": b"x"})
+    try:
+        os.setxattr(layout / "rootfs/bin/tool", "user.lab", b"kept")
+    except OSError:
+        pytest.skip("this file system has no user xattrs")
+    out = tmp_path / "a.aci"
+    aci.build(layout, out)
+    aci.extract_rootfs(out, tmp_path / "x")
+    assert os.getxattr(tmp_path / "x/bin/tool", "user.lab") == b"kept"
+
+
+def test_write_failure_is_a_clear_error(make_layout, tmp_path):
+    out = tmp_path / "a.aci"
+    aci.build(make_layout(), out)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    with pytest.raises(aci.SandboxError, match="failed|exists|directory"):
+        aci.extract_rootfs(out, blocker / "sub")
