@@ -86,3 +86,31 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return rc, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def catalog_acis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The lab catalogue's ACIs, built once per session, offline (busybox from the installed
+    Debian package)."""
+    from sandbox import catalog
+    out = tmp_path_factory.mktemp("catalog")
+    return catalog.build(out, allow_download=False, cache_dir=out / "cache", progress=False)
+
+
+@pytest.fixture(scope="package")
+def lab_state(tmp_path_factory: pytest.TempPathFactory, catalog_acis: dict[str, Path]):
+    """A private $SANDBOX_DIR for a test package, with the catalogue imported into its store."""
+    from sandbox.store import Store
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("SANDBOX_DIR")
+    os.environ["SANDBOX_DIR"] = str(state)
+    try:
+        store = Store()
+        for path in catalog_acis.values():
+            store.import_aci(path)
+        yield state
+    finally:
+        if old is None:
+            os.environ.pop("SANDBOX_DIR", None)
+        else:
+            os.environ["SANDBOX_DIR"] = old

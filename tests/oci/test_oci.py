@@ -25,22 +25,10 @@ def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
     return p
 
 
-@pytest.fixture(scope="module")
-def cat(tmp_path_factory: pytest.TempPathFactory):
-    """The lab catalogue imported into a private store."""
-    from sandbox import catalog
-    state = tmp_path_factory.mktemp("state")
-    old = os.environ.get("SANDBOX_DIR")
-    os.environ["SANDBOX_DIR"] = str(state)
-    try:
-        store = Store()
-        catalog.build(tmp_path_factory.mktemp("catalog"), import_to=store)
-        yield store
-    finally:
-        if old is None:
-            os.environ.pop("SANDBOX_DIR", None)
-        else:
-            os.environ["SANDBOX_DIR"] = old
+@pytest.fixture
+def cat(lab_state: Path) -> Store:
+    """The lab catalogue in a private store (tests/conftest.py)."""
+    return Store()
 
 
 def index_of(rootfs: Path) -> list[str]:

@@ -12,24 +12,16 @@ from sandbox.store import Store
 
 
 @pytest.fixture(scope="package")
-def pod_state(tmp_path_factory: pytest.TempPathFactory):
-    """A state dir with the catalogue imported; at the end every pod is stopped and gc'ed."""
-    from sandbox import catalog, pod
-    state = tmp_path_factory.mktemp("pod-state")
-    old = os.environ.get("SANDBOX_DIR")
-    os.environ["SANDBOX_DIR"] = str(state)
+def pod_state(lab_state: Path):
+    """The catalogue in a private state dir; at the end every pod is stopped and gc'ed."""
+    from sandbox import pod
     try:
-        catalog.build(tmp_path_factory.mktemp("catalog"), import_to=Store())
-        yield state
+        yield lab_state
     finally:
         for p in pod.list_pods():
             if p["state"] == "run":
                 pod.stop(p["uuid"], timeout=5)
         pod.gc(grace=0)
-        if old is None:
-            os.environ.pop("SANDBOX_DIR", None)
-        else:
-            os.environ["SANDBOX_DIR"] = old
 
 
 @pytest.fixture
