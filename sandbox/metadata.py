@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PREFIX = "/acMetadata/v1/"
+TEXT = "text/plain; charset=us-ascii"
 
 
 def new_token() -> str:
@@ -50,7 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; count instead
         self.server.service.requests.append(f"{self.command} {self.path.split('/', 2)[-1]}")
 
-    def _reply(self, code: int, body: bytes | str = b"", ctype: str = "text/plain") -> None:
+    # Text answers (uuid, image id, hmac) are ASCII; appc's ace-validator insists on exactly
+    # this Content-Type (validator.go: "text/plain; charset=us-ascii").
+    def _reply(self, code: int, body: bytes | str = b"", ctype: str = TEXT) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -119,7 +122,11 @@ class MetadataService:
                  pod_manifest: dict[str, Any], apps: dict[str, dict[str, Any]],
                  hmac_key: bytes | None = None) -> None:
         self.token, self.uuid = token, uuid
-        self.pod_manifest, self.apps = pod_manifest, apps
+        # /pod/annotations answers [] for a pod without annotations, so the manifest served says
+        # so too (a Go client decodes a missing key as nil and [] as empty: ace-validator's
+        # DeepEqual would tell them apart).
+        self.pod_manifest = {**pod_manifest, "annotations": pod_manifest.get("annotations") or []}
+        self.apps = apps
         self.key = hmac_key or secrets.token_bytes(64)
         self.requests: list[str] = []
         self._server = _Server(sock, self)
