@@ -369,6 +369,11 @@ class PathHistory:
     final: int | None = None      # the layer whose copy is in the rendered tree
     type: str = ""                # its type there (dir, file, symlink, hardlink, fifo, device)
 
+    @property
+    def kind(self) -> str:
+        """The type in the tree, or (for a removed path) the type the last layer offered."""
+        return self.type or next((e.type for e in reversed(self.events) if e.type), "")
+
 
 @dataclass
 class RenderTrace:
@@ -444,7 +449,7 @@ class RenderTrace:
         for p in sorted(paths if paths is not None else self.paths):
             h = self.paths[p]
             owner = self.owner(p) or "(removed)"
-            rows.append(f"{p:40} {h.type or '-':8} {owner:28} {self.describe(p)}")
+            rows.append(f"{p:40} {h.kind or '-':8} {owner:28} {self.describe(p)}")
         head = f"{'path':40} {'type':8} {'from':28} history (layer:image)"
         return "\n".join([head] + rows)
 
@@ -459,7 +464,7 @@ class RenderTrace:
             style = "" if owner else "text-decoration:line-through;color:#888"
             rows.append(f"<tr><td style='background:{col}'>&nbsp;</td>"
                         f"<td style='{style}'><code>{html.escape(p)}</code></td>"
-                        f"<td>{html.escape(h.type)}</td><td>{html.escape(owner or 'removed')}</td>"
+                        f"<td>{html.escape(h.kind)}</td><td>{html.escape(owner or 'removed')}</td>"
                         f"<td>{html.escape(self.describe(p))}</td></tr>")
         return ("<table class='sandbox-trace'><thead><tr><th></th><th>path</th><th>type</th>"
                 "<th>from</th><th>history</th></tr></thead><tbody>" + "".join(rows)

@@ -68,10 +68,12 @@ def override_order(graph: DependencyGraph) -> graphviz.Digraph:
 
 
 def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 10,
-         root_label: str = "/") -> graphviz.Digraph:
+         collapse: bool = True, root_label: str = "/") -> graphviz.Digraph:
     """The rendered rootfs as a tree, each path coloured by the image it came from. Removed
     paths (whitelist, shadowed) are grey and dashed with the reason. Directories with more than
-    ``max_children`` entries show the first ones and a "+N more" box."""
+    ``max_children`` entries show the first ones and a "+N more" box; with ``collapse``, a
+    directory below the top level whose whole content comes from the image that provides most
+    paths is one box ("share/ +40")."""
     order = [l["name"] for l in trace.layers]
     order = _order(order)
     g = digraph("rootfs", rankdir="LR", ranksep="0.3", nodesep="0.08")
@@ -84,22 +86,53 @@ def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 1
         parent = p.rsplit("/", 1)[0] or "/"
         children.setdefault(parent, []).append(p)
     shown = {"/"}
+    # When a directory is cut to max_children, keep the interesting paths: those leading to a
+    # file of a less common image (the bulk usually comes from one base image).
+    counts: dict[str, int] = {}
+    for p in trace.final_paths():
+        o = trace.owner(p) or ""
+        counts[o] = counts.get(o, 0) + 1
+    bulk = max(counts, key=lambda o: counts[o]) if counts else ""
+    minority: set[str] = set()
+    for p in trace.final_paths():
+        if trace.owner(p) != bulk:
+            while p not in ("", "/"):
+                minority.add(p)
+                p = p.rsplit("/", 1)[0]
 
     def add(parent: str) -> None:
-        # what is in the rootfs first, then what was removed
-        kids = sorted(children.get(parent, []), key=lambda k: (trace.paths[k].final is None, k))
+        # in the rootfs first, leading to a less common image first, then removed paths
+        kids = sorted(children.get(parent, []),
+                      key=lambda k: (trace.paths[k].final is None, k not in minority, k))
         for k in kids[:max_children]:
             h = trace.paths[k]
-            name = k.rsplit("/", 1)[1] + ("/" if h.type == "dir" else "")
-            if h.type == "symlink":
+            typ = h.kind
+            name = k.rsplit("/", 1)[1] + ("/" if typ == "dir" else "")
+            if typ == "symlink":
                 name += " ↪"
+            below = list(children.get(k, [])) if typ == "dir" else []
+            if (collapse and below and parent != "/" and k not in minority
+                    and h.final is not None):
+                n = sum(1 for p in trace.final_paths() if p.startswith(k + "/"))
+                g.node(k, f"{name} +{n}", fillcolor=color_for(trace.owner(k) or "", order),
+                       tooltip=f"{n} paths, all from {bulk}")
+                g.edge(parent, k, arrowhead="none")
+                continue
             if h.final is not None:
                 owner = trace.owner(k) or ""
                 g.node(k, name, fillcolor=color_for(owner, order), tooltip=trace.describe(k))
             else:
                 why = _why_removed(trace, k)
-                g.node(k, f"{name}\\n({why})", fillcolor="white", color=REMOVED,
-                       fontcolor="#777777", style="rounded,dashed", tooltip=trace.describe(k))
+                n = sum(1 for p in trace.paths if p.startswith(k + "/")) if below else 0
+                g.node(k, f"{name}{f' +{n}' if n else ''}\\n({why})", fillcolor="white",
+                       color=REMOVED, fontcolor="#777777", style="rounded,dashed",
+                       tooltip=trace.describe(k))
+                g.edge(parent, k, arrowhead="none")
+                shown.add(k)
+                if collapse:  # a removed directory: one box for all it held
+                    continue
+                add(k)
+                continue
             g.edge(parent, k, arrowhead="none")
             shown.add(k)
             add(k)
