@@ -44,3 +44,18 @@ def test_override_order_and_copies_render(graph_and_trace) -> None:
     assert vr.override_order(g).pipe(format="svg").startswith(b"<?xml")
     pic = vr.copies("a", "/lower", [("run 1", {"/x": "added"}), ("run 2", {})])
     assert isinstance(pic, graphviz.Digraph) and pic.pipe(format="svg").startswith(b"<?xml")
+
+
+def test_tree_collapses_bulk_and_removed_directories(mem, tmp_path) -> None:
+    mem.add("base", {**{f"/usr/share/doc/f{i}": "x" for i in range(30)},
+                     **{f"/usr/lib/junk/j{i}": "j" for i in range(5)}, "/usr/bin/sh": "sh"})
+    a = mem.add("app", {"/opt/app": "a", "/usr/lib/app.so": "so"}, deps=[dep("base")],
+                pwl=["/opt/app", "/usr/lib/app.so", "/usr/share/doc/f1", "/usr/share/doc/f2",
+                     "/usr/bin/sh"])
+    trace = render.render(render.resolve(mem, a), tmp_path / "out", mem.open_tar)
+    src = vr.tree(trace).source
+    assert 'label="share/ +3"' in src and '"/usr/share/doc/f1"' not in src  # bulk, one box
+    assert "junk/ +5\\n(whitelist of app)" in src and '"/usr/lib/junk/j0"' not in src
+    assert '"/usr/lib/app.so"' in src                                      # minority stays
+    full = vr.tree(trace, collapse=False).source
+    assert '"/usr/share/doc/f1"' in full and '"/usr/lib/junk/j0"' in full
