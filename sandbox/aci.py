@@ -512,6 +512,12 @@ class _GzipBlockWriter(io.RawIOBase):
         while len(self.pending) > 2 * self.workers:
             self.raw.write(self.pending.popleft().result())
 
+    def abort(self) -> None:
+        """Stop without finishing the file (the build failed): no threads are left behind."""
+        if not self.closed:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            super().close()
+
     def close(self) -> None:
         if self.closed:
             return
@@ -605,6 +611,7 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
         raise SandboxError(f"the directory {out.parent} does not exist; create it first.")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     entries = 0
+    comp: IO[bytes] | None = None
     try:
         with open(tmp, "wb") as raw:
             comp = _compressing(raw, compression)
@@ -672,6 +679,8 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
             raw.flush()
         os.replace(tmp, out)
     except BaseException as e:
+        if isinstance(comp, _GzipBlockWriter):
+            comp.abort()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(e, OSError) and not isinstance(e, SandboxError):

@@ -243,3 +243,23 @@ def test_parallel_gzip_is_standard_and_independent_of_threads(tmp_path):
     plain = subprocess.run(["gzip", "-dc", str(tmp_path / "x.gz")], capture_output=True, check=True).stdout
     assert plain == data
     assert len(outs[0]) < len(data) - len(text) // 2   # the text part really compressed
+
+
+def test_failed_build_leaves_no_file_and_no_threads(make_layout, tmp_path, monkeypatch):
+    import builtins
+    import threading
+    layout = make_layout(files={"a-big": os.urandom(3 << 20), "z-unreadable": b"x"})
+    real_open = builtins.open
+
+    def failing_open(path, *a, **kw):   # root reads anything: simulate an unreadable file
+        if str(path).endswith("/z-unreadable"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    before = threading.active_count()
+    monkeypatch.setattr(builtins, "open", failing_open)
+    with pytest.raises(aci.SandboxError, match="Permission denied"):
+        aci.build(layout, tmp_path / "o.aci", compression="gzip")
+    monkeypatch.undo()
+    assert not (tmp_path / "o.aci").exists() and not list(tmp_path.glob(".o.aci.tmp-*"))
+    assert threading.active_count() <= before
