@@ -320,6 +320,9 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
                     if top not in ("manifest", "rootfs"):
                         ins.problems.append(f"entry {m.name!r}: only 'manifest' and 'rootfs' "
                                             "may be at the top level")
+                    elif top == "manifest" and name != "manifest":
+                        ins.problems.append(f"entry {m.name!r}: 'manifest' is a file; nothing "
+                                            "can be below it")
                     elif name == "manifest":
                         if not m.isreg():
                             ins.problems.append("entry 'manifest': must be a regular file")
@@ -413,7 +416,7 @@ def validate(path: str | os.PathLike[str], steps: Steps | None = None) -> list[s
     comp = detect_compression(p)
     if comp == "unknown":
         with open(p, "rb") as f:
-            head = f.read(1).lstrip()
+            head = f.read(64).lstrip()[:1]
         if head in (b"{", b"[") or p.suffix == ".json" or p.name == "manifest":
             return manifest_problems(p.read_bytes(), p.name, kind=None)
     return inspect(p, steps=steps).problems

@@ -160,6 +160,7 @@ def test_valid_archive_with_dot_slash_names(write_tar, good_manifest):
     ([{"name": "rootfs/a", "data": b"x"}], "no 'rootfs' directory entry"),
     ([{"name": "rootfs", "data": b"x"}], "'rootfs': must be a directory"),
     ([{"name": "rootfs", "type": "dir"}, {"name": "README", "data": b"x"}], "top level"),
+    ([{"name": "rootfs", "type": "dir"}, {"name": "manifest/x", "data": b"x"}], "below it"),
     ([{"name": "rootfs", "type": "dir"}, {"name": "rootfsX", "data": b"x"}], "top level"),
     ([{"name": "rootfs", "type": "dir"}, {"name": "rootfs/a", "data": b"1"},
       {"name": "./rootfs/a", "data": b"2"}], "duplicate"),
@@ -202,6 +203,9 @@ def test_validate_layout_and_manifest_files(make_layout, tmp_path):
     (layout / "rootfs").rename(layout / "root")
     probs = aci.validate(layout)
     assert any("rootfs" in p for p in probs) and any("root:" in p for p in probs)
+    spaced = tmp_path / "pod"
+    spaced.write_text("\n  " + json.dumps({"acKind": "PodManifest", "acVersion": "0.8.11", "apps": []}))
+    assert aci.validate(spaced) == []
     mf = tmp_path / "m.json"
     mf.write_text("{not json")
     assert "not valid JSON" in aci.validate(mf)[0]
