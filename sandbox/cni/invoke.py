@@ -131,6 +131,10 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         cni_env = {"CNI_COMMAND": "VERSION"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     env.update(cni_env)
+    # plugins exec iptables/ip from PATH; a notebook kernel's PATH may lack the sbin dirs
+    path_dirs = env.get("PATH", "").split(os.pathsep)
+    env["PATH"] = os.pathsep.join([d for d in path_dirs if d] + [
+        d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin") if d not in path_dirs])
     call = Exec(plugin=path.name, path=str(path), command=command, env=cni_env,
                 stdin=data.decode(errors="replace"),
                 node=str(_netns.path_of(node)) if node is not None else None)

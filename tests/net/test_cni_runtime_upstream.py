@@ -373,9 +373,19 @@ def test_cli_under_ip_netns_exec_node(node: Path, netns_factory, cni_dirs, short
     assert c.name in p.stdout and "10.94.0." in p.stdout
     p = cli("add", "sbxcli", c.name, *common)
     assert p.returncode == 1 and "already has eth0" in p.stderr and "Traceback" not in p.stderr
+    p = cli("status", *common)
+    assert p.returncode == 0 and "sbxcli: ok" in p.stdout
     p = cli("del", "sbxcli", c.name, *common)
     assert p.returncode == 0, p.stderr
     assert list((cni_dirs["cache"] / "results").iterdir()) == []
+    # GC from the shell: an attachment whose netns is gone is DELeted
+    c2 = netns_factory()
+    assert cli("add", "sbxcli", c2.name, *common).returncode == 0
+    netns.delete(c2.name)
+    p = cli("gc", *common)
+    assert p.returncode == 0 and f"sbxcli: deleted {c2.name}/eth0" in p.stdout, p.stdout + p.stderr
+    assert list((cni_dirs["cache"] / "results").iterdir()) == []
+    assert ipam_files(cni_dirs["ipam"], "sbxcli") == {}
 
 
 def test_runtime_config_from_capabilities(rt: Runtime, netns_factory, cni_dirs, short_name) -> None:
