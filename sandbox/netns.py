@@ -91,15 +91,38 @@ def _mountpoints() -> set[str]:
         return {line.split()[4] for line in f}
 
 
+_dir_lock = threading.Lock()
+_we_mounted: set[str] = set()   # directories this process bind-mounted onto themselves
+
+
 def _ensure_dir(d: Path, steps: Steps | None) -> None:
     """Create ``d`` and make it a shared mount point (ip-netns(8) does the same), so handles
     propagate to mount namespaces cloned from this one."""
-    d.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if str(d.resolve()) in _mountpoints():
-        return
-    _linux.mount(str(d), str(d), None, _linux.MS_BIND | _linux.MS_REC)
-    _linux.mount(None, str(d), None, _linux.MS_SHARED | _linux.MS_REC)
-    record(steps, "mount", str(d), how="bind onto itself, then make-shared (like ip netns)")
+    with _dir_lock:
+        d.mkdir(parents=True, exist_ok=True, mode=0o755)
+        key = str(d.resolve())
+        if key in _mountpoints():
+            return
+        _linux.mount(key, key, None, _linux.MS_BIND | _linux.MS_REC)
+        _linux.mount(None, key, None, _linux.MS_SHARED | _linux.MS_REC)
+        _we_mounted.add(key)
+        record(steps, "mount", key, how="bind onto itself, then make-shared (like ip netns)")
+
+
+def _release_dir(d: Path, steps: Steps | None) -> None:
+    """Undo :func:`_ensure_dir` once the directory holds no handle any more, if this process
+    made that mount (iproute2 leaves it; we leave the machine as we found it). A plain
+    umount(2) fails with EBUSY while any handle is still mounted inside, whoever made it."""
+    key = str(d.resolve())
+    with _dir_lock:
+        if key not in _we_mounted or any(is_netns(p) for p in d.iterdir()):
+            return
+        try:
+            _linux.umount(key)
+        except OSError:
+            return
+        _we_mounted.discard(key)
+        record(steps, "umount", key, note="no handles left: the shared bind mount is undone")
 
 
 # -- create / delete / list -------------------------------------------------------------------
@@ -199,6 +222,7 @@ def delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, *, missing_ok: 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     record(steps, "unlink", str(path))
+    _release_dir(path.parent, steps)
 
 
 def list(dir: str | os.PathLike[str] = DEFAULT_DIR) -> builtins.list[str]:  # noqa: A001
