@@ -118,20 +118,26 @@ def test_run_executes_inside(netns_factory) -> None:
     assert cp.stdout.strip() == f"net:[{netns.ns_inode(path)}]"
 
 
-def test_handles_propagate_to_other_mount_namespaces() -> None:
-    """/run/netns is a shared mount: a process in a new mount ns sees a handle made later."""
+def test_handles_propagate_to_other_mount_namespaces(tmp_path: Path) -> None:
+    """The netns dir is made a shared mount (like ip netns): a process in a mount namespace
+    cloned earlier sees a handle made later *as a namespace* (nsfs), not just as an empty file.
+    Once the last handle is gone the dir stops being a mount point again."""
+    d = tmp_path / "netns"
+    first = netns.create(netns.unique_name(), d)
     probe = subprocess.Popen(["unshare", "-m", "--propagation", "unchanged", "sh", "-c",
-                              "read x; ls /run/netns"], stdin=subprocess.PIPE,
+                              f"read name; stat -f -c %T {d}/$name"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
-    name = netns.unique_name()
+    second = netns.unique_name()
     try:
-        netns.create(name)
-        out, _ = probe.communicate("go\n", timeout=10)
-        assert name in out.split()
+        netns.create(second, d)
+        out, _ = probe.communicate(second + "\n", timeout=10)
+        assert out.strip() == "nsfs"
     finally:
         if probe.poll() is None:
             probe.kill(); probe.wait()
-        netns.delete(name, missing_ok=True)
+        netns.delete(second, d, missing_ok=True)
+        netns.delete(first.name, d, missing_ok=True)
+    assert f" {d} " not in Path("/proc/self/mountinfo").read_text()
 
 
 def test_user_mistakes_are_clear_errors(netns_factory) -> None:
