@@ -16,6 +16,7 @@ from sandbox.cni import (Attachment, Cache, CniError, ConfError, NetworkConfig, 
                          convert_result, exec_plugin, explain, load, load_all)
 from sandbox.cni import version as cniversion
 from sandbox.cni.invoke import PluginNotFoundError, args_pairs, args_string
+from sandbox.steps import Steps
 
 R100 = {"cniVersion": "1.0.0",
         "interfaces": [{"name": "br0", "mac": "aa:bb:cc:dd:ee:01"},
@@ -175,13 +176,16 @@ def test_env_stdin_stdout_and_stderr_of_one_exec(tmp_path: Path) -> None:
           "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NETNS" "$CNI_IFNAME" "$CNI_ARGS" "$CNI_PATH" "$stdin"
         """)
     calls: list = []
+    steps = Steps()
     out = exec_plugin(p, "ADD", '{"a": 1}', container_id="c1", netns="/run/netns/c1",
-                      ifname="eth0", args="K=V", cni_path=[str(tmp_path), "/x"], log=calls)
+                      ifname="eth0", args="K=V", cni_path=[str(tmp_path), "/x"], log=calls,
+                      steps=steps)
     assert out == {"cniVersion": "1.0.0", "env": f"ADD|c1|/run/netns/c1|eth0|K=V|{tmp_path}:/x",
                    "stdin": {"a": 1}}
     assert calls[0].stderr == "logging to stderr\n" and calls[0].exit_code == 0
     text = explain(calls)
     assert "CNI_COMMAND=ADD" in text and "logging to stderr" in text and "exit:   0" in text
+    assert explain(steps) == text                       # the recorded step says the same
 
 
 def test_error_json_is_surfaced_with_code_msg_details_and_a_sentence(tmp_path: Path) -> None:
