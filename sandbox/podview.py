@@ -1,0 +1,164 @@
+"""A running pod as the kernel sees it (pods.md: shared PID/net/IPC/UTS namespaces; ace.md: each
+app chrooted into its own filesystem), read from ``/proc`` — for notebooks and pictures.
+
+:func:`inspect` combines :func:`sandbox.pod.status` with what ``/proc/PID`` says about every
+process of the pod: namespace inodes (``/proc/PID/ns/*``), its PID inside the pod (``NSpid`` in
+``/proc/PID/status``), parent, command line, and for each app its mount table
+(``/proc/PID/mountinfo``, paths as the app sees them after ``pivot_root``) and interfaces
+(``/proc/PID/net/dev``, which shows the netns of that process). Nothing is changed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+NS_TYPES = ("mnt", "pid", "net", "ipc", "uts", "cgroup", "user")
+
+
+def ns_inodes(pid: int | str) -> dict[str, int]:
+    """{namespace type: inode} of a process (``readlink /proc/PID/ns/TYPE`` is ``type:[inode]``)."""
+    out = {}
+    for t in NS_TYPES:
+        try:
+            out[t] = int(re.search(r"\[(\d+)\]", os.readlink(f"/proc/{pid}/ns/{t}")).group(1))
+        except (OSError, AttributeError):
+            pass
+    return out
+
+
+def _unescape(s: str) -> str:   # proc(5): mountinfo escapes space, tab, newline, backslash in octal
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mounts(pid: int | str) -> list[dict[str, str]]:
+    """The mount table of a process's mount namespace, as that process sees paths."""
+    out = []
+    try:
+        text = Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        f, r = left.split(), right.split()
+        out.append({"target": _unescape(f[4]), "root": _unescape(f[3]),
+                    "options": f[5], "fstype": r[0] if r else "?",
+                    "source": _unescape(r[1]) if len(r) > 1 else ""})
+    return out
+
+
+def interfaces(pid: int | str) -> list[str]:
+    """Interface names in the network namespace of ``pid`` (``/proc/PID/net/dev``)."""
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return []
+    return [line.split(":", 1)[0].strip() for line in lines]
+
+
+def _proc(pid: int) -> dict[str, Any] | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    nspid = fields.get("NSpid", str(pid)).split()
+    return {"host_pid": pid, "pod_pid": int(nspid[-1]), "ppid": int(fields.get("PPid", "0")),
+            "comm": fields.get("Name", "").strip(),
+            "cmdline": " ".join(c.decode(errors="replace") for c in cmd if c),
+            "uid": int(fields.get("Uid", "0").split()[0]), "ns": ns_inodes(pid)}
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def host_view() -> dict[str, Any]:
+    """The same facts for the process asking (the notebook's kernel, on the host)."""
+    return {"pid": os.getpid(), "ns": ns_inodes("self"), "hostname": socket.gethostname(),
+            "interfaces": interfaces("self"), "root_mounts": len(mounts("self"))}
+
+
+def inspect(uuid: str) -> dict[str, Any]:
+    """Everything about a running pod's processes and namespaces:
+
+    ``{"uuid", "state", "host", "supervisor", "relay", "init", "shared", "apps", "processes",
+    "networks", "netns", "metadataURL"}`` — ``shared`` maps each namespace type to the inode the
+    whole pod shares (or None when the apps differ); each app has its runner's and processes'
+    PIDs, its own ``mnt`` inode, mounts, interfaces and ``ns``.
+    """
+    from sandbox import pod
+    st = pod.status(uuid)
+    _, d = pod.find(uuid)
+    run = _read_json(d / "run.json")
+    pids = (d / "stage1.pid").read_text().split() if (d / "stage1.pid").exists() else []
+    relay = int(pids[0]) if pids else run.get("stage1")
+    init = int(pids[1]) if len(pids) > 1 else None
+    init_info = _proc(init) if init else None
+    pod_pidns = init_info["ns"].get("pid") if init_info else None
+    procs = []
+    if pod_pidns:
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                p = _proc(int(name))
+                if p and p["ns"].get("pid") == pod_pidns:
+                    procs.append(p)
+    procs.sort(key=lambda p: p["pod_pid"])
+    apps = []
+    for a in st["apps"]:
+        pj = _read_json(d / "apps" / a["name"] / "pid.json")
+        runner = pj.get("host_pid")
+        rinfo = _proc(runner) if runner and a["state"] == "running" else None
+        if rinfo and rinfo["ns"].get("pid") != pod_pidns:    # the PID was reused: not ours
+            rinfo = None
+        mnt = rinfo["ns"].get("mnt") if rinfo else None
+        mine = [p for p in procs if mnt and p["ns"].get("mnt") == mnt]
+        for p in mine:
+            p["app"] = a["name"]
+            p["role"] = "runner" if p["host_pid"] == runner else "app"
+        apps.append({"name": a["name"], "image": a["image"], "state": a["state"],
+                     "exitCode": a.get("exitCode"), "runner": runner,
+                     "pids": [p["host_pid"] for p in mine if p["role"] == "app"],
+                     "pod_pids": [p["pod_pid"] for p in mine if p["role"] == "app"],
+                     "ns": rinfo["ns"] if rinfo else {},
+                     "mounts": mounts(runner) if rinfo else [],
+                     "interfaces": interfaces(runner) if rinfo else []})
+    for p in procs:
+        if p["host_pid"] == init:
+            p["role"], p["app"] = "init", None
+        p.setdefault("role", "orphan")
+        p.setdefault("app", None)
+    running = [a for a in apps if a["ns"]]
+    shared = {}
+    for t in NS_TYPES:
+        vals = {a["ns"].get(t) for a in running}
+        shared[t] = vals.pop() if len(vals) == 1 else None
+    return {"uuid": st["uuid"], "state": st["state"], "host": host_view(),
+            "supervisor": _proc(run["supervisor"]) if run.get("supervisor") else None,
+            "relay": _proc(relay) if relay else None, "init": init_info,
+            "shared": shared, "apps": apps, "processes": procs,
+            "networks": st["networks"], "netns": st.get("netns"),
+            "metadataURL": st.get("metadataURL")}
+
+
+def namespace_table(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per namespace type: the host's inode, PID 1's, and each app's — the "shared or
+    not" table of pods.md."""
+    rows = []
+    for t in NS_TYPES:
+        row: dict[str, Any] = {"namespace": t, "host": info["host"]["ns"].get(t),
+                               "pod PID 1": (info["init"] or {}).get("ns", {}).get(t)}
+        for a in info["apps"]:
+            row[a["name"]] = a["ns"].get(t)
+        vals = {a["ns"].get(t) for a in info["apps"] if a["ns"]}
+        row["apps share it"] = len(vals) == 1
+        row["same as host"] = vals == {info["host"]["ns"].get(t)}
+        rows.append(row)
+    return rows

@@ -1,0 +1,41 @@
+"""podview.inspect reads a running pod from /proc: checked against the kernel directly
+(readlink /proc/PID/ns/*, the app's own `ps` and `hostname` through `sandbox enter`)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sandbox import pod, podview
+from sandbox.store import Store
+from sandbox.viz.pod import pod_picture
+
+pytestmark = pytest.mark.root
+
+
+def test_inspect_seed_pod(store: Store, stop_pods) -> None:
+    p = pod.run(store, ["example.com/reduce-worker", "example.com/worker-backup"], detach=True,
+                net=["none"])
+    stop_pods.append(p.uuid)
+    info = podview.inspect(p.uuid)
+    apps = {a["name"]: a for a in info["apps"]}
+    rw, wb = apps["reduce-worker"], apps["worker-backup"]
+    # independent reading of the runners' namespaces
+    ns = lambda pid, t: os.readlink(f"/proc/{pid}/ns/{t}")  # noqa: E731
+    for t in ("net", "ipc", "uts", "pid"):
+        assert ns(rw["runner"], t) == ns(wb["runner"], t) == f"{t}:[{info['shared'][t]}]"
+        assert ns(rw["runner"], t) != ns("self", t)
+    assert ns(rw["runner"], "mnt") == f"mnt:[{rw['ns']['mnt']}]" != ns(wb["runner"], "mnt")
+    assert info["shared"]["mnt"] is None
+    assert info["init"]["pod_pid"] == 1
+    # the app's own `ps` sees the same PIDs inside the pod
+    ps = pod.enter(p.uuid, "reduce-worker", ["/bin/sh", "-c", "ps -o pid,args"], capture=True).stdout
+    pod_pids = {int(line.split()[0]) for line in ps.splitlines()[1:] if line.split()[0].isdigit()}
+    assert rw["pod_pids"] and min(rw["pod_pids"]) in pod_pids and 1 in pod_pids   # the app itself
+    # mounts as the app sees them: its volume and /sys read-only
+    targets = {m["target"]: m for m in rw["mounts"]}
+    assert "/var/lib/reduce" in targets and targets["/sys"]["options"].startswith("ro")
+    assert rw["interfaces"] == ["lo"]          # --net=none: only loopback
+    src = pod_picture(info).source
+    assert "reduce-worker" in src and "worker-backup" in src and f"pid:[{info['shared']['pid']}]" in src
+    pod.stop(p.uuid)
