@@ -745,9 +745,8 @@ def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: s
         raise OciError(f"{out} is not empty; give a new directory for the bundle.")
     tree = treestore.render_image(store, image, steps=steps, progress=progress)
     rootfs = out / "rootfs"
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(tree.rootfs, rootfs, symlinks=True)
-    record(steps, "write", str(rootfs), copied_from=str(tree.rootfs))
+    rootfs.mkdir(parents=True, exist_ok=True)
+    treestore.copy_tree(tree.rootfs, rootfs, steps)
     for d in ("proc", "sys", "dev"):
         (rootfs / d).mkdir(exist_ok=True)
     uid, gid = ace.resolve_user(rootfs, str(manifest_app.get("user", "0")),

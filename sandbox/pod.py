@@ -223,9 +223,7 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
         (app_dir / "upper").mkdir()
         (app_dir / "work").mkdir()
     else:  # "a clean copy for every execution" without overlayfs: a real copy (ace.md L53)
-        shutil.rmtree(app_dir / "rootfs")
-        shutil.copytree(tree.rootfs, app_dir / "rootfs", symlinks=True)
-        record(steps, "write", str(app_dir / "rootfs"), copied_from=str(tree.rootfs))
+        treestore.copy_tree(tree.rootfs, app_dir / "rootfs", steps, reason="--no-overlay")
     uid, gid = ace.resolve_user(tree.rootfs, app.user, app.group)
     mounts = []
     mount_points = {mp.path: mp for mp in app.mount_points}   # pods.md: mounts[].path is the target

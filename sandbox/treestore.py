@@ -529,19 +529,24 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
                 shutil.rmtree(copy.upper)
                 shutil.rmtree(copy.work)
         if copy.mode == "copy":
-            cp = subprocess.run(["cp", "-a", "--reflink=auto", f"{tree.rootfs}/.", str(path)],
-                                capture_output=True, text=True)
-            if cp.returncode != 0:
-                raise SandboxError(f"copying {tree.rootfs} to {path} failed: "
-                                   f"{cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else cp.returncode}.",
-                                   hint="Check the free space of the file system.")
-            record(steps, "exec", f"cp -a --reflink=auto {tree.rootfs}/. {path}",
-                   reason=copy.reason)
+            copy_tree(tree.rootfs, path, steps, reason=copy.reason)
         _update_info(copy)
     except BaseException:
         copy.close()
         raise
     return copy
+
+
+def copy_tree(src: Path | str, dest: Path | str, steps: Steps | None = None, **why: str) -> None:
+    """A plain, faithful copy of a rendered tree into the (existing) directory ``dest``: owners,
+    modes, times, links and special files kept (``cp -a``; reflinks where the file system can)."""
+    cp = subprocess.run(["cp", "-a", "--reflink=auto", f"{src}/.", str(dest)],
+                        capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise SandboxError(f"copying {src} to {dest} failed: "
+                           f"{cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else cp.returncode}.",
+                           hint="Check the free space of the file system.")
+    record(steps, "exec", f"cp -a --reflink=auto {src}/. {dest}", **why)
 
 
 def _update_info(copy: CleanCopy) -> None:

@@ -49,7 +49,8 @@ def make_image(store: Store, tmp_path: Path):
     counter = [0]
 
     def make(app: dict, name: str | None = None, files: dict[str, str] | None = None,
-             path_whitelist: list[str] | None = None) -> str:
+             path_whitelist: list[str] | None = None,
+             owners: dict[str, tuple[int, int]] | None = None) -> str:
         counter[0] += 1
         name = name or f"example.com/test-app-{os.getpid()}-{counter[0]}"
         layout = tmp_path / f"layout{counter[0]}"
@@ -59,6 +60,8 @@ def make_image(store: Store, tmp_path: Path):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
             p.chmod(0o755)
+        for rel, (uid, gid) in (owners or {}).items():
+            os.chown(layout / "rootfs" / rel.lstrip("/"), uid, gid)
         bb = store.get("example.com/busybox")
         m = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
              "labels": [{"name": "version", "value": "1.0.0"},

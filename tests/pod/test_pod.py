@@ -220,12 +220,18 @@ def test_isolators_capabilities_nnp_and_memory(store: Store, stop_pods, make_ima
     assert not f.parent.exists(), "the cgroup is removed when the pod exits"
 
 
-def test_every_execution_starts_from_a_clean_copy(store: Store, stop_pods) -> None:
-    cmd = "cat /scratch 2>/dev/null || echo clean; echo dirty > /scratch; rm /bin/ls"
-    first = run_pod(store, ["example.com/busybox"], stop_pods, net=["none"], exec_=sh(cmd))
-    second = run_pod(store, ["example.com/busybox"], stop_pods, net=["none"], exec_=sh(cmd + "; echo ok"))
-    assert out(first, "busybox").strip() == "clean"
-    assert out(second, "busybox").split() == ["clean", "ok"]
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "plain-copy"])
+def test_every_execution_starts_from_a_clean_copy(store: Store, stop_pods, make_image,
+                                                  overlay: bool) -> None:
+    img = make_image({"exec": ["/bin/sh", "-c",
+                               "cat /scratch 2>/dev/null || echo clean; echo dirty > /scratch; "
+                               "rm /bin/ls; stat -c %u:%g /srv/owned"]},
+                     files={"/srv/owned": "x"}, owners={"/srv/owned": (4242, 4343)})
+    runs = [run_pod(store, [img], stop_pods, net=["none"], overlay=overlay) for _ in range(2)]
+    name = pod.status(runs[0])["apps"][0]["name"]
+    for u in runs:
+        # a write (and a delete) of one execution never reaches the next; owners are kept
+        assert out(u, name).split() == ["clean", "4242:4343"]
 
 
 def test_stop_then_gc_leaves_nothing(store: Store, stop_pods) -> None:
