@@ -139,7 +139,8 @@ def ensure_addr(ipr: Any, br: Any, gw: str, force: bool) -> None:
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
     n = load_conf(a)
     job = ipam.Delegation(a, "ADD").start() if n.ipam_type else None  # runs while we do netlink
-    ipam_done = masq_done = False
+    ipam_done = False
+    masq: ipmasq.Pending | None = None
     cont_fd = -1
     node = cont = None
     cont_made = False
@@ -166,6 +167,8 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
             if not result["ips"]:
                 raise CNIError(ERR_INTERNAL, "IPAM plugin returned missing IP config")
             gws = calc_gateways(result, n)
+            if n.ip_masq:  # iptables-restore runs while we configure the interfaces
+                masq = ipmasq.setup(n.name, a.container_id, result["ips"])
             with link.entered(cont_fd):
                 link.sysctl(f"net/ipv6/conf/{a.ifname}/accept_dad", "0")
                 link.sysctl(f"net/ipv4/conf/{a.ifname}/arp_notify", "1")
@@ -174,9 +177,6 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 for gw in gws:
                     ensure_addr(node, br, gw, n.force_address)
                 link.enable_forwarding([{"address": g} for g in gws])
-            if n.ip_masq:
-                masq_done = True
-                ipmasq.setup(n.name, a.container_id, result["ips"])
         else:
             cont.link("set", index=cl["index"], state="up")
         hl = link.wait_oper_up(node, host)
@@ -186,6 +186,8 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
         result["interfaces"][0]["mac"] = link.link_by_name(node, n.bridge).get("address")
         if dns_set(n.dns):
             result["dns"] = n.dns
+        if masq is not None:
+            masq.wait()
         return result
     except BaseException:
         # undo in reverse (SPEC §4: a failed ADD must not leak what it took)
@@ -194,8 +196,9 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 link.delete_link(cont, a.ifname)
             except Exception as e:  # noqa: BLE001 - best effort, the original error matters
                 log("bridge", f"rollback: {e}")
-        if masq_done:
+        if masq is not None:
             try:
+                masq.wait(check=False)
                 ipmasq.teardown(n.name, a.container_id)
             except CNIError as e:
                 log("bridge", f"rollback: {e.msg}")
@@ -220,6 +223,10 @@ def cmd_del(a: CmdArgs) -> None:
     n = load_conf(a)
     prev = prev_result(a)
     job = ipam.Delegation(a, "DEL").start() if n.ipam_type else None
+    masq = None
+    if n.ipam_type and n.ip_masq:
+        # by chain name (network + container ID), so it works without the container (#810)
+        masq = ipmasq.Teardown(n.name, a.container_id, prev, ipmasq.families_of(prev, a.conf))
     try:
         if a.netns:
             try:
@@ -234,12 +241,13 @@ def cmd_del(a: CmdArgs) -> None:
     except BaseException:
         if job is not None:
             job.reap()
+        if masq is not None:
+            masq.finish()
         raise
     if job is not None:
         job.wait()
-    if n.ipam_type and n.ip_masq:
-        # by chain name (network + container ID), so it works without the container (#810)
-        ipmasq.teardown(n.name, a.container_id, ipmasq.families_of(prev))
+    if masq is not None:
+        masq.finish()
 
 
 def _find(prev: dict[str, Any], pred: Any) -> tuple[int, dict[str, Any]] | tuple[None, None]:

@@ -49,14 +49,38 @@ def _tool(family: int, restore: bool = False) -> str:
     return path
 
 
+class Pending:
+    """iptables-restore calls running in the background (the caller does netlink meanwhile)."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[subprocess.Popen[bytes], str]] = []
+
+    def start(self, family: int, lines: list[str]) -> None:
+        """Apply nat-table changes in one iptables-restore call (--noflush keeps other rules)."""
+        text = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
+        p = subprocess.Popen([_tool(family, restore=True), "-w", "--noflush"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert p.stdin is not None
+        p.stdin.write(text.encode())
+        p.stdin.close()
+        self.procs.append((p, text))
+
+    def wait(self, check: bool = True) -> bool:
+        ok = True
+        for p, text in self.procs:
+            err = p.stderr.read().decode().strip() if p.stderr else ""
+            if p.wait() != 0:
+                ok = False
+                if check:
+                    raise CNIError(ERR_INTERNAL, f"failed to apply ipMasq rules: {err}", text)
+        self.procs = []
+        return ok
+
+
 def _restore(family: int, lines: list[str]) -> None:
-    """Apply nat-table changes in one iptables-restore call (--noflush keeps other rules)."""
-    text = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
-    cp = subprocess.run([_tool(family, restore=True), "-w", "--noflush"], input=text.encode(),
-                        capture_output=True)
-    if cp.returncode != 0:
-        raise CNIError(ERR_INTERNAL, f"failed to apply ipMasq rules: {cp.stderr.decode().strip()}",
-                       text)
+    p = Pending()
+    p.start(family, lines)
+    p.wait()
 
 
 def _list_nat(family: int) -> list[str]:
@@ -66,9 +90,11 @@ def _list_nat(family: int) -> list[str]:
     return cp.stdout.decode().splitlines()
 
 
-def setup(network: str, container_id: str, ips: list[dict[str, Any]]) -> str:
-    """Add the chain and the POSTROUTING jump for each of the result's addresses."""
+def setup(network: str, container_id: str, ips: list[dict[str, Any]]) -> Pending:
+    """Start adding the chain and the POSTROUTING jump for each of the result's addresses;
+    call ``.wait()`` on the answer."""
     chain, note = chain_name(network, container_id), _quote(comment(network, container_id))
+    pending = Pending()
     for family in (4, 6):
         nets = [ipaddress.ip_interface(ip["address"]) for ip in ips]
         nets = [n for n in nets if n.version == family]
@@ -81,8 +107,8 @@ def setup(network: str, container_id: str, ips: list[dict[str, Any]]) -> str:
         lines.append(f"-A {chain} ! -d {multicast} -m comment --comment {note} -j MASQUERADE")
         for n in nets:
             lines.append(f"-A POSTROUTING -s {n.ip}/{n.max_prefixlen} -m comment --comment {note} -j {chain}")
-        _restore(family, lines)
-    return chain
+        pending.start(family, lines)
+    return pending
 
 
 def _teardown_chains(family: int, chains: set[str], rules: list[str]) -> list[str]:
@@ -96,13 +122,40 @@ def _teardown_chains(family: int, chains: set[str], rules: list[str]) -> list[st
     return sorted(present)
 
 
-def teardown(network: str, container_id: str, families: Iterable[int] = (4, 6)) -> list[str]:
-    """Remove the attachment's POSTROUTING jumps and its chain, whatever its IPs were."""
-    chain = chain_name(network, container_id)
-    removed = []
-    for family in families:
-        removed += _teardown_chains(family, {chain}, _list_nat(family))
-    return removed
+class Teardown:
+    """Remove the attachment's POSTROUTING jumps and its chain, whatever its IPs were.
+
+    Fast path (one exec per family, started at construction so it runs in the background):
+    with the cached result's addresses, delete the exact rules ADD made, then the chain, in one
+    atomic iptables-restore. If that does not apply (rules already gone, or other addresses),
+    :meth:`finish` lists the nat table and removes every jump to the chain by its *name*: this
+    needs neither the netns nor the IPs (plugins#810)."""
+
+    def __init__(self, network: str, container_id: str, result: dict[str, Any] | None = None,
+                 families: Iterable[int] = (4, 6)) -> None:
+        self.chain = chain_name(network, container_id)
+        note = _quote(comment(network, container_id))
+        ips = [ipaddress.ip_interface(ip["address"]) for ip in (result or {}).get("ips", [])]
+        self.fast: dict[int, Pending] = {}
+        self.families = tuple(families)
+        for family in self.families:
+            mine = [i for i in ips if i.version == family]
+            if mine:
+                p = self.fast[family] = Pending()
+                p.start(family, [f"-D POSTROUTING -s {i.ip}/{i.max_prefixlen} -m comment --comment {note} "
+                                 f"-j {self.chain}" for i in mine] + [f"-F {self.chain}", f"-X {self.chain}"])
+
+    def finish(self) -> None:
+        for family in self.families:
+            if family in self.fast and self.fast[family].wait(check=False):
+                continue
+            _teardown_chains(family, {self.chain}, _list_nat(family))
+
+
+def teardown(network: str, container_id: str, result: dict[str, Any] | None = None,
+             families: Iterable[int] = (4, 6)) -> None:
+    """:class:`Teardown`, waited for."""
+    Teardown(network, container_id, result, families).finish()
 
 
 def gc(network: str, valid_ids: set[str], families: Iterable[int] = (4, 6)) -> list[str]:
@@ -120,8 +173,15 @@ def gc(network: str, valid_ids: set[str], families: Iterable[int] = (4, 6)) -> l
     return removed
 
 
-def families_of(result: dict[str, Any] | None) -> tuple[int, ...]:
-    """Address families to look at for teardown: from the cached result, or both."""
-    if not result or not result.get("ips"):
-        return (4, 6)
-    return tuple(sorted({6 if ":" in ip["address"] else 4 for ip in result["ips"]}))
+def families_of(result: dict[str, Any] | None, conf: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """Address families to look at for teardown: from the cached result, else from the
+    host-local subnets of the config, else both."""
+    if result and result.get("ips"):
+        return tuple(sorted({6 if ":" in ip["address"] else 4 for ip in result["ips"]}))
+    ipam = (conf or {}).get("ipam") or {}
+    subnets = [ipam.get("subnet")] + [r.get("subnet") for rs in ipam.get("ranges") or [] for r in rs
+                                      if isinstance(r, dict)]
+    subnets = [str(x) for x in subnets if x]
+    if ipam.get("type") == "host-local" and subnets and not (conf or {}).get("runtimeConfig", {}).get("ipRanges"):
+        return tuple(sorted({6 if ":" in x else 4 for x in subnets}))
+    return (4, 6)

@@ -6,21 +6,18 @@ container it opens ``CNI_NETNS``, calls setns(2) on it, opens a netlink socket (
 bound to the netns it was created in), and calls setns(2) back. Both sockets are then used side
 by side. A plugin process is single-threaded, so switching the thread is safe here.
 
-Start-up cost matters (one exec per call): pyroute2's package ``__init__`` eagerly imports
-NDB, IPDB, conntrack and more. :func:`_iproute_class` imports only ``pyroute2.iproute.linux``
-by registering a bare ``pyroute2`` package first, which roughly halves the import time.
+Start-up cost matters (one exec per call): the netlink sockets are ``rtnl.RTNL`` objects, a
+small synchronous client on pyroute2's message classes (pyroute2's own IPRoute runs on
+asyncio, whose import and event loop cost more than the plugin's actual work).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-import sys
 import time
-import types
 from typing import Any, Iterator
 
-from sandbox import _linux
 from sandbox.cni_plugins.skel import ERR_INTERNAL, CNIError
 
 IFF_PROMISC = 0x100
@@ -29,33 +26,36 @@ RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what iproute2 and Go's netlink put on routes they add (pyroute2 says static)
 
 
-def _iproute_class() -> Any:
-    if "pyroute2" not in sys.modules:
-        import importlib.util
+CLONE_NEWNET = 0x40000000
+_libc: Any = None
 
-        spec = importlib.util.find_spec("pyroute2")
-        if spec is None or not spec.submodule_search_locations:
-            raise CNIError(ERR_INTERNAL, "pyroute2 is not installed",
-                           "Install the kit (bash provision/bootstrap.sh); the plugins need pyroute2 0.9.")
-        pkg = types.ModuleType("pyroute2")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.__spec__ = spec
-        pkg.__file__ = spec.origin
-        sys.modules["pyroute2"] = pkg
-    from pyroute2.iproute.linux import IPRoute
 
-    return IPRoute
+def setns(fd: int) -> None:
+    """setns(2) into a network namespace. Same call as sandbox._linux.setns, but without its
+    ``ctypes.util.find_library`` (which runs ``ldconfig -p``: 30-70 ms on every plugin exec)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) == -1:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
 
 
 def netlink_error() -> type[Exception]:
-    from pyroute2.netlink.exceptions import NetlinkError
+    from sandbox.cni_plugins.rtnl import NetlinkError
 
     return NetlinkError
 
 
 def iproute() -> Any:
-    """A netlink socket in the calling thread's current netns."""
-    return _iproute_class()()
+    """A netlink socket in the calling thread's current netns (see ``rtnl``)."""
+    from sandbox.cni_plugins.rtnl import RTNL
+
+    return RTNL()
 
 
 class NetnsGone(CNIError):
@@ -82,13 +82,13 @@ def entered(fd: int) -> Iterator[None]:
     me = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
-            _linux.setns(fd, _linux.CLONE_NEWNET)
+            setns(fd)
         except OSError as e:
             raise NetnsGone(ERR_INTERNAL, f"failed to enter netns: {e.strerror} (is it a network namespace?)") from None
         try:
             yield
         finally:
-            _linux.setns(me, _linux.CLONE_NEWNET)
+            setns(me)
     finally:
         os.close(me)
 
@@ -121,8 +121,21 @@ def enable_forwarding(ips: list[dict[str, Any]]) -> None:
 # -- reading ---------------------------------------------------------------------------------
 
 def link_by_name(ipr: Any, name: str) -> Any | None:
-    found = ipr.link_lookup(ifname=name)
-    return ipr.get_links(found[0])[0] if found else None
+    """The link message of ``name`` (one RTM_GETLINK), None if there is no such link."""
+    try:
+        found = ipr.request(_getlink(ipr, name), 18, 0)  # RTM_GETLINK
+    except netlink_error() as e:
+        if e.code in (errno.ENODEV, errno.ENOENT):
+            return None
+        raise
+    return found[0] if found else None
+
+
+def _getlink(ipr: Any, name: str) -> Any:
+    m = ipr.ifinfmsg()
+    m["family"] = 0
+    m["attrs"] = [("IFLA_IFNAME", name)]
+    return m
 
 
 def kind(link: Any) -> str | None:

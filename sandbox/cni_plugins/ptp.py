@@ -99,8 +99,9 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 if e.code != 17:  # EEXIST is fine
                     raise CNIError(ERR_INTERNAL, f"failed to add route on host: {e}") from None
         if masq:
+            pending = ipmasq.setup(a.name, a.container_id, result["ips"])
             masq_done = True
-            ipmasq.setup(a.name, a.container_id, result["ips"])
+            pending.wait()
         hl = link.link_by_name(node, host)
         result["interfaces"][0]["mac"] = hl.get("address")
         if dns_set(a.conf.get("dns")):
@@ -137,6 +138,7 @@ def cmd_del(a: CmdArgs) -> None:
     masq, _ = _conf(a)
     prev = prev_result(a)
     job = ipam.Delegation(a, "DEL").start()
+    td = ipmasq.Teardown(a.name, a.container_id, prev, ipmasq.families_of(prev, a.conf)) if masq else None
     try:
         if a.netns:
             try:
@@ -150,10 +152,12 @@ def cmd_del(a: CmdArgs) -> None:
                 pass
     except BaseException:
         job.reap()
+        if td is not None:
+            td.finish()
         raise
     job.wait()
-    if masq:
-        ipmasq.teardown(a.name, a.container_id, ipmasq.families_of(prev))
+    if td is not None:
+        td.finish()
 
 
 def cmd_check(a: CmdArgs) -> None:
