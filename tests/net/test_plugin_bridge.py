@@ -275,3 +275,37 @@ def test_layer2_only(ours: Path, node: Path, netns_factory: Callable[..., Path],
     assert "ips" not in res and "UP" in links(ns)["eth0"]["flags"]
     assert run_plugin(ours / "bridge", "DEL", conf, cid="sbx-l2", ns=ns, node=node).rc == 0
     assert "eth0" not in links(ns)
+
+
+def test_dual_stack_same_as_upstream(ours: Path, netns_factory: Callable[..., Path],
+                                     short_name: Callable[[str], str], tmp_path: Path) -> None:
+    """Two range sets (IPv4 + IPv6), isDefaultGateway, ipMasq: same result, addresses, routes,
+    bridge addresses, iptables and ip6tables NAT rules and forwarding as upstream; DEL clears both."""
+    br = short_name("sbxbr")
+    seen = {}
+    for label, impl in (("ours", ours), ("theirs", UPSTREAM)):
+        node, ns = netns_factory(node=True), netns_factory()
+        conf = {"cniVersion": "1.0.0", "name": "sbxds", "type": "bridge", "bridge": br,
+                "isDefaultGateway": True, "ipMasq": True,
+                "ipam": {"type": "host-local", "dataDir": str(tmp_path / label),
+                         "ranges": [[{"subnet": "10.180.0.0/24"}], [{"subnet": "fd00:180::/64"}]]}}
+        res = run_plugin(impl / "bridge", "ADD", conf, cid="sbx-ds", ns=ns, node=node).ok()
+
+        def nat6() -> list[str]:
+            return [r for r in sh_in(node, "ip6tables", "-w", "-t", "nat", "-S").splitlines()
+                    if not r.startswith("-P")]
+        seen[label] = {
+            "result": strip_volatile(res),
+            "addrs": [a for a in addrs(ns, "eth0") if not a.startswith("fe80")],
+            "routes4": sorted((r["dst"], r.get("gateway")) for r in ip_json(ns, "route", "show")),
+            "routes6": sorted((r["dst"], r.get("gateway")) for r in ip_json(ns, "-6", "route", "show")
+                              if not r["dst"].startswith("fe80")),
+            "bridge": [a for a in addrs(node, br) if not a.startswith("fe80")],
+            "nat": nat_rules(node), "nat6": nat6(),
+            "forwarding6": sysctl_in(node, "net.ipv6.conf.all.forwarding"),
+        }
+        assert run_plugin(impl / "bridge", "DEL", with_prev(conf, res), cid="sbx-ds", ns=ns, node=node).rc == 0
+        assert nat_rules(node) == [] and nat6() == []
+    assert seen["ours"] == seen["theirs"]
+    assert seen["ours"]["routes6"] == [("default", "fd00:180::1"), ("fd00:180::/64", None)]
+    assert len(seen["ours"]["nat6"]) == 4
