@@ -318,7 +318,7 @@ def _umount_below(path: Path) -> None:
     p = str(path)
     for m in sorted((m for m in points if m == p or m.startswith(p + "/")), key=len, reverse=True):
         try:
-            _linux.umount(m, detach=True)
+            _linux.umount(m, _linux.MNT_DETACH)
         except Exception:  # noqa: BLE001 - best effort, rmtree reports the rest
             pass
 
@@ -898,8 +898,8 @@ def _checks_5(ws: Workspace) -> Iterable[Result]:
     from sandbox import netns
     n = lab5_names(ws)
     node_ok = netns.is_netns(netns.path_of(n["node"]))
-    cached = any((ws.path / f"cache-{w}").exists() and any((ws.path / f"cache-{w}").rglob("*.json"))
-                 for w in ("ours", "upstream")) if ws.path.exists() else False
+    cached = any(p.is_file() for w in ("ours", "upstream")
+                 for p in (ws.path / f"cache-{w}").rglob("*"))
     if cached and not node_ok:
         yield Result("the node namespace is alive", False,
                      f"attachments are cached but the node netns {n['node']} is gone, so they can "
