@@ -91,7 +91,7 @@ def _mountpoints() -> set[str]:
         return {line.split()[4] for line in f}
 
 
-_dir_lock = threading.Lock()
+_dir_lock = threading.RLock()  # also held across create, so a release never races a bind
 _we_mounted: set[str] = set()   # directories this process bind-mounted onto themselves
 
 
@@ -163,21 +163,22 @@ def create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | 
     if os.geteuid() != 0:
         raise NotRootError("Creating a network namespace")
     path = path_of(name, dir)
-    if "/" in os.fspath(name):  # a bare path, like the slide's myns: no shared directory needed
-        path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        _ensure_dir(path.parent, steps)
-    try:  # touch myns (O_EXCL: never reuse someone else's handle)
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    except FileExistsError:
-        raise NetnsError(f"A network namespace named '{name}' already exists ({path}).",
-                         hint="Pick another name or delete it with 'sandbox netns del'.") from None
-    try:
-        bind(path, steps=steps, _name=name)
-    except NetnsError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
+    with _dir_lock:
+        if "/" in os.fspath(name):  # a bare path, like the slide's myns: no shared dir needed
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            _ensure_dir(path.parent, steps)
+        try:  # touch myns (O_EXCL: never reuse someone else's handle)
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:
+            raise NetnsError(f"A network namespace named '{name}' already exists ({path}).",
+                             hint="Pick another name or delete it with 'sandbox netns del'.") from None
+        try:
+            bind(path, steps=steps, _name=name)
+        except NetnsError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
     return path
 
 
