@@ -190,6 +190,8 @@ class Result:
             lines += [f"      ==> {r}" for r in c.reasons]
         return "\n".join(lines)
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{c.mode}</td><td style='color:{'green' if c.ok else 'red'}'>"

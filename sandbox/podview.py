@@ -145,6 +145,9 @@ def inspect(uuid: str) -> dict[str, Any]:
             "relay": _proc(relay) if relay else None, "init": init_info,
             "shared": shared, "apps": apps, "processes": procs,
             "networks": st["networks"], "netns": st.get("netns"),
+            "host_veths": [i["name"] for n in run.get("networks", [])
+                           for i in (n.get("result") or {}).get("interfaces", [])
+                           if not i.get("sandbox") and i.get("mac") and i["name"].startswith("veth")],
             "metadataURL": st.get("metadataURL")}
 
 
@@ -156,9 +159,93 @@ def namespace_table(info: dict[str, Any]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"namespace": t, "host": info["host"]["ns"].get(t),
                                "pod PID 1": (info["init"] or {}).get("ns", {}).get(t)}
         for a in info["apps"]:
-            row[a["name"]] = a["ns"].get(t)
+            if a["ns"]:          # running apps only: an exited app has no namespaces any more
+                row[a["name"]] = a["ns"].get(t)
         vals = {a["ns"].get(t) for a in info["apps"] if a["ns"]}
         row["apps share it"] = len(vals) == 1
         row["same as host"] = vals == {info["host"]["ns"].get(t)}
         rows.append(row)
     return rows
+
+
+def wait_for_app(uuid: str, app: str, state: str = "exited", timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until ``app`` of the pod reaches ``state`` (e.g. the register app has exited);
+    returns that app's status."""
+    import time
+
+    from sandbox import pod
+    deadline = time.monotonic() + timeout
+    while True:
+        a = next((x for x in pod.status(uuid)["apps"] if x["name"] == app), None)
+        if a is None:
+            raise pod.PodError(f"the pod {uuid} has no app '{app}'.")
+        if a["state"] == state or time.monotonic() > deadline:
+            return a
+        time.sleep(0.1)
+
+
+def side_by_side(uuid: str, command: str, apps: list[str] | None = None) -> dict[str, str]:
+    """``/bin/sh -c command`` on the host and inside every running app (``sandbox enter``):
+    {"host": output, app: output, …} — the same question asked from each perspective."""
+    import subprocess
+
+    from sandbox import pod
+    out = {"host": subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                                  timeout=30).stdout}
+    for a in pod.status(uuid)["apps"]:
+        if (apps is None and a["state"] == "running") or (apps and a["name"] in apps):
+            r = pod.enter(uuid, a["name"], ["/bin/sh", "-c", command], capture=True)
+            out[a["name"]] = r.stdout + r.stderr
+    return out
+
+
+def leftovers(uuid: str, host_veths: list[str] | None = None) -> dict[str, list[str]]:
+    """What of the pod is still on the machine (all lists empty: nothing left behind): its
+    directory, netns handle, mounts (host mount table), veth ends in the node netns (only
+    ``host_veths`` when given: :func:`inspect` lists the pod's), cgroups,
+    CNI cache entries and IP reservations (host-local's files naming the pod)."""
+    from sandbox import cgroups, config, netns, pod
+    from sandbox.cni import Cache
+    out: dict[str, list[str]] = {}
+    state = config.sandbox_dir()
+    out["pod directory"] = [str(p) for s in pod.STATES for p in [pod.pods_dir() / s / uuid]
+                            if p.exists()]
+    out["netns"] = [n for n in netns.list() if n == pod.netns_name(uuid)]
+    out["mounts"] = [m["target"] for m in mounts("self") if uuid in m["target"] or uuid in m["root"]]
+    veths = []
+    if netns.exists(pod.DEFAULT_NODE):
+        snap = netns.snapshot(pod.DEFAULT_NODE)
+        veths = [f"{pod.DEFAULT_NODE}: {l['name']}" for l in snap["links"] if l.get("kind") == "veth"
+                 and (host_veths is None or l["name"] in host_veths)]
+    out["veth in the node netns"] = veths
+    out["cgroups"] = [str(d) for d in cgroups.pod_dirs(uuid)]
+    out["CNI cache"] = [f"{a.network}/{a.ifname}" for a in Cache(state / "cni").attachments(container_id=uuid)]
+    ips = []
+    for f in (state / "cni").rglob("*") if (state / "cni").is_dir() else []:
+        if f.is_file() and f.stat().st_size < 4096:
+            try:
+                if uuid in f.read_text(errors="replace"):
+                    ips.append(str(f.relative_to(state)))
+            except OSError:
+                pass
+    out["IP reservations"] = [i for i in ips if "results" not in i]
+    return out
+
+
+def stop_at_exit(uuid: str) -> None:
+    """When this Python process exits (e.g. a notebook kernel stopped half-way), stop the pod if it
+    still runs, remove it, and let gc take what it left (the node netns once no pod runs)."""
+    import atexit
+    import contextlib
+
+    from sandbox import pod
+
+    def clean() -> None:
+        with contextlib.suppress(Exception):
+            if pod.find(uuid)[0] == "run":
+                pod.stop(uuid, timeout=5)
+        with contextlib.suppress(Exception):
+            pod.remove(uuid)
+        with contextlib.suppress(Exception):
+            pod.gc()
+    atexit.register(clean)
