@@ -169,6 +169,27 @@ class _Meter(io.RawIOBase):
         return HASH_PREFIX + self.sha.hexdigest()
 
 
+MAX_META_HEADER = 1 << 20     # a PAX or GNU long-name header larger than this is refused
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """TarInfo whose metadata headers (PAX, GNU long names) cannot be huge: tarfile reads them
+    into memory in one piece, so a compressed 10 GiB "header" would be a memory bomb."""
+
+    def _check(self) -> None:
+        if self.size > MAX_META_HEADER:
+            raise ArchiveTooLarge(f"a tar metadata header of {self.size} bytes (over "
+                                  f"{MAX_META_HEADER}) was refused; the archive may be a bomb.")
+
+    def _proc_pax(self, tarfile):  # type: ignore[override]
+        self._check()
+        return super()._proc_pax(tarfile)
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[override]
+        self._check()
+        return super()._proc_gnulong(tarfile)
+
+
 @contextlib.contextmanager
 def open_uncompressed(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, str]]:
     """The uncompressed tar bytes of an ACI as a stream, and the compression detected."""
@@ -192,7 +213,7 @@ def open_tar(path: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
     Members must be read in order (``for m in tar: tar.extractfile(m)``).
     """
     with open_uncompressed(path) as (stream, _):
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
             yield tar
 
 
@@ -304,7 +325,7 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
         meter = _Meter(stream)
         buffered = io.BufferedReader(meter, BUFSIZE)
         try:
-            with tarfile.open(fileobj=buffered, mode="r|") as tar:
+            with tarfile.open(fileobj=buffered, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 for m in tar:
                     name = normalize_entry(m.name)
                     if name is None:
@@ -342,6 +363,8 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
             meter.drain()
         except tarfile.TarError as e:
             ins.problems.append(f"the tar is unreadable ({e})")
+        except ArchiveTooLarge as e:
+            ins.problems.append(f"the tar is unreadable: {e}")
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             ins.problems.append(f"the {comp} data is corrupt or truncated ({e})")
         finally:
@@ -833,7 +856,8 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
             stream = _decompressing(raw, comp)
             meter = _Meter(stream, limit=max_bytes, what=str(aci))
             try:
-                with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|") as tar:
+                with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|",
+                                  tarinfo=_BoundedTarInfo) as tar:
                     for m in tar:
                         if len(seen) >= max_entries:
                             raise ArchiveTooLarge(

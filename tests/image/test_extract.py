@@ -269,3 +269,21 @@ def test_write_failure_is_a_clear_error(make_layout, tmp_path):
     blocker.write_text("not a dir")
     with pytest.raises(aci.SandboxError, match="failed|exists|directory"):
         aci.extract_rootfs(out, blocker / "sub")
+
+
+def test_huge_metadata_header_is_refused(tmp_path, good_manifest, arena):
+    bomb = tmp_path / "pax.aci"
+    import gzip
+    with gzip.open(bomb, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("manifest")
+        ti.size = len(good_manifest)
+        t.addfile(ti, io.BytesIO(good_manifest))
+        ti = tarfile.TarInfo("rootfs")
+        ti.type = tarfile.DIRTYPE
+        ti.pax_headers = {"comment": "A" * (3 << 20)}   # 3 MiB of header, a few KiB compressed
+        t.addfile(ti)
+    assert bomb.stat().st_size < 64 << 10
+    with pytest.raises(aci.ArchiveTooLarge, match="metadata header"):
+        aci.extract_rootfs(bomb, arena["target"])
+    assert any("metadata header" in p for p in aci.validate(bomb))
+    assert not arena["target"].exists()
