@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # (typing is not imported: it costs ms per plugin exec)
 
 if TYPE_CHECKING:  # this package is imported by every plugin exec: keep its imports light
+    from pathlib import Path
+
     from sandbox.steps import Steps
 
 #: executable name -> module under sandbox.cni_plugins
@@ -35,6 +36,7 @@ def _import_roots() -> list[str]:
     The launcher runs Python with ``-I -S`` (no site, no PYTHONPATH) for a fast, isolated
     start, so it lists these paths itself."""
     import importlib.util
+    from pathlib import Path
 
     roots = [str(Path(__file__).resolve().parent.parent.parent)]
     spec = importlib.util.find_spec("pyroute2")
@@ -60,20 +62,21 @@ def launcher_text(plugin: str, python: str | None = None) -> str:
     return f"#!/bin/sh\n{head}exec '{python}' -I -S -c '{code}' \"$@\"\n"
 
 
-def _default_dir() -> Path:
+def _default_dir() -> "Path":
     from sandbox.config import sandbox_dir
 
     return sandbox_dir() / "cni" / "bin"
 
 
 def plugin_dir(directory: str | os.PathLike[str] | None = None, *,
-               steps: "Steps | None" = None) -> Path:
+               steps: "Steps | None" = None) -> "Path":
     """A directory holding executables ``bridge``, ``host-local``, ``loopback`` and ``ptp``.
 
     Default: ``$SANDBOX_DIR/cni/bin`` (falls back to a per-user cache directory when that is
     not writable). The launchers are (re)written whenever their content differs, e.g. after
     the interpreter or the checkout moved. Use the result as (part of) CNI_PATH."""
     import tempfile
+    from pathlib import Path
 
     from sandbox.steps import record
 

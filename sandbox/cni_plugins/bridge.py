@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any
 
 from sandbox.cni_plugins import ipam, ipmasq, link
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_UNSUPPORTED_FIELD, CmdArgs, CNIError, dns_set,
@@ -37,20 +38,18 @@ from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_UNSUPPORTED_FIELD, CmdAr
 DEFAULT_BRIDGE = "cni0"
 
 
-@dataclass
 class BridgeConf:
-    name: str
-    bridge: str = DEFAULT_BRIDGE
-    is_gw: bool = False
-    is_default_gw: bool = False
-    force_address: bool = False
-    ip_masq: bool = False
-    mtu: int = 0
-    hairpin: bool = False
-    promisc: bool = False
-    mac: str = ""
-    ipam_type: str = ""
-    dns: dict[str, Any] | None = None
+    """The bridge plugin's keys, with upstream's defaults."""
+
+    def __init__(self, name: str, bridge: str = DEFAULT_BRIDGE, is_gw: bool = False,
+                 is_default_gw: bool = False, force_address: bool = False, ip_masq: bool = False,
+                 hairpin: bool = False, promisc: bool = False, ipam_type: str = "",
+                 dns: dict[str, Any] | None = None) -> None:
+        self.name, self.bridge, self.is_gw, self.is_default_gw = name, bridge, is_gw, is_default_gw
+        self.force_address, self.ip_masq, self.hairpin, self.promisc = force_address, ip_masq, hairpin, promisc
+        self.ipam_type, self.dns = ipam_type, dns
+        self.mtu = 0
+        self.mac = ""
 
 
 def _bool(conf: dict[str, Any], key: str) -> bool:

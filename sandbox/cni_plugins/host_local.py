@@ -30,9 +30,9 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any, Iterator
 
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE, CmdArgs,
                                       CNIError, log, plugin_main)
@@ -46,14 +46,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # -- configuration -------------------------------------------------------------------------------
 
-@dataclass
 class Range:
     """One pool of addresses inside a subnet; start and end are inclusive."""
 
-    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
-    start: IPAddress
-    end: IPAddress
-    gateway: IPAddress
+    def __init__(self, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network, start: IPAddress,
+                 end: IPAddress, gateway: IPAddress) -> None:
+        self.subnet, self.start, self.end, self.gateway = subnet, start, end, gateway
 
     def __str__(self) -> str:
         return f"{self.start}-{self.end}"
@@ -104,14 +102,14 @@ def parse_range(raw: dict[str, Any], where: str) -> Range:
     return r
 
 
-@dataclass
 class IPAMConfig:
-    name: str
-    ranges: list[list[Range]]       # range sets
-    routes: list[dict[str, Any]]
-    data_dir: str
-    resolv_conf: str
-    requested: list[IPAddress]      # from CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips
+    """host-local's settings: range sets, routes, dataDir, resolvConf, requested IPs (from
+    CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips)."""
+
+    def __init__(self, name: str, ranges: list[list[Range]], routes: list[dict[str, Any]],
+                 data_dir: str, resolv_conf: str, requested: list[IPAddress]) -> None:
+        self.name, self.ranges, self.routes = name, ranges, routes
+        self.data_dir, self.resolv_conf, self.requested = data_dir, resolv_conf, requested
 
 
 def range_set_str(rs: list[Range]) -> str:
@@ -169,13 +167,16 @@ class Store:
     host-local takes the same lock, so the two can allocate from one directory concurrently."""
 
     def __init__(self, data_dir: str | os.PathLike[str], network: str) -> None:
-        self.dir = Path(data_dir) / network
+        self.dir = os.path.join(os.fspath(data_dir), network)
         self._fd = -1
 
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
     def __enter__(self) -> "Store":
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
         # go-filemutex opens the lock file O_CREAT|O_RDONLY with mode 0750
-        self._fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o750)
+        self._fd = os.open(self.path("lock"), os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o750)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
@@ -190,67 +191,72 @@ class Store:
     def reserve(self, container_id: str, ifname: str, ip: IPAddress, range_id: int) -> bool:
         """Create ``<dir>/<ip>`` exclusively; False if someone holds it already."""
         try:
-            fd = os.open(self.dir / str(ip), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path(str(ip)), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             return False
         try:
             os.write(fd, self.key(container_id, ifname).encode())
         except OSError:
             os.close(fd)
-            os.unlink(self.dir / str(ip))
+            os.unlink(self.path(str(ip)))
             raise
         os.close(fd)
-        (self.dir / f"{LAST_IP_PREFIX}{range_id}").write_text(str(ip))
+        fd = os.open(self.path(f"{LAST_IP_PREFIX}{range_id}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                     0o644)
+        os.write(fd, str(ip).encode())
+        os.close(fd)
         return True
 
     def last_reserved(self, range_id: int) -> IPAddress | None:
         try:
-            return ipaddress.ip_address((self.dir / f"{LAST_IP_PREFIX}{range_id}").read_text().strip())
+            with open(self.path(f"{LAST_IP_PREFIX}{range_id}"), "rb") as f:
+                return ipaddress.ip_address(f.read().decode().strip())
         except (OSError, ValueError):
             return None
 
-    def entries(self) -> Iterator[tuple[Path, str]]:
-        """(path, stripped content) of every reservation file (files named by an IP)."""
-        for p in sorted(self.dir.iterdir()):
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """(file name = IP, stripped content) of every reservation file."""
+        for name in sorted(os.listdir(self.dir)):
+            if name == "lock" or name.startswith(LAST_IP_PREFIX):
+                continue
             try:
-                ipaddress.ip_address(p.name)
-                yield p, p.read_bytes().decode(errors="replace").strip()
+                ipaddress.ip_address(name)
+                with open(self.path(name), "rb") as f:
+                    yield name, f.read().decode(errors="replace").strip()
             except (ValueError, OSError):
                 continue
 
-    def _matching(self, container_id: str, ifname: str) -> list[Path]:
+    def _matching(self, container_id: str, ifname: str) -> list[str]:
         entries = list(self.entries())
-        new = [p for p, c in entries if c == self.key(container_id, ifname)]
+        new = [n for n, c in entries if c == self.key(container_id, ifname)]
         # files written by host-local before 0.8 hold the container ID only
-        return new or [p for p, c in entries if c == container_id.strip()]
+        return new or [n for n, c in entries if c == container_id.strip()]
 
     def get_by_id(self, container_id: str, ifname: str) -> list[IPAddress]:
-        return [ipaddress.ip_address(p.name) for p in self._matching(container_id, ifname)]
+        return [ipaddress.ip_address(n) for n in self._matching(container_id, ifname)]
 
-    def release_by_id(self, container_id: str, ifname: str) -> list[IPAddress]:
+    def _unlink(self, names: list[str]) -> list[IPAddress]:
         gone = []
-        for p in self._matching(container_id, ifname):
+        for n in names:
             try:
-                p.unlink()
-                gone.append(ipaddress.ip_address(p.name))
+                os.unlink(self.path(n))
+                gone.append(ipaddress.ip_address(n))
             except FileNotFoundError:
                 pass
         return gone
 
+    def release_by_id(self, container_id: str, ifname: str) -> list[IPAddress]:
+        return self._unlink(self._matching(container_id, ifname))
+
     def gc(self, valid: set[tuple[str, str]]) -> list[IPAddress]:
         """Release every address whose (containerID, ifname) is not in ``valid``."""
         valid_ids = {cid for cid, _ in valid}
-        gone = []
-        for p, content in self.entries():
+        stale = []
+        for n, content in self.entries():
             cid, sep, ifname = content.partition(LINE_BREAK)
-            keep = (cid, ifname) in valid if sep else cid in valid_ids
-            if not keep:
-                try:
-                    p.unlink()
-                    gone.append(ipaddress.ip_address(p.name))
-                except FileNotFoundError:
-                    pass
-        return gone
+            if not ((cid, ifname) in valid if sep else cid in valid_ids):
+                stale.append(n)
+        return self._unlink(stale)
 
 
 def _candidates(rs: list[Range], last: IPAddress | None) -> Iterator[tuple[Range, IPAddress]]:
@@ -307,7 +313,8 @@ def parse_resolv_conf(path: str) -> dict[str, Any]:
     """The DNS part of a result from a resolv.conf file (nameserver, domain, search, options)."""
     dns: dict[str, Any] = {}
     try:
-        lines = Path(path).read_text().splitlines()
+        with open(path) as f:
+            lines = f.read().splitlines()
     except OSError as e:
         raise CNIError(ERR_INTERNAL, f"cannot read resolvConf {path}: {e.strerror}") from None
     for line in lines:
@@ -348,8 +355,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 raise CNIError(ERR_INTERNAL, "failed to allocate all requested IPs: "
                                + " ".join(str(ip) for ip in requested))
         except CNIError:
-            for ip in result["ips"]:  # nothing half-allocated stays behind (only this call's)
-                (store.dir / ip["address"].split("/")[0]).unlink(missing_ok=True)
+            store._unlink([ip["address"].split("/")[0] for ip in result["ips"]])  # only this call's
             raise
     return result
 
@@ -389,8 +395,9 @@ def cmd_gc(a: CmdArgs) -> None:
 
 def cmd_status(a: CmdArgs) -> None:
     c = load_config(a)
-    d = Path(c.data_dir)
-    probe = d if d.exists() else next((p for p in d.parents if p.exists()), Path("/"))
+    probe = os.path.abspath(c.data_dir)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise CNIError(ERR_NOT_AVAILABLE, f"host-local cannot write its dataDir {d}",
                        "Run the plugin as root or point ipam.dataDir at a writable directory.")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any
 
 from sandbox.cni_plugins.skel import ERR_INTERNAL, CmdArgs, CNIError, parse_result
 

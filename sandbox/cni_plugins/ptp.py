@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any
 
 from sandbox.cni_plugins import ipam, ipmasq, link
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, CmdArgs, CNIError, dns_set, log, plugin_main,

@@ -21,7 +21,9 @@ import socket
 import struct
 import sys
 import types
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any
 
 NETLINK_ROUTE = 0
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
