@@ -289,7 +289,7 @@ def busybox_layout(layout: Path, source: BusyboxSource, arch: str,
         "annotations": [
             {"name": "created", "value": _rfc3339(epoch)},
             {"name": "homepage", "value": "https://busybox.net/"},
-            {"name": "debian-package", "value": f"{PACKAGE} {source.version} ({source.how})"},
+            {"name": "debian-package", "value": f"{PACKAGE} {source.version}"},
         ],
     }
     (layout / "manifest").write_text(json.dumps(manifest, indent=2) + "\n")

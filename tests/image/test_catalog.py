@@ -123,15 +123,47 @@ def test_read_ar_agrees_with_ar(tmp_path):
             assert sha(q) == sha(p), p
 
 
-def test_installed_fallback(tmp_path):
+def _installed_as_deb(tmp_path: Path, version: str) -> Path:
+    """The installed busybox-static re-packed with dpkg-deb (files copied with their times)."""
+    pkg = tmp_path / "repack"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    listed = subprocess.run(["dpkg", "-L", "busybox-static"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    for line in listed:
+        src = Path(line)
+        if line == "/." or src.is_symlink() or not src.exists():
+            continue
+        dst = pkg / line.lstrip("/")
+        if src.is_dir():
+            dst.mkdir(parents=True, exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cp", "-p", str(src), str(dst)], check=True)
+    (pkg / "DEBIAN/control").write_text(
+        f"Package: busybox-static\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: lab <lab@example.com>\nDescription: repacked for a test\n")
+    deb = tmp_path / "repacked.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(pkg), str(deb)],
+                   check=True, capture_output=True)
+    return deb
+
+
+def test_installed_fallback_gives_the_same_image_as_the_deb(tmp_path):
     version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "busybox-static"],
                              capture_output=True, text=True).stdout
-    m = catalog.busybox_layout(tmp_path / "l", catalog.BusyboxSource("installed", version),
-                               catalog.appc_arch())
-    assert sha(tmp_path / "l/rootfs/bin/busybox") == sha(Path("/bin/busybox"))
-    assert os.readlink(tmp_path / "l/rootfs/bin/sh") == "/bin/busybox"
-    assert "installed" in json.dumps(m)
-    assert aci.validate(tmp_path / "l") == []
+    arch = catalog.appc_arch()
+    m = catalog.busybox_layout(tmp_path / "inst", catalog.BusyboxSource("installed", version), arch)
+    assert sha(tmp_path / "inst/rootfs/bin/busybox") == sha(Path("/bin/busybox"))
+    assert os.readlink(tmp_path / "inst/rootfs/bin/sh") == "/bin/busybox"
+    assert aci.validate(tmp_path / "inst") == []
+    cached = [d for d in sorted(Path("/var/cache/apt/archives").glob("busybox-static_*.deb"))
+              if catalog._deb_field(d, "Version") == version]
+    deb = cached[0] if cached else _installed_as_deb(tmp_path, version)
+    catalog.busybox_layout(tmp_path / "deb", catalog.BusyboxSource("deb", version, deb), arch)
+    a = aci.build(tmp_path / "inst", tmp_path / "inst.aci")
+    b = aci.build(tmp_path / "deb", tmp_path / "deb.aci")
+    assert a == b, "the .deb and the installed files must give one image"
+    assert m["annotations"][2]["value"] == f"busybox-static {version}"
 
 
 def test_catalog_cli_builds_and_imports(run_cli, sandbox_dir, tmp_path):
