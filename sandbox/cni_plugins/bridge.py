@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings an
 
 from sandbox.cni_plugins import ipam, ipmasq, link
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_UNSUPPORTED_FIELD, CmdArgs, CNIError, dns_set,
-                                      log, plugin_main, prev_result)
+                                      log, plugin_main, prev_result, trace)
 
 DEFAULT_BRIDGE = "cni0"
 
@@ -145,11 +145,14 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
     cont_made = False
     try:
         cont_fd = link.open_netns(a.netns)
+        trace("IPAM started")
         node = link.iproute()
         cont = link.iproute_in(cont_fd)
+        trace("netlink sockets open")
         br = link.ensure_bridge(node, n.bridge, n.mtu, n.promisc)
         host, hl, cl = link.create_veth(node, cont_fd, cont, a.ifname, n.mtu, n.mac)
         cont_made = True
+        trace("bridge and veth made")
         node.link("set", index=hl["index"], master=br["index"], state="up")
         if n.hairpin:
             node.brport("set", index=hl["index"], mode=1)  # IFLA_BRPORT_MODE: hairpin
@@ -161,6 +164,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
         if job is not None:
             ipam_done = True
             r = job.wait()
+            trace("IPAM answered")
             assert r is not None
             result["ips"], result["routes"], result["dns"] = r["ips"], r["routes"], r["dns"]
             if not result["ips"]:
@@ -178,7 +182,9 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 link.enable_forwarding([{"address": g} for g in gws])
         else:
             cont.link("set", index=cl["index"], state="up")
+        trace("addresses, routes, gateway set")
         hl = link.wait_oper_up(node, host)
+        trace("host veth up")
         if hl is None or not link.oper_up(hl):
             raise CNIError(ERR_INTERNAL, f"bridge port in error state: {hl.get('operstate') if hl else 'gone'}")
         result["interfaces"][1]["mac"] = hl.get("address")
@@ -187,6 +193,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
             result["dns"] = n.dns
         if masq is not None:
             masq.wait()
+            trace("NAT rules in")
         return result
     except BaseException:
         # undo in reverse (SPEC §4: a failed ADD must not leak what it took)
@@ -243,10 +250,13 @@ def cmd_del(a: CmdArgs) -> None:
         if masq is not None:
             masq.finish()
         raise
+    trace("container link deleted")
     if job is not None:
         job.wait()
+        trace("IPAM released")
     if masq is not None:
         masq.finish()
+        trace("NAT rules out")
 
 
 def _find(prev: dict[str, Any], pred: Any) -> tuple[int, dict[str, Any]] | tuple[None, None]:

@@ -62,6 +62,22 @@ class CNIError(Exception):
         return out
 
 
+_T0 = None
+_TRACE = bool(os.environ.get("SANDBOX_CNI_TRACE"))
+
+
+def trace(what: str) -> None:
+    """With SANDBOX_CNI_TRACE=1: a stderr line with the milliseconds since the plugin started
+    (where does a plugin exec spend its time?)."""
+    if _TRACE:
+        import time
+
+        global _T0
+        now = time.perf_counter()
+        _T0 = _T0 or now
+        print(f"[{(now - _T0) * 1000:7.1f} ms] {what}", file=sys.stderr, flush=True)
+
+
 def log(plugin: str, message: str) -> None:
     """One line on stderr (never stdout: stdout carries only the result or error JSON)."""
     print(f"{plugin}: {message}", file=sys.stderr, flush=True)
@@ -261,6 +277,7 @@ def plugin_main(name: str, handlers: "dict[str, Callable[[CmdArgs], dict[str, An
               "It is run by a container runtime: set CNI_COMMAND (ADD, DEL, CHECK, GC, STATUS, "
               "VERSION) and friends and pass the network configuration on stdin.", file=sys.stderr)
         sys.exit(0)
+    trace(f"{name} {environ.get('CNI_COMMAND')} start")
     stdin = sys.stdin.buffer.read()
     version = CURRENT
     try:
@@ -279,6 +296,7 @@ def plugin_main(name: str, handlers: "dict[str, Callable[[CmdArgs], dict[str, An
             if result is None:
                 raise CNIError(ERR_INTERNAL, f"{name} produced no result")
             _emit(convert_result(result, a.cni_version))
+        trace(f"{name} {a.command} done")
         sys.exit(0)
     except CNIError as e:
         _emit(e.to_json(version if version in SUPPORTED_VERSIONS else CURRENT))
