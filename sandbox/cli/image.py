@@ -10,6 +10,17 @@ from pathlib import Path
 from sandbox import aci
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
+from sandbox.steps import Steps
+
+
+def _steps(args: argparse.Namespace) -> Steps | None:
+    return Steps() if getattr(args, "steps", False) else None
+
+
+def _show(steps: Steps | None) -> None:
+    """--steps: print what the operation read, hashed, wrote and checked (to stderr)."""
+    if steps is not None:
+        print(steps, file=sys.stderr)
 
 
 def _store():
@@ -27,8 +38,10 @@ def _need_file(p: str) -> Path:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    steps = _steps(args)
     iid = aci.build(Path(args.layout), Path(args.out), compression=args.compression,
-                    owner_root=args.owner_root, overwrite=args.overwrite)
+                    owner_root=args.owner_root, overwrite=args.overwrite, steps=steps)
+    _show(steps)
     print(iid)
     return 0
 
@@ -48,7 +61,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_id(args: argparse.Namespace) -> int:
     path = _need_file(args.path)
-    iid = aci.image_id(path)
+    steps = _steps(args)
+    iid = aci.image_id(path, steps=steps)
+    _show(steps)
     print(aci.short_id(iid) if args.short else iid)
     return 0
 
@@ -56,7 +71,9 @@ def cmd_id(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     st = _store()
     for p in args.paths:
-        img = st.import_aci(_need_file(p))
+        steps = _steps(args)
+        img = st.import_aci(_need_file(p), steps=steps)
+        _show(steps)
         print(f"{img.id}\t{img.app_string}" if args.full else f"{img.short_id}\t{img.app_string}")
     return 0
 
@@ -92,9 +109,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     dest = Path(args.target)
     if dest.exists() and any(dest.iterdir()) and not args.overwrite:
         raise SandboxError(f"{dest} is not empty; extract into a new directory or pass --overwrite.")
+    steps = _steps(args)
     res = _store().extract(args.ref, dest, allow_devices=args.allow_devices,
-                           keep_setid=args.keep_setid,
+                           keep_setid=args.keep_setid, steps=steps,
                            max_bytes=args.max_size if args.max_size else None)
+    _show(steps)
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"extracted {res.entries} entries ({res.bytes_written:,} bytes) into {dest}")
@@ -149,6 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", choices=aci.COMPRESSIONS, default="gzip")
     p.add_argument("--owner-root", action="store_true", help="record every file as uid/gid 0")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.aci if it exists")
+    p.add_argument("--steps", action="store_true", help="print each step taken (to stderr)")
     p.set_defaults(func=cmd_build)
 
     p = g.add_parser("validate", help="check ACIs, layout directories or manifest JSON files")
@@ -159,11 +179,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = g.add_parser("id", help="print the image ID (sha512 of the uncompressed tar)")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--short", action="store_true", help="sha512- + 32 hex digits")
+    p.add_argument("--steps", action="store_true", help="print each step taken (to stderr)")
     p.set_defaults(func=cmd_id)
 
     p = g.add_parser("import", help="add ACIs to the store (idempotent)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--full", action="store_true", help="print full IDs")
+    p.add_argument("--steps", action="store_true", help="print each step taken (to stderr)")
     p.set_defaults(func=cmd_import)
 
     p = g.add_parser("list", aliases=["ls"], help="list the stored images")
@@ -183,6 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-setid", action="store_true", help="keep setuid/setgid bits")
     p.add_argument("--max-size", type=int, metavar="BYTES",
                    help="refuse archives expanding beyond BYTES (default: free disk space)")
+    p.add_argument("--steps", action="store_true", help="print each step taken (to stderr)")
     p.set_defaults(func=cmd_extract)
 
     p = g.add_parser("export", help="write a stored image out as an .aci file again")
@@ -197,6 +220,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = g.add_parser("verify", help="re-hash stored images and check them (all when no REF)")
     p.add_argument("refs", nargs="*", metavar="REF")
+    p.add_argument("--steps", action="store_true", help="print each step taken (to stderr)")
     p.set_defaults(func=cmd_verify)
 
     p = g.add_parser("gc", help="remove leftover temp files and unreferenced blobs")

@@ -119,3 +119,11 @@ def test_verify_reports_corruption_with_exit_1(run_cli, sandbox_dir, make_layout
     blob.write_bytes(bytes(data))
     rc, stdout, _ = run_cli("image", "verify")
     assert rc == 1 and "corrupt" in stdout
+
+
+def test_steps_flag_prints_what_was_done(run_cli, sandbox_dir, make_layout, tmp_path):
+    out = tmp_path / "a.aci"
+    rc, stdout, stderr = run_cli("image", "build", make_layout(), out, "--steps")
+    assert rc == 0 and "write    rootfs/etc/hello" in stderr and stdout.startswith("sha512-")
+    rc, _, stderr = run_cli("image", "import", out, "--steps")
+    assert rc == 0 and "hash" in stderr and "index.json" in stderr
