@@ -436,7 +436,7 @@ def supervise(uuid: str) -> int:
         try:
             if nets != ["host"]:
                 ns_path = str(netns.create(netns_name(uuid)))
-                netns.in_thread(netns._lo_up, Path(ns_path))
+                netns.in_thread(_lo_up, ns_path)
                 info["netns"] = ns_path
             if nets not in (["host"], ["none"]):
                 rt_default, rt_user = _network_runtime(plan, run_dir)
@@ -504,6 +504,24 @@ def supervise(uuid: str) -> int:
             (run_dir / "run.json").write_text(json.dumps(info, indent=2))
             _move(run_dir, "exited-garbage")
     return code
+
+
+def _lo_up(ns_path: str) -> None:
+    """``ip link set lo up`` in the pod's netns with two ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS on a
+    struct ifreq) instead of netlink: importing pyroute2 alone cost the supervisor ~0.3 s.
+    Runs in a short-lived thread (netns.in_thread): setns moves only the calling thread."""
+    import socket
+    import struct
+    from sandbox import _linux
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _linux.setns(fd, _linux.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, ifreq))[1]      # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))      # IFF_UP
 
 
 def _image_manifest(image_id: str) -> dict[str, Any]:
