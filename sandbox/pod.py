@@ -31,12 +31,14 @@ import time
 import uuid as _uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from sandbox import ace, cgroups, config, treestore
+from sandbox import ace, cgroups, config
 from sandbox.errors import SandboxError
-from sandbox.manifest import ManifestError, PodManifest
 from sandbox.steps import Steps, record
+
+if TYPE_CHECKING:   # treestore and manifest are imported where used: the supervisor needs neither
+    from sandbox.manifest import PodManifest
 
 STATES = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
 DEFAULT_NODE = f"{config.NAME_PREFIX}-node"          # the netns that plays the host for pods
@@ -211,6 +213,7 @@ class Pod:
 def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: bool,
               steps: Steps | None, progress: bool) -> dict[str, Any]:
     """Everything stage1 needs to start one app, decided here (stage0)."""
+    from sandbox import treestore
     img = store.get(ra.image.id, steps=steps)
     app = ra.app or img.manifest.app
     if app is None or not app.exec:
@@ -261,6 +264,7 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
     handler = lambda n: (app.event_handler(n).exec if app.event_handler(n) else None)  # noqa: E731
     return {
         "name": ra.name, "image": img.name, "imageID": img.id,
+        "imageManifest": img.manifest.to_json(),     # for the metadata service
         "tree": str(tree.rootfs), "treeKey": tree.key, "overlay": overlay,
         "exec": list(app.exec), "uid": uid, "gid": gid,
         "supplementaryGIDs": list(app.supplementary_gids),
@@ -282,6 +286,8 @@ def prepare(store: Any, images: list[str] | None = None, *,
             conf_dir: str | None = None, cni_path: str | None = None,
             steps: Steps | None = None, progress: bool = False) -> Pod:
     """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``."""
+    from sandbox import treestore
+    from sandbox.manifest import ManifestError, PodManifest
     if bool(images) == bool(pod_manifest):
         raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
     uid = str(_uuid.uuid4())
@@ -451,7 +457,8 @@ def supervise(uuid: str) -> int:
             apps_meta = {}
             for a in plan["apps"]:
                 apps_meta[a["name"]] = {"image_id": a["imageID"],
-                                        "image_manifest": _image_manifest(a["imageID"]),
+                                        "image_manifest": a.get("imageManifest")
+                                        or _image_manifest(a["imageID"]),
                                         "annotations": next((x.get("annotations") for x in manifest["apps"]
                                                              if x["name"] == a["name"]), None) or []}
             svc = metadata.MetadataService(sock, token=token, uuid=uuid, pod_manifest=manifest,
