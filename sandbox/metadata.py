@@ -142,7 +142,7 @@ class MetadataService:
 
     def start(self) -> "MetadataService":
         self._thread = threading.Thread(target=self._server.serve_forever, name="metadata",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
