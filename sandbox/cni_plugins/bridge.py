@@ -139,7 +139,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
     n = load_conf(a)
     job = ipam.Delegation(a, "ADD").start() if n.ipam_type else None  # runs while we do netlink
     ipam_done = False
-    masq: ipmasq.Pending | None = None
+    masq: "ipmasq.Pending | None" = None
     cont_fd = -1
     node = cont = None
     cont_made = False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
@@ -37,15 +36,17 @@ class Delegation:
         ipam = a.conf.get("ipam") or {}
         self.type = str(ipam.get("type") or "")
         self.a, self.command = a, command
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None
         self.succeeded = False  # the plugin answered with success
 
     def start(self) -> "Delegation":
+        from sandbox.cni_plugins.spawn import Proc
+
         exe = find_plugin(self.type, self.a.path)
         env = dict(os.environ)
         env["CNI_COMMAND"] = self.command
-        self.proc = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, close_fds=True)
+        # same stdin as ours; its stderr goes straight to ours (the runtime's log)
+        self.proc = Proc([exe], self.a.stdin, env, stderr_inherit=True)
         return self
 
     def wait(self) -> dict[str, Any] | None:
@@ -53,8 +54,7 @@ class Delegation:
         if self.proc is None:
             self.start()
         assert self.proc is not None
-        out, _ = self.proc.communicate(self.a.stdin)
-        rc = self.proc.returncode
+        rc, out = self.proc.wait()
         doc: Any = None
         if out.strip():
             try:

@@ -15,11 +15,11 @@ that are not valid any more, found by the comment.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
-import subprocess
+
+from sandbox.cni_plugins.spawn import Proc
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any, Iterable
@@ -31,7 +31,11 @@ _COMMENT_RE = re.compile(r'--comment "name: \\"(?P<net>[^"\\]*)\\" id: \\"(?P<ci
 
 def chain_name(network: str, container_id: str) -> str:
     """Upstream utils.FormatChainName: ``CNI-`` + 24 hex digits of sha512(name + id)."""
-    return "CNI-" + hashlib.sha512((network + container_id).encode()).hexdigest()[:24]
+    try:
+        from _sha512 import sha512  # the builtin module: hashlib would load OpenSSL first
+    except ImportError:
+        from hashlib import sha512
+    return "CNI-" + sha512((network + container_id).encode()).hexdigest()[:24]
 
 
 def comment(network: str, container_id: str) -> str:
@@ -57,26 +61,21 @@ class Pending:
     """iptables-restore calls running in the background (the caller does netlink meanwhile)."""
 
     def __init__(self) -> None:
-        self.procs: list[tuple[subprocess.Popen[bytes], str]] = []
+        self.procs: list[tuple[Proc, str]] = []
 
     def start(self, family: int, lines: list[str]) -> None:
         """Apply nat-table changes in one iptables-restore call (--noflush keeps other rules)."""
         text = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
-        p = subprocess.Popen([_tool(family, restore=True), "-w", "--noflush"], stdin=subprocess.PIPE,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert p.stdin is not None
-        p.stdin.write(text.encode())
-        p.stdin.close()
-        self.procs.append((p, text))
+        self.procs.append((Proc([_tool(family, restore=True), "-w", "--noflush"], text.encode()), text))
 
     def wait(self, check: bool = True) -> bool:
         ok = True
         for p, text in self.procs:
-            err = p.stderr.read().decode().strip() if p.stderr else ""
-            if p.wait() != 0:
+            rc, out = p.wait()
+            if rc != 0:
                 ok = False
                 if check:
-                    raise CNIError(ERR_INTERNAL, f"failed to apply ipMasq rules: {err}", text)
+                    raise CNIError(ERR_INTERNAL, f"failed to apply ipMasq rules: {out.decode().strip()}", text)
         self.procs = []
         return ok
 
@@ -88,10 +87,10 @@ def _restore(family: int, lines: list[str]) -> None:
 
 
 def _list_nat(family: int) -> list[str]:
-    cp = subprocess.run([_tool(family), "-w", "-t", "nat", "-S"], capture_output=True)
-    if cp.returncode != 0:
-        raise CNIError(ERR_INTERNAL, f"failed to list nat rules: {cp.stderr.decode().strip()}")
-    return cp.stdout.decode().splitlines()
+    rc, out = Proc([_tool(family), "-w", "-t", "nat", "-S"]).wait()
+    if rc != 0:
+        raise CNIError(ERR_INTERNAL, f"failed to list nat rules: {out.decode().strip()}")
+    return out.decode().splitlines()
 
 
 def setup(network: str, container_id: str, ips: list[dict[str, Any]]) -> Pending:
