@@ -361,6 +361,7 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
     if not detach:
         return proc.wait()
     deadline = time.monotonic() + timeout
+    delay = 0.005                           # fast at first, then every 50 ms
     while time.monotonic() < deadline:
         run_dir = pods_dir() / "run" / d.name
         plan = _read_json(run_dir / "stage1.json")
@@ -373,7 +374,8 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
         if proc.poll() is not None:
             raise PodError(f"the pod {d.name} failed to start: "
                            + _tail(d, "supervisor.log") + " (see `sandbox status`).")
-        time.sleep(0.05)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
     raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
 
 

@@ -43,6 +43,7 @@ def _follow(uuid: str) -> int:
     """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it."""
     from sandbox import pod
     offsets: dict[Path, int] = {}
+    delay = 0.005           # poll fast at first (a short pod ends within ms), then every 0.1 s
     try:
         while True:
             state, d = pod.find(uuid)
@@ -58,7 +59,8 @@ def _follow(uuid: str) -> int:
                         print(f"[{f.parent.name}] {line}", file=out, flush=True)
             if state != "run":
                 return int(pod.status(uuid).get("exitCode") or 0)
-            time.sleep(0.1)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
     except KeyboardInterrupt:
         print(f"\nstopping pod {uuid} …", file=sys.stderr)
         pod.stop(uuid)
