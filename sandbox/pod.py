@@ -372,6 +372,15 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
             return Pod(d.name, "run", run_dir, json.loads((run_dir / "pod-manifest.json").read_text()),
                        json.loads((run_dir / "run.json").read_text()))
         if proc.poll() is not None:
+            # A short pod may have run and exited between two looks: it started if its apps
+            # left a status (then it is an exited pod, not a failure to start).
+            done = pods_dir() / "exited-garbage" / d.name
+            plan = _read_json(done / "stage1.json")
+            if plan and not _read_json(done / "run.json").get("error") and all(
+                    (done / "apps" / a["name"] / "status.json").exists() for a in plan["apps"]):
+                return Pod(d.name, "exited-garbage", done,
+                           json.loads((done / "pod-manifest.json").read_text()),
+                           _read_json(done / "run.json"))
             raise PodError(f"the pod {d.name} failed to start: "
                            + _tail(d, "supervisor.log") + " (see `sandbox status`).")
         time.sleep(delay)
