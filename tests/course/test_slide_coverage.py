@@ -1,0 +1,74 @@
+"""Every slide of the seed, and every section of its spec excerpt, has a notebook section that
+exists; docs/slide-coverage.md is the rendering of docs/slide-coverage.json.
+
+The seed lives in ``../shared/seed/`` beside the repository (CI checks it out next to the clone).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from sandbox.viz import course
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def seed() -> Path:
+    try:
+        return course.seed_dir(ROOT)
+    except course.CourseError as e:
+        pytest.fail(str(e))   # a clear message, never a silent skip
+
+
+@pytest.fixture(scope="module")
+def coverage() -> dict:
+    return course.load_coverage(course.coverage_path(ROOT))
+
+
+def test_the_seed_has_slides_and_spec_sections(seed: Path) -> None:
+    slides = course.seed_slides(seed)
+    assert len(slides) >= 40 and 7 in slides and 59 in slides
+    assert slides[48] == "CNI: Step 1"
+    assert "Filesystem Setup" in course.spec_sections(seed)
+
+
+def test_every_slide_and_spec_section_is_taught_somewhere(seed: Path, coverage: dict) -> None:
+    problems = course.coverage_problems(coverage, course.seed_slides(seed),
+                                        course.spec_sections(seed), ROOT)
+    assert not problems, "\n".join(problems)
+
+
+def test_cni_vs_cnm_slides_go_to_notebook_09(coverage: dict) -> None:
+    for n in range(52, 60):
+        assert any(nb == "notebooks/09-cni-vs-cnm.ipynb" for nb, _ in coverage["slides"][str(n)]["sections"])
+
+
+def test_a_slide_without_a_section_fails(seed: Path, coverage: dict) -> None:
+    broken = copy.deepcopy(coverage)
+    broken["slides"]["44"]["sections"] = []
+    broken["slides"]["47"]["sections"][0][1] = "## A heading nobody wrote"
+    del broken["spec"]["Filesystem Setup"]
+    problems = course.coverage_problems(broken, course.seed_slides(seed), course.spec_sections(seed), ROOT)
+    assert any(p.startswith("slide 44 ") and "no notebook section" in p for p in problems)
+    assert any(p.startswith("slide 47:") and "A heading nobody wrote" in p for p in problems)
+    assert any("'Filesystem Setup' has no notebook section" in p for p in problems)
+    # and a slide the table does not know at all
+    slides = dict(course.seed_slides(seed))
+    slides[99] = "a new slide"
+    assert "slide 99 ('a new slide') has no notebook section" in course.coverage_problems(
+        coverage, slides, course.spec_sections(seed), ROOT)
+
+
+def test_missing_seed_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(course.CourseError, match="../shared/seed"):
+        course.seed_dir(tmp_path / "repo")
+
+
+def test_markdown_table_is_up_to_date(seed: Path, coverage: dict) -> None:
+    md = (ROOT / "docs" / "slide-coverage.md").read_text()
+    assert md == course.coverage_markdown(coverage, course.seed_slides(seed)), (
+        "docs/slide-coverage.md is stale: regenerate it with "
+        "sandbox.viz.course.coverage_markdown(load_coverage())")
