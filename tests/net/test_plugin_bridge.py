@@ -309,3 +309,22 @@ def test_dual_stack_same_as_upstream(ours: Path, netns_factory: Callable[..., Pa
     assert seen["ours"] == seen["theirs"]
     assert seen["ours"]["routes6"] == [("default", "fd00:180::1"), ("fd00:180::/64", None)]
     assert len(seen["ours"]["nat6"]) == 4
+
+
+def test_exhaustion_through_bridge_leaves_nothing(ours: Path, node: Path, netns_factory: Callable[..., Path],
+                                                  short_name: Callable[[str], str],
+                                                  cni_dirs: dict[str, Path]) -> None:
+    """A /30 has one address for containers: the second ADD gets host-local's error through the
+    bridge (code and message unchanged) and leaves no veth, file or NAT rule behind."""
+    br = short_name("sbxbr")
+    conf = bridge_conf(br, cni_dirs["ipam"], subnet="10.152.0.0/30")
+    run_plugin(ours / "bridge", "ADD", conf, cid="sbx-x1", ns=netns_factory(), node=node).ok()
+    ns2 = netns_factory()
+    before = (sorted(links(node)), nat_rules(node), ip_files(cni_dirs["ipam"]))
+    err = run_plugin(ours / "bridge", "ADD", conf, cid="sbx-x2", ns=ns2, node=node)
+    assert err.rc == 1
+    assert err.json["code"] == 999
+    assert err.json["msg"] == ("failed to allocate for range 0: no IP addresses available in range set: "
+                               "10.152.0.1-10.152.0.2")
+    assert "eth0" not in links(ns2)
+    assert (sorted(links(node)), nat_rules(node), ip_files(cni_dirs["ipam"])) == before

@@ -79,3 +79,16 @@ def test_containers_talk_through_the_node_and_del_after_netns_gone(
     assert sorted(links(node)) == ["lo"]
     assert nat_rules(node) == []
     assert [p.name for p in (tmp_path / "sbxptp").iterdir() if p.name[0].isdigit()] == []
+
+
+def test_gc_and_status(ours: Path, node: Path, netns_factory: Callable[..., Path], tmp_path: Path) -> None:
+    conf = dict(ptp_conf(tmp_path), cniVersion="1.1.0")
+    for cid in ("sbx-keep", "sbx-stale"):
+        run_plugin(ours / "ptp", "ADD", conf, cid=cid, ns=netns_factory(), node=node).ok()
+    gc = dict(conf, **{"cni.dev/valid-attachments": [{"containerID": "sbx-keep", "ifname": "eth0"}]})
+    assert run_plugin(ours / "ptp", "GC", gc, node=node).rc == 0
+    files = {p.name: p.read_bytes() for p in (tmp_path / "sbxptp").iterdir() if p.name[0].isdigit()}
+    assert list(files.values()) == [b"sbx-keep\r\neth0"]
+    assert len(nat_rules(node)) == 4 and all('id: \\"sbx-keep\\"' in r for r in nat_rules(node)[1:])
+    st = run_plugin(ours / "ptp", "STATUS", conf, node=node)
+    assert (st.rc, st.stdout) == (0, "")
