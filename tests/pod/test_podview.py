@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -17,8 +18,13 @@ def test_inspect_seed_pod(store: Store, stop_pods) -> None:
     p = pod.run(store, ["example.com/reduce-worker", "example.com/worker-backup"], detach=True,
                 net=["none"])
     stop_pods.append(p.uuid)
-    info = podview.inspect(p.uuid)
-    apps = {a["name"]: a for a in info["apps"]}
+    deadline = time.monotonic() + 30      # detach returns once the runners exist; wait for the apps
+    while True:
+        info = podview.inspect(p.uuid)
+        apps = {a["name"]: a for a in info["apps"]}
+        if all(a["pod_pids"] for a in apps.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     rw, wb = apps["reduce-worker"], apps["worker-backup"]
     # independent reading of the runners' namespaces
     ns = lambda pid, t: os.readlink(f"/proc/{pid}/ns/{t}")  # noqa: E731
