@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox import netns  # noqa: E402
-from sandbox.cni import Runtime  # noqa: E402
+from sandbox.cni import CniError, Runtime  # noqa: E402
 
 UPSTREAM = "/usr/lib/cni"
 WINDOW = 5  # ADDs per checkpoint
@@ -70,7 +70,13 @@ def fill(session: netns.Session, work: Path, tag: str, cni_path: str, checkpoint
     for i in range(max(checkpoints)):
         c = session.create()
         t0 = time.perf_counter()
-        rt.add("sbxbench", c)
+        try:
+            rt.add("sbxbench", c)
+        except CniError as e:  # report it (with the plugin's stderr) instead of a traceback
+            print(f"  {tag}: ADD #{i + 1} failed: {e}\n  plugin stderr: {e.stderr.strip()[-800:]}",
+                  file=sys.stderr)
+            return {n: ms(statistics.median(times[n - WINDOW:n])) for n in checkpoints
+                    if n <= len(times)}
         times.append(time.perf_counter() - t0)
         if (i + 1) % 50 == 0:
             print(f"  {tag}: {i + 1} containers", file=sys.stderr, flush=True)
@@ -107,9 +113,10 @@ def main() -> int:
         report["fill"] = {}
         for k, p in sets.items():
             f = report["fill"][k] = fill(session, work, k, p, checkpoints)
-            flat = f[checkpoints[-1]] / f[checkpoints[0]]
+            flat = (f"{checkpoints[-1]}/{checkpoints[0]} = {f[checkpoints[-1]] / f[checkpoints[0]]:.2f}x"
+                    if checkpoints[-1] in f and checkpoints[0] in f else "(incomplete)")
             print(f"  {k:9} " + "   ".join(f"{n:3} ctrs: {v:7.1f} ms" for n, v in f.items())
-                  + f"   {checkpoints[-1]}/{checkpoints[0]} = {flat:.2f}x")
+                  + f"   {flat}")
         if a.json:
             print(json.dumps(report, indent=2))
     finally:
