@@ -201,3 +201,14 @@ def test_requested_ip_and_duplicate(ours: Path, tmp_path: Path) -> None:
     taken = add(ours, c, "sbx-s").json
     assert "is not available in range set" in taken["msg"]
     assert ipaddress.ip_address("10.123.0.4") in ipaddress.ip_network("10.123.0.0/29")
+
+
+def test_resolv_conf_dns_like_upstream(ours: Path, theirs: Path, tmp_path: Path) -> None:
+    rc = tmp_path / "resolv.conf"
+    rc.write_text("# test\nnameserver 10.1.0.53\nnameserver fd00::53\ndomain lab.example\n"
+                  "search a.example b.example\noptions ndots:2 timeout:1\n")
+    got = [add(exe, conf(tmp_path / label, resolvConf=str(rc), ranges=[[{"subnet": "10.128.0.0/24"}]]),
+               "sbx-dns").ok() for label, exe in (("o", ours), ("t", theirs))]
+    assert got[0] == got[1]
+    assert got[0]["dns"] == {"nameservers": ["10.1.0.53", "fd00::53"], "domain": "lab.example",
+                             "search": ["a.example", "b.example"], "options": ["ndots:2", "timeout:1"]}
