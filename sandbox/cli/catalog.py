@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sandbox import aci
 from sandbox.cli import command_group
 
 
@@ -20,6 +19,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sandbox import aci
     g = command_group(subparsers, "catalog", help="the lab's image catalogue (built offline)")
     p = g.add_parser("build", help="build the lab images (busybox from Debian's .deb, the pod apps)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the .aci files")

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 
-from sandbox import discovery, fetch
 from sandbox.errors import UsageError
 from sandbox.steps import Steps
 
@@ -26,6 +25,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from sandbox import fetch
     steps = Steps() if args.steps else None
     labels = {}
     for kv in args.label or []:
@@ -43,6 +43,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
+    from sandbox import discovery, fetch
     opts = fetch.InsecureOptions.parse(args.insecure_options)
     app = discovery.parse_app(args.app)
     if not args.no_defaults:

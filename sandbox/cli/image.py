@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from sandbox import aci
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
 from sandbox.steps import Steps
@@ -38,6 +37,7 @@ def _need_file(p: str) -> Path:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from sandbox import aci
     steps = _steps(args)
     iid = aci.build(Path(args.layout), Path(args.out), compression=args.compression,
                     owner_root=args.owner_root, overwrite=args.overwrite, steps=steps)
@@ -47,6 +47,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from sandbox import aci
     bad = 0
     for p in args.paths:
         probs = aci.validate(p)
@@ -60,6 +61,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_id(args: argparse.Namespace) -> int:
+    from sandbox import aci
     path = _need_file(args.path)
     steps = _steps(args)
     iid = aci.image_id(path, steps=steps)
@@ -160,6 +162,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sandbox import aci
     g = command_group(subparsers, "image", help="build, validate, identify and store ACIs")
 
     p = g.add_parser("build", help="build an ACI from a layout directory (manifest + rootfs/)")

@@ -11,7 +11,6 @@ import re
 import sys
 from pathlib import Path
 
-from sandbox import pgp, trust
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError, UsageError
 
@@ -30,6 +29,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def cmd_key_gen(args: argparse.Namespace) -> int:
+    from sandbox import pgp
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or _slug(args.uid)
@@ -53,6 +53,10 @@ def cmd_key_gen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from sandbox import pgp, trust
+    if args.hash not in pgp.ACCEPTED_HASHES:
+        raise UsageError(f"--hash {args.hash} is not accepted for signatures; use one of "
+                         f"{', '.join(sorted(pgp.ACCEPTED_HASHES))}.")
     key = pgp.read_secret_key(_read(args.key, "secret key file"))
     aci = Path(args.aci)
     if not aci.is_file():
@@ -67,6 +71,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from sandbox import pgp, trust
     store = trust.TrustStore()
     if args.keyring:
         ring = [c for k in args.keyring for c in pgp.read_keys(_read(k, "key file"))]
@@ -85,6 +90,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from sandbox import pgp
     print(pgp.dump_text(_read(args.file, "file")))
     return 0
 
@@ -108,7 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--output", "-o", metavar="FILE", help="where to write the signature")
     s.add_argument("--binary", dest="armor", action="store_false",
                    help="write a binary signature (default: ASCII-armored)")
-    s.add_argument("--hash", default="SHA256", choices=sorted(pgp.ACCEPTED_HASHES), help="digest algorithm")
+    s.add_argument("--hash", default="SHA256", type=str.upper,
+                   help="digest algorithm: SHA256 (default), SHA384, SHA512, SHA224, SHA3-256, SHA3-512")
     s.set_defaults(func=cmd_sign)
 
     v = subparsers.add_parser("verify", help="verify an image's signature against the trust store")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox import pgp, trust
 from sandbox.errors import SandboxError, UsageError
 
 
@@ -27,6 +26,7 @@ def _confirm(prompt: str) -> bool:
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
+    from sandbox import pgp, trust
     store = trust.TrustStore()
     if args.list:
         keys = store.list()
