@@ -751,15 +751,22 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                 shutil.rmtree(d, ignore_errors=True)
                 done.append(f"pod {d.name}: removed ({state_now})")
                 record(steps, "remove", str(d), state=state_now)
-    running = {p.name[:8] for p in (pods_dir() / "run").iterdir()} if (pods_dir() / "run").is_dir() else set()
+    # Netns names are machine-wide but pods belong to a state dir: judge only this state dir's
+    # pods (another $SANDBOX_DIR may be running its own), and drop the shared node netns only
+    # when no pod netns at all is left on the machine.
+    prefix = f"{config.NAME_PREFIX}-p-"
+    ours = {}
+    for state in STATES:
+        sd = pods_dir() / state
+        for d in (sd.iterdir() if sd.is_dir() else []):
+            ours[d.name[:8]] = state == "run" and _is_locked(d)
     for name in netns.list():
-        prefix = f"{config.NAME_PREFIX}-p-"
-        if name.startswith(prefix) and name[len(prefix):] not in running:
+        if name.startswith(prefix) and ours.get(name[len(prefix):]) is False:
             netns.delete(name, missing_ok=True)
-            done.append(f"netns {name}: no pod, removed")
-    if not running and netns.exists(DEFAULT_NODE):
+            done.append(f"netns {name}: its pod is not running, removed")
+    if netns.exists(DEFAULT_NODE) and not any(n.startswith(prefix) for n in netns.list()):
         netns.delete(DEFAULT_NODE, missing_ok=True)
-        done.append(f"node netns {DEFAULT_NODE}: no running pod, removed")
+        done.append(f"node netns {DEFAULT_NODE}: no pod uses it, removed")
     return done
 
 
