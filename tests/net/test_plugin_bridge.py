@@ -328,3 +328,16 @@ def test_exhaustion_through_bridge_leaves_nothing(ours: Path, node: Path, netns_
                                "10.152.0.1-10.152.0.2")
     assert "eth0" not in links(ns2)
     assert (sorted(links(node)), nat_rules(node), ip_files(cni_dirs["ipam"])) == before
+
+
+def test_mac_from_cni_args(ours: Path, node: Path, netns_factory: Callable[..., Path],
+                           short_name: Callable[[str], str], cni_dirs: dict[str, Path]) -> None:
+    ns = netns_factory()
+    conf = bridge_conf(short_name("sbxbr"), cni_dirs["ipam"])
+    mac = "02:00:00:5b:c0:01"
+    res = run_plugin(ours / "bridge", "ADD", conf, cid="sbx-m", ns=ns, node=node,
+                     args=f"IgnoreUnknown=1;MAC={mac}").ok()
+    assert res["interfaces"][2]["mac"] == mac == links(ns)["eth0"]["address"]
+    # without IgnoreUnknown, host-local (which knows only IP) refuses MAC, as upstream's does
+    e = run_plugin(ours / "bridge", "ADD", conf, cid="sbx-n", ns=netns_factory(), node=node, args=f"MAC={mac}")
+    assert e.rc == 1 and e.json["msg"] == f'ARGS: unknown args ["MAC={mac}"]'

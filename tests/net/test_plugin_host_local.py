@@ -192,6 +192,11 @@ def test_plugin_dir_launchers(tmp_path: Path) -> None:
     for name in os.listdir(d):  # each launcher runs its plugin, with -I: the environment cannot steer it
         v = run_plugin(d / name, "VERSION", {"cniVersion": "1.0.0"}).ok()
         assert v["supportedVersions"][-1] == "1.1.0"
+    # a runtime with a hostile or empty environment still gets a working plugin
+    import subprocess
+    cp = subprocess.run([str(d / "host-local")], input=b'{"cniVersion":"1.0.0"}', capture_output=True,
+                        env={"CNI_COMMAND": "VERSION", "PYTHONPATH": str(tmp_path), "PYTHONHOME": "/nonexistent"})
+    assert cp.returncode == 0 and b"supportedVersions" in cp.stdout
 
 
 def test_requested_ip_and_duplicate(ours: Path, tmp_path: Path) -> None:
