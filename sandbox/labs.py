@@ -50,6 +50,10 @@ class LabError(SandboxError):
 class CheckFailed(SandboxError):
     """A lab's checks did not pass; the message lists the hints."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the report above already said what failed
+        return [f"\x1b[31mCheckFailed\x1b[0m: {self}"]
+
 
 # ---------------------------------------------------------------------------------------------
 # Discovery
@@ -140,10 +144,7 @@ class Workspace:
         if isinstance(value, (set, frozenset)):
             value = sorted(value)
         data = self._read("answers.json")
-        old = data.get(key)
-        data[key] = {"value": value, "time": time.time(),
-                     "first_time": (old or {}).get("first_time", time.time())
-                     if old and old.get("value") is not None else time.time()}
+        data[key] = {"value": value, "time": time.time()}
         self._write("answers.json", data)
         return value
 

@@ -69,6 +69,7 @@ def plan(prefix: str = config.NAME_PREFIX, everything: bool = False) -> list[str
     for n in netns.list():
         if n.startswith(prefix):
             lines.append(f"netns {n}")
+    lines += [f"stale netns handle {p}" for p in _stale_handles(prefix)]
     for link in sorted(os.listdir("/sys/class/net")):
         if link.startswith(prefix):
             lines.append(f"host link {link}")
@@ -84,6 +85,15 @@ def plan(prefix: str = config.NAME_PREFIX, everything: bool = False) -> list[str
     elif parts:
         lines.append(f"state under {state}: {', '.join(parts)}")
     return lines
+
+
+def _stale_handles(prefix: str) -> list[Path]:
+    """Files in /run/netns named with the prefix that hold no namespace (a helper died)."""
+    from sandbox import netns
+    d = Path(netns.DEFAULT_DIR)
+    if not d.is_dir():
+        return []
+    return [p for p in sorted(d.iterdir()) if p.name.startswith(prefix) and not netns.is_netns(p)]
 
 
 def _host_nat_rules(prefix: str) -> list[str]:
@@ -193,6 +203,13 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
         if n.startswith(prefix):
             netns.delete(n, missing_ok=True, steps=steps)
             done.append(f"deleted netns {n}")
+    for p in _stale_handles(prefix):
+        try:
+            _linux.umount(str(p), _linux.MNT_DETACH)
+        except OSError:
+            pass
+        p.unlink(missing_ok=True)
+        done.append(f"removed stale netns handle {p}")
     done += _delete_host_links(prefix, steps)
     done += _remove_host_nat(prefix, steps)
     # 5. CNI caches on the machine for the kit's networks

@@ -42,6 +42,8 @@ def world(sandbox_dir: Path):
     finally:  # whatever the test did not manage to remove
         for n in (made["ns"], made["decoy_kit"], made["decoy_other"]):
             netns.delete(n, missing_ok=True)
+        for f in Path(netns.DEFAULT_DIR).glob(f"{prefix}*"):
+            f.unlink(missing_ok=True)
         subprocess.run(["ip", "link", "del", made["link"]], capture_output=True)
         subprocess.run(["iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", "192.0.2.77/32",
                         "-m", "comment", "--comment", comment, "-j", made["chain"]],
@@ -65,6 +67,8 @@ def test_reset_removes_what_the_kit_made_and_nothing_else(world, sandbox_dir: Pa
     p = pod.run(store, ["example.com/busybox"], net=["none"], detach=True,
                 exec_={0: ["/bin/sh", "-c", "sleep 600"]})
     netns.create(made["ns"])
+    stale = Path(netns.DEFAULT_DIR) / f"{made['prefix']}-stale"
+    stale.touch()                      # a handle whose helper died before binding a netns
     netns.create(made["decoy_kit"])
     netns.create(made["decoy_other"])
     subprocess.run(["ip", "link", "add", made["link"], "type", "veth", "peer", "name",
@@ -85,7 +89,7 @@ def test_reset_removes_what_the_kit_made_and_nothing_else(world, sandbox_dir: Pa
     rc, out, err = run_cli("reset", "--yes", "--prefix", made["prefix"])
     assert rc == 0, err
     assert pod.list_pods() == []
-    assert not netns.exists(made["ns"])
+    assert not netns.exists(made["ns"]) and not stale.exists()
     assert not os.path.exists(f"/sys/class/net/{made['link']}")
     assert not os.path.exists(f"/sys/class/net/{made['link']}p")
     assert "192.0.2.77" not in subprocess.run(["ip", "-o", "addr"], capture_output=True,
