@@ -151,7 +151,7 @@ def load_config(a: CmdArgs) -> IPAMConfig:
     for x, (i, r1) in enumerate(flat):  # no address may belong to two ranges
         for j, r2 in flat[x + 1:]:
             if r1.start.version == r2.start.version and r1.start <= r2.end and r2.start <= r1.end:
-                what = f"range set {i} overlaps with {j}" if i != j else f"invalid range set {i}: ranges {r1} and {r2} overlap"
+                what = f"range set {i} overlaps with {j}" if i != j else f"invalid range set {i}: subnets {r1} and {r2} overlap"
                 raise CNIError(ERR_INTERNAL, what)
     return IPAMConfig(name=a.name, ranges=sets, routes=list(ipam.get("routes") or []),
                       data_dir=str(ipam.get("dataDir") or DEFAULT_DATA_DIR),
