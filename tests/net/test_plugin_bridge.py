@@ -176,6 +176,11 @@ def test_same_config_same_result_and_kernel_state(ours: Path, netns_factory: Cal
             "container mtu": links(ns)["eth0"]["mtu"],
             "bridge addrs": [a for a in addrs(node, br) if not a.startswith("fe80")],
             "bridge mtu": links(node)[br]["mtu"],
+            "bridge flags": sorted(links(node)[br]["flags"]),
+            "port": {k: v for k, v in links(node)[res["interfaces"][1]["name"]]["linkinfo"]["info_slave_data"].items()
+                     if k in ("hairpin", "state", "learning", "flood", "guard", "isolated")},
+            "port mtu": links(node)[res["interfaces"][1]["name"]]["mtu"],
+            "forwarding": sysctl_in(node, "net.ipv4.ip_forward"),
             "nat": nat_rules(node),
         }
         seen[label] = state
