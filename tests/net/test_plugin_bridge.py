@@ -157,8 +157,12 @@ def test_upstream_bridge_delegates_to_our_host_local(ours: Path, node: Path, net
     assert ip_files(cni_dirs["ipam"]) == [] and nat_rules(node) == []
 
 
+@pytest.mark.parametrize("variant", [{}, {"hairpinMode": False, "promiscMode": True, "ipMasq": False,
+                                          "isDefaultGateway": False, "cniVersion": "0.4.0"}],
+                         ids=["hairpin-masq-defaultgw", "promisc-0.4.0"])
 def test_same_config_same_result_and_kernel_state(ours: Path, netns_factory: Callable[..., Path],
-                                                  short_name: Callable[[str], str], tmp_path: Path) -> None:
+                                                  short_name: Callable[[str], str], tmp_path: Path,
+                                                  variant: dict[str, Any]) -> None:
     """One config through ours and upstream's, each in its own node: equal result JSON (modulo
     MACs and veth names), equal addresses, routes, bridge addresses and NAT rules."""
     br = short_name("sbxbr")
@@ -167,6 +171,7 @@ def test_same_config_same_result_and_kernel_state(ours: Path, netns_factory: Cal
         node, ns = netns_factory(node=True), netns_factory()
         conf = bridge_conf(br, tmp_path / label, isDefaultGateway=True, mtu=1400,
                            dns={"nameservers": ["10.150.0.1"]})
+        conf.update(variant)
         conf["ipam"]["routes"] = [{"dst": "10.200.0.0/16"}]
         res = run_plugin(impl / "bridge", "ADD", conf, cid="sbx-same", ns=ns, node=node).ok()
         state = {
@@ -187,7 +192,10 @@ def test_same_config_same_result_and_kernel_state(ours: Path, netns_factory: Cal
         run_plugin(impl / "bridge", "DEL", with_prev(conf, res), cid="sbx-same", ns=ns, node=node).ok()
     assert seen["ours"] == seen["theirs"]
     assert seen["ours"]["container mtu"] == 1400
-    assert ("default", "10.150.0.1", None) in seen["ours"]["container routes"]
+    if not variant:
+        assert ("default", "10.150.0.1", None) in seen["ours"]["container routes"]
+    else:
+        assert "PROMISC" in seen["ours"]["bridge flags"] and seen["ours"]["nat"] == []
 
 
 def test_two_containers_reach_each_other(ours: Path, node: Path, netns_factory: Callable[..., Path],
