@@ -144,12 +144,19 @@ class Workspace:
         if isinstance(value, (set, frozenset)):
             value = sorted(value)
         data = self._read("answers.json")
-        data[key] = {"value": value, "time": time.time()}
+        old = data.get(key, {})
+        history = old.get("history", []) + ([old["value"]] if old.get("value") is not None else [])
+        data[key] = {"value": value, "time": time.time(), "history": history}
         self._write("answers.json", data)
         return value
 
     def answers(self) -> dict[str, Any]:
         return {k: v["value"] for k, v in self._read("answers.json").items()}
+
+    def history(self, key: str) -> list[Any]:
+        """Every value ``key`` was given, oldest first (the current one last)."""
+        e = self._read("answers.json").get(key, {})
+        return e.get("history", []) + ([e["value"]] if "value" in e else [])
 
     def answered_at(self, key: str) -> float | None:
         return self._read("answers.json").get(key, {}).get("time")
@@ -265,7 +272,7 @@ def run_checks(number: int) -> Report:
         report.results.append(Result(
             "the lab's workspace exists", False,
             f"there is no {ws.path}: run the lab's first cells (or was SANDBOX_DIR different "
-            f"when the lab ran? it is {config.sandbox_dir()} here)", "failcheck"))
+            f"when the lab ran? it is {config.sandbox_dir()} here)"))
         return report
     fn = _CHECKS.get(lab.number)
     if fn is None:
@@ -1117,9 +1124,10 @@ def _checks_6(ws: Workspace) -> Iterable[Result]:
 def _reset_6(ws: Workspace) -> list[str]:
     from sandbox import pod
     done = []
-    uuid = ws.answers().get("pod")
+    mine = {u for u in ws.history("pod") if u}      # a re-run cell may have started several
     for p in pod.list_pods():
-        if p.get("state") == "run" and (uuid is None or p["uuid"] == uuid):
+        lab_pod = sorted(a.get("image", "") for a in p.get("apps", [])) == sorted(LAB6_APPS)
+        if p.get("state") == "run" and (p["uuid"] in mine or lab_pod):
             pod.stop(p["uuid"], timeout=5)
             done.append(f"stopped pod {p['uuid'][:8]}")
     done += pod.gc(grace=0)

@@ -105,3 +105,20 @@ def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path
         assert pod.list_pods() == []
     rc, out, _ = run_cli("lab", "reset", str(lab.number))
     assert rc == 0 and "nothing to remove" in out
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_reset_stops_every_pod_a_rerun_cell_started(lab_state: Path, run_cli) -> None:
+    from sandbox import pod
+    ws = labs.workspace(6)
+    store = labs.catalogue_store()
+    uuids = []
+    for _ in range(2):   # the learner ran the "run the pod" cell twice
+        p = pod.run(store, labs.LAB6_APPS, detach=True)
+        uuids.append(p.uuid)
+        ws.answer("pod", p.uuid)
+    assert ws.history("pod") == uuids
+    rc, out, _ = run_cli("lab", "reset", "6")
+    assert rc == 0 and all(f"stopped pod {u[:8]}" in out for u in uuids), out
+    assert pod.list_pods() == []
