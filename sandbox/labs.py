@@ -277,10 +277,14 @@ def run_checks(number: int) -> Report:
     fn = _CHECKS.get(lab.number)
     if fn is None:
         raise LabError(f"Lab {lab.number} has no checks.")
-    for r in fn(ws):
-        report.results.append(r)
-        if r.kind == "check" and not r.ok and getattr(r, "stop", False):
-            break
+    try:
+        for r in fn(ws):
+            report.results.append(r)
+            if r.kind == "check" and not r.ok and getattr(r, "stop", False):
+                break
+    except PermissionError as e:
+        raise LabError(f"Checking lab {lab.number} needs root (it reads namespaces, pods and "
+                       f"kernel state): run it as root ({e.strerror}: {e.filename}).") from e
     return report
 
 
