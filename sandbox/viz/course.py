@@ -376,9 +376,10 @@ class CniCnmDemo:
         for name in self.names:
             snap = netns.snapshot(name)
             eth0 = next((l for l in snap["links"] if l["name"] == "eth0"), {})
+            # ifindexes are per netns: the container's eth0 names its peer's index in the node
             host_end = next((l for l in node["links"] if l.get("kind") == "veth"
                              and l.get("master") == self.bridge
-                             and l.get("peer_index") == eth0.get("index")), {})
+                             and l["index"] == eth0.get("peer_index")), {})
             ips = [ip["address"] for ip in self.results[name].get("ips", [])]
             rows.append({"cnm": "Endpoint", "meaning": CNM_TERMS["endpoint"],
                          "cni": f"one ADD result for ({name}, eth0): {', '.join(ips)}",
@@ -409,7 +410,7 @@ class CniCnmDemo:
             for l in node["links"]:
                 if l.get("kind") == "veth" and l.get("master") == self.bridge:
                     c.node(f"h{l['index']}", f"{l['name']}", fillcolor=color_for("Endpoint", order) + "55")
-                    c.edge(f"h{l['index']}", "bridge", arrowhead="none")
+                    c.edge("bridge", f"h{l['index']}", arrowhead="none")
         for i, name in enumerate(self.names):
             snap = netns.snapshot(name)
             with g.subgraph(name=f"cluster_c{i}") as c:
@@ -419,7 +420,7 @@ class CniCnmDemo:
                     if l["name"] == "eth0":
                         addrs = ", ".join(a for a in l["addrs"] if ":" not in a)
                         c.node(f"c{i}eth0", f"eth0\\n{addrs}", fillcolor="white")
-                        peer = next((h for h in node["links"] if h.get("peer_index") == l["index"]
+                        peer = next((h for h in node["links"] if h["index"] == l.get("peer_index")
                                      and h.get("master") == self.bridge), None)
                         if peer:
                             g.edge(f"h{peer['index']}", f"c{i}eth0", label="veth pair\\nCNM: Endpoint",

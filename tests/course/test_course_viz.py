@@ -45,6 +45,15 @@ def test_cnm_objects_are_read_off_the_cni_state(sandbox_dir: Path) -> None:
             assert ipaddress.ip_interface(ip).ip in ipaddress.ip_network("10.87.0.0/24")
             assert f"eth0 in {name} ({ip})" in row["kernel"], row
             assert "veth" in row["kernel"] and "?" not in row["kernel"].split("(on")[0]
+        # each endpoint is its own veth pair: distinct host ends, each the peer of that eth0
+        node = {l["name"]: l for l in netns.snapshot(demo.node)["links"]}
+        ends = [r["kernel"].split()[1] for r in (rows[1], rows[3])]
+        assert len(set(ends)) == 2
+        for name, end in zip((a, b), ends):
+            eth0 = next(l for l in netns.snapshot(name)["links"] if l["name"] == "eth0")
+            assert node[end]["index"] == eth0["peer_index"] and node[end]["master"] == "sbxcnm0"
+        src = demo.picture().source
+        assert src.count("CNM: Endpoint") == 2
         assert {c.plugin for rt in demo.runtimes.values() for c in rt.calls} == {"bridge"}
         assert "sbxcnm0" in demo.picture().source
     finally:
