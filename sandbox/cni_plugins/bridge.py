@@ -239,7 +239,7 @@ def cmd_del(a: CmdArgs) -> None:
                 fd = link.open_netns(a.netns)
                 try:
                     with link.iproute_in(fd) as cont:
-                        link.delete_link(cont, a.ifname)  # None = already gone: fine
+                        cont.link_del_by_name(a.ifname)  # False = already gone: fine
                 finally:
                     os.close(fd)
             except link.NetnsGone:

@@ -15,7 +15,6 @@ kernel answers with messages and ends with NLMSG_ERROR (error 0 = ACK) or NLMSG_
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import struct
@@ -143,6 +142,19 @@ class RTNL:
         m["index"] = index
         return self.request(m, RTM_GETLINK, 0)
 
+    def link_del_by_name(self, ifname: str) -> bool:
+        """RTM_DELLINK by IFLA_IFNAME, no lookup first; False if there was no such link."""
+        m = self.ifinfmsg()
+        m["family"] = AF_UNSPEC
+        m["attrs"] = [("IFLA_IFNAME", ifname)]
+        try:
+            self.request(m, RTM_DELLINK, 0, f"link del {ifname}")
+        except NetlinkError as e:
+            if e.code in (errno.ENODEV, errno.ENOENT):
+                return False
+            raise
+        return True
+
     def link(self, command: str, **kw: Any) -> None:
         m = self.ifinfmsg()
         m["family"] = AF_UNSPEC
@@ -201,9 +213,8 @@ class RTNL:
     # -- addresses --------------------------------------------------------------------------------
 
     def addr(self, command: str, index: int, address: str, prefixlen: int) -> None:
-        ip = ipaddress.ip_address(address)
         m = self.ifaddrmsg()
-        m["family"] = AF_INET if ip.version == 4 else AF_INET6
+        m["family"] = AF_INET6 if ":" in address else AF_INET
         m["prefixlen"] = prefixlen
         m["index"] = index
         m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
@@ -224,9 +235,8 @@ class RTNL:
     def route(self, command: str, dst: str, dst_len: int, oif: int = 0, gateway: str | None = None,
               scope: int = 0, proto: int | None = None, prefsrc: str | None = None,
               table: int = RT_TABLE_MAIN) -> None:
-        ip = ipaddress.ip_address(dst)
         m = self.rtmsg()
-        m["family"] = AF_INET if ip.version == 4 else AF_INET6
+        m["family"] = AF_INET6 if ":" in dst else AF_INET
         m["dst_len"] = dst_len
         m["table"] = table
         m["scope"] = scope
