@@ -288,6 +288,7 @@ subprocess.run(["ip", "-n", B, "link", "set", VB, "up"], check=True)
 ''', '''
 # TODO: set VA up inside A and VB up inside B
 '''),
+    code('labs.netns_picture(A, B)'),
     todo('''
 r = netns.ping(A, ADDR_B.split("/")[0])
 print(r.stdout)
@@ -400,7 +401,7 @@ rt_up = labs.lab5_runtime(ws, "upstream")
 labs.attach(rt_up, n["upstream"], n["c2"])
 '''),
     code('labs.leases(ws)'),
-    code('print(labs.show_netns(n["c1"], n["c2"]))'),
+    code('labs.netns_picture(n["c1"], n["c2"], node=n["node"])'),
     *footer(5),
 ]
 

@@ -689,6 +689,19 @@ def show_netns(*names: str) -> str:
     return "\n".join(lines)
 
 
+def netns_picture(*names: str, node: str | None = None) -> Any:
+    """The namespaces that exist among ``names`` (and ``node``), drawn by sandbox.viz.net;
+    a sentence when none exists yet."""
+    from sandbox import netns
+    from sandbox.viz.net import topology
+    alive = [n for n in names if netns.is_netns(netns.path_of(n))]
+    if node is not None and not netns.is_netns(netns.path_of(node)):
+        node = None
+    if not alive and node is None:
+        return "no network namespace yet"
+    return topology(node, alive)
+
+
 @_lab_checks(4)
 def _checks_4(ws: Workspace) -> Iterable[Result]:
     from sandbox import netns
