@@ -200,6 +200,9 @@ def check_version(a: CmdArgs) -> None:
     """§2: a config version the plugin does not support is error 1; CHECK needs >= 0.4.0,
     GC and STATUS need >= 1.1.0 (as the Go skel answers)."""
     v = a.cni_version
+    if not v:  # the spec requires it; upstream would read a missing one as 0.1.0
+        raise CNIError(ERR_INCOMPATIBLE_VERSION, "the network configuration has no cniVersion",
+                       f"Add \"cniVersion\": \"{CURRENT}\" (or another of {', '.join(SUPPORTED_VERSIONS)}).")
     if v not in SUPPORTED_VERSIONS:
         raise CNIError(ERR_INCOMPATIBLE_VERSION,
                        f"incompatible CNI versions; config is {json.dumps(v or '')}, plugin supports "

@@ -166,6 +166,8 @@ def test_result_shape_follows_config_version(ours: Path, theirs: Path, tmp_path:
 def test_errors_are_spec_errors(ours: Path, tmp_path: Path) -> None:
     c = conf(tmp_path)
     assert add(ours, dict(c, cniVersion="0.2.0"), "sbx-x").json["code"] == 1
+    nov = add(ours, {k: v for k, v in c.items() if k != "cniVersion"}, "sbx-x").json
+    assert nov["code"] == 1 and nov["msg"] == "the network configuration has no cniVersion"
     assert add(ours, b"{not json", "sbx-x").json["code"] == 6
     missing = run_plugin(ours, "ADD", c, cid="sbx-x", ns="")
     assert missing.rc == 1 and missing.json["code"] == 4 and "CNI_NETNS" in missing.json["msg"]
