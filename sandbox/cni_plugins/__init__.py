@@ -87,7 +87,10 @@ def plugin_dir(directory: str | os.PathLike[str] | None = None, *,
             raise PermissionError(str(d))
     except PermissionError:
         if directory is not None:
-            raise
+            from sandbox.errors import SandboxError
+
+            raise SandboxError(f"Cannot write the CNI plugin launchers to {d}.",
+                               hint="Pick a writable directory, or run as root.") from None
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         d = base / "sandbox" / "cni" / "bin"
         d.mkdir(parents=True, exist_ok=True)
