@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from sandbox import config, labs
 from sandbox.cli import command_group
 
 
@@ -20,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from sandbox import config, labs
     root = config.project_root()
     for lab in labs.discover():
         started = "started" if labs.Workspace(lab.number, create=False).exists() else ""
@@ -30,12 +30,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from sandbox import labs
     report = labs.run_checks(labs.get(args.number).number)
     print(report)
     return 0 if report.ok else 1
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from sandbox import labs
     lab = labs.get(args.number)
     done = labs.reset(lab.number)
     for line in done:

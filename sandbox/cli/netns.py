@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox import netns
 from sandbox.cli import command_group
 from sandbox.errors import UsageError
 from sandbox.steps import Steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sandbox import netns
     g = command_group(subparsers, "netns", "named network namespaces (the CNI slide's step 1)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--netns-dir", default=netns.DEFAULT_DIR, metavar="DIR",
@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from sandbox import netns
     steps = Steps()
     make = netns.node_create if args.node else netns.create
     path = make(args.name, args.netns_dir, steps=steps)
@@ -48,17 +49,20 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _del(args: argparse.Namespace) -> int:
+    from sandbox import netns
     netns.delete(args.name, args.netns_dir)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
+    from sandbox import netns
     for name in netns.list(args.netns_dir):
         print(f"{name}\tnet:[{netns.ns_inode(netns.path_of(name, args.netns_dir))}]")
     return 0
 
 
 def _exec(args: argparse.Namespace) -> int:
+    from sandbox import netns
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise UsageError("Give the command to run after --, e.g. sandbox netns exec NAME -- ip addr.")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox import config, reset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sandbox import config
     p = subparsers.add_parser("reset", help="remove everything the kit made on this machine")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--all", dest="everything", action="store_true",
@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from sandbox import reset
     todo = reset.plan(args.prefix, args.everything)
     if not todo:
         print("sandbox reset: nothing to remove.")
