@@ -128,6 +128,9 @@ def parse_app(text: str, labels: Mapping[str, str] | None = None) -> App:
     check_ac_identifier(name)
     out: dict[str, str] = {}
     if first_colon > -1:
+        if not version:
+            raise AppStringError(f"Malformed app string {text!r}: nothing follows the colon; "
+                                 "write name:version or leave the colon out.")
         out["version"] = version
     for part in rest:
         key, eq, value = part.partition("=")

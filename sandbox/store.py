@@ -109,26 +109,12 @@ class Image:
 
 
 def parse_app_string(app: str) -> tuple[str, dict[str, str]]:
-    """``example.com/app:1.0,os=linux`` -> (``example.com/app``, {version: 1.0, os: linux})."""
-    parts = app.split(",")
-    head, labels = parts[0], {}
-    if ":" in head:
-        head, version = head.split(":", 1)
-        if not version or ":" in version:
-            raise SandboxError(f"'{app}' is not an app string; write name[:version][,label=value...].")
-        labels["version"] = version
-    if not head:
-        raise SandboxError(f"'{app}' has no image name; write name[:version][,label=value...].")
-    for p in parts[1:]:
-        if "=" not in p or not p.split("=", 1)[0]:
-            raise SandboxError(f"'{p}' in '{app}' is not a label; labels are written label=value.")
-        k, v = p.split("=", 1)
-        if k == "name":
-            raise SandboxError("'name' cannot be used as a label (appc types.md).")
-        if k in labels:
-            raise SandboxError(f"the label '{k}' is given twice in '{app}'.")
-        labels[k] = v
-    return head, labels
+    """``example.com/app:1.0,os=linux`` -> (``example.com/app``, {version: 1.0, os: linux}).
+
+    The format is discovery's (discovery.md; :func:`sandbox.discovery.parse_app`)."""
+    from sandbox.discovery import parse_app   # imported here: discovery pulls in http/ssl
+    a = parse_app(app)
+    return a.name, dict(a.labels)
 
 
 def _now() -> str:

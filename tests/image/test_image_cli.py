@@ -69,7 +69,7 @@ def test_validate_prints_one_line_per_problem(run_cli, write_tar, good_manifest)
     (["image", "rm", "sha512-00"], "no image in the store"),
     (["image", "extract", "sha512-z", "/tmp/sbx-never"], "not an image ID prefix"),
     (["image", "build", "/nonexistent-layout", "/tmp/sbx-never.aci"], "not a directory"),
-    (["image", "cat-manifest", "a,name=x"], "'name' cannot be used"),
+    (["image", "cat-manifest", "a,name=x"], "'name' is the image name, not a label"),
 ])
 def test_user_mistakes_are_one_sentence(run_cli, sandbox_dir, argv, needle):
     rc, stdout, stderr = run_cli(*argv)
