@@ -1,8 +1,10 @@
-"""Shared test fixtures and the suite's two guards.
+"""Shared test fixtures and the suite's guards.
 
 1. Root guard: a test marked ``root`` that is skipped while the suite runs as root fails the
    session (CI runs as root; those tests must really run there).
-2. Leftover guard: at session end, any network namespace, host link or mount that appeared during
+2. CI guard: under CI (``CI=true``) *any* skipped test fails the session — a skip there means a
+   missing install step (a tool, a Debian package) that the project's own files must provide.
+3. Leftover guard: at session end, any network namespace, host link or mount that appeared during
    the run and is still there fails the session and is listed.
 """
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 import pytest
 
 IS_ROOT = os.geteuid() == 0
+IN_CI = os.environ.get("CI", "").lower() == "true"
 _skipped_root_tests: list[str] = []
+_skipped_in_ci: list[str] = []
 _baseline: dict[str, set[str]] = {}
 
 
@@ -41,6 +45,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if IS_ROOT and report.skipped and "root" in report.keywords:
         _skipped_root_tests.append(report.nodeid)
+    elif IN_CI and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped_in_ci.append(f"{report.nodeid}: {reason}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -48,6 +55,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _skipped_root_tests:
         problems.append("tests marked 'root' were skipped although the suite runs as root:\n  "
                         + "\n  ".join(_skipped_root_tests))
+    if _skipped_in_ci:
+        problems.append("tests were skipped in CI (a missing install step?):\n  "
+                        + "\n  ".join(_skipped_in_ci))
     # Helpers developing in parallel on one machine may set SANDBOX_NO_LEFTOVER_GUARD=1;
     # CI and `make test` never do.
     now = {} if os.environ.get("SANDBOX_NO_LEFTOVER_GUARD") == "1" else _machine_state()
