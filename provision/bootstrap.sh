@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --with) sets+=("$2"); shift 2 ;;
     --without) skip+=("$2"); shift 2 ;;
-    *) echo "bootstrap: unknown argument '$1' (use --with SET)" >&2; exit 2 ;;
+    *) echo "bootstrap: unknown argument '$1' (use --with SET or --without SET)" >&2; exit 2 ;;
   esac
 done
 
