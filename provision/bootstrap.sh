@@ -65,8 +65,14 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want"
 else
   say "virtualenv .venv: creating/updating (pip install -e '.[test]')"
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e ".[test]"
+  log="$venv/pip-install.log"
+  if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+         "$venv/bin/python" -m pip install -e ".[test]"; } > "$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "bootstrap: pip could not install the project (full log: $log). Check the network" \
+         "to PyPI, then run 'make install' again." >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 

@@ -31,7 +31,7 @@ def acirender(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not shutil.which("go") or not os.path.isdir(f"{GOPATH}/src/github.com/appc/spec"):
         pytest.skip("golang-go / golang-github-appc-spec-dev not installed (provision/packages/image.txt)")
     out = tmp_path_factory.mktemp("oracle") / "acirender"
-    env = dict(os.environ, GOPATH=GOPATH, GO111MODULE="off",
+    env = dict(os.environ, GOPATH=GOPATH, GO111MODULE="off", CGO_ENABLED="0",
                GOCACHE=str(project_root() / ".tools" / "gocache"))
     subprocess.run(["go", "build", "-o", str(out), str(ORACLE)], check=True, env=env,
                    capture_output=True)

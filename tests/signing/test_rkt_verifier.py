@@ -27,7 +27,7 @@ def rktverify(tmp_path_factory) -> Path:
         (gopath / "src" / entry.name).symlink_to(entry)
     shutil.copytree(SRC, gopath / "src" / "rktverify")
     out = gopath / "rktverify.bin"
-    env = dict(os.environ, GOPATH=str(gopath), GO111MODULE="off", GOPROXY="off",
+    env = dict(os.environ, GOPATH=str(gopath), GO111MODULE="off", GOPROXY="off", CGO_ENABLED="0",
                GOCACHE=str(project_root() / ".tools" / "gocache"))
     subprocess.run(["go", "build", "-o", str(out), "rktverify"], env=env, check=True, timeout=600,
                    capture_output=True)
