@@ -254,17 +254,7 @@ class ImageManifest:
     def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
                   source: str = "image manifest") -> "ImageManifest":
         """Parse and validate; raises ManifestError listing every problem."""
-        d, problems = _load(data)
-        obj = None
-        if not problems:
-            p = _Parser()
-            obj = _parse_image_manifest(p, d)
-            problems = p.problems
-        record(steps, "check", source, kind="ImageManifest", problems=len(problems))
-        if problems:
-            raise ManifestError(problems, source=source)
-        assert obj is not None
-        return obj
+        return _parse_checked(data, _parse_image_manifest, "ImageManifest", source, steps)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": self.ac_version,
@@ -442,17 +432,7 @@ class PodManifest:
     def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
                   source: str = "pod manifest") -> "PodManifest":
         """Parse and validate; raises ManifestError listing every problem."""
-        d, problems = _load(data)
-        obj = None
-        if not problems:
-            p = _Parser()
-            obj = _parse_pod_manifest(p, d)
-            problems = p.problems
-        record(steps, "check", source, kind="PodManifest", problems=len(problems))
-        if problems:
-            raise ManifestError(problems, source=source)
-        assert obj is not None
-        return obj
+        return _parse_checked(data, _parse_pod_manifest, "PodManifest", source, steps)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"acKind": "PodManifest", "acVersion": self.ac_version,
@@ -585,6 +565,23 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                                 "should be unique; tools disagree on which one counts)")
         d[k] = v
     return d
+
+
+def _parse_checked(data: bytes | str | dict[str, Any], parse: Any, kind: str, source: str,
+                   steps: Steps | None) -> Any:
+    """Load JSON, run ``parse`` collecting every problem, record the check; raise
+    ManifestError when anything is wrong."""
+    d, problems = _load(data)
+    obj = None
+    if not problems:
+        p = _Parser()
+        obj = parse(p, d)
+        problems = p.problems
+    record(steps, "check", source, kind=kind, problems=len(problems))
+    if problems:
+        raise ManifestError(problems, source=source)
+    assert obj is not None
+    return obj
 
 
 def _load(data: bytes | str | dict[str, Any]) -> tuple[Any, list[str]]:
