@@ -732,7 +732,7 @@ class ExtractResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _safe_dir_fd(dest_fd: int, parts: list[str], create: bool) -> int:
+def safe_dir_fd(dest_fd: int, parts: list[str], create: bool) -> int:
     """An fd for the directory ``parts`` under dest, walked with O_NOFOLLOW at every step.
 
     A component that is a symlink (or a non-directory) is refused: writing through it could land
@@ -763,7 +763,7 @@ def _safe_dir_fd(dest_fd: int, parts: list[str], create: bool) -> int:
         raise
 
 
-def _remove_existing(parent_fd: int, name: str, want_dir: bool) -> None:
+def remove_existing(parent_fd: int, name: str, want_dir: bool) -> None:
     """Make room for an entry: the spec says an existing path MUST be overwritten (ace.md)."""
     try:
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
@@ -796,11 +796,13 @@ def _rmtree_fd(fd: int) -> None:
             os.unlink(n, dir_fd=fd)
 
 
-def _symlink_escapes(entry: str, target: str) -> bool:
-    """True when a relative symlink target climbs above rootfs (resolved lexically)."""
+def symlink_escapes(entry: str, target: str) -> bool:
+    """True when the relative symlink target of ``entry`` (a path in the rootfs, with or without
+    a leading "/") climbs above the rootfs, resolved lexically ("../../etc"). Such a link is
+    harmless inside a chroot but sends a host-side reader out of the tree."""
     if target.startswith("/"):
         return False   # absolute targets mean the container's root; they are never followed here
-    base = posixpath.dirname(entry)
+    base = posixpath.dirname(entry.lstrip("/"))
     depth = len([p for p in base.split("/") if p])
     for p in target.split("/"):
         if p == "..":
@@ -900,7 +902,7 @@ def _apply_meta(dest_fd: int, rel: str, m: tarfile.TarInfo, is_root: bool, keep_
     if not parts:
         fd = os.dup(dest_fd)
     else:
-        pfd = _safe_dir_fd(dest_fd, parts[:-1], create=False)
+        pfd = safe_dir_fd(dest_fd, parts[:-1], create=False)
         try:
             if not (m.isreg() or m.isdir()):   # fifo/device: never open them; set by name
                 if is_root:
@@ -974,17 +976,17 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
                 or target[7:] in dir_names:
             raise UnsafeArchive(f"the hard link '{m.name}' points to '{m.linkname}', which is not "
                                 "an earlier file of this archive's rootfs; refused.")
-    if m.issym() and _symlink_escapes(rel, m.linkname):
+    if m.issym() and symlink_escapes(rel, m.linkname):
         raise UnsafeArchive(f"the symlink '{m.name}' -> '{m.linkname}' climbs above the rootfs; "
                             "refused.")
     if m.isreg() and m.size > max_bytes - res.bytes_written:
         raise ArchiveTooLarge(f"the entry '{m.name}' is {m.size} bytes, more than the "
                               f"{max_bytes - res.bytes_written} bytes left under the extraction "
                               "limit; it may be a decompression bomb.")
-    pfd = _safe_dir_fd(dest_fd, parts[:-1], create=True)
+    pfd = safe_dir_fd(dest_fd, parts[:-1], create=True)
     leaf = parts[-1]
     try:
-        _remove_existing(pfd, leaf, want_dir=m.isdir())
+        remove_existing(pfd, leaf, want_dir=m.isdir())
         if m.isdir():
             with contextlib.suppress(FileExistsError):
                 os.mkdir(leaf, 0o700, dir_fd=pfd)
@@ -1013,7 +1015,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: s
                 os.utime(leaf, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
         elif m.islnk():
             tparts = normalize_entry(m.linkname)[7:].split("/")  # type: ignore[index]
-            sfd = _safe_dir_fd(dest_fd, tparts[:-1], create=False)
+            sfd = safe_dir_fd(dest_fd, tparts[:-1], create=False)
             try:
                 os.link(tparts[-1], leaf, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
             finally:

@@ -298,10 +298,10 @@ def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None) 
                 counts["opaque"] += 1
                 record(steps, "whiteout", parent + "/", kind="opaque")
                 with contextlib.suppress(FileNotFoundError):
-                    fd = aci._safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
+                    fd = aci.safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
                     try:
                         for child in os.listdir(fd):
-                            aci._remove_existing(fd, child, want_dir=False)
+                            aci.remove_existing(fd, child, want_dir=False)
                     finally:
                         os.close(fd)
             elif base.startswith(WHITEOUT):
@@ -309,9 +309,9 @@ def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None) 
                 target = base[len(WHITEOUT):]
                 record(steps, "whiteout", posixpath.join(parent, target), kind="file")
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    fd = aci._safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
+                    fd = aci.safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
                     try:
-                        aci._remove_existing(fd, target, want_dir=False)
+                        aci.remove_existing(fd, target, want_dir=False)
                     finally:
                         os.close(fd)
             else:
@@ -323,7 +323,7 @@ def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None) 
             if m.isdir():
                 dirs.append((name, m))
         for name, m in sorted(dirs, key=lambda x: x[0].count("/"), reverse=True):
-            fd = aci._safe_dir_fd(root_fd, name.split("/"), False)
+            fd = aci.safe_dir_fd(root_fd, name.split("/"), False)
             try:
                 if os.geteuid() == 0:
                     os.fchown(fd, m.uid, m.gid)
@@ -340,13 +340,13 @@ def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None) 
 def _apply_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, name: str, root_fd: int,
                  rootfs: Path) -> None:
     parts = name.split("/")
-    if m.issym() and aci._symlink_escapes(name, m.linkname):
+    if m.issym() and aci.symlink_escapes(name, m.linkname):
         raise OciError(f"layer symlink '{m.name}' -> '{m.linkname}' climbs above the rootfs; "
                        "refused.")
-    pfd = aci._safe_dir_fd(root_fd, parts[:-1], True)
+    pfd = aci.safe_dir_fd(root_fd, parts[:-1], True)
     leaf = parts[-1]
     try:
-        aci._remove_existing(pfd, leaf, want_dir=m.isdir())
+        aci.remove_existing(pfd, leaf, want_dir=m.isdir())
         if m.isdir():
             with contextlib.suppress(FileExistsError):
                 os.mkdir(leaf, 0o755, dir_fd=pfd)
@@ -372,7 +372,7 @@ def _apply_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, name: str, root_fd: i
             if target is None:
                 raise OciError(f"layer hard link '{m.name}' -> '{m.linkname}' is unsafe; refused.")
             tparts = target.split("/")
-            sfd = aci._safe_dir_fd(root_fd, tparts[:-1], False)
+            sfd = aci.safe_dir_fd(root_fd, tparts[:-1], False)
             try:
                 os.link(tparts[-1], leaf, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
             finally:
@@ -536,7 +536,6 @@ def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs"
     env.update({"AC_APP_NAME": app_name, "container": ace.CONTAINER_NAME})
     if not app.get("exec"):
         raise OciError(f"app '{app_name}' has no exec; an OCI bundle needs a process to run.")
-    ro = {"type": "bind", "options": ["rbind", "ro"]}
     return {
         "ociVersion": "1.0.2",
         "process": {

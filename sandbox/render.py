@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from sandbox import aci
 from sandbox.errors import SandboxError
 from sandbox.manifest import Dependency, ImageManifest
 from sandbox.steps import Steps, record
@@ -493,23 +494,6 @@ def _entry_type(m: tarfile.TarInfo) -> str:
     return "other"
 
 
-def symlink_climbs_out(path: str, target: str) -> bool:
-    """True when a relative symlink at ``path`` points above the rootfs ("../../etc"). Such a
-    link is harmless inside a chroot but sends a host-side reader (``cat DIR/link``) out of the
-    tree, so it is refused, like sandbox.aci's extraction does."""
-    if target.startswith("/"):
-        return False  # absolute targets mean the container's root; never followed here
-    depth = path.count("/") - 1
-    for part in target.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False
-
-
 def rootfs_path(name: str) -> str | None:
     """The absolute path inside the rootfs of archive entry ``name`` ("rootfs/bin/sh" → "/bin/sh");
     None for entries outside rootfs (the manifest). Unsafe names raise RenderError."""
@@ -596,7 +580,7 @@ class _Renderer:
                 if typ == "dir":
                     dirs.append((path, m))
                 continue
-            if typ == "symlink" and symlink_climbs_out(path, m.linkname):
+            if typ == "symlink" and aci.symlink_escapes(path, m.linkname):
                 raise RenderError(f"symlink {m.name!r} -> {m.linkname!r} of {layer.image.label} "
                                   "points above the rootfs; refusing to render it.")
             if typ == "device":  # the runtime makes /dev; an image's device nodes are skipped
