@@ -67,7 +67,7 @@ class Group:
 
 
 def _v1_mount(controller: str, root: Path) -> Path | None:
-    for cand in (root / controller, root / f"cpu,cpuacct" if controller == "cpu" else None):
+    for cand in (root / controller, root / "cpu,cpuacct" if controller == "cpu" else None):
         if cand is not None and (cand / "cgroup.procs").exists():
             return cand
     return None

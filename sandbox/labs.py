@@ -811,7 +811,7 @@ def lab5_names(ws: Workspace) -> dict[str, Any]:
     tag = ws.name("node").split("-")[2]
     third = int(tag[:2], 16) % 200
     return {"node": ws.name("node"), "c1": ws.name("c1"), "c2": ws.name("c2"),
-            "ours": f"sbx-l5-ours", "upstream": f"sbx-l5-upstream",
+            "ours": "sbx-l5-ours", "upstream": "sbx-l5-upstream",
             "bridge_ours": f"sbx{tag}o", "bridge_up": f"sbx{tag}u",
             "subnet_ours": f"10.{23 + third % 3}.{third}.0/24",
             "subnet_up": f"10.{26 + third % 3}.{third}.0/24",
@@ -1015,7 +1015,7 @@ def _checks_5(ws: Workspace) -> Iterable[Result]:
         elif not in_db:
             hint = (f"eth0 in {n[c]} has {', '.join(addrs)} but no row of {Path(n['db']).name} "
                     "holds it: did the ADD go through your plugin?")
-        yield Result(label + f" with an address from your database", not hint, hint)
+        yield Result(label + " with an address from your database", not hint, hint)
 
 
 @_lab_reset(5)

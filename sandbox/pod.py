@@ -438,7 +438,7 @@ def supervise(uuid: str) -> int:
     """The supervisor process (stage0 at run time). See the module docstring."""
     from sandbox import metadata, netns
     d = pods_dir() / "prepared" / uuid
-    with _locked(d) as _fd:
+    with _locked(d):
         run_dir = _move(d, "run")
         plan = json.loads((run_dir / "plan.json").read_text())
         manifest = json.loads((run_dir / "pod-manifest.json").read_text())

@@ -11,7 +11,6 @@ import os
 
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
-from sandbox.steps import Steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -399,7 +399,7 @@ def cmd_status(a: CmdArgs) -> None:
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise CNIError(ERR_NOT_AVAILABLE, f"host-local cannot write its dataDir {d}",
+        raise CNIError(ERR_NOT_AVAILABLE, f"host-local cannot write its dataDir {c.data_dir}",
                        "Run the plugin as root or point ipam.dataDir at a writable directory.")
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
