@@ -124,20 +124,7 @@ def enable_forwarding(ips: list[dict[str, Any]]) -> None:
 
 def link_by_name(ipr: Any, name: str) -> Any | None:
     """The link message of ``name`` (one RTM_GETLINK), None if there is no such link."""
-    try:
-        found = ipr.request(_getlink(ipr, name), 18, 0)  # RTM_GETLINK
-    except netlink_error() as e:
-        if e.code in (errno.ENODEV, errno.ENOENT):
-            return None
-        raise
-    return found[0] if found else None
-
-
-def _getlink(ipr: Any, name: str) -> Any:
-    m = ipr.ifinfmsg()
-    m["family"] = 0
-    m["attrs"] = [("IFLA_IFNAME", name)]
-    return m
+    return ipr.get_link(name)
 
 
 def kind(link: Any) -> str | None:

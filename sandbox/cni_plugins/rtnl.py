@@ -34,6 +34,7 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6 = 0, 2, 7, 10
 IFF_UP = 0x1
+NO_SUCH_LINK = (errno.ENODEV, errno.ENOENT)  # what the kernel answers for an unknown link name
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 
@@ -123,18 +124,44 @@ class RTNL:
                     m.decode()
                     out.append(m)
 
+    def _change(self, obj: str, command: str, m: Any, new: int, delete: int, target: object,
+                can_set: bool = False) -> None:
+        """Send a change the way iproute2 does: ``add`` = RTM_NEW* with NLM_F_CREATE|NLM_F_EXCL
+        (EEXIST if it is already there), ``set`` = RTM_NEW* without them (links only: change an
+        existing one), ``del`` = RTM_DEL*. Errors name the request, e.g. "route add 10.1.1.0/24"."""
+        what = f"{obj} {command} {target}"
+        if command == "add":
+            self.request(m, new, NLM_F_CREATE | NLM_F_EXCL, what)
+        elif command == "set" and can_set:
+            self.request(m, new, 0, what)
+        elif command == "del":
+            self.request(m, delete, 0, what)
+        else:
+            raise ValueError(command)
+
     # -- links ----------------------------------------------------------------------------------
 
-    def link_lookup(self, ifname: str) -> list[int]:
+    def _by_name(self, ifname: str) -> Any:
+        """An ifinfmsg naming a link by IFLA_IFNAME with index 0: the kernel finds it by name
+        (``ip link show NAME`` sends the same)."""
         m = self.ifinfmsg()
         m["family"] = AF_UNSPEC
         m["attrs"] = [("IFLA_IFNAME", ifname)]
+        return m
+
+    def get_link(self, ifname: str) -> Any | None:
+        """The link message of ``ifname`` (one RTM_GETLINK), None if there is no such link."""
         try:
-            return [x["index"] for x in self.request(m, RTM_GETLINK, 0)]
+            found = self.request(self._by_name(ifname), RTM_GETLINK, 0)
         except NetlinkError as e:
-            if e.code in (errno.ENODEV, errno.ENOENT):
-                return []
+            if e.code in NO_SUCH_LINK:
+                return None
             raise
+        return found[0] if found else None
+
+    def link_lookup(self, ifname: str) -> list[int]:
+        link = self.get_link(ifname)
+        return [] if link is None else [link["index"]]
 
     def get_links(self, index: int) -> list[Any]:
         m = self.ifinfmsg()
@@ -144,13 +171,10 @@ class RTNL:
 
     def link_del_by_name(self, ifname: str) -> bool:
         """RTM_DELLINK by IFLA_IFNAME, no lookup first; False if there was no such link."""
-        m = self.ifinfmsg()
-        m["family"] = AF_UNSPEC
-        m["attrs"] = [("IFLA_IFNAME", ifname)]
         try:
-            self.request(m, RTM_DELLINK, 0, f"link del {ifname}")
+            self.request(self._by_name(ifname), RTM_DELLINK, 0, f"link del {ifname}")
         except NetlinkError as e:
-            if e.code in (errno.ENODEV, errno.ENOENT):
+            if e.code in NO_SUCH_LINK:
                 return False
             raise
         return True
@@ -188,14 +212,8 @@ class RTNL:
                 info.append(("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": pa})]}))
             attrs.append(("IFLA_LINKINFO", {"attrs": info}))
         m["attrs"] = attrs
-        if command == "add":
-            self.request(m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, f"link add {kw.get('ifname')}")
-        elif command == "set":
-            self.request(m, RTM_NEWLINK, 0, f"link set {m['index']}")
-        elif command == "del":
-            self.request(m, RTM_DELLINK, 0, f"link del {m['index']}")
-        else:
-            raise ValueError(command)
+        self._change("link", command, m, RTM_NEWLINK, RTM_DELLINK,
+                     kw.get("ifname") if command == "add" else m["index"], can_set=True)
 
     def brport(self, command: str, index: int, mode: int) -> None:
         """Bridge port setting IFLA_BRPORT_MODE (1 = hairpin), as
@@ -218,12 +236,7 @@ class RTNL:
         m["prefixlen"] = prefixlen
         m["index"] = index
         m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
-        if command == "add":
-            self.request(m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, f"addr add {address}/{prefixlen}")
-        elif command == "del":
-            self.request(m, RTM_DELADDR, 0, f"addr del {address}/{prefixlen}")
-        else:
-            raise ValueError(command)
+        self._change("addr", command, m, RTM_NEWADDR, RTM_DELADDR, f"{address}/{prefixlen}")
 
     def get_addr(self, index: int) -> list[Any]:
         m = self.ifaddrmsg()
@@ -251,12 +264,7 @@ class RTNL:
         if prefsrc:
             attrs.append(("RTA_PREFSRC", prefsrc))
         m["attrs"] = attrs
-        if command == "add":
-            self.request(m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, f"route add {dst}/{dst_len}")
-        elif command == "del":
-            self.request(m, RTM_DELROUTE, 0, f"route del {dst}/{dst_len}")
-        else:
-            raise ValueError(command)
+        self._change("route", command, m, RTM_NEWROUTE, RTM_DELROUTE, f"{dst}/{dst_len}")
 
     def get_routes(self, family: int, table: int = RT_TABLE_MAIN) -> list[Any]:
         m = self.rtmsg()
