@@ -72,13 +72,33 @@ class Delegation:
             raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} printed no result")
         return parse_result(doc, f"the result of IPAM plugin {self.type!r}")
 
-
     def reap(self) -> None:
         """Wait for it and ignore its answer (when another error is already on its way)."""
         try:
             self.wait()
         except Exception:  # noqa: BLE001
             pass
+
+
+class Alongside:
+    """``with ipam.Alongside(a, "CHECK", enabled):`` runs the IPAM plugin in the background
+    while the block does the main plugin's own work. A block that succeeds then waits for it
+    (its error is the answer); a block that fails reaps it and ignores its answer, so the
+    block's error is the one reported. ``enabled`` False (no ``ipam`` in the config): nothing."""
+
+    def __init__(self, a: CmdArgs, command: str, enabled: bool = True) -> None:
+        self.job = Delegation(a, command).start() if enabled else None
+
+    def __enter__(self) -> "Delegation | None":
+        return self.job
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        if self.job is not None:
+            if exc_type is None:
+                self.job.wait()
+            else:
+                self.job.reap()
+        return False  # never swallow the block's error
 
 
 def run(a: CmdArgs, command: str) -> dict[str, Any] | None:
