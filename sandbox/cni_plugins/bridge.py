@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
 
-from sandbox.cni_plugins import ipam, ipmasq, link
+from sandbox.cni_plugins import attach, ipam, ipmasq, link
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_UNSUPPORTED_FIELD, CmdArgs, CNIError, dns_set,
                                       log, plugin_main, prev_result, trace)
 
@@ -138,20 +138,13 @@ def ensure_addr(ipr: Any, br: Any, gw: str, force: bool) -> None:
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
     n = load_conf(a)
     job = ipam.Delegation(a, "ADD").start() if n.ipam_type else None  # runs while we do netlink
-    ipam_done = False
-    masq: "ipmasq.Pending | None" = None
-    cont_fd = -1
-    node = cont = None
-    cont_made = False
-    try:
-        cont_fd = link.open_netns(a.netns)
-        trace("IPAM started")
-        node = link.iproute()
-        cont = link.iproute_in(cont_fd)
-        trace("netlink sockets open")
+    trace("IPAM started")
+    with attach.Add("bridge", a, job) as add:
+        add.open()
+        node, cont = add.node, add.cont
         br = link.ensure_bridge(node, n.bridge, n.mtu, n.promisc)
-        host, hl, cl = link.create_veth(node, cont_fd, cont, a.ifname, n.mtu, n.mac)
-        cont_made = True
+        host, hl, cl = link.create_veth(node, add.fd, cont, a.ifname, n.mtu, n.mac)
+        add.made = True
         trace("bridge and veth made")
         node.link("set", index=hl["index"], master=br["index"], state="up")
         if n.hairpin:
@@ -162,17 +155,12 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                            {"name": a.ifname, "mac": cl.get("address"), "sandbox": a.netns}],
             "ips": [], "routes": [], "dns": {}}
         if job is not None:
-            ipam_done = True
-            r = job.wait()
-            trace("IPAM answered")
-            assert r is not None
+            r = add.ipam_result()
             result["ips"], result["routes"], result["dns"] = r["ips"], r["routes"], r["dns"]
-            if not result["ips"]:
-                raise CNIError(ERR_INTERNAL, "IPAM plugin returned missing IP config")
             gws = calc_gateways(result, n)
             if n.ip_masq:  # iptables-restore runs while we configure the interfaces
-                masq = ipmasq.setup(n.name, a.container_id, result["ips"])
-            with link.entered(cont_fd):
+                add.masq = ipmasq.setup(n.name, a.container_id, result["ips"])
+            with link.entered(add.fd):
                 link.sysctl(f"net/ipv6/conf/{a.ifname}/accept_dad", "0")
                 link.sysctl(f"net/ipv4/conf/{a.ifname}/arp_notify", "1")
             link.configure_iface(cont, cl["index"], result, 2)
@@ -191,72 +179,16 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
         result["interfaces"][0]["mac"] = link.link_by_name(node, n.bridge).get("address")
         if dns_set(n.dns):
             result["dns"] = n.dns
-        if masq is not None:
-            masq.wait()
+        if add.masq is not None:
+            add.masq.wait()
             trace("NAT rules in")
         return result
-    except BaseException:
-        # undo in reverse (SPEC §4: a failed ADD must not leak what it took)
-        if cont is not None and cont_made:
-            try:
-                link.delete_link(cont, a.ifname)
-            except Exception as e:  # noqa: BLE001 - best effort, the original error matters
-                log("bridge", f"rollback: {e}")
-        if masq is not None:
-            try:
-                masq.wait(check=False)
-                ipmasq.teardown(n.name, a.container_id)
-            except CNIError as e:
-                log("bridge", f"rollback: {e.msg}")
-        if job is not None:
-            if not ipam_done:
-                job.reap()
-            if job.succeeded:  # release only what this ADD got: a refused duplicate ADD must
-                try:           # not free the addresses of the attachment that already exists
-                    ipam.run(a, "DEL")
-                except CNIError as e:
-                    log("bridge", f"rollback: IPAM DEL: {e.msg}")
-        raise
-    finally:
-        for s in (cont, node):
-            if s is not None:
-                s.close()
-        if cont_fd >= 0:
-            os.close(cont_fd)
 
 
 def cmd_del(a: CmdArgs) -> None:
     n = load_conf(a)
-    prev = prev_result(a)
-    job = ipam.Delegation(a, "DEL").start() if n.ipam_type else None
-    masq = None
-    if n.ipam_type and n.ip_masq:
-        # by chain name (network + container ID), so it works without the container (#810)
-        masq = ipmasq.Teardown(n.name, a.container_id, prev, ipmasq.families_of(prev, a.conf))
-    try:
-        if a.netns:
-            try:
-                fd = link.open_netns(a.netns)
-                try:
-                    with link.iproute_in(fd) as cont:
-                        cont.link_del_by_name(a.ifname)  # False = already gone: fine
-                finally:
-                    os.close(fd)
-            except link.NetnsGone:
-                pass  # the container is gone and its veth pair with it
-    except BaseException:
-        if job is not None:
-            job.reap()
-        if masq is not None:
-            masq.finish()
-        raise
-    trace("container link deleted")
-    if job is not None:
-        job.wait()
-        trace("IPAM released")
-    if masq is not None:
-        masq.finish()
-        trace("NAT rules out")
+    # no IPAM = no addresses, so ADD made no NAT rules either
+    attach.delete(a, with_ipam=bool(n.ipam_type), ip_masq=bool(n.ipam_type) and n.ip_masq)
 
 
 def _find(prev: dict[str, Any], pred: Any) -> tuple[int, dict[str, Any]] | tuple[None, None]:
@@ -269,80 +201,72 @@ def _find(prev: dict[str, Any], pred: Any) -> tuple[int, dict[str, Any]] | tuple
 def cmd_check(a: CmdArgs) -> None:
     n = load_conf(a)
     fd = link.open_netns(a.netns)
-    job = ipam.Delegation(a, "CHECK").start() if n.ipam_type else None
     try:
-        prev = prev_result(a)
-        if prev is None:
-            raise CNIError(ERR_INTERNAL, "Required prevResult missing",
-                           "CHECK compares the kernel with the cached ADD result; the runtime must pass it.")
-        _, br_want = _find(prev, lambda i: i.get("name") == n.bridge)
-        cpos, c_want = _find(prev, lambda i: i.get("name") == a.ifname and i.get("sandbox") == a.netns)
-        with link.iproute() as node, link.iproute_in(fd) as cont:
-            br = link.link_by_name(node, n.bridge)
-            if br_want is None or br is None:
-                raise CNIError(ERR_INTERNAL, f"CNI created bridge {n.bridge} in host namespace was not found")
-            if link.kind(br) != "bridge":
-                raise CNIError(ERR_INTERNAL, f"Interface {n.bridge} does not have link type of bridge")
-            if br_want.get("mac") and br_want["mac"] != br.get("address"):
-                raise CNIError(ERR_INTERNAL, f"Bridge interface {n.bridge} Mac doesn't match: {br_want['mac']}")
-            if bool(br["flags"] & link.IFF_PROMISC) != n.promisc:
-                raise CNIError(ERR_INTERNAL, f"Bridge interface {n.bridge} configured Promisc Mode {n.promisc} "
-                               "doesn't match current state")
-            if c_want is None:
-                raise CNIError(ERR_INTERNAL, f"Sandbox in prevResult doesn't match configured netns: {a.netns}")
-            cl = link.link_by_name(cont, a.ifname)
-            if cl is None:
-                raise CNIError(ERR_INTERNAL, f"CNI created interface in container {a.ifname} not found")
-            if link.kind(cl) != "veth":
-                raise CNIError(ERR_INTERNAL, f"Error: Container interface {a.ifname} not of type veth")
-            if c_want.get("mac") and c_want["mac"] != cl.get("address"):
-                raise CNIError(ERR_INTERNAL, f"Interface {a.ifname} Mac {c_want['mac']} doesn't match container "
-                               f"Mac: {cl.get('address')}")
-            peer = cl.get("link")
-            ok = False
-            for itf in prev["interfaces"]:
-                if itf is br_want or itf is c_want or itf.get("sandbox"):
-                    continue
-                hl = link.link_by_name(node, itf.get("name", ""))
-                if hl is not None and link.kind(hl) == "veth" and hl["index"] == peer \
-                        and hl.get("master") == br["index"]:
-                    if itf.get("mac") and itf["mac"] != hl.get("address"):
-                        raise CNIError(ERR_INTERNAL, f"Interface {itf['name']} Mac doesn't match: {itf['mac']}")
-                    ok = True
-                    break
-            if not ok:
-                raise CNIError(ERR_INTERNAL, f"CNI veth created for bridge {n.bridge} was not found")
-            ips = [ip for ip in prev["ips"] if ip.get("interface", cpos) == cpos]
-            link.check_ips(cont, a.ifname, ips)
-            link.check_routes(cont, prev["routes"])
-    except BaseException:
-        if job is not None:
-            job.reap()
-        raise
+        with ipam.Alongside(a, "CHECK", bool(n.ipam_type)):
+            _check(a, n, fd)
     finally:
         os.close(fd)
-    if job is not None:
-        job.wait()
+
+
+def _check(a: CmdArgs, n: BridgeConf, fd: int) -> None:
+    """Compare the kernel with the cached ADD result (upstream bridge cmdCheck)."""
+    prev = prev_result(a)
+    if prev is None:
+        raise CNIError(ERR_INTERNAL, "Required prevResult missing",
+                       "CHECK compares the kernel with the cached ADD result; the runtime must pass it.")
+    _, br_want = _find(prev, lambda i: i.get("name") == n.bridge)
+    cpos, c_want = _find(prev, lambda i: i.get("name") == a.ifname and i.get("sandbox") == a.netns)
+    with link.iproute() as node, link.iproute_in(fd) as cont:
+        br = link.link_by_name(node, n.bridge)
+        if br_want is None or br is None:
+            raise CNIError(ERR_INTERNAL, f"CNI created bridge {n.bridge} in host namespace was not found")
+        if link.kind(br) != "bridge":
+            raise CNIError(ERR_INTERNAL, f"Interface {n.bridge} does not have link type of bridge")
+        if br_want.get("mac") and br_want["mac"] != br.get("address"):
+            raise CNIError(ERR_INTERNAL, f"Bridge interface {n.bridge} Mac doesn't match: {br_want['mac']}")
+        if bool(br["flags"] & link.IFF_PROMISC) != n.promisc:
+            raise CNIError(ERR_INTERNAL, f"Bridge interface {n.bridge} configured Promisc Mode {n.promisc} "
+                           "doesn't match current state")
+        if c_want is None:
+            raise CNIError(ERR_INTERNAL, f"Sandbox in prevResult doesn't match configured netns: {a.netns}")
+        cl = link.link_by_name(cont, a.ifname)
+        if cl is None:
+            raise CNIError(ERR_INTERNAL, f"CNI created interface in container {a.ifname} not found")
+        if link.kind(cl) != "veth":
+            raise CNIError(ERR_INTERNAL, f"Error: Container interface {a.ifname} not of type veth")
+        if c_want.get("mac") and c_want["mac"] != cl.get("address"):
+            raise CNIError(ERR_INTERNAL, f"Interface {a.ifname} Mac {c_want['mac']} doesn't match container "
+                           f"Mac: {cl.get('address')}")
+        peer = cl.get("link")
+        ok = False
+        for itf in prev["interfaces"]:
+            if itf is br_want or itf is c_want or itf.get("sandbox"):
+                continue
+            hl = link.link_by_name(node, itf.get("name", ""))
+            if hl is not None and link.kind(hl) == "veth" and hl["index"] == peer \
+                    and hl.get("master") == br["index"]:
+                if itf.get("mac") and itf["mac"] != hl.get("address"):
+                    raise CNIError(ERR_INTERNAL, f"Interface {itf['name']} Mac doesn't match: {itf['mac']}")
+                ok = True
+                break
+        if not ok:
+            raise CNIError(ERR_INTERNAL, f"CNI veth created for bridge {n.bridge} was not found")
+        ips = [ip for ip in prev["ips"] if ip.get("interface", cpos) == cpos]
+        link.check_ips(cont, a.ifname, ips)
+        link.check_routes(cont, prev["routes"])
 
 
 def cmd_gc(a: CmdArgs) -> None:
     """Spec 1.1.0 GC: forward to the IPAM plugin (required by §4), and drop the NAT chains of
     attachments that are not in ``cni.dev/valid-attachments``."""
     n = load_conf(a)
-    job = ipam.Delegation(a, "GC").start() if n.ipam_type else None
-    try:
+    with ipam.Alongside(a, "GC", bool(n.ipam_type)):
         if n.ip_masq:
             from sandbox.cni_plugins.host_local import valid_attachments
 
             gone = ipmasq.gc(n.name, {cid for cid, _ in valid_attachments(a.conf)})
             if gone:
                 log("bridge", f"GC removed NAT chains {' '.join(gone)}")
-    except BaseException:
-        if job is not None:
-            job.reap()
-        raise
-    if job is not None:
-        job.wait()
 
 
 def cmd_status(a: CmdArgs) -> None:

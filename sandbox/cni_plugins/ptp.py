@@ -22,8 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
 
-from sandbox.cni_plugins import ipam, ipmasq, link
-from sandbox.cni_plugins.skel import (ERR_INTERNAL, CmdArgs, CNIError, dns_set, log, plugin_main,
+from sandbox.cni_plugins import attach, ipam, ipmasq, link
+from sandbox.cni_plugins.skel import (ERR_INTERNAL, CmdArgs, CNIError, dns_set, plugin_main,
                                       prev_result)
 
 
@@ -62,22 +62,14 @@ def _point_to_point_routes(cont: Any, index: int, ips: list[dict[str, Any]]) -> 
 
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
     masq, mtu = _conf(a)
-    job = ipam.Delegation(a, "ADD").start()
-    ipam_done = masq_done = made = False
-    fd = -1
-    node = cont = None
-    try:
-        fd = link.open_netns(a.netns)
-        node = link.iproute()
-        cont = link.iproute_in(fd)
-        host, hl, cl = link.create_veth(node, fd, cont, a.ifname, mtu)
-        made = True
+    job = ipam.Delegation(a, "ADD").start()  # runs while we do netlink
+    with attach.Add("ptp", a, job) as add:
+        add.open()
+        node, cont = add.node, add.cont
+        host, hl, cl = link.create_veth(node, add.fd, cont, a.ifname, mtu)
+        add.made = True
         node.link("set", index=hl["index"], state="up")
-        ipam_done = True
-        r = job.wait()
-        assert r is not None
-        if not r["ips"]:
-            raise CNIError(ERR_INTERNAL, "IPAM plugin returned missing IP config")
+        r = add.ipam_result()
         for ip in r["ips"]:
             ip["interface"] = 1
         result: dict[str, Any] = {
@@ -101,111 +93,60 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
                 if e.code != 17:  # EEXIST is fine
                     raise CNIError(ERR_INTERNAL, f"failed to add route on host: {e}") from None
         if masq:
-            pending = ipmasq.setup(a.name, a.container_id, result["ips"])
-            masq_done = True
-            pending.wait()
+            add.masq = ipmasq.setup(a.name, a.container_id, result["ips"])
+            add.masq.wait()
         hl = link.link_by_name(node, host)
         result["interfaces"][0]["mac"] = hl.get("address")
         if dns_set(a.conf.get("dns")):
             result["dns"] = a.conf["dns"]
         return result
-    except BaseException:
-        if cont is not None and made:
-            try:
-                link.delete_link(cont, a.ifname)
-            except Exception as e:  # noqa: BLE001
-                log("ptp", f"rollback: {e}")
-        if masq_done:
-            try:
-                ipmasq.teardown(a.name, a.container_id)
-            except CNIError as e:
-                log("ptp", f"rollback: {e.msg}")
-        if not ipam_done:
-            job.reap()
-        if job.succeeded:  # only what this ADD got (see bridge)
-            try:
-                ipam.run(a, "DEL")
-            except CNIError as e:
-                log("ptp", f"rollback: IPAM DEL: {e.msg}")
-        raise
-    finally:
-        for s in (cont, node):
-            if s is not None:
-                s.close()
-        if fd >= 0:
-            os.close(fd)
 
 
 def cmd_del(a: CmdArgs) -> None:
     masq, _ = _conf(a)
-    prev = prev_result(a)
-    job = ipam.Delegation(a, "DEL").start()
-    td = ipmasq.Teardown(a.name, a.container_id, prev, ipmasq.families_of(prev, a.conf)) if masq else None
-    try:
-        if a.netns:
-            try:
-                fd = link.open_netns(a.netns)
-                try:
-                    with link.iproute_in(fd) as cont:
-                        cont.link_del_by_name(a.ifname)  # False = already gone: fine
-                finally:
-                    os.close(fd)
-            except link.NetnsGone:
-                pass
-    except BaseException:
-        job.reap()
-        if td is not None:
-            td.finish()
-        raise
-    job.wait()
-    if td is not None:
-        td.finish()
+    attach.delete(a, with_ipam=True, ip_masq=masq)
 
 
 def cmd_check(a: CmdArgs) -> None:
     _conf(a)
     fd = link.open_netns(a.netns)
-    job = ipam.Delegation(a, "CHECK").start()
     try:
-        prev = prev_result(a)
-        if prev is None:
-            raise CNIError(ERR_INTERNAL, "ptp: Required prevResult missing",
-                           "CHECK compares the kernel with the cached ADD result; the runtime must pass it.")
-        want = next((i for i in prev["interfaces"]
-                     if i.get("name") == a.ifname and i.get("sandbox") == a.netns), None)
-        if want is None:
-            raise CNIError(ERR_INTERNAL, f"Sandbox in prevResult doesn't match configured netns: {a.netns}")
-        with link.iproute_in(fd) as cont:
-            cl = link.link_by_name(cont, a.ifname)
-            if cl is None:
-                raise CNIError(ERR_INTERNAL, f"ptp: Container Interface name in prevResult: {a.ifname} not found")
-            if link.kind(cl) != "veth":
-                raise CNIError(ERR_INTERNAL, f"Error: Container interface {a.ifname} not of type veth/p2p")
-            if want.get("mac") and want["mac"] != cl.get("address"):
-                raise CNIError(ERR_INTERNAL, f"ptp: Interface {a.ifname} Mac {want['mac']} doesn't match "
-                               f"container Mac: {cl.get('address')}")
-            link.check_ips(cont, a.ifname, prev["ips"])
-            link.check_routes(cont, prev["routes"])
-    except BaseException:
-        job.reap()
-        raise
+        with ipam.Alongside(a, "CHECK"):
+            _check(a, fd)
     finally:
         os.close(fd)
-    job.wait()
+
+
+def _check(a: CmdArgs, fd: int) -> None:
+    """Compare the container interface with the cached ADD result (upstream ptp cmdCheck)."""
+    prev = prev_result(a)
+    if prev is None:
+        raise CNIError(ERR_INTERNAL, "ptp: Required prevResult missing",
+                       "CHECK compares the kernel with the cached ADD result; the runtime must pass it.")
+    want = next((i for i in prev["interfaces"]
+                 if i.get("name") == a.ifname and i.get("sandbox") == a.netns), None)
+    if want is None:
+        raise CNIError(ERR_INTERNAL, f"Sandbox in prevResult doesn't match configured netns: {a.netns}")
+    with link.iproute_in(fd) as cont:
+        cl = link.link_by_name(cont, a.ifname)
+        if cl is None:
+            raise CNIError(ERR_INTERNAL, f"ptp: Container Interface name in prevResult: {a.ifname} not found")
+        if link.kind(cl) != "veth":
+            raise CNIError(ERR_INTERNAL, f"Error: Container interface {a.ifname} not of type veth/p2p")
+        if want.get("mac") and want["mac"] != cl.get("address"):
+            raise CNIError(ERR_INTERNAL, f"ptp: Interface {a.ifname} Mac {want['mac']} doesn't match "
+                           f"container Mac: {cl.get('address')}")
+        link.check_ips(cont, a.ifname, prev["ips"])
+        link.check_routes(cont, prev["routes"])
 
 
 def cmd_gc(a: CmdArgs) -> None:
     masq, _ = _conf(a)
-    job = ipam.Delegation(a, "GC").start()
-    try:
+    with ipam.Alongside(a, "GC"):
         if masq:
             from sandbox.cni_plugins.host_local import valid_attachments
 
             ipmasq.gc(a.name, {cid for cid, _ in valid_attachments(a.conf)})
-    except BaseException:
-        job.reap()
-        raise
-    job.wait()
 
 
 def cmd_status(a: CmdArgs) -> None:
