@@ -136,3 +136,28 @@ def delete(a: CmdArgs, with_ipam: bool, ip_masq: bool) -> None:
     if masq is not None:
         masq.finish()
         trace("NAT rules out")
+
+
+def check(a: CmdArgs, with_ipam: bool, compare: Any) -> None:
+    """CHECK of a veth attachment: ``compare(fd)`` reads the kernel state in CNI_NETNS (``fd``)
+    and raises on the first difference from prevResult, while the IPAM plugin's CHECK runs
+    alongside (SPEC.md "CHECK": the main plugin must also call its IPAM plugin)."""
+    fd = link.open_netns(a.netns)
+    try:
+        with ipam.Alongside(a, "CHECK", with_ipam):
+            compare(fd)
+    finally:
+        os.close(fd)
+
+
+def gc(a: CmdArgs, with_ipam: bool, ip_masq: bool, log_as: str = "") -> None:
+    """Spec 1.1.0 GC: forward to the IPAM plugin (§4 requires it) and drop the NAT chains of
+    attachments that are not in ``cni.dev/valid-attachments``; ``log_as`` names the plugin
+    that logs the removed chains ("" = silent)."""
+    with ipam.Alongside(a, "GC", with_ipam):
+        if ip_masq:
+            from sandbox.cni_plugins.host_local import valid_attachments
+
+            gone = ipmasq.gc(a.name, {cid for cid, _ in valid_attachments(a.conf)})
+            if gone and log_as:
+                log(log_as, f"GC removed NAT chains {' '.join(gone)}")

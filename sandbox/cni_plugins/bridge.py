@@ -26,14 +26,13 @@ after the container's netns was deleted (including the NAT chain, unlike upstrea
 from __future__ import annotations
 
 import ipaddress
-import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
 
 from sandbox.cni_plugins import attach, ipam, ipmasq, link
 from sandbox.cni_plugins.skel import (ERR_INTERNAL, ERR_UNSUPPORTED_FIELD, CmdArgs, CNIError, dns_set,
-                                      log, plugin_main, prev_result, trace)
+                                      plugin_main, prev_result, trace)
 
 DEFAULT_BRIDGE = "cni0"
 
@@ -200,12 +199,7 @@ def _find(prev: dict[str, Any], pred: Any) -> tuple[int, dict[str, Any]] | tuple
 
 def cmd_check(a: CmdArgs) -> None:
     n = load_conf(a)
-    fd = link.open_netns(a.netns)
-    try:
-        with ipam.Alongside(a, "CHECK", bool(n.ipam_type)):
-            _check(a, n, fd)
-    finally:
-        os.close(fd)
+    attach.check(a, bool(n.ipam_type), lambda fd: _check(a, n, fd))
 
 
 def _check(a: CmdArgs, n: BridgeConf, fd: int) -> None:
@@ -260,13 +254,7 @@ def cmd_gc(a: CmdArgs) -> None:
     """Spec 1.1.0 GC: forward to the IPAM plugin (required by §4), and drop the NAT chains of
     attachments that are not in ``cni.dev/valid-attachments``."""
     n = load_conf(a)
-    with ipam.Alongside(a, "GC", bool(n.ipam_type)):
-        if n.ip_masq:
-            from sandbox.cni_plugins.host_local import valid_attachments
-
-            gone = ipmasq.gc(n.name, {cid for cid, _ in valid_attachments(a.conf)})
-            if gone:
-                log("bridge", f"GC removed NAT chains {' '.join(gone)}")
+    attach.gc(a, bool(n.ipam_type), n.ip_masq, log_as="bridge")
 
 
 def cmd_status(a: CmdArgs) -> None:

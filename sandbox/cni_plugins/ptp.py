@@ -17,7 +17,6 @@ The result lists interfaces [host veth, container veth]; every IP points at 1.
 from __future__ import annotations
 
 import ipaddress
-import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
@@ -109,12 +108,7 @@ def cmd_del(a: CmdArgs) -> None:
 
 def cmd_check(a: CmdArgs) -> None:
     _conf(a)
-    fd = link.open_netns(a.netns)
-    try:
-        with ipam.Alongside(a, "CHECK"):
-            _check(a, fd)
-    finally:
-        os.close(fd)
+    attach.check(a, True, lambda fd: _check(a, fd))
 
 
 def _check(a: CmdArgs, fd: int) -> None:
@@ -142,11 +136,7 @@ def _check(a: CmdArgs, fd: int) -> None:
 
 def cmd_gc(a: CmdArgs) -> None:
     masq, _ = _conf(a)
-    with ipam.Alongside(a, "GC"):
-        if masq:
-            from sandbox.cni_plugins.host_local import valid_attachments
-
-            ipmasq.gc(a.name, {cid for cid, _ in valid_attachments(a.conf)})
+    attach.gc(a, True, masq)
 
 
 def cmd_status(a: CmdArgs) -> None:
