@@ -9,7 +9,8 @@ directory of small generated launchers, one per plugin, that run this package's 
 (``sandbox.cni_plugins.bridge`` …) with the current Python interpreter.
 
 Modules: ``skel`` (the exec protocol), ``ipam`` (running the IPAM plugin), ``link`` (netlink
-via pyroute2), ``ipmasq`` (iptables NAT), ``host_local``, ``loopback``, ``bridge``, ``ptp``.
+via pyroute2), ``ipmasq`` (iptables NAT), ``attach`` (the veth attachment ``bridge`` and ``ptp``
+share), ``host_local``, ``loopback``, ``bridge``, ``ptp``.
 """
 from __future__ import annotations
 
