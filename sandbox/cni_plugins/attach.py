@@ -41,7 +41,8 @@ class Add:
         self.ipam_waited = False     # job.wait() was called: do not reap it again
 
     def open(self) -> None:
-        """Open CNI_NETNS and one netlink socket in each namespace (see ``link``)."""
+        """Open CNI_NETNS and one netlink socket in each namespace (see ``link``). Call it
+        inside the ``with`` block: a missing netns must still give back the IPAM ADD."""
         self.fd = link.open_netns(self.a.netns)
         self.node = link.iproute()
         self.cont = link.iproute_in(self.fd)
