@@ -150,6 +150,8 @@ def remove(pod: str, root: Path = ROOT, timeout: float = 5.0) -> list[str]:
                 left.append(str(sub))
         if not _rmdir(d, timeout):
             left.append(str(d))
+        else:   # the kit's parent group goes too once no other pod uses it
+            _rmdir(d.parent, 0)
     return left
 
 

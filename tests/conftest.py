@@ -9,7 +9,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,8 +32,19 @@ def _machine_state() -> dict[str, set[str]]:
     return {"network namespaces": netns, "host links": links, "mounts": mounts}
 
 
+_made_state_dir: list[str] = []
+_VAR_LIB_CNI = Path("/var/lib/cni")
+_var_lib_cni_existed = _VAR_LIB_CNI.exists()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _baseline.update(_machine_state())
+    # No test may write to the machine's /var/lib/sandbox: the session gets its own state dir
+    # (tests that need a fresh one use the sandbox_dir / lab_state fixtures).
+    if not os.environ.get("SANDBOX_DIR"):
+        d = tempfile.mkdtemp(prefix="sbx-test-state-")
+        os.environ["SANDBOX_DIR"] = d
+        _made_state_dir.append(d)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -65,6 +79,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         left = sorted(names - _baseline.get(kind, set()))
         if left:
             problems.append(f"{kind} left behind by the tests: {' '.join(left)}")
+    for d in _made_state_dir:
+        shutil.rmtree(d, ignore_errors=True)
+    # The CNI runtime mounts a private /var/lib/cni for plugins; drop the empty mount point
+    # if this session created it.
+    if not _var_lib_cni_existed:
+        with contextlib.suppress(OSError):
+            _VAR_LIB_CNI.rmdir()
     if problems:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         for p in problems:
