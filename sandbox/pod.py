@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sandbox import ace, cgroups, config
-from sandbox.errors import SandboxError
+from sandbox.errors import NotRootError, SandboxError
 from sandbox.steps import Steps, record
 
 if TYPE_CHECKING:   # treestore and manifest are imported where used: the supervisor needs neither
@@ -288,6 +288,8 @@ def prepare(store: Any, images: list[str] | None = None, *,
     """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``."""
     from sandbox import treestore
     from sandbox.manifest import ManifestError, PodManifest
+    if os.geteuid() != 0:   # namespaces, mounts, cgroups, chown of volumes
+        raise NotRootError("Preparing and running a pod")
     if bool(images) == bool(pod_manifest):
         raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
     uid = str(_uuid.uuid4())

@@ -275,3 +275,9 @@ def test_cli_run_and_user_errors(pod_state: Path, run_cli) -> None:
     assert rc == 1 and "no pod has a UUID" in err
     rc, outp, err = run_cli("run", "example.com/busybox", "--volume", "broken,kind")
     assert rc != 0 and "not a volume" in err
+
+
+def test_not_root_is_one_clear_sentence(monkeypatch, run_cli, pod_state) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    rc, _, err = run_cli("run", "example.com/busybox")
+    assert rc == 1 and "needs root privileges" in err and "Traceback" not in err
