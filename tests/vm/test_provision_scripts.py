@@ -93,3 +93,58 @@ def test_unit_command_runs_jupyterlab_with_a_token(tmp_path: Path) -> None:
             proc.wait()
         log.close()
     assert not re.search(r"Traceback", (tmp_path / "jl.log").read_text().split("received signal")[0])
+
+
+def _self_signed_pem(cn: str) -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.root
+@pytest.mark.skipif(shutil.which("update-ca-certificates") is None, reason="Debian's ca-certificates missing")
+def test_extra_ca_provisioner_makes_openssl_trust_the_ca(tmp_path: Path) -> None:
+    # Run the guest provisioner in a private mount namespace whose CA store is a throwaway copy,
+    # then ask OpenSSL (through Python's ssl) whether the CA is now in the system bundle.
+    src = tmp_path / "ca"
+    src.mkdir()
+    pem = _self_signed_pem("sbx extra CA")
+    (src / "room-proxy.pem").write_bytes(pem)
+    (src / "notes.crt").write_text("not a certificate\n")
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    before = bundle.read_bytes()
+    script = f"""
+set -e
+for d in /etc/ssl/certs /usr/local/share/ca-certificates; do
+  mkdir -p {tmp_path}/fs$d; cp -a $d/. {tmp_path}/fs$d/; mount --bind {tmp_path}/fs$d $d
+done
+bash {TOP}/provision/vm/install-extra-ca.sh {src}
+python3 - <<'PY'
+import ssl
+ctx = ssl.create_default_context()
+ctx.load_verify_locations(cafile="/etc/ssl/certs/ca-certificates.crt")
+names = [dict(x[0] for x in c["subject"]).get("commonName") for c in ctx.get_ca_certs()]
+assert "sbx extra CA" in names, "the extra CA is not in the system bundle"
+print("trusted")
+PY
+"""
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 certificate(s)" in r.stdout and "trusted" in r.stdout
+    assert "skipping" in r.stderr and "notes.crt" in r.stderr
+    assert not src.exists()  # the uploaded copy is removed after install
+    assert bundle.read_bytes() == before  # the host's own store was never touched
