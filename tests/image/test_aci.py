@@ -211,6 +211,19 @@ def test_validate_layout_and_manifest_files(make_layout, tmp_path):
     assert "not valid JSON" in aci.validate(mf)[0]
 
 
+def test_repeated_key_in_an_archived_manifest_is_a_problem(make_layout, tmp_path):
+    layout = make_layout()
+    text = (layout / "manifest").read_text()
+    (layout / "manifest").write_text(text[:text.rfind("}")] + ', "name": "example.com/other"}')
+    out = tmp_path / "dup.aci"
+    import tarfile
+    with tarfile.open(out, "w") as t:     # aci.build validates first; write the archive by hand
+        t.add(layout / "manifest", "manifest")
+        t.add(layout / "rootfs", "rootfs")
+    probs = aci.validate(out)
+    assert any("'name' appears twice" in p for p in probs), probs
+
+
 def test_read_manifest_and_open_tar(make_layout, tmp_path):
     out = tmp_path / "a.aci"
     aci.build(make_layout(name="example.com/zz", version="9"), out, compression="bzip2")
