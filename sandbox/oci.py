@@ -800,13 +800,14 @@ def round_trip_report(before: dict[str, Any], after: dict[str, Any]) -> list[dic
     for key in ("exec", "user", "group", "workingDirectory", "environment", "ports",
                 "mountPoints", "supplementaryGIDs", "eventHandlers", "isolators"):
         if key in b_app or key in a_app:
-            rows.append({"field": f"app.{key}", "kept": b_app.get(key) == a_app.get(key)})
+            rows.append({"field": f"app.{key}", "kept": b_app.get(key) == a_app.get(key),
+                         "note": ""})
     bl = {l["name"]: l["value"] for l in before.get("labels") or []}
     al = {l["name"]: l["value"] for l in after.get("labels") or []}
-    rows.append({"field": "labels", "kept": bl == al})
+    rows.append({"field": "labels", "kept": bl == al, "note": ""})
     ba = {a["name"]: a["value"] for a in before.get("annotations") or []}
     aa = {a["name"]: a["value"] for a in after.get("annotations") or []}
-    rows.append({"field": "annotations", "kept": ba == aa})
+    rows.append({"field": "annotations", "kept": ba == aa, "note": ""})
     rows.append({"field": "dependencies", "kept": not before.get("dependencies"),
                  "note": "flattened into the rootfs" if before.get("dependencies") else ""})
     rows.append({"field": "pathWhitelist", "kept": not before.get("pathWhitelist"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import graphviz
 
-from sandbox.viz import color_for, digraph
+from sandbox.viz import HtmlTable, color_for, digraph
 
 SHARED = "#56B4E9"   # the pod's shared namespaces
 HOST = "#999999"
@@ -135,36 +135,8 @@ def pod_picture(info: dict[str, Any]) -> graphviz.Digraph:
     return g
 
 
-class HtmlTable:
-    """A small HTML table that Jupyter renders (and ``str()`` shows as text)."""
-
-    def __init__(self, header: list[str], rows: list[list[Any]], title: str = "") -> None:
-        self.header, self.rows, self.title = header, rows, title
-
-    def __str__(self) -> str:
-        return "\n".join([self.title, " | ".join(self.header)]
-                         + [" | ".join(str(c) for c in r) for r in self.rows])
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        def cell(v: Any) -> str:
-            if isinstance(v, bool):
-                return "✔" if v else "✘"
-            return f"<pre style='margin:0'>{_esc(v)}</pre>" if "\n" in str(v) else _esc(v)
-        head = "".join(f"<th>{_esc(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td style='text-align:left;vertical-align:top'>"
-                                        f"{cell(c)}</td>" for c in r) + "</tr>" for r in self.rows)
-        cap = f"<caption>{_esc(self.title)}</caption>" if self.title else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def views_table(views: dict[str, str], title: str = "") -> HtmlTable:
     """:func:`sandbox.podview.side_by_side` output as columns: the host, then each app."""
     return HtmlTable(list(views), [[v.rstrip("\n") for v in views.values()]], title)
 
 
-def rows_table(rows: list[dict[str, Any]], title: str = "") -> HtmlTable:
-    """A list of dicts (e.g. :func:`sandbox.podview.namespace_table`) as a table."""
-    header = list(rows[0]) if rows else []
-    return HtmlTable(header, [[r.get(h, "") for h in header] for r in rows], title)
