@@ -38,7 +38,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sandbox import aci, config
 from sandbox.errors import SandboxError
@@ -565,3 +565,20 @@ def build(out_dir: str | os.PathLike[str], *, import_to=None, steps: Steps | Non
         shutil.rmtree(work, ignore_errors=True)
     record(steps, "write", str(out), images=len(result))
     return result
+
+
+def tiny_image(store: Any, workdir: str | os.PathLike[str], name: str,
+               deps: list[str] | tuple[str, ...] = ()) -> Any:
+    """A teaching image ``example.com/NAME`` whose rootfs holds one file, ``/who`` = NAME, and
+    which depends by name on ``example.com/DEP`` for each DEP (ace.md's worked examples are
+    drawn with such images). Built into ``workdir`` and imported into ``store``."""
+    from sandbox import aci
+    layout = Path(workdir) / name
+    (layout / "rootfs").mkdir(parents=True, exist_ok=True)
+    (layout / "rootfs" / "who").write_text(name)
+    (layout / "manifest").write_text(json.dumps({
+        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": f"example.com/{name}",
+        "dependencies": [{"imageName": f"example.com/{d}"} for d in deps]}))
+    out = Path(workdir) / f"{name}.aci"
+    aci.build(layout, out, overwrite=True)
+    return store.import_aci(out)
