@@ -371,8 +371,12 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                                or (run_dir / "apps" / a["name"] / "status.json").exists()
                                for a in plan["apps"])
         if (run_dir / "run.json").exists() and started:
-            return Pod(d.name, "run", run_dir, json.loads((run_dir / "pod-manifest.json").read_text()),
-                       json.loads((run_dir / "run.json").read_text()))
+            try:
+                return Pod(d.name, "run", run_dir,
+                           json.loads((run_dir / "pod-manifest.json").read_text()),
+                           json.loads((run_dir / "run.json").read_text()))
+            except FileNotFoundError:   # it exited and moved on meanwhile: look again
+                pass
         if proc.poll() is not None:
             # A short pod may have run and exited between two looks: it started if its apps
             # left a status (then it is an exited pod, not a failure to start).

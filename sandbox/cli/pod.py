@@ -49,9 +49,12 @@ def _follow(uuid: str) -> int:
             state, d = pod.find(uuid)
             for f in sorted(d.glob("apps/*/std*")):
                 pos = offsets.get(f.relative_to(d), 0)
-                with open(f, "rb") as fh:
-                    fh.seek(pos)
-                    data = fh.read()
+                try:
+                    with open(f, "rb") as fh:
+                        fh.seek(pos)
+                        data = fh.read()
+                except FileNotFoundError:   # the pod directory moved to its next state
+                    break
                 if data:
                     offsets[f.relative_to(d)] = pos + len(data)
                     out = sys.stdout if f.name == "stdout" else sys.stderr
