@@ -194,6 +194,8 @@ class Pod:
     path: Path
     manifest: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    # the supervisor, when this process started it (wait on it instead of polling)
+    process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
     def apps(self) -> list[str]:
@@ -374,7 +376,7 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
             try:
                 return Pod(d.name, "run", run_dir,
                            json.loads((run_dir / "pod-manifest.json").read_text()),
-                           json.loads((run_dir / "run.json").read_text()))
+                           json.loads((run_dir / "run.json").read_text()), proc)
             except FileNotFoundError:   # it exited and moved on meanwhile: look again
                 pass
         if proc.poll() is not None:
@@ -386,10 +388,11 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                     (done / "apps" / a["name"] / "status.json").exists() for a in plan["apps"]):
                 return Pod(d.name, "exited-garbage", done,
                            json.loads((done / "pod-manifest.json").read_text()),
-                           _read_json(done / "run.json"))
+                           _read_json(done / "run.json"), proc)
             raise PodError(f"the pod {d.name} failed to start: "
                            + _tail(d, "supervisor.log") + " (see `sandbox status`).")
-        time.sleep(delay)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(delay)                # returns at once if the supervisor ends
         delay = min(delay * 1.5, 0.05)
     raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
 

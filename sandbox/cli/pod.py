@@ -39,8 +39,10 @@ def _prepare(args: argparse.Namespace):
                        exec_=exec_, progress=True)
 
 
-def _follow(uuid: str) -> int:
-    """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it."""
+def _follow(uuid: str, supervisor=None) -> int:
+    """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it.
+    With the supervisor's process handle, its exit ends the wait at once (no polling delay)."""
+    import subprocess
     from sandbox import pod
     offsets: dict[Path, int] = {}
     delay = 0.005           # poll fast at first (a short pod ends within ms), then every 0.1 s
@@ -62,7 +64,13 @@ def _follow(uuid: str) -> int:
                         print(f"[{f.parent.name}] {line}", file=out, flush=True)
             if state != "run":
                 return int(pod.status(uuid).get("exitCode") or 0)
-            time.sleep(delay)
+            if supervisor is not None:
+                try:
+                    supervisor.wait(delay)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
     except KeyboardInterrupt:
         print(f"\nstopping pod {uuid} …", file=sys.stderr)
@@ -82,7 +90,7 @@ def cmd_run_prepared(args: argparse.Namespace) -> int:
     if args.detach:
         print(p.uuid)
         return 0
-    return _follow(p.uuid)
+    return _follow(p.uuid, p.process)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -93,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         print(started.uuid)
         return 0
-    return _follow(started.uuid)
+    return _follow(started.uuid, started.process)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
