@@ -160,6 +160,22 @@ def test_net_default_gets_an_address_from_the_kits_network(store: Store, stop_po
     assert not results.exists() or not [p for p in results.iterdir() if u in p.name]
 
 
+def test_net_name_from_a_conf_dir(store: Store, stop_pods, tmp_path: Path) -> None:
+    """--net=NAME: a network the user configured (the slide's 10-mynet.conf shape), attached
+    through the CNI runtime in the node netns."""
+    conf = tmp_path / "net.d"
+    conf.mkdir()
+    name = f"sbxn{os.getpid() % 10000}"
+    (conf / "10-mynet.conf").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": f"{name}br",
+        "isGateway": True, "ipam": {"type": "host-local", "subnet": "10.123.0.0/24"}}))
+    u = run_pod(store, ["example.com/busybox"], stop_pods, net=[name], conf_dir=str(conf),
+                exec_=sh("ip -4 -o addr show eth0"))
+    ip = pod.status(u)["networks"][0]["ips"][0]
+    assert ip.startswith("10.123.0.") and ip.split("/")[0] in out(u, "busybox")
+    assert pod.status(u)["networks"][0]["net"] == name
+
+
 def test_net_host_shares_the_host_netns(store: Store, stop_pods) -> None:
     u = run_pod(store, ["example.com/busybox"], stop_pods, net=["host"],
                 exec_=sh("readlink /proc/self/ns/net"))
@@ -199,7 +215,8 @@ def test_isolators_capabilities_nnp_and_memory(store: Store, stop_pods, make_ima
                       "isolators": [
                           {"name": "os/linux/capabilities-remove-set", "value": {"set": ["CAP_NET_RAW"]}},
                           {"name": "os/linux/no-new-privileges", "value": True},
-                          {"name": "resource/memory", "value": {"limit": "64Mi"}}]})
+                          {"name": "resource/memory", "value": {"limit": "64Mi"}},
+                          {"name": "resource/cpu", "value": {"limit": "250m"}}]})
     p = pod.run(store, [img], net=["none"], detach=True)
     stop_pods.append(p.uuid)
     name = pod.status(p.uuid)["apps"][0]["name"]
@@ -209,6 +226,14 @@ def test_isolators_capabilities_nnp_and_memory(store: Store, stop_pods, make_ima
     else:
         f = Path("/sys/fs/cgroup/memory/sandbox") / p.uuid / name / "memory.limit_in_bytes"
     assert int(f.read_text()) == 64 * 1024 * 1024
+    if cgroups.version() == 2:   # 250 millicores = a quarter of each 100 ms period
+        cpu = (Path("/sys/fs/cgroup/sandbox") / p.uuid / name / "cpu.max").read_text().split()
+        assert cpu == ["25000", "100000"]
+    else:
+        cpu_dir = next(d for d in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct"))
+                       if (d / "sandbox" / p.uuid / name).is_dir()) / "sandbox" / p.uuid / name
+        assert int((cpu_dir / "cpu.cfs_quota_us").read_text()) == 25000
+        assert int((cpu_dir / "cpu.cfs_period_us").read_text()) == 100000
     pod.wait(p.uuid)
     text = out(p.uuid, name)
     cap_eff = int(next(l for l in text.splitlines() if l.startswith("CapEff")).split()[1], 16)
