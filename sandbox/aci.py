@@ -757,30 +757,25 @@ def remove_existing(parent_fd: int, name: str, want_dir: bool) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        if want_dir:
-            return
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-        try:
-            _rmtree_fd(fd)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=parent_fd)
+        if not want_dir:
+            _rmtree_at(parent_fd, name)
     else:
         os.unlink(name, dir_fd=parent_fd)
 
 
-def _rmtree_fd(fd: int) -> None:
-    for n in os.listdir(fd):
-        st = os.stat(n, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            sub = os.open(n, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            try:
-                _rmtree_fd(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(n, dir_fd=fd)
-        else:
-            os.unlink(n, dir_fd=fd)
+def _rmtree_at(parent_fd: int, name: str) -> None:
+    """Remove the directory ``name`` below ``parent_fd`` and all it holds, never following a
+    symlink (every level is opened with O_NOFOLLOW relative to its parent)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    try:
+        for n in os.listdir(fd):
+            if stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode):
+                _rmtree_at(fd, n)
+            else:
+                os.unlink(n, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
 
 
 def symlink_escapes(entry: str, target: str) -> bool:

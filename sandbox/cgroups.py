@@ -73,6 +73,18 @@ def _v1_mount(controller: str, root: Path) -> Path | None:
     return None
 
 
+def _v1_group(root: Path, controller: str, pod: str, app: str, values: dict[str, int]) -> Path:
+    mount = _v1_mount(controller, root)
+    if mount is None:
+        raise CgroupError(f"the cgroup v1 {controller} controller is not mounted, so "
+                          f"resource/{controller} cannot be applied.")
+    d = mount / "sandbox" / pod / app
+    d.mkdir(parents=True, exist_ok=True)
+    for name, value in values.items():   # in order: cpu's period before its quota
+        (d / name).write_text(str(value))
+    return d
+
+
 def create(pod: str, app: str, limits: Limits, root: Path = ROOT) -> Group:
     """Create the app's group(s) and write its limits. Nothing is made when ``limits`` is empty."""
     g = Group(limits=limits)
@@ -104,26 +116,14 @@ def create(pod: str, app: str, limits: Limits, root: Path = ROOT) -> Group:
                 quota = limits.cpu_millis * CPU_PERIOD_US // 1000
                 (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
             g.dirs.append(d)
-        else:
+        else:   # v1: one group per controller, each under that controller's own mount
             if limits.memory_bytes is not None:
-                m = _v1_mount("memory", root)
-                if m is None:
-                    raise CgroupError("the cgroup v1 memory controller is not mounted, so "
-                                      "resource/memory cannot be applied.")
-                d = m / "sandbox" / pod / app
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
-                g.dirs.append(d)
+                g.dirs.append(_v1_group(root, "memory", pod, app, {
+                    "memory.limit_in_bytes": limits.memory_bytes}))
             if limits.cpu_millis is not None:
-                c = _v1_mount("cpu", root)
-                if c is None:
-                    raise CgroupError("the cgroup v1 cpu controller is not mounted, so "
-                                      "resource/cpu cannot be applied.")
-                d = c / "sandbox" / pod / app
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
-                (d / "cpu.cfs_quota_us").write_text(str(limits.cpu_millis * CPU_PERIOD_US // 1000))
-                g.dirs.append(d)
+                g.dirs.append(_v1_group(root, "cpu", pod, app, {
+                    "cpu.cfs_period_us": CPU_PERIOD_US,
+                    "cpu.cfs_quota_us": limits.cpu_millis * CPU_PERIOD_US // 1000}))
     except PermissionError as e:
         raise CgroupError(f"cannot create cgroups ({e}); resource isolators need root.") from None
     return g
