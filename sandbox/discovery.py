@@ -24,19 +24,21 @@ draw the whole conversation.
 from __future__ import annotations
 
 import functools
-import http.client
-import platform
 import re
 import socket
-import ssl
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from sandbox.errors import SandboxError, UsageError
 from sandbox.steps import Steps, record
 from sandbox.types import AC_IDENTIFIER_RE  # types.md §AC Identifier Type
+
+# The HTTP(S) client is imported where a request is made: parsing an app string (every
+# `sandbox run`) must not pay for http.client, ssl and the email package (~20 ms).
+if TYPE_CHECKING:
+    import http.client
+    import ssl
 
 DEFAULT_VERSION = "latest"           # discovery.go: defaultVersion
 TIMEOUT = 20.0                       # seconds per connection, like http.go's dial timeout
@@ -154,6 +156,7 @@ def parse_app(text: str, labels: Mapping[str, str] | None = None) -> App:
 
 def default_os_arch() -> tuple[str, str]:
     """This machine's ``os`` and ``arch`` labels in appc's names (labels.go ToAppcOSArch)."""
+    import platform
     machine = platform.machine()
     return platform.system().lower(), APPC_ARCH.get(machine, machine)
 
@@ -171,29 +174,33 @@ class MetaTag:
     uri: str
 
 
-class _MetaParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[MetaTag] = []
+def _meta_parser() -> Any:
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "meta":
-            return
-        a = {k: (v or "") for k, v in attrs}
-        name, content = a.get("name", ""), a.get("content", "").strip()
-        prefix, _, uri = content.partition(" ")
-        uri = uri.strip()
-        if name.startswith("ac-") and prefix and uri:
-            self.tags.append(MetaTag(name, prefix, uri))
+    class _MetaParser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.tags: list[MetaTag] = []
 
-    handle_startendtag = handle_starttag
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag != "meta":
+                return
+            a = {k: (v or "") for k, v in attrs}
+            name, content = a.get("name", ""), a.get("content", "").strip()
+            prefix, _, uri = content.partition(" ")
+            uri = uri.strip()
+            if name.startswith("ac-") and prefix and uri:
+                self.tags.append(MetaTag(name, prefix, uri))
+
+        handle_startendtag = handle_starttag
+    return _MetaParser()
 
 
 def parse_meta(html_text: str | bytes) -> list[MetaTag]:
     """Every ``ac-*`` meta tag with a prefix and a URL, in document order."""
     if isinstance(html_text, bytes):
         html_text = html_text.decode("utf-8", errors="replace")
-    p = _MetaParser()
+    p = _meta_parser()
     p.feed(html_text)
     p.close()
     return p.tags
@@ -288,6 +295,7 @@ class Transport:
 @functools.lru_cache(maxsize=16)
 def _ssl_context(insecure_tls: bool, ca_file: str | None) -> ssl.SSLContext:
     """System CAs (+ ``ca_file``); loading them costs milliseconds, so contexts are reused."""
+    import ssl
     ctx = ssl.create_default_context()
     if ca_file:
         try:
@@ -332,6 +340,7 @@ class Opened:
 
 
 def _connect(url: str, transport: Transport) -> tuple[http.client.HTTPConnection, str]:
+    import http.client
     u = urlsplit(url)
     if u.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -352,6 +361,8 @@ def open_url(url: str, transport: Transport, *, headers: Mapping[str, str] | Non
     Each hop is recorded as an ``http`` step. Raises :class:`TransportError` when no response
     could be had; non-2xx final statuses are returned for the caller to judge.
     """
+    import http.client
+    import ssl
     chain: list[tuple[str, int]] = []
     for _ in range(MAX_REDIRECTS + 1):
         scheme = urlsplit(url).scheme
@@ -386,6 +397,7 @@ def open_url(url: str, transport: Transport, *, headers: Mapping[str, str] | Non
 
 
 def _explain(e: BaseException) -> str:
+    import ssl
     if isinstance(e, ssl.SSLCertVerificationError):
         return (f"the TLS certificate was not accepted ({e.verify_message}); trust its CA with "
                 "--ca-file, or pass --insecure-options=tls")

@@ -16,15 +16,13 @@ reach it at ``$AC_METADATA_URL`` = ``http://127.0.0.1:PORT/TOKEN``. The token is
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
+import os
 import secrets
+import select
 import socket
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PREFIX = "/acMetadata/v1/"
@@ -35,18 +33,33 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, sock: socket.socket, service: "MetadataService") -> None:
-        self.service = service
-        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
+def url_for(sock: socket.socket, token: str) -> str:
+    """``$AC_METADATA_URL`` for a service on ``sock`` (known before the service runs)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}/{token}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
+    # http.server (with http.client and email) is imported here, not at the top: the supervisor
+    # binds the socket and starts stage1 first, and only then builds the server (~10 ms).
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(_Routes, BaseHTTPRequestHandler):
+        pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        timeout = 0.5                   # handle_request() never blocks for long
+
+    server = Server(sock.getsockname(), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.service = service
+    return server
+
+
+class _Routes:
+    """The request handler's routes (mixed into http.server's BaseHTTPRequestHandler)."""
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; count instead
         self.server.service.requests.append(f"{self.command} {self.path.split('/', 2)[-1]}")
@@ -129,27 +142,42 @@ class MetadataService:
         self.apps = apps
         self.key = hmac_key or secrets.token_bytes(64)
         self.requests: list[str] = []
-        self._server = _Server(sock, self)
+        self._server = _make_server(sock, self)
         self._thread: threading.Thread | None = None
-        host, port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}/{token}"
+        self.url = url_for(sock, token)
 
     def sign(self, content: str) -> str:
+        import base64
+        import hashlib
+        import hmac
         return base64.b64encode(hmac.new(self.key, content.encode(), hashlib.sha512).digest()).decode()
 
     def verify(self, content: str, uuid: str, signature: str) -> bool:
+        import hmac
         return uuid == self.uuid and hmac.compare_digest(self.sign(content), signature)
 
     def start(self) -> "MetadataService":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metadata",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._wake = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="metadata", daemon=True)
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        # socketserver's serve_forever notices a shutdown only at its next poll; waiting on the
+        # socket and a pipe instead lets stop() end the loop at once (a pod's teardown waits).
+        while True:
+            ready = select.select([self._server.socket, self._wake[0]], [], [])[0]
+            if self._wake[0] in ready:
+                return
+            self._server.handle_request()
+
     def stop(self) -> None:
         if self._thread is not None:
-            self._server.shutdown()
+            os.write(self._wake[1], b"x")
             self._thread.join(5)
+            for fd in self._wake:
+                os.close(fd)
+            self._thread = None
         self._server.server_close()
 
 

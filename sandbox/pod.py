@@ -356,12 +356,18 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
     state, d = find(uuid)
     if state != "prepared":
         raise PodError(f"pod {d.name} is {state}, not prepared; only a prepared pod can be run.")
-    log = open(d / "supervisor.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.pod", "supervise", d.name],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, env=os.environ.copy())
-    log.close()
-    record(steps, "exec", f"{sys.executable} -m sandbox.pod supervise {d.name}", pid=proc.pid)
+    from sandbox import _proc
+    argv = [sys.executable, "-m", "sandbox.pod", "supervise", d.name]
+    proc: Any
+    if _proc.can_fork():    # the supervisor is this process forked: no second interpreter start
+        proc = _proc.fork_call(lambda: supervise(d.name), args=f"pod {d.name} supervisor",
+                               output=str(d / "supervisor.log"), new_session=True)
+        record(steps, "fork", f"supervisor of pod {d.name}", pid=proc.pid)
+    else:
+        with open(d / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, env=os.environ.copy())
+        record(steps, "exec", " ".join(argv), pid=proc.pid)
     if not detach:
         return proc.wait()
     deadline = time.monotonic() + timeout
@@ -472,8 +478,21 @@ def supervise(uuid: str) -> int:
                     res = rt.add(name, ns_path, container_id=uuid, ifname=f"eth{i}")
                     attached.append((rt, name, f"eth{i}"))
                     info["networks"].append({"net": name, "ifname": f"eth{i}", "result": res})
+            # The metadata socket is bound (in the pod's netns) before stage1 starts, so the
+            # apps' AC_METADATA_URL is known and connections queue; the server is built after
+            # stage1 is forked (apps that connect at once wait in the listen backlog).
             sock = metadata.listen_in_netns(ns_path)
             token = metadata.new_token()
+            info["metadataURL"] = url = metadata.url_for(sock, token)
+            hosts = ace.hosts_content(plan["hostname"])
+            for a in plan["apps"]:
+                g = cgroups.create(uuid, a["name"], cgroups.Limits(**a["limits"]))
+                groups.append(g)
+                a["cgroups"] = [str(p) for p in g.dirs]
+                a["env"] = ace.app_environment(a["environment"], a["name"], url)
+                a["hosts"] = hosts
+            (run_dir / "stage1.json").write_text(json.dumps(plan, indent=2))
+            stage1 = _start_stage1(run_dir, ns_path)
             apps_meta = {}
             for a in plan["apps"]:
                 apps_meta[a["name"]] = {"image_id": a["imageID"],
@@ -483,19 +502,6 @@ def supervise(uuid: str) -> int:
                                                              if x["name"] == a["name"]), None) or []}
             svc = metadata.MetadataService(sock, token=token, uuid=uuid, pod_manifest=manifest,
                                            apps=apps_meta)
-            info["metadataURL"] = svc.url
-            hosts = ace.hosts_content(plan["hostname"])
-            for a in plan["apps"]:
-                g = cgroups.create(uuid, a["name"], cgroups.Limits(**a["limits"]))
-                groups.append(g)
-                a["cgroups"] = [str(p) for p in g.dirs]
-                a["env"] = ace.app_environment(a["environment"], a["name"], svc.url)
-                a["hosts"] = hosts
-            (run_dir / "stage1.json").write_text(json.dumps(plan, indent=2))
-            stage1 = subprocess.Popen(
-                [sys.executable, "-m", "sandbox.stage1", "run", str(run_dir)],
-                stdin=subprocess.DEVNULL, stdout=open(run_dir / "stage1.log", "ab"),
-                stderr=subprocess.STDOUT, preexec_fn=_enter_pod_namespaces(ns_path))
             svc.start()
             info["stage1"] = stage1.pid
             (run_dir / "run.json").write_text(json.dumps(info, indent=2))
@@ -556,18 +562,34 @@ def _image_manifest(image_id: str) -> dict[str, Any]:
     return Store().get(image_id).manifest.to_json()
 
 
-def _enter_pod_namespaces(ns_path: str | None):
-    """preexec_fn for stage1: join the pod's netns, then unshare PID, IPC, UTS and mount
-    namespaces (the supervisor is single-threaded until the metadata thread starts after)."""
-    from sandbox import _linux
-    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC) if ns_path else None
+def _start_stage1(run_dir: Path, ns_path: str | None) -> Any:
+    """stage1 in the pod's netns and fresh PID, IPC, UTS and mount namespaces: forked from the
+    supervisor when it is single-threaded (the metadata thread starts after), else exec'd."""
+    from sandbox import _proc, stage1
+    log = str(run_dir / "stage1.log")
+    if _proc.can_fork():
+        def child() -> int:
+            _join_pod_namespaces(ns_path)
+            return stage1.run(run_dir)
+        return _proc.fork_call(child, args=f"stage1 {run_dir.name}", output=log)
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "sandbox.stage1", "run", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: _join_pod_namespaces(ns_path))
 
-    def pre() -> None:
-        if fd is not None:
+
+def _join_pod_namespaces(ns_path: str | None) -> None:
+    """In stage1's process: join the pod's netns, then unshare PID, IPC, UTS and mount
+    namespaces (they apply to its children: stage1 forks the pod's PID 1)."""
+    from sandbox import _linux
+    if ns_path is not None:
+        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
             _linux.setns(fd, _linux.CLONE_NEWNET)
-        _linux.unshare(_linux.CLONE_NEWPID | _linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS
-                       | _linux.CLONE_NEWNS)
-    return pre
+        finally:
+            os.close(fd)
+    _linux.unshare(_linux.CLONE_NEWPID | _linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS
+                   | _linux.CLONE_NEWNS)
 
 
 # ---------------------------------------------------------------------------- inspect / control

@@ -135,6 +135,10 @@ def _resolve_exec(argv0: str, env: dict[str, str]) -> str:
 
 def become_app(app: dict[str, Any], last_cap: int) -> None:
     """In the child that will exec: no-new-privileges, capabilities, groups, user, cwd."""
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve:
+    # the app gets the default actions back (as a shell or runc would give it).
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
     if app.get("noNewPrivileges"):
         if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")

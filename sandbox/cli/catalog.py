@@ -6,6 +6,9 @@ from pathlib import Path
 
 from sandbox.cli import command_group
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("catalog",)
+
 
 def cmd_build(args: argparse.Namespace) -> int:
     from sandbox import catalog

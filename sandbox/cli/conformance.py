@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("conformance", "ace-validate")
+
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     from sandbox import conformance

@@ -13,6 +13,9 @@ import sys
 from sandbox.errors import UsageError
 from sandbox.steps import Steps
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("fetch", "discover")
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure-options", default="", metavar="OPTS",

@@ -11,6 +11,9 @@ from sandbox.cli import command_group
 from sandbox.errors import SandboxError
 from sandbox.steps import Steps
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("image",)
+
 
 def _steps(args: argparse.Namespace) -> Steps | None:
     return Steps() if getattr(args, "steps", False) else None

@@ -5,6 +5,9 @@ import argparse
 
 from sandbox.cli import command_group
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("lab",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     g = command_group(subparsers, "lab", "workshop labs: list them, check your work, reset")

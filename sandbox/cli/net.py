@@ -12,6 +12,9 @@ import os
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("net",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sandbox.cni import DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR

@@ -8,6 +8,9 @@ from sandbox.cli import command_group
 from sandbox.errors import UsageError
 from sandbox.steps import Steps
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("netns",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sandbox import netns

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from sandbox.cli import command_group
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("oci",)
+
 
 def _store():
     from sandbox.store import Store

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from sandbox.errors import UsageError
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("prepare", "run", "run-prepared", "list", "status", "stop", "logs", "enter", "rm", "gc")
+
 
 def _store():
     from sandbox.store import Store

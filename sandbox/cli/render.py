@@ -16,6 +16,9 @@ from typing import Any
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("image",)
+
 
 def _store() -> Any:
     from sandbox.store import Store

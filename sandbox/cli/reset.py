@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("reset",)
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

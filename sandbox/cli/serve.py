@@ -8,6 +8,9 @@ import threading
 
 from sandbox.config import sandbox_dir
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("serve",)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sandbox import serve

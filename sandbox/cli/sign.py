@@ -14,6 +14,9 @@ from pathlib import Path
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError, UsageError
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("key", "sign", "verify", "inspect-signature")
+
 
 def _slug(uid: str) -> str:
     m = re.search(r"<([^>]+)>", uid)

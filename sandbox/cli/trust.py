@@ -12,6 +12,9 @@ import sys
 
 from sandbox.errors import SandboxError, UsageError
 
+# the top-level commands register() adds (the CLI imports a module only for its commands)
+COMMANDS = ("trust",)
+
 
 def _confirm(prompt: str) -> bool:
     while True:

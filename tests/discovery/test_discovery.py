@@ -8,6 +8,7 @@ goes only to loopback servers these tests start.
 from __future__ import annotations
 
 import json
+import platform
 import re
 import subprocess
 
@@ -58,8 +59,8 @@ def test_parse_app_bad(text: str, why: str) -> None:
 def test_platform_defaults_use_appc_names(monkeypatch: pytest.MonkeyPatch) -> None:
     for machine, appc in [("x86_64", "amd64"), ("aarch64", "aarch64"), ("i686", "i386"),
                           ("armv7l", "armv7l")]:
-        monkeypatch.setattr(d.platform, "machine", lambda m=machine: m)
-        monkeypatch.setattr(d.platform, "system", lambda: "Linux")
+        monkeypatch.setattr(platform, "machine", lambda m=machine: m)
+        monkeypatch.setattr(platform, "system", lambda: "Linux")
         assert d.default_os_arch() == ("linux", appc)
         got = d.parse_app("a.com/x,arch=s390x").with_platform_defaults()
         assert dict(got.labels) == {"arch": "s390x", "os": "linux"}   # requested labels win

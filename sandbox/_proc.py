@@ -1,0 +1,121 @@
+"""Start a Python function as a child process by fork alone (no new interpreter).
+
+stage0 starts two long-lived processes per pod (the supervisor, then stage1). Exec'ing
+``python -m …`` for each costs a whole interpreter start-up and the imports again (25–50 ms
+each, more than all the namespace work); a forked child already has every module loaded.
+Forking is only safe while the process has a single thread (another thread may hold a lock
+the child would then never see released), so :func:`can_fork` says when to fall back to
+``subprocess.Popen`` of the module instead: in a Jupyter kernel, or after a progress bar has
+started its monitor thread.
+
+:class:`Child` mirrors the part of ``subprocess.Popen`` the callers use (``pid``, ``poll``,
+``wait(timeout)`` raising ``TimeoutExpired``, ``kill``, ``returncode``); its ``wait`` sleeps on a
+pidfd, so a caller waiting with a timeout wakes the moment the child exits.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from typing import Callable
+
+
+def can_fork() -> bool:
+    """True when this process may fork and keep running Python in the child."""
+    return threading.active_count() == 1 and hasattr(os, "pidfd_open")
+
+
+class Child:
+    """A forked child: ``Popen``-like waiting and signalling."""
+
+    def __init__(self, pid: int, args: str) -> None:
+        self.pid, self.args = pid, args
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(pid)
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:       # reaped elsewhere (e.g. a SIGCHLD handler)
+                pid, status = self.pid, 0
+            if pid == 0:
+                return None
+            self.returncode = os.waitstatus_to_exitcode(status)
+            os.close(self._pidfd)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and timeout is not None:
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+        code = self._reap(0)
+        assert code is not None
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def __del__(self) -> None:
+        if self.returncode is None:
+            try:
+                os.close(self._pidfd)
+            except OSError:
+                pass
+
+
+def fork_call(fn: Callable[[], int], *, args: str, output: str | None = None,
+              new_session: bool = False, keep_fds: tuple[int, ...] = ()) -> Child:
+    """Run ``fn()`` in a forked child and exit with its return value.
+
+    The child gets /dev/null as stdin, ``output`` (appended) as stdout and stderr when given,
+    and no other inherited descriptor except ``keep_fds`` — so it holds no lock and no socket
+    of the parent's by accident (``Popen``'s close_fds, done by hand)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return Child(pid, args)
+    code = 1
+    try:
+        if new_session:
+            os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        if output is not None:
+            out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+        low = 3
+        for fd in sorted(keep_fds):
+            if fd >= low:
+                os.closerange(low, fd)
+                low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+        code = fn()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the caller
+        try:
+            print(f"sandbox: {args}: {e}", file=sys.stderr)
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)
