@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+# Limits and Group are plain classes, not dataclasses: this module is on the path of every pod
+# start, where importing dataclasses (and inspect with it) would cost ~6 ms.
 
 ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
@@ -28,10 +33,16 @@ def version(root: Path = ROOT) -> int:
     return 2 if (root / "cgroup.controllers").exists() else 1
 
 
-@dataclass
 class Limits:
-    memory_bytes: int | None = None        # resource/memory limit
-    cpu_millis: int | None = None          # resource/cpu limit, in millicores
+    def __init__(self, memory_bytes: int | None = None, cpu_millis: int | None = None) -> None:
+        self.memory_bytes = memory_bytes    # resource/memory limit
+        self.cpu_millis = cpu_millis        # resource/cpu limit, in millicores
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Limits) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Limits(memory_bytes={self.memory_bytes}, cpu_millis={self.cpu_millis})"
 
     def empty(self) -> bool:
         return self.memory_bytes is None and self.cpu_millis is None
@@ -48,12 +59,15 @@ def limits_from_isolators(isolators: list) -> Limits:
     return lim
 
 
-@dataclass
 class Group:
     """The cgroup directories of one app (one for v2; one per controller for v1)."""
 
-    dirs: list[Path] = field(default_factory=list)
-    limits: Limits = field(default_factory=Limits)
+    def __init__(self, dirs: list[Path] | None = None, limits: Limits | None = None) -> None:
+        self.dirs = list(dirs or [])
+        self.limits = limits or Limits()
+
+    def __repr__(self) -> str:
+        return f"Group(dirs={self.dirs!r}, limits={self.limits!r})"
 
     def join_self(self) -> None:
         for d in self.dirs:

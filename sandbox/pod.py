@@ -23,15 +23,12 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid as _uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from sandbox import ace, cgroups, config
 from sandbox.errors import NotRootError, SandboxError
@@ -112,8 +109,7 @@ def _move(src: Path, state: str) -> Path:
 # ---------------------------------------------------------------------------- prepare
 
 
-@dataclass
-class VolumeSpec:
+class VolumeSpec(NamedTuple):
     """``--volume NAME,kind=empty|host[,source=PATH][,readOnly=true]`` (rkt's syntax)."""
 
     name: str
@@ -187,15 +183,21 @@ def pod_manifest_for(store: Any, images: list[str], volumes: list[VolumeSpec] | 
     return m
 
 
-@dataclass
 class Pod:
-    uuid: str
-    state: str
-    path: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    # the supervisor, when this process started it (wait on it instead of polling)
-    process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    """A pod as stage0 sees it: UUID, state, directory, manifest and run info.
+
+    (A plain class, like the others on the run path: importing dataclasses costs ~6 ms.)"""
+
+    def __init__(self, uuid: str, state: str, path: Path, manifest: dict[str, Any] | None = None,
+                 info: dict[str, Any] | None = None, process: Any = None) -> None:
+        self.uuid, self.state, self.path = uuid, state, path
+        self.manifest = manifest if manifest is not None else {}
+        self.info = info if info is not None else {}
+        # the supervisor, when this process started it (wait on it instead of polling)
+        self.process = process
+
+    def __repr__(self) -> str:
+        return f"Pod(uuid={self.uuid!r}, state={self.state!r}, path={str(self.path)!r})"
 
     @property
     def apps(self) -> list[str]:
@@ -294,7 +296,8 @@ def prepare(store: Any, images: list[str] | None = None, *,
         raise NotRootError("Preparing and running a pod")
     if bool(images) == bool(pod_manifest):
         raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
-    uid = str(_uuid.uuid4())
+    import uuid as _uuid
+    uid = str(_uuid.uuid4())      # RFC 4122 version 4 (random)
     embryo = pods_dir() / "embryo" / uid
     embryo.mkdir(parents=True)
     record(steps, "write", str(embryo), state="embryo")
@@ -349,10 +352,9 @@ def _reify(store: Any, raw: dict[str, Any], steps: Steps | None) -> dict[str, An
 # ---------------------------------------------------------------------------- run
 
 
-def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
-                 steps: Steps | None = None) -> Pod | int:
-    """Start a prepared pod's supervisor. Detached: return the Pod once its apps started.
-    Attached: wait for the pod to exit and return its exit code."""
+def start(uuid: str, *, steps: Steps | None = None) -> tuple[str, Any]:
+    """Start a prepared pod's supervisor and return at once: (the pod's UUID, the supervisor
+    process — ``poll()``/``wait(timeout)`` like ``subprocess.Popen``)."""
     state, d = find(uuid)
     if state != "prepared":
         raise PodError(f"pod {d.name} is {state}, not prepared; only a prepared pod can be run.")
@@ -368,6 +370,22 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=os.environ.copy())
         record(steps, "exec", " ".join(argv), pid=proc.pid)
+    return d.name, proc
+
+
+def failure(uuid: str) -> str:
+    """Why a pod whose supervisor has ended did not run: its error, or the supervisor's log."""
+    state, d = find(uuid)
+    err = _read_json(d / "run.json").get("error")
+    return err or _tail(d, "supervisor.log")
+
+
+def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
+                 steps: Steps | None = None) -> Pod | int:
+    """Start a prepared pod's supervisor. Detached: return the Pod once its apps started.
+    Attached: wait for the pod to exit and return its exit code."""
+    name, proc = start(uuid, steps=steps)
+    d = pods_dir() / "prepared" / name
     if not detach:
         return proc.wait()
     deadline = time.monotonic() + timeout
@@ -395,8 +413,8 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                 return Pod(d.name, "exited-garbage", done,
                            json.loads((done / "pod-manifest.json").read_text()),
                            _read_json(done / "run.json"), proc)
-            raise PodError(f"the pod {d.name} failed to start: "
-                           + _tail(d, "supervisor.log") + " (see `sandbox status`).")
+            raise PodError(f"the pod {d.name} failed to start: {failure(d.name)} "
+                           "(see `sandbox status`).")
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(delay)                # returns at once if the supervisor ends
         delay = min(delay * 1.5, 0.05)
@@ -713,6 +731,7 @@ def remove(uuid: str) -> str:
         raise PodError(f"pod {d.name} is being prepared; try again in a moment.")
     _cleanup_leftovers(d.name)
     _umount_below(d)
+    import shutil
     shutil.rmtree(d)
     return d.name
 
@@ -779,6 +798,7 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                 for what in _cleanup_leftovers(d.name):
                     done.append(f"pod {d.name}: {what}")
                 _umount_below(d)
+                import shutil
                 shutil.rmtree(d, ignore_errors=True)
                 done.append(f"pod {d.name}: removed ({state_now})")
                 record(steps, "remove", str(d), state=state_now)

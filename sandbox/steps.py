@@ -6,17 +6,16 @@ recorded (and nothing costs) when ``steps`` is ``None``.
 """
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import dataclass, field
+from collections import namedtuple
 from typing import Any, Iterator
 
 
-@dataclass(frozen=True)
-class Step:
-    action: str                 # read | hash | write | check | exec | mount | netlink | ...
-    what: str                   # the object acted on (a path, an entry, a link, a command)
-    detail: dict[str, Any] = field(default_factory=dict)
+# (a namedtuple, not a dataclass: every pod start imports this module)
+class Step(namedtuple("Step", "action what detail")):
+    """``action``: read | hash | write | check | exec | mount | netlink | ...; ``what``: the
+    object acted on (a path, an entry, a link, a command); ``detail``: a dict."""
+    __slots__ = ()
 
     def __str__(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.detail.items())
@@ -54,6 +53,7 @@ class Steps:
         return "\n".join(str(s) for s in self._items)
 
     def _repr_html_(self) -> str:
+        import html
         rows = "".join(
             f"<tr><td>{i}</td><td><b>{html.escape(s.action)}</b></td><td><code>{html.escape(s.what)}</code></td>"
             f"<td>{html.escape(', '.join(f'{k}={v}' for k, v in s.detail.items()))}</td></tr>"

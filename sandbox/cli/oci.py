@@ -3,7 +3,6 @@ as an ACI, and write an OCI runtime bundle (a thin layer over sandbox.oci)."""
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 from sandbox.cli import command_group
@@ -28,6 +27,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import tempfile
+
     from sandbox import oci
     with tempfile.TemporaryDirectory(prefix="sbx-oci-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "imported.aci"

@@ -51,6 +51,7 @@ def _follow(uuid: str, supervisor=None) -> int:
     delay = 0.005           # poll fast at first (a short pod ends within ms), then every 0.1 s
     try:
         while True:
+            ended = supervisor is not None and supervisor.poll() is not None
             state, d = pod.find(uuid)
             for f in sorted(d.glob("apps/*/std*")):
                 pos = offsets.get(f.relative_to(d), 0)
@@ -65,13 +66,23 @@ def _follow(uuid: str, supervisor=None) -> int:
                     out = sys.stdout if f.name == "stdout" else sys.stderr
                     for line in data.decode(errors="replace").splitlines():
                         print(f"[{f.parent.name}] {line}", file=out, flush=True)
-            if state != "run":
+            if state in ("exited-garbage", "garbage"):
+                st = pod.status(uuid)
+                if st.get("error"):
+                    print(f"sandbox: pod {uuid}: {st['error']}", file=sys.stderr)
+                return int(st.get("exitCode") or 0)
+            if ended:   # the supervisor is gone but the pod never reached exited-garbage
+                raise pod.PodError(f"the pod {uuid} failed to start: {pod.failure(uuid)} "
+                                   "(see `sandbox status`).")
+            if state not in ("prepared", "run"):
                 return int(pod.status(uuid).get("exitCode") or 0)
             if supervisor is not None:
                 try:
                     supervisor.wait(delay)
                 except subprocess.TimeoutExpired:
                     pass
+            elif state == "prepared":
+                raise pod.PodError(f"the pod {uuid} is prepared but not running.")
             else:
                 time.sleep(delay)
             delay = min(delay * 1.5, 0.1)
@@ -87,24 +98,22 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run_prepared(args: argparse.Namespace) -> int:
+def _run(uuid: str, detach: bool) -> int:
     from sandbox import pod
-    p = pod.run_prepared(args.uuid, detach=True)
-    if args.detach:
-        print(p.uuid)
+    if detach:
+        print(pod.run_prepared(uuid, detach=True).uuid)
         return 0
-    return _follow(p.uuid, p.process)
+    return _follow(*pod.start(uuid))
+
+
+def cmd_run_prepared(args: argparse.Namespace) -> int:
+    return _run(args.uuid, args.detach)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sandbox import pod
     p = _prepare(args)
     print(f"pod {p.uuid}", file=sys.stderr)
-    started = pod.run_prepared(p.uuid, detach=True)
-    if args.detach:
-        print(started.uuid)
-        return 0
-    return _follow(started.uuid, started.process)
+    return _run(p.uuid, args.detach)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
