@@ -581,24 +581,38 @@ def _image_manifest(image_id: str) -> dict[str, Any]:
 
 
 def _start_stage1(run_dir: Path, ns_path: str | None) -> Any:
-    """stage1 in the pod's netns and fresh PID, IPC, UTS and mount namespaces: forked from the
-    supervisor when it is single-threaded (the metadata thread starts after), else exec'd."""
-    from sandbox import _proc, stage1
+    """Start the pod's PID 1 (stage1) in the pod's netns and fresh PID, IPC, UTS and mount
+    namespaces.
+
+    While the supervisor is single-threaded (the metadata thread starts after), it forks PID 1
+    itself: unshare(CLONE_NEWPID) makes its *next* child PID 1 of a new namespace, then setns
+    back to its own PID namespace undoes that for later children and threads. Otherwise it
+    execs ``python -m sandbox.stage1 run``, which unshares and forks PID 1 (one more process).
+    """
+    from sandbox import _linux, _proc, stage1
     log = str(run_dir / "stage1.log")
     if _proc.can_fork():
-        def child() -> int:
-            _join_pod_namespaces(ns_path)
-            return stage1.run(run_dir)
-        return _proc.fork_call(child, args=f"stage1 {run_dir.name}", output=log)
+        def pid1() -> int:
+            _join_pod_namespaces(ns_path, pid=False)
+            return stage1.pid1(run_dir)
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _linux.unshare(_linux.CLONE_NEWPID)
+            try:
+                return _proc.fork_call(pid1, args=f"stage1 {run_dir.name}", output=log)
+            finally:
+                _linux.setns(own, _linux.CLONE_NEWPID)
+        finally:
+            os.close(own)
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "sandbox.stage1", "run", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: _join_pod_namespaces(ns_path))
 
 
-def _join_pod_namespaces(ns_path: str | None) -> None:
-    """In stage1's process: join the pod's netns, then unshare PID, IPC, UTS and mount
-    namespaces (they apply to its children: stage1 forks the pod's PID 1)."""
+def _join_pod_namespaces(ns_path: str | None, pid: bool = True) -> None:
+    """Join the pod's netns, then unshare IPC, UTS and mount namespaces (and PID, whose new
+    namespace applies to the caller's children: stage1 then forks the pod's PID 1)."""
     from sandbox import _linux
     if ns_path is not None:
         fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -606,8 +620,8 @@ def _join_pod_namespaces(ns_path: str | None) -> None:
             _linux.setns(fd, _linux.CLONE_NEWNET)
         finally:
             os.close(fd)
-    _linux.unshare(_linux.CLONE_NEWPID | _linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS
-                   | _linux.CLONE_NEWNS)
+    _linux.unshare(_linux.CLONE_NEWIPC | _linux.CLONE_NEWUTS | _linux.CLONE_NEWNS
+                   | (_linux.CLONE_NEWPID if pid else 0))
 
 
 # ---------------------------------------------------------------------------- inspect / control
@@ -667,7 +681,7 @@ def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, 
         raise PodError(f"pod {d.name} is not running ({state}).")
     run = _read_json(d / "run.json")
     pids = (d / "stage1.pid").read_text().split() if (d / "stage1.pid").exists() else []
-    target = int(pids[1]) if len(pids) > 1 else int(run["stage1"])
+    target = int(pids[-1]) if pids else int(run["stage1"])     # the pod's PID 1 (host PID)
     with contextlib.suppress(ProcessLookupError):
         os.kill(target, signal.SIGKILL if force else signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -99,8 +99,10 @@ def inspect(uuid: str) -> dict[str, Any]:
     _, d = pod.find(uuid)
     run = _read_json(d / "run.json")
     pids = (d / "stage1.pid").read_text().split() if (d / "stage1.pid").exists() else []
-    relay = int(pids[0]) if pids else run.get("stage1")
-    init = int(pids[1]) if len(pids) > 1 else None
+    # "RELAY PID1" when stage1 was exec'd (it forks PID 1 and relays), "PID1" when the supervisor
+    # forked PID 1 straight into the new PID namespace
+    relay = int(pids[0]) if len(pids) > 1 else None
+    init = int(pids[-1]) if pids else None
     init_info = _proc(init) if init else None
     pod_pidns = init_info["ns"].get("pid") if init_info else None
     procs = []

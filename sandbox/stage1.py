@@ -328,7 +328,16 @@ def _relay(child: int) -> int:
     return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
 
 
+def pid1(pod_dir: Path) -> int:
+    """The pod's PID 1 when stage0 forked it straight into the new PID namespace."""
+    plan = json.loads((pod_dir / "stage1.json").read_text())
+    # /proc is still the host's here: /proc/self names this process by its host PID
+    (pod_dir / "stage1.pid").write_text(f"{int(os.readlink('/proc/self'))}\n")
+    return init(plan, pod_dir)
+
+
 def run(pod_dir: Path) -> int:
+    """``python -m sandbox.stage1 run``: started after unshare(NEWPID), fork PID 1 and relay."""
     plan = json.loads((pod_dir / "stage1.json").read_text())
     pid = os.fork()
     if pid == 0:

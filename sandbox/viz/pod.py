@@ -98,6 +98,8 @@ def pod_picture(info: dict[str, Any]) -> graphviz.Digraph:
                    fillcolor="#ffffe0")
             if info.get("relay"):
                 g.edge("relay", "init", label="fork (first child\nof the new PID ns)")
+            elif info.get("supervisor"):
+                g.edge("supervisor", "init", label="unshare(NEWPID), fork:\nthe first child is PID 1")
         order = [a["name"] for a in info["apps"]]
         procs = {pr["host_pid"]: pr for pr in info["processes"]}
         for a in info["apps"]:

@@ -280,7 +280,7 @@ def test_gc_cleans_after_a_killed_supervisor(store: Store, stop_pods) -> None:
     p = pod.run(store, ["example.com/busybox"], net=["default"], detach=True, exec_=sh("sleep 60"))
     stop_pods.append(p.uuid)
     run = json.loads((pod.find(p.uuid)[1] / "run.json").read_text())
-    os.kill(run["stage1"], 9)                   # stage1's relay: PID 1 of the pod dies with it
+    os.kill(run["stage1"], 9)                   # the pod's PID 1: every app dies with it
     os.kill(run["supervisor"], 9)               # and the supervisor gets no chance to tear down
     wait_for(lambda: "supervisor gone" in pod.status(p.uuid)["state"], what="unlocked pod")
     assert netns.exists(pod.netns_name(p.uuid))
