@@ -1,5 +1,3 @@
-import sys
+from sandbox.cli import entry
 
-from sandbox.cli import main
-
-sys.exit(main())
+entry()

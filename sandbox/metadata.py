@@ -143,7 +143,8 @@ class MetadataService:
         self.apps = apps
         self.key = hmac_key or os.urandom(64)
         self.requests: list[str] = []
-        self._server = _make_server(sock, self)
+        self._sock = sock
+        self._server: Any = None        # built on the first connection (see _serve)
         self._thread: threading.Thread | None = None
         self.url = url_for(sock, token)
 
@@ -166,10 +167,14 @@ class MetadataService:
     def _serve(self) -> None:
         # socketserver's serve_forever notices a shutdown only at its next poll; waiting on the
         # socket and a pipe instead lets stop() end the loop at once (a pod's teardown waits).
+        # The HTTP server (and the import of http.server, ~15 ms) waits for the first
+        # connection: most pods never ask, and a pod's start should not pay for it.
         while True:
-            ready = select.select([self._server.socket, self._wake[0]], [], [])[0]
+            ready = select.select([self._sock, self._wake[0]], [], [])[0]
             if self._wake[0] in ready:
                 return
+            if self._server is None:
+                self._server = _make_server(self._sock, self)
             self._server.handle_request()
 
     def stop(self) -> None:
@@ -179,7 +184,10 @@ class MetadataService:
             for fd in self._wake:
                 os.close(fd)
             self._thread = None
-        self._server.server_close()
+        if self._server is not None:
+            self._server.server_close()     # closes the socket too
+        else:
+            self._sock.close()
 
 
 def listen_in_netns(netns_path: str | None) -> socket.socket:

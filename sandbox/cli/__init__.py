@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    global _quick_exit
+    _quick_exit = bool(getattr(args, "quick_exit", False))
     try:
         rc = handler(args)
     except SandboxError as e:
@@ -108,5 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     return int(rc or 0)
 
 
+_quick_exit = False
+
+
+def entry() -> None:
+    """The ``sandbox`` program (console script and ``python -m sandbox``).
+
+    Commands that set ``quick_exit`` (those that start a pod) leave without the interpreter's
+    final clean-up of every module (~4 ms of a ~50 ms pod run): their work is done by then, the
+    streams are flushed here, and every file they write is closed where it is written."""
+    rc = main()
+    if _quick_exit:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
