@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
-from typing import Callable
+
+TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 def can_fork() -> bool:
@@ -52,12 +54,18 @@ class Child:
         return self._reap(os.WNOHANG)
 
     def wait(self, timeout: float | None = None) -> int:
+        code = self.wait_for(timeout)
+        if code is None:
+            import subprocess
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def wait_for(self, timeout: float | None = None) -> int | None:
+        """The exit code, or None when the child still runs after ``timeout`` seconds."""
         if self.returncode is None and timeout is not None:
             if not select.select([self._pidfd], [], [], timeout)[0]:
-                raise subprocess.TimeoutExpired(self.args, timeout)
-        code = self._reap(0)
-        assert code is not None
-        return code
+                return None
+        return self._reap(0)
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
@@ -75,6 +83,19 @@ class Child:
                 os.close(self._pidfd)
             except OSError:
                 pass
+
+
+def wait_for(proc: "Child | Any", timeout: float) -> int | None:
+    """``proc``'s exit code, or None if it still runs after ``timeout`` seconds: for a
+    :class:`Child` or a ``subprocess.Popen`` (the fallback), without importing subprocess
+    for the first."""
+    if isinstance(proc, Child):
+        return proc.wait_for(timeout)
+    import subprocess
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def fork_call(fn: Callable[[], int], *, args: str, output: str | None = None,

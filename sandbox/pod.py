@@ -24,17 +24,20 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from collections import namedtuple
 
 from sandbox import ace, cgroups, config
 from sandbox.errors import NotRootError, SandboxError
 from sandbox.steps import Steps, record
 
-if TYPE_CHECKING:   # treestore and manifest are imported where used: the supervisor needs neither
+TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+    # treestore and manifest are imported where used: the supervisor needs neither
     from sandbox.manifest import PodManifest
 
 STATES = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
@@ -109,13 +112,12 @@ def _move(src: Path, state: str) -> Path:
 # ---------------------------------------------------------------------------- prepare
 
 
-class VolumeSpec(NamedTuple):
-    """``--volume NAME,kind=empty|host[,source=PATH][,readOnly=true]`` (rkt's syntax)."""
+class VolumeSpec(namedtuple("VolumeSpec", "name kind source read_only",
+                            defaults=("empty", None, None))):
+    """``--volume NAME,kind=empty|host[,source=PATH][,readOnly=true]`` (rkt's syntax):
+    name (str), kind (``empty`` or ``host``), source (str or None), read_only (bool or None)."""
 
-    name: str
-    kind: str = "empty"
-    source: str | None = None
-    read_only: bool | None = None
+    __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> "VolumeSpec":
@@ -366,6 +368,7 @@ def start(uuid: str, *, steps: Steps | None = None) -> tuple[str, Any]:
                                output=str(d / "supervisor.log"), new_session=True)
         record(steps, "fork", f"supervisor of pod {d.name}", pid=proc.pid)
     else:
+        import subprocess
         with open(d / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=os.environ.copy())
@@ -384,6 +387,7 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                  steps: Steps | None = None) -> Pod | int:
     """Start a prepared pod's supervisor. Detached: return the Pod once its apps started.
     Attached: wait for the pod to exit and return its exit code."""
+    from sandbox import _proc
     name, proc = start(uuid, steps=steps)
     d = pods_dir() / "prepared" / name
     if not detach:
@@ -415,8 +419,7 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                            _read_json(done / "run.json"), proc)
             raise PodError(f"the pod {d.name} failed to start: {failure(d.name)} "
                            "(see `sandbox status`).")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(delay)                # returns at once if the supervisor ends
+        _proc.wait_for(proc, delay)         # returns at once if the supervisor ends
         delay = min(delay * 1.5, 0.05)
     raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
 
@@ -604,6 +607,7 @@ def _start_stage1(run_dir: Path, ns_path: str | None) -> Any:
                 _linux.setns(own, _linux.CLONE_NEWPID)
         finally:
             os.close(own)
+    import subprocess
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "sandbox.stage1", "run", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -731,6 +735,7 @@ def enter(uuid: str, app: str, argv: list[str], *, capture: bool = False,
         raise PodError(f"pod {d.name} is not running ({state}); only a running pod can be entered.")
     if not argv:
         raise PodError("give a command to run, e.g. `sandbox enter UUID --app NAME -- /bin/sh -c id`.")
+    import subprocess
     return subprocess.run([sys.executable, "-m", "sandbox.stage1", "enter", str(d), app, "--", *argv],
                           capture_output=capture, text=True, timeout=timeout,
                           stdin=None if not capture else subprocess.DEVNULL)

@@ -45,8 +45,7 @@ def _prepare(args: argparse.Namespace):
 def _follow(uuid: str, supervisor=None) -> int:
     """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it.
     With the supervisor's process handle, its exit ends the wait at once (no polling delay)."""
-    import subprocess
-    from sandbox import pod
+    from sandbox import _proc, pod
     offsets: dict[Path, int] = {}
     delay = 0.005           # poll fast at first (a short pod ends within ms), then every 0.1 s
     try:
@@ -77,10 +76,7 @@ def _follow(uuid: str, supervisor=None) -> int:
             if state not in ("prepared", "run"):
                 return int(pod.status(uuid).get("exitCode") or 0)
             if supervisor is not None:
-                try:
-                    supervisor.wait(delay)
-                except subprocess.TimeoutExpired:
-                    pass
+                _proc.wait_for(supervisor, delay)   # returns at once if the supervisor ends
             elif state == "prepared":
                 raise pod.PodError(f"the pod {uuid} is prepared but not running.")
             else:
