@@ -122,9 +122,12 @@ def inspect(uuid: str) -> dict[str, Any]:
             rinfo = None
         mnt = rinfo["ns"].get("mnt") if rinfo else None
         mine = [p for p in procs if mnt and p["ns"].get("mnt") == mnt]
+        # a runner that became its app (pid.json's becomesApp, once the app started) is the app
+        became = pj.get("becomesApp") and "mainStarted" in _read_json(
+            d / "apps" / a["name"] / "status.json")
         for p in mine:
             p["app"] = a["name"]
-            p["role"] = "runner" if p["host_pid"] == runner else "app"
+            p["role"] = "runner" if p["host_pid"] == runner and not became else "app"
         apps.append({"name": a["name"], "image": a["image"], "state": a["state"],
                      "exitCode": a.get("exitCode"), "runner": runner,
                      "pids": [p["host_pid"] for p in mine if p["role"] == "app"],

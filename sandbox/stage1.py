@@ -165,19 +165,29 @@ def _remember_stop(sig: int, _frame: Any) -> None:
     _stop_signal = sig
 
 
+def _exec_app(argv: list[str], app: dict[str, Any], last_cap: int) -> None:
+    """Become the app's user and execve ``argv``; never returns (127 when it cannot run)."""
+    env = app["env"]
+    # A stop from here on kills the process (default action); one caught before is obeyed.
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    if _stop_signal is not None:
+        os._exit(128 + _stop_signal)
+    try:
+        become_app(app, last_cap)
+        os.execve(_resolve_exec(argv[0], env), argv, env)
+    except Exception as e:  # noqa: BLE001
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        os.write(2, f"stage1: cannot execute {argv[0]}: {msg}\n".encode())
+    os._exit(127)
+
+
 def _run_and_wait(argv: list[str], app: dict[str, Any], last_cap: int) -> int:
     """fork, become the app's user, execve, wait (forwarding SIGTERM/SIGINT/SIGHUP to the
     child); returns a shell-style code (128+N for death by signal N)."""
-    env = app["env"]
     pid = os.fork()
     if pid == 0:
-        try:
-            become_app(app, last_cap)
-            os.execve(_resolve_exec(argv[0], env), argv, env)
-        except Exception as e:  # noqa: BLE001
-            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            os.write(2, f"stage1: cannot execute {argv[0]}: {msg}\n".encode())
-            os._exit(127)
+        _exec_app(argv, app, last_cap)
     forward = lambda sig, _f: _kill(pid, sig)  # noqa: E731
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     if _stop_signal is not None:
@@ -203,8 +213,10 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
     dir_fd = os.open(app_dir, os.O_RDONLY | os.O_DIRECTORY)
     status: dict[str, Any] = {"app": app["name"], "started": time.time()}
     # The host PID (for `sandbox enter`): /proc is still the host's procfs here.
+    # becomesApp: with no post-stop handler the runner execs the app itself (same PIDs)
     _write_json(dir_fd, "pid.json", {"host_pid": int(os.readlink("/proc/self")),
-                                     "pod_pid": os.getpid()})
+                                     "pod_pid": os.getpid(),
+                                     "becomesApp": not app.get("postStop")})
     try:
         _linux.unshare(_linux.CLONE_NEWNS)
         _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
@@ -231,7 +243,9 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
         _linux.pivot_root(".", ".")                       # the old root is stacked on "."
         _linux.umount(".", _linux.MNT_DETACH)              # … and detached
         os.chdir("/")
-        # The runner stays root (it writes the status); each child becomes the app's user.
+        # The runner stays root while it has a status to write; what it runs becomes the
+        # app's user (a child for the handlers, the runner itself for the app when no
+        # post-stop handler follows it).
         code = 0
         if app.get("preStart"):
             code = _run_and_wait(app["preStart"], app, last_cap)
@@ -240,12 +254,17 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
             code = 128 + _stop_signal
             status["error"] = "stopped before the app started"
             status["exitCode"] = code
+        elif code == 0 and not app.get("postStop"):
+            # Nothing left to run after the app: the runner becomes it (one process less
+            # per app); PID 1 records the exit status when it reaps it.
+            status["mainStarted"] = time.time()
+            _write_json(dir_fd, "status.json", status)
+            _exec_app(app["exec"], app, last_cap)
         elif code == 0:
             status["mainStarted"] = time.time()
             code = _run_and_wait(app["exec"], app, last_cap)
             status["exitCode"] = code
-            if app.get("postStop"):
-                status["postStop"] = _run_and_wait(app["postStop"], app, last_cap)
+            status["postStop"] = _run_and_wait(app["postStop"], app, last_cap)
         else:
             status["exitCode"] = code
             status["error"] = f"pre-start handler exited with {code}; the app was not started"
@@ -259,6 +278,21 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
 
 
 # ------------------------------------------------------------------------------ PID 1
+
+
+def _record_exit(app_dir: Path, code: int) -> None:
+    """The exit status of a runner that became its app (its status.json has no exitCode)."""
+    try:
+        status = json.loads((app_dir / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        status = {"app": app_dir.name, "error": "the app runner ended before it started the app"}
+    if "exitCode" not in status:
+        status.update(exitCode=code, finished=time.time())
+        fd = os.open(app_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _write_json(fd, "status.json", status)
+        finally:
+            os.close(fd)
 
 
 def init(plan: dict[str, Any], pod_dir: Path) -> int:
@@ -315,6 +349,7 @@ def init(plan: dict[str, Any], pod_dir: Path) -> int:
         name = runners.pop(pid, None)
         if name is not None:
             codes[name] = os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+            _record_exit(pod_dir / "apps" / name, codes[name])
     return next((c for c in codes.values() if c != 0), 0)
 
 
