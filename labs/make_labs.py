@@ -266,7 +266,7 @@ handle = Path("/run/netns") / A
 # TODO: touch the handle, then: unshare -n mount --bind /proc/self/ns/net <handle>
 '''),
     md("## 2. Namespace B, with the kit\n\n**TODO**: `netns.create(B)` does the same (a helper "
-       "process unshares and bind-mounts)."),
+       "thread unshares and bind-mounts its own namespace)."),
     todo('netns.create(B)', '# TODO: netns.create(B)'),
     code('print(labs.show_netns(A, B))'),
     md("## 3. A veth pair between them\n\n**TODO**: create the pair *inside* A with its peer born "

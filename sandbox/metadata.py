@@ -193,17 +193,20 @@ class MetadataService:
             self._sock.close()
 
 
+def listen() -> socket.socket:
+    """A listening TCP socket on 127.0.0.1 (kernel-chosen port) in the calling thread's network
+    namespace. A socket stays in the netns it was created in."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    return s
+
+
 def listen_in_netns(netns_path: str | None) -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 (kernel-chosen port) in the given network namespace
-    (None: the current one). A socket stays in the netns it was created in."""
-    def make() -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        return s
+    """:func:`listen` in the given network namespace (None: the current one)."""
     if netns_path is None:
-        return make()
+        return listen()
     from sandbox import netns
     with netns.enter(netns_path):
-        return make()
+        return listen()

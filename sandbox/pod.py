@@ -489,7 +489,6 @@ def supervise(uuid: str) -> int:
         try:
             if nets != ["host"]:
                 ns_path = str(netns.create(netns_name(uuid)))
-                netns.in_thread(_lo_up, ns_path)
                 info["netns"] = ns_path
             if nets not in (["host"], ["none"]):
                 rt_default, rt_user = _network_runtime(plan, run_dir)
@@ -502,7 +501,8 @@ def supervise(uuid: str) -> int:
             # The metadata socket is bound (in the pod's netns) before stage1 starts, so the
             # apps' AC_METADATA_URL is known and connections queue; the server is built after
             # stage1 is forked (apps that connect at once wait in the listen backlog).
-            sock = metadata.listen_in_netns(ns_path)
+            # lo up and the metadata socket, both in the pod's netns (one helper thread)
+            sock = netns.in_thread(_lo_up_and_listen, ns_path) if ns_path else metadata.listen()
             token = metadata.new_token()
             info["metadataURL"] = url = metadata.url_for(sock, token)
             hosts = ace.hosts_content(plan["hostname"])
@@ -560,13 +560,14 @@ def supervise(uuid: str) -> int:
     return code
 
 
-def _lo_up(ns_path: str) -> None:
-    """``ip link set lo up`` in the pod's netns with two ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS on a
-    struct ifreq) instead of netlink: importing pyroute2 alone cost the supervisor ~0.3 s.
-    Runs in a short-lived thread (netns.in_thread): setns moves only the calling thread."""
+def _lo_up_and_listen(ns_path: str) -> Any:
+    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): enter
+    the pod's netns, ``ip link set lo up`` with two ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS on a
+    struct ifreq) instead of netlink (importing pyroute2 alone cost the supervisor ~0.3 s), and
+    bind the metadata service's socket there."""
     import socket
     import struct
-    from sandbox import _linux
+    from sandbox import _linux, metadata
     fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         _linux.setns(fd, _linux.CLONE_NEWNET)
@@ -576,6 +577,7 @@ def _lo_up(ns_path: str) -> None:
         ifreq = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, ifreq))[1]      # SIOCGIFFLAGS
         fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))      # IFF_UP
+    return metadata.listen()
 
 
 def _image_manifest(image_id: str) -> dict[str, Any]:
