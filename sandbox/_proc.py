@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 
 def can_fork() -> bool:
-    """True when this process may fork and keep running Python in the child."""
-    return threading.active_count() == 1 and hasattr(os, "pidfd_open")
+    """True when this process may fork and keep running Python in the child (and
+    ``$SANDBOX_NO_FORK`` is not set: it makes every stage a fresh interpreter, for comparison)."""
+    return (threading.active_count() == 1 and hasattr(os, "pidfd_open")
+            and not os.environ.get("SANDBOX_NO_FORK"))
 
 
 class Child:
@@ -126,6 +128,10 @@ def fork_call(fn: Callable[[], int], *, args: str, output: str | None = None,
             out = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, 1)
             os.dup2(out, 2)
+            # print() goes to the new descriptors even where sys.stdout was replaced (pytest's
+            # capture, a notebook's stream): their own descriptors are closed below
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)
         low = 3
         for fd in sorted(keep_fds):
             if fd >= low:

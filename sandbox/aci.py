@@ -34,7 +34,6 @@ import stat
 import struct
 import tarfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Iterator
@@ -496,6 +495,7 @@ class _GzipBlockWriter(io.RawIOBase):
         self.size = 0
         self.tail = b""
         self.workers = threads or max(1, min(4, os.cpu_count() or 1))
+        from concurrent.futures import ThreadPoolExecutor     # (with logging: ~3 ms to import)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sbx-gzip")
         self.pending: collections.deque = collections.deque()
         # magic, deflate, no flags, mtime 0, no extra flags, OS "unknown"

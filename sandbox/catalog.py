@@ -487,8 +487,8 @@ def build(out_dir: str | os.PathLike[str], *, import_to=None, steps: Steps | Non
         raise CatalogError(f"cannot create {out} ({e.strerror}).") from None
     cache = Path(cache_dir) if cache_dir else config.sandbox_dir() / "cache" / "debs"
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=5, desc="catalog", unit="image", disable=not progress, file=sys.stderr)
+    from sandbox._progress import tqdm_class
+    bar = tqdm_class()(total=5, desc="catalog", unit="image", disable=not progress, file=sys.stderr)
 
     def log(msg: str) -> None:
         if progress:

@@ -280,8 +280,8 @@ def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | N
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+    from sandbox._progress import tqdm_class
+    return tqdm_class()(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 file=sys.stderr, disable=not enabled, leave=False)
 
 

@@ -27,7 +27,6 @@ in the typed objects), as the spec asks.
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -288,6 +287,7 @@ class ImageManifest:
         return validate_json(self.to_json())
 
     def _repr_html_(self) -> str:
+        import html
         e = html.escape
         labels = ", ".join(f"{e(k)}={e(v)}" for k, v in self.labels.items()) or "–"
         exec_ = " ".join(e(a) for a in self.app.exec) if self.app and self.app.exec else "–"
@@ -458,6 +458,7 @@ class PodManifest:
         return validate_json(self.to_json())
 
     def _repr_html_(self) -> str:
+        import html
         e = html.escape
         rows = []
         for a in self.apps:

@@ -25,7 +25,6 @@ import fcntl
 import itertools
 import os
 import re
-import subprocess
 import threading
 from pathlib import Path
 
@@ -292,6 +291,7 @@ def run(name_or_path: str | os.PathLike[str], argv: Sequence[str], *,
     """Run ``argv`` inside a netns (setns in the child, then exec) and wait for it.
 
     ``kwargs`` go to :func:`subprocess.run` (e.g. ``capture_output=True, text=True``)."""
+    import subprocess
     pre = preexec_setns(name_or_path, dir)
     try:
         cp = subprocess.run(list_(argv), preexec_fn=pre, **kwargs)

@@ -1172,8 +1172,8 @@ def _hash_source(h, source: Source, steps: Steps | None = None, progress: bool =
     size = os.path.getsize(source)
     bar = None
     if progress and size >= 64 << 20:
-        from tqdm import tqdm
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"hashing {Path(source).name}", leave=False)
+        from sandbox._progress import tqdm_class
+        bar = tqdm_class(auto=False)(total=size, unit="B", unit_scale=True, desc=f"hashing {Path(source).name}", leave=False)
     with open(source, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)

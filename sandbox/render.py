@@ -25,7 +25,6 @@ Pure functions, no store layout: the tree store (sandbox/treestore.py) caches re
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 import posixpath
@@ -455,6 +454,7 @@ class RenderTrace:
         return "\n".join([head] + rows)
 
     def _repr_html_(self) -> str:
+        import html
         from sandbox.viz import color_for
         order = [l["name"] for l in self.layers]
         rows = []
@@ -700,8 +700,8 @@ def render(graph: DependencyGraph, dest: Path | str, open_tar: OpenTar, *,
     r = _Renderer(dest, layers, steps)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(layers), desc="render", unit="layer")
+        from sandbox._progress import tqdm_class
+        bar = tqdm_class()(total=len(layers), desc="render", unit="layer")
     try:
         for layer in layers:
             with open_tar(layer.image.id) as tar:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import html
 import json
 import os
 import re
@@ -96,6 +95,7 @@ class Image:
                 "latest": self.latest, "path": str(self.path)}
 
     def _repr_html_(self) -> str:
+        import html
         e = html.escape
         labels = ", ".join(f"{e(k)}={e(v)}" for k, v in self.labels.items()) or "&ndash;"
         deps = "".join(f"<li><code>{e(d.image_name)}</code>"

@@ -27,7 +27,6 @@ import datetime as _dt
 import errno
 import fcntl
 import hashlib
-import html
 import json
 import os
 import re
@@ -173,6 +172,7 @@ class Tree:
         return f"Tree({self.key[:24]}…, {self.name}, {len(self.layers)} layers)"
 
     def _repr_html_(self) -> str:
+        import html
         e = html.escape
         order = " → ".join(e(l["name"]) for l in self.layers)
         return (f"<div class='sandbox-tree'><b>{e(self.name)}</b> rendered "
@@ -464,6 +464,7 @@ class CleanCopy:
         return f"{self.path}: plain copy of {self.tree.rootfs}{why}"
 
     def _repr_html_(self) -> str:
+        import html
         return f"<div class='sandbox-copy'><b>{self.mode}</b> {html.escape(self.describe())}</div>"
 
 
