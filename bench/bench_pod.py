@@ -1,18 +1,27 @@
 """Pod speed: the kit's runtime vs runc on the same rootfs, in one run.
 
-1. start-to-exit of ``/bin/true`` in a busybox pod — ``sandbox run example.com/busybox --net=none
-   --exec /bin/true`` as a whole process (CLI start, prepare, supervisor, stage1, app, teardown) —
-   vs ``runc run`` of the same rendered rootfs as an OCI bundle (``sandbox.oci.make_bundle``,
-   process.args ``["/bin/true"]``); median of ``--repeat`` runs each, alternating (goal: <= 2x).
-   Where the pod's time goes is shown from the timestamps the runtime records (run.json,
-   stage1.pid, the app's status.json), next to the floor of starting Python itself.
+1. start-to-exit of ``/bin/true`` in a busybox pod, each a whole process as a user types it, vs
+   ``runc run`` of the same rendered rootfs as an OCI bundle (``sandbox.oci.make_bundle``,
+   process.args ``["/bin/true"]``); median of ``--repeat`` rounds, alternating:
+
+   * ``sandbox run-prepared UUID`` of a pod made by ``sandbox prepare`` (--net=none): the like
+     for like — runc's bundle is made beforehand too (rootfs rendered, config written), and
+     ``runc run`` creates the container's namespaces, runs it, waits and deletes it (goal: <= 2x);
+   * ``sandbox run example.com/busybox --net=none --exec /bin/true``: the same plus what runc
+     never does — resolve the image in the store, read and validate its manifest, find its
+     rendered tree and write the pod's plan;
+   * ``run-prepared`` with ``SANDBOX_NO_FORK=1`` (every stage a fresh Python interpreter, as
+     stage0 does in a process that has threads, e.g. a Jupyter kernel).
+
+   Where the time goes is shown from the timestamps the runtime records (run.json, stage1.pid,
+   the app's status.json), next to the floor of starting Python itself.
 2. the seed pod's start time: ``sandbox run --detach`` of reduce-worker, worker-backup and
    reduce-worker-register until the command returns (every app started) and until the register
    app has registered with the reduce-worker over 127.0.0.1 (exit 0).
 
 Needs root. State goes to $SANDBOX_DIR (bench/run.py gives a temporary one; else a temp dir);
 every pod is stopped and gc'd, every runc container deleted, temp dirs removed — also on failure.
-Run: ``.venv/bin/python bench/bench_pod.py [--repeat 7] [--seed-repeat 3]``
+Run: ``.venv/bin/python bench/bench_pod.py [--repeat 15] [--seed-repeat 3]``
 """
 from __future__ import annotations
 
@@ -36,7 +45,7 @@ SEED = ["example.com/reduce-worker", "example.com/worker-backup",
 
 
 def ms(t: float) -> str:
-    return f"{t * 1000:7.0f} ms"
+    return f"{t * 1000:7.1f} ms"
 
 
 def timed(argv: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
@@ -45,19 +54,21 @@ def timed(argv: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     return time.perf_counter() - t0, p
 
 
-def pod_breakdown(uuid: str) -> dict[str, float]:
-    """Phases of one finished pod from the files the runtime writes (wall-clock timestamps)."""
+def pod_breakdown(uuid: str, t0: float, t1: float) -> dict[str, float]:
+    """Phases of one finished pod from the files the runtime writes (wall-clock timestamps);
+    ``t0``/``t1``: when the command was started and when it returned."""
     from sandbox import pod
     _, d = pod.find(uuid)
-    plan = json.loads((d / "plan.json").read_text())
     run = json.loads((d / "run.json").read_text())
     app = json.loads(next((d / "apps").glob("*/status.json")).read_text())
     s1 = (d / "stage1.pid").stat().st_mtime
-    return {"prepared → supervisor running": run["started"] - plan["created"],
-            "supervisor → stage1 PID 1 forked": s1 - run["started"],
-            "PID 1 → app runner ready": app["mainStarted"] - s1,
+    return {"CLI start → supervisor owns the pod": run["started"] - t0,
+            "supervisor → PID 1 (netns, lo, metadata socket)": s1 - run["started"],
+            "PID 1 → app runner (hostname, overlay)": app["started"] - s1,
+            "runner → exec (mounts, pivot_root, caps)": app["mainStarted"] - app["started"],
             "app (exec /bin/true … exit)": app["finished"] - app["mainStarted"],
-            "teardown (metadata, netns, cgroups)": run["finished"] - app["finished"]}
+            "teardown (netns, cgroups, state)": run["finished"] - app["finished"],
+            "CLI notices, exits": t1 - run["finished"]}
 
 
 def bench_true(repeat: int, work: Path) -> dict:
@@ -67,18 +78,41 @@ def bench_true(repeat: int, work: Path) -> dict:
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["process"]["args"] = ["/bin/true"]
     (bundle / "config.json").write_text(json.dumps(cfg, indent=2))
-    ours, theirs, phases = [], [], []
-    argv = [*SANDBOX, "run", "example.com/busybox", "--net=none", "--exec", "/bin/true"]
+    times: dict[str, list[float]] = {"prepared": [], "run": [], "nofork": [], "runc": []}
+    phases = []
     names = []
+
+    def prepared() -> str:
+        p = subprocess.run([*SANDBOX, "prepare", "example.com/busybox", "--net=none", "--exec",
+                            "/bin/true"], capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise SystemExit(f"sandbox prepare failed ({p.returncode}): {p.stderr.strip()}")
+        return p.stdout.strip()
+
+    def ours(key: str, argv: list[str], env: dict | None = None) -> tuple[float, float, float]:
+        w0 = time.time()
+        t, p = timed(argv, env=env)
+        w1 = time.time()
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[2:])} failed ({p.returncode}): {p.stderr.strip()}")
+        if i:
+            times[key].append(t)
+        return t, w0, w1
     try:
         for i in range(repeat + 1):          # round 0 warms up (tree store, page cache)
-            t, p = timed(argv)
+            uuid = prepared()
+            _, w0, w1 = ours("prepared", [*SANDBOX, "run-prepared", uuid])
+            if i:
+                phases.append(pod_breakdown(uuid, w0, w1))
+            pod.remove(uuid)
+            t, p = timed([*SANDBOX, "run", "example.com/busybox", "--net=none", "--exec", "/bin/true"])
             if p.returncode != 0:
                 raise SystemExit(f"sandbox run failed ({p.returncode}): {p.stderr.strip()}")
-            uuid = next(line.split()[1] for line in p.stderr.splitlines() if line.startswith("pod "))
             if i:
-                ours.append(t)
-                phases.append(pod_breakdown(uuid))
+                times["run"].append(t)
+            pod.remove(next(line.split()[1] for line in p.stderr.splitlines() if line.startswith("pod ")))
+            uuid = prepared()
+            ours("nofork", [*SANDBOX, "run-prepared", uuid], env={**os.environ, "SANDBOX_NO_FORK": "1"})
             pod.remove(uuid)
             name = f"sbx-bench-{os.getpid()}-{i}"
             names.append(name)
@@ -86,20 +120,19 @@ def bench_true(repeat: int, work: Path) -> dict:
             if p.returncode != 0:
                 raise SystemExit(f"runc run failed ({p.returncode}): {p.stderr.strip()}")
             if i:
-                theirs.append(t)
+                times["runc"].append(t)
             subprocess.run(["runc", "delete", "-f", name], capture_output=True)
     finally:
         for name in names:
             subprocess.run(["runc", "delete", "-f", name], capture_output=True)
-    floor = {"python -c pass": min(timed([sys.executable, "-c", "pass"])[0] for _ in range(3)),
-             "sandbox --version (CLI: every area's parser)": min(
-                 timed([*SANDBOX, "--version"])[0] for _ in range(3)),
-             "python -c 'import sandbox.pod'": min(
-                 timed([sys.executable, "-c", "import sandbox.pod"])[0] for _ in range(3)),
-             "python -c 'import sandbox.stage1'": min(
-                 timed([sys.executable, "-c", "import sandbox.stage1"])[0] for _ in range(3))}
+    floor = {"python -c pass": min(timed([sys.executable, "-c", "pass"])[0] for _ in range(5)),
+             "sandbox --version (every area's parser)": min(
+                 timed([*SANDBOX, "--version"])[0] for _ in range(5)),
+             "imports of run-prepared (CLI, stage0, stage1)": min(
+                 timed([sys.executable, "-c", "from sandbox import cli, pod, _proc, metadata, "
+                        "netns, stage1; cli.build_parser('run-prepared')"])[0] for _ in range(5))}
     med = {k: statistics.median(ph[k] for ph in phases) for k in phases[0]}
-    return {"ours": ours, "runc": theirs, "phases": med, "floor": floor}
+    return {**times, "phases": med, "floor": floor}
 
 
 def bench_seed(repeat: int) -> dict:
@@ -132,7 +165,7 @@ def bench_seed(repeat: int) -> dict:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--seed-repeat", type=int, default=3)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -163,26 +196,30 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
         if own_state:
             os.environ.pop("SANDBOX_DIR", None)
-    ours, theirs = statistics.median(r["ours"]), statistics.median(r["runc"])
-    print(f"1. /bin/true start-to-exit, median of {args.repeat} (alternating)")
-    print(f"   sandbox run --net=none --exec /bin/true  {ms(ours)}   "
-          f"(min {ms(min(r['ours'])).strip()}, max {ms(max(r['ours'])).strip()})")
-    print(f"   runc run (same rootfs, OCI bundle)       {ms(theirs)}   "
-          f"(min {ms(min(r['runc'])).strip()}, max {ms(max(r['runc'])).strip()})")
-    print(f"   ratio ours/runc: {ours / theirs:.1f}x   (goal <= 2x: "
-          f"{'met' if ours <= 2 * theirs else 'NOT met'})")
-    print("   where the pod's time goes (median of the runtime's own timestamps):")
+    med = {k: statistics.median(r[k]) for k in ("prepared", "run", "nofork", "runc")}
+    spread = lambda k: f"(min {ms(min(r[k])).strip()}, max {ms(max(r[k])).strip()})"  # noqa: E731
+    print(f"1. /bin/true start-to-exit, median of {args.repeat} rounds (alternating)")
+    print(f"   sandbox run-prepared UUID (--net=none)       {ms(med['prepared'])}   {spread('prepared')}")
+    print(f"   sandbox run IMAGE --net=none --exec …        {ms(med['run'])}   {spread('run')}")
+    print(f"   run-prepared, SANDBOX_NO_FORK=1              {ms(med['nofork'])}   {spread('nofork')}")
+    print(f"   runc run (same rootfs, OCI bundle)           {ms(med['runc'])}   {spread('runc')}")
+    ratio = med["prepared"] / med["runc"]
+    print(f"   ratio run-prepared / runc run: {ratio:.2f}x   (goal <= 2x: "
+          f"{'met' if ratio <= 2 else 'NOT met'}; both start from a prepared rootfs and config)")
+    print(f"   ratio run / runc run:          {med['run'] / med['runc']:.2f}x   (adds image "
+          "resolution, manifest validation and the pod's plan)")
+    print(f"   ratio without forking:         {med['nofork'] / med['runc']:.2f}x   (a fresh "
+          "interpreter for the supervisor and for stage1)")
+    print("   where run-prepared's time goes (median of the runtime's own timestamps):")
     for k, v in r["phases"].items():
-        print(f"     {k:38} {ms(v)}")
-    rest = ours - sum(r["phases"].values())
-    print(f"     {'CLI start + prepare + exit/polling':38} {ms(rest)}")
-    print("   the floor: starting Python (3 processes per pod: CLI, supervisor, stage1)")
+        print(f"     {k:48} {ms(v)}")
+    print("   the floor: starting Python")
     for k, v in r["floor"].items():
-        print(f"     {k:44} {ms(v)}")
+        print(f"     {k:48} {ms(v)}")
     print(f"2. seed pod (3 apps, --net=default), median of {args.seed_repeat}")
     print(f"   sandbox run --detach returned (all apps started)  {ms(statistics.median(s['started']))}")
     print(f"   … reduce-worker-register registered (exit 0)      {ms(statistics.median(s['registered']))}")
-    print(f"   ratio seed-pod start / runc /bin/true: {statistics.median(s['started']) / theirs:.1f}x")
+    print(f"   ratio seed-pod start / runc /bin/true: {statistics.median(s['started']) / med['runc']:.1f}x")
     return 0
 
 

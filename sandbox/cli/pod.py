@@ -52,19 +52,19 @@ def _follow(uuid: str, supervisor=None) -> int:
         while True:
             ended = supervisor is not None and supervisor.poll() is not None
             state, d = pod.find(uuid)
-            for f in sorted(d.glob("apps/*/std*")):
-                pos = offsets.get(f.relative_to(d), 0)
-                try:
+            try:
+                for f in sorted(d.glob("apps/*/std*")):
+                    pos = offsets.get(f.relative_to(d), 0)
                     with open(f, "rb") as fh:
                         fh.seek(pos)
                         data = fh.read()
-                except FileNotFoundError:   # the pod directory moved to its next state
-                    break
-                if data:
-                    offsets[f.relative_to(d)] = pos + len(data)
-                    out = sys.stdout if f.name == "stdout" else sys.stderr
-                    for line in data.decode(errors="replace").splitlines():
-                        print(f"[{f.parent.name}] {line}", file=out, flush=True)
+                    if data:
+                        offsets[f.relative_to(d)] = pos + len(data)
+                        out = sys.stdout if f.name == "stdout" else sys.stderr
+                        for line in data.decode(errors="replace").splitlines():
+                            print(f"[{f.parent.name}] {line}", file=out, flush=True)
+            except FileNotFoundError:   # the pod directory moved to its next state: look again
+                continue
             if state in ("exited-garbage", "garbage"):
                 st = pod.status(uuid)
                 if st.get("error"):
