@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         i = argv.index("--")
         argv, rest = argv[:i], argv[i + 1:]
-    parser = build_parser(_command_word(argv))
+    command = _command_word(argv)
+    if command is None and "--version" in argv:     # no area's parsers needed for this
+        print(f"sandbox {__version__}")
+        return 0
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if rest is not None:
         if not hasattr(args, "cmd"):
