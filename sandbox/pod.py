@@ -6,10 +6,14 @@ stage0 (this module) decides; stage1 (:mod:`sandbox.stage1`) carries it out:
   each app's image rendered once into the tree store, a private writable root per app (overlay
   upper/work dirs, or a plain copy with ``overlay=False``), and ``stage1.json``: the complete,
   resolved plan (exec, environment, user and group as numbers, volumes, capabilities, cgroups).
-* :func:`run_prepared` — starts a *supervisor* (``python -m sandbox.pod supervise UUID``): it
-  makes the pod's network namespace and attaches it through CNI, binds the metadata service
-  inside it, starts stage1 in fresh PID/IPC/UTS/mount namespaces, waits, and then tears down
+* :func:`run_prepared` / :func:`start` — starts a *supervisor*: it makes the pod's network
+  namespace and attaches it through CNI, binds the metadata service inside it, starts stage1
+  (the pod's PID 1) in fresh PID/IPC/UTS/mount namespaces, waits, and then tears down
   everything (CNI DEL, netns, cgroups) before moving the pod to ``exited-garbage``.
+  The supervisor is this process forked, and PID 1 the supervisor forked (:mod:`sandbox._proc`);
+  where forking is unsafe (a process with threads, e.g. a Jupyter kernel) they are fresh
+  interpreters instead: ``python -m sandbox.pod supervise UUID``, ``python -m sandbox.stage1
+  run POD_DIR``. Both paths give the same pod; the fork path starts it ~50 ms sooner.
 
 The pod's state is a directory under ``$SANDBOX_DIR/pods/<state>/<uuid>`` with rkt's states
 (embryo, prepare, prepared, run, exited-garbage, garbage) and an flock on it held while the pod

@@ -3,10 +3,11 @@
 stage0 (:mod:`sandbox.pod`) decides everything and writes ``stage1.json`` in the pod directory;
 this module only carries it out, so the mechanism can be read top to bottom:
 
-* ``python -m sandbox.stage1 run POD_DIR`` is started by stage0 already inside the pod's
-  network namespace and after ``unshare(NEWPID|NEWIPC|NEWUTS|NEWNS)``. Those namespaces apply to
-  its children, so it forks once: the child is **PID 1** of the pod (:func:`init`), the parent
-  relays signals and the exit status.
+* stage0 forks the pod's **PID 1** straight into a new PID namespace (:func:`pid1`, after it
+  joined the pod's netns and unshared IPC, UTS and mount namespaces). Where stage0 cannot fork,
+  it execs ``python -m sandbox.stage1 run POD_DIR`` after ``unshare(NEWPID|NEWIPC|NEWUTS|NEWNS)``;
+  a new PID namespace applies to children only, so that process forks once: the child is PID 1
+  (:func:`init`), the parent relays signals and the exit status.
 * PID 1 sets the pod's hostname, mounts each app's clean rootfs (an overlay over the tree store,
   inside the pod's own mount namespace, so it vanishes with the pod), starts one *app runner*
   per app, forwards SIGTERM/SIGINT to them and reaps every child (it is the pod's init).
@@ -14,6 +15,8 @@ this module only carries it out, so the mechanism can be read top to bottom:
   bind-mounts its volumes, mounts /proc, /sys (read-only) and /dev, writes /etc/hosts if the
   image has none, ``pivot_root``s into the rootfs, drops capabilities, becomes the app's
   user/group, runs ``pre-start``, then the app, then ``post-stop``, and records the exit status.
+  With no ``post-stop`` handler it *becomes* the app (execve in place) and PID 1 records the
+  exit status when it reaps it.
 
 ``python -m sandbox.stage1 enter POD_DIR APP -- CMD`` joins a running app's namespaces.
 Everything is imported before ``pivot_root``: after it, the host's Python library is gone.
