@@ -80,11 +80,27 @@ class Child:
         self.send_signal(signal.SIGKILL)
 
     def __del__(self) -> None:
-        if self.returncode is None:
-            try:
+        # Forgotten while it still runs (e.g. a detached pod's supervisor): reaped later by
+        # _reap_forgotten, so no zombie stays behind (what subprocess does for a Popen).
+        try:
+            if self.poll() is None:
                 os.close(self._pidfd)
-            except OSError:
-                pass
+                _forgotten.append(self.pid)
+        except OSError:
+            pass
+
+
+_forgotten: list[int] = []
+
+
+def _reap_forgotten() -> None:
+    for pid in list(_forgotten):
+        try:
+            done = os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            done = True
+        if done:
+            _forgotten.remove(pid)
 
 
 def wait_for(proc: "Child | Any", timeout: float) -> int | None:
@@ -107,6 +123,7 @@ def fork_call(fn: Callable[[], int], *, args: str, output: str | None = None,
     The child gets /dev/null as stdin, ``output`` (appended) as stdout and stderr when given,
     and no other inherited descriptor except ``keep_fds`` — so it holds no lock and no socket
     of the parent's by accident (``Popen``'s close_fds, done by hand)."""
+    _reap_forgotten()
     sys.stdout.flush()
     sys.stderr.flush()
     # Memory pages are shared until one side writes them, and a garbage collection (in the

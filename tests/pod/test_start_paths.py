@@ -57,6 +57,21 @@ def test_fork_call_exit_code_timeout_output_and_closed_descriptors(tmp_path: Pat
     assert _proc.wait_for(popen, 10) == 4               # the same helper waits on a Popen
 
 
+def test_a_forgotten_child_is_reaped_later() -> None:
+    """A Child dropped while it runs (a detached pod's supervisor) leaves no zombie behind."""
+    import gc
+    c = _proc.fork_call(lambda: (time.sleep(0.2), 0)[1], args="forgotten child")
+    pid = c.pid
+    del c
+    gc.collect()
+    assert pid in _proc._forgotten
+    time.sleep(0.4)
+    _proc.fork_call(lambda: 0, args="next child").wait()   # reaps the forgotten one first
+    assert pid not in _proc._forgotten
+    state = Path(f"/proc/{pid}/stat")
+    assert not state.exists() or state.read_text().split()[2] != "Z"
+
+
 def test_can_fork_is_false_while_another_thread_runs(monkeypatch) -> None:
     monkeypatch.delenv("SANDBOX_NO_FORK", raising=False)
     import threading
