@@ -84,6 +84,12 @@ def fill(session: netns.Session, work: Path, tag: str, cni_path: str, checkpoint
 
 
 def main() -> int:
+    from _hygiene import keep_var_lib_cni
+    with keep_var_lib_cni():
+        return _main()
+
+
+def _main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--fill", default="10,100,250", help="checkpoints on one /24 (max 253)")

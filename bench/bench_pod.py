@@ -225,4 +225,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from _hygiene import keep_var_lib_cni
+    with keep_var_lib_cni():
+        rc = main(sys.argv[1:])
+    sys.exit(rc)
