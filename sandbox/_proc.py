@@ -5,8 +5,8 @@ stage0 starts two long-lived processes per pod (the supervisor, then stage1). Ex
 each, more than all the namespace work); a forked child already has every module loaded.
 Forking is only safe while the process has a single thread (another thread may hold a lock
 the child would then never see released), so :func:`can_fork` says when to fall back to
-``subprocess.Popen`` of the module instead: in a Jupyter kernel, or after a progress bar has
-started its monitor thread.
+``subprocess.Popen`` of the module instead: in a Jupyter kernel, or in any process that has
+started a thread (tqdm's monitor thread is turned off for this reason, see sandbox._progress).
 
 :class:`Child` mirrors the part of ``subprocess.Popen`` the callers use (``pid``, ``poll``,
 ``wait(timeout)`` raising ``TimeoutExpired``, ``kill``, ``returncode``); its ``wait`` sleeps on a
