@@ -84,8 +84,8 @@ def fill(session: netns.Session, work: Path, tag: str, cni_path: str, checkpoint
 
 
 def main() -> int:
-    from _hygiene import keep_var_lib_cni
-    with keep_var_lib_cni():
+    from _hygiene import keep_var_lib_cni, private_state
+    with private_state(), keep_var_lib_cni():
         return _main()
 
 
