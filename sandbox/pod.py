@@ -30,8 +30,8 @@ import re
 import signal
 import sys
 import time
-from pathlib import Path
 from collections import namedtuple
+from pathlib import Path
 
 from sandbox import ace, cgroups, config
 from sandbox.errors import NotRootError, SandboxError
@@ -514,10 +514,9 @@ def supervise(uuid: str) -> int:
                     res = rt.add(name, ns_path, container_id=uuid, ifname=f"eth{i}")
                     attached.append((rt, name, f"eth{i}"))
                     info["networks"].append({"net": name, "ifname": f"eth{i}", "result": res})
-            # The metadata socket is bound (in the pod's netns) before stage1 starts, so the
-            # apps' AC_METADATA_URL is known and connections queue; the server is built after
-            # stage1 is forked (apps that connect at once wait in the listen backlog).
-            # lo up and the metadata socket, both in the pod's netns (one helper thread)
+            # lo up, and the metadata socket bound in the pod's netns (one helper thread)
+            # before stage1 starts: the apps' AC_METADATA_URL is known and connections queue;
+            # the server is built after stage1 is forked (early callers wait in the backlog).
             sock = netns.in_thread(_lo_up_and_listen, ns_path) if ns_path else metadata.listen()
             token = metadata.new_token()
             info["metadataURL"] = url = metadata.url_for(sock, token)
