@@ -227,8 +227,23 @@ def _coerce(value: Any, parse: Callable[[_Parser, Any, str], Any], what: str) ->
     return out
 
 
+class _Document:
+    """What an image and a pod manifest share as whole documents."""
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """The canonical manifest file content (2-space indented JSON, trailing newline)."""
+        return (json.dumps(self.to_json(), indent=2) + "\n").encode()
+
+    def problems(self) -> list[str]:
+        """Re-check an object built in code (e.g. after editing fields)."""
+        return validate_json(self.to_json())
+
+
 @dataclass
-class ImageManifest:
+class ImageManifest(_Document):
     """aci.md §Image Manifest Schema."""
     name: str
     ac_version: str = "0.8.11"
@@ -277,14 +292,6 @@ class ImageManifest:
     @property
     def annotation_list(self) -> list[Annotation]:
         return [Annotation(k, v) for k, v in self.annotations.items()]
-
-    def to_bytes(self) -> bytes:
-        """The canonical manifest file content (2-space indented JSON, trailing newline)."""
-        return (json.dumps(self.to_json(), indent=2) + "\n").encode()
-
-    def problems(self) -> list[str]:
-        """Re-check an object built in code (e.g. after editing fields)."""
-        return validate_json(self.to_json())
 
     def _repr_html_(self) -> str:
         import html
@@ -409,7 +416,7 @@ class ExposedPort:
 
 
 @dataclass
-class PodManifest:
+class PodManifest(_Document):
     """pods.md §Pod Manifest Schema. A template may leave image IDs and volumes unresolved;
     :meth:`reification_problems` says what a runtime manifest still lacks."""
     apps: list[RuntimeApp] = field(default_factory=list)
@@ -450,12 +457,6 @@ class PodManifest:
         if self.user_labels:
             d["userLabels"] = dict(self.user_labels)
         return d
-
-    def to_bytes(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2) + "\n").encode()
-
-    def problems(self) -> list[str]:
-        return validate_json(self.to_json())
 
     def _repr_html_(self) -> str:
         import html

@@ -201,12 +201,3 @@ def listen() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.listen(16)
     return s
-
-
-def listen_in_netns(netns_path: str | None) -> socket.socket:
-    """:func:`listen` in the given network namespace (None: the current one)."""
-    if netns_path is None:
-        return listen()
-    from sandbox import netns
-    with netns.enter(netns_path):
-        return listen()

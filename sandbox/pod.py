@@ -576,23 +576,12 @@ def supervise(uuid: str) -> int:
 
 
 def _lo_up_and_listen(ns_path: str) -> Any:
-    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): enter
-    the pod's netns, ``ip link set lo up`` with two ioctls (SIOCGIFFLAGS, SIOCSIFFLAGS on a
-    struct ifreq) instead of netlink (importing pyroute2 alone cost the supervisor ~0.3 s), and
-    bind the metadata service's socket there."""
-    import socket
-    import struct
-    from sandbox import _linux, metadata
-    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _linux.setns(fd, _linux.CLONE_NEWNET)
-    finally:
-        os.close(fd)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, ifreq))[1]      # SIOCGIFFLAGS
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))      # IFF_UP
-    return metadata.listen()
+    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): ``lo`` up
+    in the pod's netns and the metadata service's socket bound there."""
+    from sandbox import metadata, netns
+    with netns.enter(ns_path):
+        netns.lo_up()
+        return metadata.listen()
 
 
 def _image_manifest(image_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -120,7 +121,8 @@ class Pages:
         return [p for p, _ in self.log]
 
 
-def _pages_server(tls_dir: Path | None) -> tuple[Pages, ThreadingHTTPServer, threading.Thread]:
+@contextlib.contextmanager
+def _pages_server(tls_dir: Path | None) -> Iterator[Pages]:
     pages = Pages()
 
     class H(BaseHTTPRequestHandler):
@@ -159,29 +161,24 @@ def _pages_server(tls_dir: Path | None) -> tuple[Pages, ThreadingHTTPServer, thr
     pages.port = httpd.server_address[1]
     t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     t.start()
-    return pages, httpd, t
+    try:
+        yield pages
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(5)
 
 
 @pytest.fixture
 def pages() -> Iterator[Pages]:
-    p, httpd, t = _pages_server(None)
-    try:
+    with _pages_server(None) as p:
         yield p
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join(5)
 
 
 @pytest.fixture
 def tls_pages(tmp_path: Path) -> Iterator[Pages]:
-    p, httpd, t = _pages_server(tmp_path / "pages-tls")
-    try:
+    with _pages_server(tmp_path / "pages-tls") as p:
         yield p
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join(5)
 
 
 @pytest.fixture

@@ -150,16 +150,20 @@ def test_corrupt_blob_is_detected(cat: Store, tmp_path: Path) -> None:
         oci.import_layout(f"{e.layout}:t", tmp_path / "x.aci")
 
 
+def runc_run(bundle: Path, name: str) -> subprocess.CompletedProcess:
+    """``runc run`` of the bundle as container ``name``, deleted afterwards whatever happens."""
+    try:
+        return run("runc", "run", "--bundle", bundle, name, stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        subprocess.run(["runc", "delete", "-f", name], capture_output=True)
+
+
 def test_bundle_runs_under_runc(cat: Store, tmp_path: Path) -> None:
     out = oci.make_bundle(cat, "example.com/busybox", tmp_path / "bundle")
     cfg = json.loads((out / "config.json").read_text())
     cfg["process"]["args"] = ["/bin/sh", "-c", "echo from-runc; echo $AC_APP_NAME; hostname; id -u"]
     (out / "config.json").write_text(json.dumps(cfg))
-    name = f"sbx-oci-{os.getpid()}"
-    try:
-        p = run("runc", "run", "--bundle", out, name, stdin=subprocess.DEVNULL, timeout=60)
-    finally:
-        subprocess.run(["runc", "delete", "-f", name], capture_output=True)
+    p = runc_run(out, f"sbx-oci-{os.getpid()}")
     assert p.stdout.split() == ["from-runc", "busybox", "busybox", "0"]
 
 
@@ -174,11 +178,7 @@ def test_bundle_runs_the_apps_own_exec(cat: Store, tmp_path: Path) -> None:
         assert f"{e['name']}={e['value']}" in cfg["process"]["env"]
     cfg["process"]["args"] = ["/bin/sh", "-c", "echo $REDUCE_PORT; pwd"]
     (out / "config.json").write_text(json.dumps(cfg))
-    name = f"sbx-oci-{os.getpid()}-app"
-    try:
-        p = run("runc", "run", "--bundle", out, name, stdin=subprocess.DEVNULL, timeout=60)
-    finally:
-        subprocess.run(["runc", "delete", "-f", name], capture_output=True)
+    p = runc_run(out, f"sbx-oci-{os.getpid()}-app")
     env = {e["name"]: e["value"] for e in app["environment"]}
     assert p.stdout.split() == [env["REDUCE_PORT"], app.get("workingDirectory", "/")]
 

@@ -87,15 +87,16 @@ def test_can_fork_is_false_while_another_thread_runs(monkeypatch) -> None:
 
 
 def test_a_progress_bar_leaves_no_thread_behind() -> None:
-    """tqdm's monitor thread would forbid forking for the rest of the process's life."""
-    import threading
-
-    from sandbox._progress import tqdm_class
-    before = threading.active_count()
-    for bar in (tqdm_class(), tqdm_class(auto=False)):
-        with bar(total=3, disable=False) as b:
-            b.update(3)
-    assert threading.active_count() == before
+    """tqdm's monitor thread would forbid forking for the rest of the process's life (checked
+    in a fresh interpreter: in this one an earlier bar may have started a monitor already)."""
+    code = ("import threading\n"
+            "from sandbox._progress import tqdm_class\n"
+            "for bar in (tqdm_class(), tqdm_class(auto=False)):\n"
+            "    with bar(total=3, disable=False) as b:\n"
+            "        b.update(3)\n"
+            "print(threading.active_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
 
 
 def test_the_run_path_imports_stay_light() -> None:
