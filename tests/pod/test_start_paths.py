@@ -86,6 +86,12 @@ def test_can_fork_is_false_while_another_thread_runs(monkeypatch) -> None:
     assert _proc.can_fork() == (threading.active_count() == 1)
 
 
+def fresh_python(code: str) -> str:
+    """What ``code`` prints when run by a fresh interpreter."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def test_a_progress_bar_leaves_no_thread_behind() -> None:
     """tqdm's monitor thread would forbid forking for the rest of the process's life (checked
     in a fresh interpreter: in this one an earlier bar may have started a monitor already)."""
@@ -95,8 +101,7 @@ def test_a_progress_bar_leaves_no_thread_behind() -> None:
             "    with bar(total=3, disable=False) as b:\n"
             "        b.update(3)\n"
             "print(threading.active_count())\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "1"
+    assert fresh_python(code) == "1"
 
 
 def test_the_run_path_imports_stay_light() -> None:
@@ -110,8 +115,7 @@ def test_the_run_path_imports_stay_light() -> None:
             "         'platform', 'http.server', 'http.client', 'secrets', 'hashlib', 'ssl',\n"
             "         'concurrent.futures', 'sandbox.manifest', 'sandbox.store', 'sandbox.aci'}\n"
             "print(sorted(heavy & set(sys.modules)))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"
 
 
 @pytest.mark.root
