@@ -2,7 +2,7 @@
 
 A benchmark run on its own (not through bench/run.py) gets a temporary $SANDBOX_DIR
 (:func:`private_state`), so nothing lands in /var/lib/sandbox. The CNI runtime bind-mounts a private directory on /var/lib/cni for every plugin it execs
-(sandbox.cni.invoke), so it creates that mount point when the machine has none; the test
+(sandbox.net.cni.invoke), so it creates that mount point when the machine has none; the test
 suite removes it at the end (tests/conftest.py), and so does every benchmark that runs pods
 or plugins: ``with keep_var_lib_cni(): ...``.
 """

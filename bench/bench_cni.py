@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import netns  # noqa: E402
-from sandbox.cni import CniError, Runtime  # noqa: E402
+from sandbox.net import netns  # noqa: E402
+from sandbox.net.cni import CniError, Runtime  # noqa: E402
 
 UPSTREAM = "/usr/lib/cni"
 WINDOW = 5  # ADDs per checkpoint
@@ -96,7 +96,7 @@ def _main() -> int:
     ap.add_argument("--only", choices=["ours", "upstream"], help="measure one plugin set")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
     a = ap.parse_args()
-    from sandbox.cni_plugins import plugin_dir
+    from sandbox.net.plugins import plugin_dir
 
     sets = {"upstream": UPSTREAM, "ours": str(plugin_dir())}
     if a.only:

@@ -1,8 +1,8 @@
 """Discovery and fetch speed, side by side with public tools, on loopback only.
 
-1. discovery: ``sandbox.discovery.discover`` vs ``actool discover`` (appc's reference client,
+1. discovery: ``sandbox.dist.discovery.discover`` vs ``actool discover`` (appc's reference client,
    built from Debian's sources), same server, same app string, N runs each.
-2. fetch of a 100 MiB ACI over https from ``sandbox serve --tls``: ``sandbox.fetch.fetch``
+2. fetch of a 100 MiB ACI over https from ``sandbox serve --tls``: ``sandbox.dist.fetch.fetch``
    (discover, signature first, trust check, download, verify, identity check, import into the
    store) vs the same work done by hand with public tools: ``curl`` for the discovery page, the
    signature and the image, then ``gpg --verify``.
@@ -23,10 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import aci, discovery, fetch, pgp  # noqa: E402
 from sandbox.config import tool_path  # noqa: E402
-from sandbox.serve import DiscoveryServer  # noqa: E402
-from sandbox.trust import TrustStore  # noqa: E402
+from sandbox.dist import discovery, fetch
+from sandbox.dist.serve import DiscoveryServer  # noqa: E402
+from sandbox.image import aci  # noqa: E402
+from sandbox.trust import pgp
+from sandbox.trust.truststore import TrustStore  # noqa: E402
 
 ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"NO_PROXY": "*"}
 

@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sandbox import aci, config  # noqa: E402
+from sandbox import config
+from sandbox.image import aci  # noqa: E402
 
 SANDBOX = str(ROOT / ".venv" / "bin" / "sandbox")
 
@@ -117,7 +118,7 @@ def main() -> int:
         w0, c0 = med(ids["sha512sum"][0]), med(ids["sha512sum"][1])
         w1, c1 = med(ids["sandbox image id"][0]), med(ids["sandbox image id"][1])
         startup = [run([SANDBOX, "--version"]) for _ in range(args.reps)]
-        own = [run([sys.executable, "-c", "import sandbox.aci"]) for _ in range(args.reps)]
+        own = [run([sys.executable, "-c", "import sandbox.image.aci"]) for _ in range(args.reps)]
         print()
         print(f"image ID of a {size_mib:.0f} MiB uncompressed ACI, median of {args.reps} "
               "(MiB/s, higher is better)")
@@ -128,7 +129,7 @@ def main() -> int:
         print(f"  {'aci.image_id (in-process)':28} {wi:7.3f} {size_mib / wi:8.0f}")
         print(f"  CLI start-up alone (sandbox --version, imports every area's commands): "
               f"{med([x[0] for x in startup]):.3f} s wall, {med([x[1] for x in startup]):.3f} s cpu; "
-              f"python + sandbox.aci alone: {med([x[1] for x in own]):.3f} s cpu")
+              f"python + sandbox.image.aci alone: {med([x[1] for x in own]):.3f} s cpu")
         print(f"  ratio vs sha512sum throughput: CLI {w0 / w1:.2f}x wall, {c0 / c1:.2f}x cpu; "
               f"in-process {w0 / wi:.2f}x wall   (goal >= 0.9x)")
 

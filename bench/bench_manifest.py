@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Manifest validation speed: sandbox.manifest vs actool 0.8.11 (appc's reference validator).
+"""Manifest validation speed: sandbox.image.manifest vs actool 0.8.11 (appc's reference validator).
 
     .venv/bin/python bench/bench_manifest.py [--repeat 5] [--big 20000]
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "image"))
 
 from sandbox.config import tool_path  # noqa: E402
-from sandbox.manifest import ImageManifest, validate_json  # noqa: E402
+from sandbox.image.manifest import ImageManifest, validate_json  # noqa: E402
 
 
 def median_time(fn, repeat: int) -> float:

@@ -57,7 +57,7 @@ def timed(argv: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
 def pod_breakdown(uuid: str, t0: float, t1: float) -> dict[str, float]:
     """Phases of one finished pod from the files the runtime writes (wall-clock timestamps);
     ``t0``/``t1``: when the command was started and when it returned."""
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     _, d = pod.find(uuid)
     run = json.loads((d / "run.json").read_text())
     app = json.loads(next((d / "apps").glob("*/status.json")).read_text())
@@ -72,8 +72,9 @@ def pod_breakdown(uuid: str, t0: float, t1: float) -> dict[str, float]:
 
 
 def bench_true(repeat: int, work: Path) -> dict:
-    from sandbox import oci, pod
-    from sandbox.store import Store
+    from sandbox import oci
+    from sandbox.image.store import Store
+    from sandbox.pod import stage0 as pod
     bundle = oci.make_bundle(Store(), "example.com/busybox", work / "bundle")
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["process"]["args"] = ["/bin/true"]
@@ -129,14 +130,15 @@ def bench_true(repeat: int, work: Path) -> dict:
              "sandbox --version (every area's parser)": min(
                  timed([*SANDBOX, "--version"])[0] for _ in range(5)),
              "imports of run-prepared (CLI, stage0, stage1)": min(
-                 timed([sys.executable, "-c", "from sandbox import cli, pod, _proc, metadata, "
-                        "netns, stage1; cli.build_parser('run-prepared')"])[0] for _ in range(5))}
+                 timed([sys.executable, "-c", "from sandbox import cli; from sandbox.pod import stage0, "
+                        "metadata, stage1; from sandbox._sys import proc; from sandbox.net import netns; "
+                        "cli.build_parser('run-prepared')"])[0] for _ in range(5))}
     med = {k: statistics.median(ph[k] for ph in phases) for k in phases[0]}
     return {**times, "phases": med, "floor": floor}
 
 
 def bench_seed(repeat: int) -> dict:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     started, registered = [], []
     for i in range(repeat + 1):     # round 0 warms up (the node netns and bridge, the plugins' bytecode)
         t0 = time.perf_counter()
@@ -183,8 +185,9 @@ def main(argv: list[str]) -> int:
     own_state = "SANDBOX_DIR" not in os.environ
     if own_state:
         os.environ["SANDBOX_DIR"] = str(work / "state")
-    from sandbox import catalog, pod
-    from sandbox.store import Store
+    from sandbox.image import catalog
+    from sandbox.image.store import Store
+    from sandbox.pod import stage0 as pod
     try:
         catalog.build(work / "catalog", import_to=Store(), progress=False)
         r = bench_true(args.repeat, work)

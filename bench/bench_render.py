@@ -28,8 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import aci, treestore  # noqa: E402
-from sandbox.store import Store  # noqa: E402
+from sandbox.image import aci  # noqa: E402
+from sandbox.image.store import Store  # noqa: E402
+from sandbox.render import treestore
 
 CHUNK = 4 << 20
 

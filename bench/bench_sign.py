@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Verifying (and making) a detached signature over a 100 MiB ACI: sandbox.pgp vs GnuPG, side by side.
+"""Verifying (and making) a detached signature over a 100 MiB ACI: sandbox.trust.pgp vs GnuPG, side by side.
 
     .venv/bin/python bench/bench_sign.py [--size-mib 100] [--repeat 5]
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox import pgp  # noqa: E402
+from sandbox.trust import pgp  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -87,7 +87,7 @@ def main() -> int:
         mib = args.size_mib
         print(f"Detached OpenPGP signature over a {mib} MiB file, RSA 3072, median of {args.repeat} "
               f"(gpg {g('--version').stdout.decode().split()[2]}, Python {sys.version.split()[0]})")
-        print(f"{'operation':14} {'sandbox.pgp':>12} {'gpg':>10} {'ours/gpg':>9} {'ours MiB/s':>11} "
+        print(f"{'operation':14} {'sandbox.trust.pgp':>12} {'gpg':>10} {'ours/gpg':>9} {'ours MiB/s':>11} "
               f"{'gpg MiB/s':>10} {'gpg empty file':>15}")
         for name, o, t, e in rows:
             extra = f"{e * 1000:13.0f}ms" if e == e else f"{'-':>15}"

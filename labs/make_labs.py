@@ -4,7 +4,7 @@
     .venv/bin/python labs/make_labs.py
 
 Cell tags: ``todo`` (student: the exercise, left undone), ``solution`` (the same cell, done),
-``check`` (calls sandbox.labs.check), ``cleanup`` (calls sandbox.labs.reset). Notebooks are
+``check`` (calls sandbox.course.labs.check), ``cleanup`` (calls sandbox.course.labs.reset). Notebooks are
 written without outputs.
 """
 from __future__ import annotations
@@ -66,8 +66,9 @@ import gzip
 import hashlib
 import json
 
-from sandbox import aci, labs
+from sandbox.image import aci
 
+from sandbox.course import labs
 ws = labs.workspace(1)          # $SANDBOX_DIR/labs/01: everything this lab makes lives here
 layout = ws.path / "hello"
 ws
@@ -133,11 +134,13 @@ the image's name — for the whole name space (root) or for a *prefix* like `exa
     code('''
 import shutil
 
-from sandbox import labs, pgp, trust
+from sandbox.course import labs
+from sandbox.course.labs import lab1, lab2
 
+from sandbox.trust import pgp, truststore as trust
 ws = labs.workspace(2)
-aci_path = labs.lab2_image(ws)        # example.com/hello, uncompressed so one byte is easy to change
-trusted = labs.trust_store(ws)        # the lab's own trust store (rkt's root.d / prefix.d layout)
+aci_path = lab2.lab2_image(ws)        # example.com/hello, uncompressed so one byte is easy to change
+trusted = lab2.trust_store(ws)        # the lab's own trust store (rkt's root.d / prefix.d layout)
 aci_path
 '''),
     md("## 1. Alice's key\n\n**TODO**: make Alice a key (`pgp.generate_key(\"Alice <alice@example.com>\", "
@@ -159,7 +162,7 @@ print(signature.decode())
 # TODO: sign aci_path with alice and write the signature to trust.signature_path_for(aci_path)
 '''),
     md("Bob (the runtime) does not know Alice yet:"),
-    code('labs.verdict(trusted, aci_path)'),
+    code('lab2.verdict(trusted, aci_path)'),
     md("## 3. Trust Alice — for `example.com` only\n\n**TODO**: `trusted.add(prefix, key)` with the "
        "prefix `example.com` (not as a root key: she should not be able to sign `other.org/…`)."),
     todo('''
@@ -168,13 +171,13 @@ trusted.list()
 ''', '''
 # TODO: trusted.add("example.com", <Alice's armored public key>)
 '''),
-    code('labs.verdict(trusted, aci_path)'),
+    code('lab2.verdict(trusted, aci_path)'),
     md("## 4. Mallory changes one byte\n\n**TODO**: make `ws.path / \"tampered.aci\"`: a copy of "
-       "hello.aci with one byte of `Hello, world!` changed (`labs.flip_byte(src, dst, b\"Hello, world!\")`), "
+       "hello.aci with one byte of `Hello, world!` changed (`lab1.flip_byte(src, dst, b\"Hello, world!\")`), "
        "and put Alice's signature next to it as `tampered.aci.asc`."),
     todo('''
 tampered = ws.path / "tampered.aci"
-labs.flip_byte(aci_path, tampered, b"Hello, world!")
+lab1.flip_byte(aci_path, tampered, b"Hello, world!")
 shutil.copy(trust.signature_path_for(aci_path), trust.signature_path_for(tampered))
 ''', '''
 tampered = ws.path / "tampered.aci"
@@ -201,11 +204,13 @@ own, and when the image has a `pathWhitelist`, remove *every* path not listed. T
 are made for you below. Before rendering, **write down what you expect** — then let the kit render
 it and compare with its trace."""),
     code('''
-from sandbox import labs, treestore
+from sandbox.course import labs
+from sandbox.course.labs import lab3
 
+from sandbox.render import treestore
 ws = labs.workspace(3)
-store = labs.lab3_images(ws)
-print(labs.lab3_manifests(ws))
+store = lab3.lab3_images(ws)
+print(lab3.lab3_manifests(ws))
 '''),
     md("## 1. Predict\n\nRules: dependencies are extracted first, in the order listed, the image "
        "itself last; a later copy of a path overrides an earlier one; then the whitelist of "
@@ -247,12 +252,14 @@ address and ping across — only between the two namespaces this lab made. The n
 import subprocess
 from pathlib import Path
 
-from sandbox import labs, netns
+from sandbox.course import labs
+from sandbox.course.labs import lab4
 
+from sandbox.net import netns
 ws = labs.workspace(4)
-n = labs.lab4_names(ws)
+n = lab4.lab4_names(ws)
 A, B, VA, VB, ADDR_A, ADDR_B = (n[k] for k in ("A", "B", "VA", "VB", "ADDR_A", "ADDR_B"))
-labs.netns_dir()                 # /run/netns, where `ip netns` looks
+lab4.netns_dir()                 # /run/netns, where `ip netns` looks
 n
 '''),
     md("## 1. Namespace A, the slide's way\n\n**TODO**: `touch` the handle `/run/netns/<A>`, then "
@@ -268,7 +275,7 @@ handle = Path("/run/netns") / A
     md("## 2. Namespace B, with the kit\n\n**TODO**: `netns.create(B)` does the same (a helper "
        "thread unshares and bind-mounts its own namespace)."),
     todo('netns.create(B)', '# TODO: netns.create(B)'),
-    code('print(labs.show_netns(A, B))'),
+    code('print(lab4.show_netns(A, B))'),
     md("## 3. A veth pair between them\n\n**TODO**: create the pair *inside* A with its peer born "
        "in B — `ip -n A link add VA type veth peer name VB netns B` — and give each end its "
        "address (`ip -n A addr add ADDR_A dev VA`, same for B). Always `-n`: never the host."),
@@ -279,7 +286,7 @@ subprocess.run(["ip", "-n", B, "addr", "add", ADDR_B, "dev", VB], check=True)
 ''', '''
 # TODO: the veth pair (VA in A, VB in B) and the two addresses
 '''),
-    code('print(labs.show_netns(A, B))'),
+    code('print(lab4.show_netns(A, B))'),
     md("## 4. Up, and ping\n\n**TODO**: a new link is DOWN: set both ends up. Then ping B's "
        "address from A with `netns.ping(A, address)` and record `ws.answer(\"ping_rc\", r.returncode)`."),
     todo('''
@@ -288,7 +295,7 @@ subprocess.run(["ip", "-n", B, "link", "set", VB, "up"], check=True)
 ''', '''
 # TODO: set VA up inside A and VB up inside B
 '''),
-    code('labs.netns_picture(A, B)'),
+    code('from sandbox.viz.net import netns_picture\n\nnetns_picture(A, B)'),
     todo('''
 r = netns.ping(A, ADDR_B.split("/")[0])
 print(r.stdout)
@@ -335,14 +342,16 @@ LABS["05-sqlite-ipam"] = [
 Slide 44 lists ways to allocate IP addresses — one is an *IPAM system backed by SQL database*.
 In CNI that is just another plugin: the main plugin (`bridge`) execs the program named by
 `ipam.type` with the same environment and stdin, and it answers with addresses. You will write
-`sqlite-ipam`, then run it under the kit's runtime (`sandbox.cni.Runtime`) with the kit's bridge,
+`sqlite-ipam`, then run it under the kit's runtime (`sandbox.net.cni.Runtime`) with the kit's bridge,
 and under Debian's upstream bridge (`/usr/lib/cni/bridge`) delegating to it. Everything runs in a
 *node* network namespace that plays the host — never on the real host."""),
     code('''
-from sandbox import labs, netns
+from sandbox.course import labs
+from sandbox.course.labs import lab5
 
+from sandbox.net import netns
 ws = labs.workspace(5)
-n = labs.lab5_setup(ws)          # node netns, two container netns, two network configs
+n = lab5.lab5_setup(ws)          # node netns, two container netns, two network configs
 print((ws.path / "net.d-ours" / "10-lab5.conf").read_text())
 n
 '''),
@@ -387,21 +396,21 @@ else:
     error(4, f"unknown CNI_COMMAND {cmd!r}", version)
 """
 '''),
-    code('labs.install_plugin(ws, PLUGIN)      # <workspace>/bin/sqlite-ipam, executable'),
+    code('lab5.install_plugin(ws, PLUGIN)      # <workspace>/bin/sqlite-ipam, executable'),
     md("## 2. Under the kit's runtime and bridge\n\nThe runtime runs `bridge` (the kit's, found "
        "in `sandbox net plugin-dir`) inside the node netns; bridge delegates IPAM to yours."),
     code('''
-rt_ours = labs.lab5_runtime(ws, "ours")
-labs.attach(rt_ours, n["ours"], n["c1"])
+rt_ours = lab5.lab5_runtime(ws, "ours")
+lab5.attach(rt_ours, n["ours"], n["c1"])
 '''),
     md("## 3. Under upstream's bridge\n\nSame configuration shape, but `CNI_PATH` finds Debian's "
        "Go `bridge` in `/usr/lib/cni`; it execs your Python plugin just the same."),
     code('''
-rt_up = labs.lab5_runtime(ws, "upstream")
-labs.attach(rt_up, n["upstream"], n["c2"])
+rt_up = lab5.lab5_runtime(ws, "upstream")
+lab5.attach(rt_up, n["upstream"], n["c2"])
 '''),
-    code('labs.leases(ws)'),
-    code('labs.netns_picture(n["c1"], n["c2"], node=n["node"])'),
+    code('lab5.leases(ws)'),
+    code('from sandbox.viz.net import netns_picture\n\nnetns_picture(n["c1"], n["c2"], node=n["node"])'),
     *footer(5),
 ]
 
@@ -412,30 +421,32 @@ environment*. The example pod runs `example.com/reduce-worker`, `example.com/wor
 `example.com/reduce-worker-register` (built offline from Debian's busybox). Run it and look around
 from inside: hostname, PID 1, network interfaces, filesystem."""),
     code('''
-from sandbox import labs, pod
+from sandbox.course import labs
+from sandbox.course.labs import lab6
 
+from sandbox.pod import stage0 as pod
 ws = labs.workspace(6)
-store = labs.catalogue_store()
-labs.LAB6_APPS
+store = lab6.catalogue_store()
+lab6.LAB6_APPS
 '''),
-    md("## 1. Run the pod\n\n**TODO**: `pod.run(store, labs.LAB6_APPS, detach=True)` returns once "
+    md("## 1. Run the pod\n\n**TODO**: `pod.run(store, lab6.LAB6_APPS, detach=True)` returns once "
        "the apps started; record its UUID with `ws.answer(\"pod\", p.uuid)`."),
     todo('''
-p = pod.run(store, labs.LAB6_APPS, detach=True)
+p = pod.run(store, lab6.LAB6_APPS, detach=True)
 ws.answer("pod", p.uuid)
 ''', '''
 p = None  # TODO: run the pod detached and record p.uuid
 '''),
-    code('print(labs.pod_summary(ws))'),
-    md("## 2. Look around from inside\n\n`labs.app_view(uuid, app, shell_command)` runs a command "
+    code('print(lab6.pod_summary(ws))'),
+    md("## 2. Look around from inside\n\n`lab6.app_view(uuid, app, shell_command)` runs a command "
        "inside an app (like `sandbox enter`). **TODO**: record what the apps see: the hostname "
        "(`hostname`), PID 1's command line (`tr '\\0' ' ' < /proc/1/cmdline`), the interfaces "
        "(`ls /sys/class/net`, as a list), and the names in worker-backup's `/` (`ls /`, as a list)."),
     todo('''
-ws.answer("hostname", labs.app_view(p.uuid, "reduce-worker", "hostname"))
-ws.answer("pid1", labs.app_view(p.uuid, "reduce-worker", "tr '\\\\0' ' ' < /proc/1/cmdline"))
-ws.answer("interfaces", labs.app_view(p.uuid, "reduce-worker", "ls /sys/class/net").split())
-ws.answer("backup_root", labs.app_view(p.uuid, "worker-backup", "ls /").split())
+ws.answer("hostname", lab6.app_view(p.uuid, "reduce-worker", "hostname"))
+ws.answer("pid1", lab6.app_view(p.uuid, "reduce-worker", "tr '\\\\0' ' ' < /proc/1/cmdline"))
+ws.answer("interfaces", lab6.app_view(p.uuid, "reduce-worker", "ls /sys/class/net").split())
+ws.answer("backup_root", lab6.app_view(p.uuid, "worker-backup", "ls /").split())
 ws.answers()
 ''', '''
 # TODO: ws.answer("hostname", ...), ws.answer("pid1", ...), ws.answer("interfaces", [...]),

@@ -1,7 +1,7 @@
 """Progress bars (tqdm) for long work: render, hashing, the catalogue, downloads.
 
 tqdm starts a *monitor thread* with its first bar, and the thread lives as long as the process.
-A process with a second thread must not fork and keep running Python (:mod:`sandbox._proc`), so
+A process with a second thread must not fork and keep running Python (:mod:`sandbox._sys.proc`), so
 one progress bar would make every later pod start of that process exec fresh interpreters
 (~50 ms slower). The monitor only nudges bars that stall; the kit's bars update often enough.
 """

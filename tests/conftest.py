@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox._sys import mountinfo
+
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _skipped_root_tests: list[str] = []
@@ -27,8 +29,7 @@ _baseline: dict[str, set[str]] = {}
 def _machine_state() -> dict[str, set[str]]:
     netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     links = set(os.listdir("/sys/class/net"))
-    with open("/proc/self/mounts") as f:
-        mounts = {line.split()[1] for line in f}
+    mounts = mountinfo.mount_points()
     return {"network namespaces": netns, "host links": links, "mounts": mounts}
 
 
@@ -123,7 +124,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
 def catalog_acis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The lab catalogue's ACIs, built once per session, offline (busybox from the installed
     Debian package)."""
-    from sandbox import catalog
+    from sandbox.image import catalog
     out = tmp_path_factory.mktemp("catalog")
     return catalog.build(out, allow_download=False, cache_dir=out / "cache", progress=False)
 
@@ -131,7 +132,7 @@ def catalog_acis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="package")
 def lab_state(tmp_path_factory: pytest.TempPathFactory, catalog_acis: dict[str, Path]):
     """A private $SANDBOX_DIR for a test package, with the catalogue imported into its store."""
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     state = tmp_path_factory.mktemp("state")
     old = os.environ.get("SANDBOX_DIR")
     os.environ["SANDBOX_DIR"] = str(state)

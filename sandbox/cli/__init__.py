@@ -91,6 +91,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def commands() -> list[tuple[str, str]]:
+    """Every top-level sub-command and its one-line help, read from the parser itself."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help or "" for a in sub._choices_actions}
+    return [(name, helps.get(name, "")) for name in sorted(sub.choices)]
+
+
+def overview():
+    """The ``sandbox`` sub-commands and what each does, as a table a notebook shows."""
+    from sandbox.viz import HtmlTable
+    return HtmlTable(["command", "what it does"], [[f"sandbox {n}", h] for n, h in commands()])
+
+
 def _command_word(argv: list[str]) -> str | None:
     """The sub-command in ``argv`` (the first word that is not a global option or its value)."""
     it = iter(argv)

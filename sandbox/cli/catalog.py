@@ -11,8 +11,8 @@ COMMANDS = ("catalog",)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sandbox import catalog
-    from sandbox.store import Store
+    from sandbox.image import catalog
+    from sandbox.image.store import Store
     store = Store() if args.do_import else None
     built = catalog.build(Path(args.out), import_to=store, compression=args.compression,
                           allow_download=not args.offline, progress=not args.quiet)
@@ -22,7 +22,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sandbox import aci
+    from sandbox.image import aci
     g = command_group(subparsers, "catalog", help="the lab's image catalogue (built offline)")
     p = g.add_parser("build", help="build the lab images (busybox from Debian's .deb, the pod apps)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the .aci files")

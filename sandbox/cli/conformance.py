@@ -1,5 +1,5 @@
 """``sandbox conformance`` (alias ``ace-validate``): appc's ACE validator run as a pod by this
-runtime — a thin layer over :mod:`sandbox.conformance`."""
+runtime — a thin layer over :mod:`sandbox.pod.conformance`."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ COMMANDS = ("conformance", "ace-validate")
 
 
 def cmd_conformance(args: argparse.Namespace) -> int:
-    from sandbox import conformance
+    from sandbox.pod import conformance
     nets = [n for part in (args.net or ["default"]) for n in part.split(",") if n]
     r = conformance.run(net=nets, keep=args.keep)
     if args.json:

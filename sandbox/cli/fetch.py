@@ -28,7 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from sandbox import fetch
+    from sandbox.dist import fetch
     steps = Steps() if args.steps else None
     labels = {}
     for kv in args.label or []:
@@ -46,7 +46,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from sandbox import discovery, fetch
+    from sandbox.dist import discovery, fetch
     opts = fetch.InsecureOptions.parse(args.insecure_options)
     app = discovery.parse_app(args.app)
     if not args.no_defaults:

@@ -1,5 +1,5 @@
 """``sandbox image ...``: build, validate, identify and store ACIs (a thin layer over
-sandbox.aci and sandbox.store)."""
+sandbox.image.aci and sandbox.image.store)."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +26,7 @@ def _show(steps: Steps | None) -> None:
 
 
 def _store():
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     return Store()
 
 
@@ -40,7 +40,7 @@ def _need_file(p: str) -> Path:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sandbox import aci
+    from sandbox.image import aci
     steps = _steps(args)
     iid = aci.build(Path(args.layout), Path(args.out), compression=args.compression,
                     owner_root=args.owner_root, overwrite=args.overwrite, steps=steps)
@@ -50,7 +50,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sandbox import aci
+    from sandbox.image import aci
     bad = 0
     for p in args.paths:
         probs = aci.validate(p)
@@ -64,7 +64,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_id(args: argparse.Namespace) -> int:
-    from sandbox import aci
+    from sandbox.image import aci
     path = _need_file(args.path)
     steps = _steps(args)
     iid = aci.image_id(path, steps=steps)
@@ -145,7 +145,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bad = 0
     for ref in refs:
         img = st.get(ref)
-        from sandbox import treestore  # also the image's rendered trees (docs/rendering.md)
+        from sandbox.render import (
+            treestore,  # also the image's rendered trees (docs/rendering.md)
+        )
         probs = st.verify(ref) + treestore.verify(st, img.id)
         if probs:
             bad += 1
@@ -165,7 +167,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sandbox import aci
+    from sandbox.image import aci
     g = command_group(subparsers, "image", help="build, validate, identify and store ACIs")
 
     p = g.add_parser("build", help="build an ACI from a layout directory (manifest + rootfs/)")

@@ -1,4 +1,4 @@
-"""``sandbox lab list|check N|reset N``: the workshop labs from a terminal (see sandbox.labs)."""
+"""``sandbox lab list|check N|reset N``: the workshop labs from a terminal (see sandbox.course.labs)."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from sandbox import config, labs
+    from sandbox import config
+    from sandbox.course import labs
     root = config.project_root()
     for lab in labs.discover():
         started = "started" if labs.Workspace(lab.number, create=False).exists() else ""
@@ -33,14 +34,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from sandbox import labs
+    from sandbox.course import labs
     report = labs.run_checks(labs.get(args.number).number)
     print(report)
     return 0 if report.ok else 1
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from sandbox import labs
+    from sandbox.course import labs
     lab = labs.get(args.number)
     done = labs.reset(lab.number)
     for line in done:

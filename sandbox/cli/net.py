@@ -1,4 +1,4 @@
-"""``sandbox net …``: the CNI runtime from the shell, cnitool-style (see sandbox.cni).
+"""``sandbox net …``: the CNI runtime from the shell, cnitool-style (see sandbox.net.cni).
 
 Plugins run in the caller's network namespace, as with libcni; use ``--node NODE`` (or run the
 whole command under ``ip netns exec NODE``) so bridges and NAT rules land in a node netns.
@@ -17,7 +17,7 @@ COMMANDS = ("net",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sandbox.cni import DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR
+    from sandbox.net.cni import DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR
 
     g = command_group(subparsers, "net", "CNI: attach network namespaces to networks")
     rt = argparse.ArgumentParser(add_help=False)
@@ -64,13 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _runtime(args: argparse.Namespace):
-    from sandbox.cni import Runtime
+    from sandbox.net.cni import Runtime
     return Runtime(conf_dir=args.conf_dir, cni_path=args.cni_path, cache_dir=args.cache_dir,
                    node=args.node)
 
 
 def _explained(args: argparse.Namespace, rt, fn):
-    from sandbox.cni import explain
+    from sandbox.net.cni import explain
     try:
         return fn()
     finally:
@@ -143,9 +143,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _plugin_dir(args: argparse.Namespace) -> int:
     try:
-        from sandbox.cni_plugins import plugin_dir
+        from sandbox.net.plugins import plugin_dir
     except ImportError:
-        raise SandboxError("The kit's own CNI plugins (sandbox.cni_plugins) are not installed yet.",
+        raise SandboxError("The kit's own CNI plugins (sandbox.net.plugins) are not installed yet.",
                            hint="Use the upstream ones meanwhile: --cni-path /usr/lib/cni.") from None
     print(plugin_dir())
     return 0

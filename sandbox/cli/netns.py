@@ -1,4 +1,4 @@
-"""``sandbox netns add|del|list|exec``: named network namespaces (see sandbox.netns)."""
+"""``sandbox netns add|del|list|exec``: named network namespaces (see sandbox.net.netns)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ COMMANDS = ("netns",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sandbox import netns
+    from sandbox.net import netns
     g = command_group(subparsers, "netns", "named network namespaces (the CNI slide's step 1)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--netns-dir", default=netns.DEFAULT_DIR, metavar="DIR",
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from sandbox import netns
+    from sandbox.net import netns
     steps = Steps()
     make = netns.node_create if args.node else netns.create
     path = make(args.name, args.netns_dir, steps=steps)
@@ -52,20 +52,20 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _del(args: argparse.Namespace) -> int:
-    from sandbox import netns
+    from sandbox.net import netns
     netns.delete(args.name, args.netns_dir)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from sandbox import netns
+    from sandbox.net import netns
     for name in netns.list(args.netns_dir):
         print(f"{name}\tnet:[{netns.ns_inode(netns.path_of(name, args.netns_dir))}]")
     return 0
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from sandbox import netns
+    from sandbox.net import netns
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise UsageError("Give the command to run after --, e.g. sandbox netns exec NAME -- ip addr.")

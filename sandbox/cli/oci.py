@@ -12,7 +12,7 @@ COMMANDS = ("oci",)
 
 
 def _store():
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     return Store()
 
 

@@ -1,5 +1,5 @@
 """Pod commands (rkt's): ``sandbox prepare``, ``run-prepared``, ``run``, ``list``, ``status``,
-``stop``, ``logs``, ``enter``, ``rm``, ``gc`` — a thin layer over sandbox.pod."""
+``stop``, ``logs``, ``enter``, ``rm``, ``gc`` — a thin layer over sandbox.pod.stage0."""
 from __future__ import annotations
 
 import argparse
@@ -16,12 +16,12 @@ COMMANDS = ("prepare", "run", "run-prepared", "list", "status", "stop", "logs", 
 
 
 def _store():
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     return Store()
 
 
 def _prepare(args: argparse.Namespace):
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     images = list(args.images or [])
     if args.pod_manifest and images:
         raise UsageError("give images or --pod-manifest, not both.")
@@ -45,7 +45,8 @@ def _prepare(args: argparse.Namespace):
 def _follow(uuid: str, supervisor=None) -> int:
     """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it.
     With the supervisor's process handle, its exit ends the wait at once (no polling delay)."""
-    from sandbox import _proc, pod
+    from sandbox._sys import proc as _proc
+    from sandbox.pod import stage0 as pod
     offsets: dict[Path, int] = {}
     delay = 0.005           # poll fast at first (a short pod ends within ms), then every 0.1 s
     try:
@@ -95,7 +96,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _run(uuid: str, detach: bool) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     if detach:
         print(pod.run_prepared(uuid, detach=True).uuid)
         return 0
@@ -113,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     pods = pod.list_pods()
     if args.json:
         print(json.dumps(pods, indent=2))
@@ -128,7 +129,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     st = pod.status(args.uuid)
     if args.json:
         print(json.dumps(st, indent=2))
@@ -149,7 +150,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     for u in args.uuids:
         st = pod.stop(u, force=args.force)
         print(f"{st['uuid']} {st['state']}")
@@ -157,7 +158,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     for name, streams in pod.logs(args.uuid, args.app).items():
         for stream, text in streams.items():
             for line in text.splitlines():
@@ -166,20 +167,20 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_enter(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     argv = list(args.cmd or [])
     return pod.enter(args.uuid, args.app, argv or ["/bin/sh"], timeout=None).returncode
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     for u in args.uuids:
         print(f"removed {pod.remove(u)}")
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     for line in pod.gc(grace=args.grace):
         print(line)
     return 0

@@ -1,5 +1,5 @@
 """``sandbox image render|unrender|deps|trees``: an app's filesystem as ace.md §Filesystem Setup
-renders it (a thin layer over sandbox.render and sandbox.treestore).
+renders it (a thin layer over sandbox.render and sandbox.render.treestore).
 
 ``image render REF DIR`` renders REF (once, into the tree store) and gives DIR a clean copy of
 it: by default an overlay mount (instant whatever the size; remove it with ``image unrender
@@ -24,14 +24,14 @@ COMMANDS = ("image",)
 
 
 def _store() -> Any:
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     return Store()
 
 
 def _fetcher(args: argparse.Namespace) -> Any:
     if not getattr(args, "fetch", False):
         return None
-    from sandbox.fetch import fetch_image
+    from sandbox.dist.fetch import fetch_image
 
     def fetch(name: str, labels: dict[str, str]) -> Any:
         print(f"fetching missing dependency {name} …", file=sys.stderr)
@@ -42,7 +42,7 @@ def _fetcher(args: argparse.Namespace) -> Any:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from sandbox import treestore
+    from sandbox.render import treestore
     store = _store()
     tree = treestore.render_image(store, args.ref, fetch=_fetcher(args),
                                   progress=sys.stderr.isatty())
@@ -67,7 +67,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_unrender(args: argparse.Namespace) -> int:
-    from sandbox import treestore
+    from sandbox.render import treestore
     copy = treestore.find_copy(args.dir)
     if copy is None:
         raise SandboxError(f"{os.path.abspath(args.dir)} is not a directory `sandbox image render` "
@@ -90,7 +90,8 @@ def cmd_deps(args: argparse.Namespace) -> int:
 
 
 def cmd_trees(args: argparse.Namespace) -> int:
-    from sandbox import render, treestore
+    from sandbox import render
+    from sandbox.render import treestore
     trees = treestore.list_trees()
     if args.json:
         print(json.dumps([{"key": t.key, "image": t.image_id, "name": t.name, "hash": t.hash,

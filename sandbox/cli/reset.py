@@ -1,5 +1,5 @@
 """``sandbox reset``: remove every pod, netns, link, mount, IP, iptables rule and cache the kit
-made (see sandbox.reset). Asks first, unless ``--yes``."""
+made (see sandbox.course.reset). Asks first, unless ``--yes``."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from sandbox import reset
+    from sandbox.course import reset
     todo = reset.plan(args.prefix, args.everything)
     if not todo:
         print("sandbox reset: nothing to remove.")

@@ -13,7 +13,7 @@ COMMANDS = ("serve",)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sandbox import serve
+    from sandbox.dist import serve
     cert_dir = args.cert_dir or (str(sandbox_dir() / "serve-tls") if args.tls else None)
     srv = serve.DiscoveryServer(args.dir, port=args.port, tls=args.tls, cert_dir=cert_dir,
                                 max_age=args.max_age)

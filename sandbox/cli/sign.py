@@ -1,6 +1,6 @@
 """``sandbox key gen``, ``sandbox sign``, ``sandbox verify``, ``sandbox inspect-signature``.
 
-A thin layer over :mod:`sandbox.pgp` and :mod:`sandbox.trust` (appc aci.md: an image is signed
+A thin layer over :mod:`sandbox.trust.pgp` and :mod:`sandbox.trust.truststore` (appc aci.md: an image is signed
 with an ASCII-armored detached signature ``<file>.aci.asc``).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _read(path: str, what: str) -> bytes:
 
 
 def cmd_key_gen(args: argparse.Namespace) -> int:
-    from sandbox import pgp
+    from sandbox.trust import pgp
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or _slug(args.uid)
@@ -56,7 +56,8 @@ def cmd_key_gen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from sandbox import pgp, trust
+    from sandbox.trust import pgp
+    from sandbox.trust import truststore as trust
     if args.hash not in pgp.ACCEPTED_HASHES:
         raise UsageError(f"--hash {args.hash} is not accepted for signatures; use one of "
                          f"{', '.join(sorted(pgp.ACCEPTED_HASHES))}.")
@@ -74,7 +75,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from sandbox import pgp, trust
+    from sandbox.trust import pgp
+    from sandbox.trust import truststore as trust
     store = trust.TrustStore()
     if args.keyring:
         ring = [c for k in args.keyring for c in pgp.read_keys(_read(k, "key file"))]
@@ -93,7 +95,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from sandbox import pgp
+    from sandbox.trust import pgp
     print(pgp.dump_text(_read(args.file, "file")))
     return 0
 

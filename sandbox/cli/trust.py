@@ -29,7 +29,8 @@ def _confirm(prompt: str) -> bool:
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from sandbox import pgp, trust
+    from sandbox.trust import pgp
+    from sandbox.trust import truststore as trust
     store = trust.TrustStore()
     if args.list:
         keys = store.list()
@@ -79,7 +80,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
 
 def _discover_keys(prefix: str, args: argparse.Namespace) -> list[str]:
     """rkt trust with no key: meta discovery of ``ac-discovery-pubkeys`` for the prefix."""
-    from sandbox import discovery
+    from sandbox.dist import discovery
 
     d = discovery.discover_public_keys(prefix, allow_http=args.insecure_allow_http, ca_file=args.ca_file,
                                        port=args.discovery_port)

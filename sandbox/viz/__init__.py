@@ -6,15 +6,14 @@ Each area adds its own pictures in a sibling module (``viz.image``, ``viz.net``,
 """
 from __future__ import annotations
 
-import hashlib
 import html
 from typing import Any
 
 import graphviz
 
+from sandbox.palette import PALETTE, color_for  # noqa: F401 - the viz modules draw with them
+
 FONT = "Helvetica"
-# A colour-blind-friendly palette (Okabe-Ito), used in order of first appearance of a key.
-PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999"]
 
 
 def digraph(name: str = "g", *, rankdir: str = "LR", **graph_attr: str) -> graphviz.Digraph:
@@ -26,12 +25,6 @@ def digraph(name: str = "g", *, rankdir: str = "LR", **graph_attr: str) -> graph
     g.attr("edge", fontname=FONT, fontsize="9")
     return g
 
-
-def color_for(key: str, order: list[str] | None = None) -> str:
-    """A stable colour for ``key``: by position in ``order`` if given, else by its hash."""
-    if order is not None and key in order:
-        return PALETTE[order.index(key) % len(PALETTE)]
-    return PALETTE[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(PALETTE)]
 
 
 def _esc(s: Any) -> str:
@@ -63,6 +56,6 @@ class HtmlTable:
 
 
 def rows_table(rows: list[dict[str, Any]], title: str = "") -> HtmlTable:
-    """A list of dicts (e.g. :func:`sandbox.podview.namespace_table`) as a table."""
+    """A list of dicts (e.g. :func:`sandbox.pod.perspective.namespace_table`) as a table."""
     header = list(rows[0]) if rows else []
     return HtmlTable(header, [[r.get(h, "") for h in header] for r in rows], title)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import graphviz
 
-from sandbox.discovery import Discovery
+from sandbox.dist.discovery import Discovery
 from sandbox.steps import Steps
 from sandbox.viz import PALETTE, digraph
 
@@ -135,7 +135,7 @@ def template_explorer(tags: list, app: str = "example.com/myapp:1.0.0,os=linux,a
     import ipywidgets as w
     from IPython.display import display
 
-    from sandbox.discovery import Discovery, expand_templates, parse_app
+    from sandbox.dist.discovery import Discovery, expand_templates, parse_app
     from sandbox.errors import SandboxError
 
     box = w.Text(value=app, description="app string", layout=w.Layout(width="60%"),

@@ -16,7 +16,7 @@ from typing import Any
 
 import graphviz
 
-from sandbox import aci
+from sandbox.image import aci
 from sandbox.viz import color_for, digraph
 
 KINDS = ["file", "dir", "symlink", "hardlink", "device", "fifo"]

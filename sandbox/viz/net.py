@@ -1,6 +1,6 @@
 """Pictures of network namespaces as the kernel sees them: a node netns with its bridge(s) and
 host-side veth ends, each container netns with its interfaces, addresses and routes, and the
-veth pairs that cross between them. State is read with pyroute2 (:func:`sandbox.netns.snapshot`);
+veth pairs that cross between them. State is read with pyroute2 (:func:`sandbox.net.netns.snapshot`);
 :func:`topology_from` draws already-read snapshots (a test can check ``.source`` directly).
 """
 from __future__ import annotations
@@ -85,9 +85,21 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
 def topology(node: str | os.PathLike[str] | None, containers: list[str | os.PathLike[str]], *,
              show_mac: bool = False, show_lo: bool = False) -> graphviz.Digraph:
     """Read the node and container namespaces with pyroute2 and draw them."""
-    from sandbox import netns
+    from sandbox.net import netns
 
     node_snap = netns.snapshot(node) if node is not None else None
     snaps = {Path(os.fspath(c)).name: netns.snapshot(c) for c in containers}
     return topology_from(node_snap, snaps, node_name=Path(os.fspath(node)).name if node else "",
                          show_mac=show_mac, show_lo=show_lo)
+
+
+def netns_picture(*names: str, node: str | None = None) -> Any:
+    """The namespaces that exist among ``names`` (and ``node``), drawn by :func:`topology`;
+    a sentence when none exists yet (labs draw the learner's namespaces while they build them)."""
+    from sandbox.net import netns
+    alive = [n for n in names if netns.is_netns(netns.path_of(n))]
+    if node is not None and not netns.is_netns(netns.path_of(node)):
+        node = None
+    if not alive and node is None:
+        return "no network namespace yet"
+    return topology(node, alive)

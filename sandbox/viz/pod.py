@@ -1,7 +1,7 @@
 """The picture of a running pod (pods.md, ace.md): which namespaces the apps share (net, IPC, UTS,
 PID) and which they do not (each app's mount namespace and its mounts), the processes with their
 PIDs inside the pod and on the host, and how the pod's network namespace is attached (veth to the
-node's bridge, the metadata service on its loopback). Drawn from :func:`sandbox.podview.inspect`.
+node's bridge, the metadata service on its loopback). Drawn from :func:`sandbox.pod.perspective.inspect`.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _mount_rows(mounts: list[dict[str, str]], limit: int = 10) -> str:
 
 
 def pod_picture(info: dict[str, Any]) -> graphviz.Digraph:
-    """Draw one pod from :func:`sandbox.podview.inspect`."""
+    """Draw one pod from :func:`sandbox.pod.perspective.inspect`."""
     g = digraph("pod", rankdir="LR", compound="true", newrank="true")
     host = info["host"]["ns"]
     shared = info["shared"]
@@ -138,7 +138,7 @@ def pod_picture(info: dict[str, Any]) -> graphviz.Digraph:
 
 
 def views_table(views: dict[str, str], title: str = "") -> HtmlTable:
-    """:func:`sandbox.podview.side_by_side` output as columns: the host, then each app."""
+    """:func:`sandbox.pod.perspective.side_by_side` output as columns: the host, then each app."""
     return HtmlTable(list(views), [[v.rstrip("\n") for v in views.values()]], title)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import graphviz
 
-from sandbox import pgp, trust
+from sandbox.trust import pgp
+from sandbox.trust import truststore as trust
 from sandbox.viz import PALETTE, digraph
 
 HASHED = PALETTE[2]      # green: covered by the signature

@@ -46,7 +46,7 @@ def failing_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
 @pytest.fixture
 def lab_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private SANDBOX_DIR for one lab run; whatever the labs left is reset at the end."""
-    from sandbox import labs
+    from sandbox.course import labs
     state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("SANDBOX_DIR", str(state))

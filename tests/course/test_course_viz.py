@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import netns
+from sandbox.course import slides
+from sandbox.course.cnm_demo import CniCnmDemo
+from sandbox.net import netns
 from sandbox.viz import course
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +25,7 @@ def test_course_map_has_every_notebook_and_lab() -> None:
 
 
 def test_slide_explorer_updates_when_a_slide_is_picked() -> None:
-    box = course.slide_explorer(course.load_coverage(course.coverage_path(ROOT)))
+    box = course.slide_explorer(slides.load_coverage(slides.coverage_path(ROOT)))
     pick, out = box.children
     pick.value = 48
     assert "05-namespaces.ipynb" in out.value and "labs/04-veth/lab.ipynb" in out.value
@@ -33,7 +35,7 @@ def test_slide_explorer_updates_when_a_slide_is_picked() -> None:
 
 @pytest.mark.root
 def test_cnm_objects_are_read_off_the_cni_state(sandbox_dir: Path) -> None:
-    demo = course.CniCnmDemo(subnet="10.87.0.0/24")
+    demo = CniCnmDemo(subnet="10.87.0.0/24")
     try:
         a = demo.attach()
         b = demo.attach("upstream")
@@ -52,10 +54,10 @@ def test_cnm_objects_are_read_off_the_cni_state(sandbox_dir: Path) -> None:
         for name, end in zip((a, b), ends):
             eth0 = next(l for l in netns.snapshot(name)["links"] if l["name"] == "eth0")
             assert node[end]["index"] == eth0["peer_index"] and node[end]["master"] == "sbxcnm0"
-        src = demo.picture().source
+        src = course.cnm_picture(demo).source
         assert src.count("CNM: Endpoint") == 2
         assert {c.plugin for rt in demo.runtimes.values() for c in rt.calls} == {"bridge"}
-        assert "sbxcnm0" in demo.picture().source
+        assert "sbxcnm0" in course.cnm_picture(demo).source
     finally:
         demo.close()
     assert not netns.exists(demo.node) and not netns.exists(a)

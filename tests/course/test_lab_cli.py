@@ -6,7 +6,6 @@ live state calls for (exit 1); `sandbox lab reset N` removes everything the lab 
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +13,9 @@ from typing import Callable
 
 import pytest
 
-from sandbox import labs, netns
+from sandbox.course import labs
+from sandbox.course.labs import lab1, lab4, lab5, lab6
+from sandbox.net import netns
 
 from .conftest import ROOT, run_notebook
 
@@ -26,7 +27,7 @@ def _ws(n: int) -> labs.Workspace:
 
 
 def _damage_1(ws: labs.Workspace) -> str:
-    ws.answer("image_id", labs.compressed_sha512(ws.path / "hello.aci"))
+    ws.answer("image_id", lab1.compressed_sha512(ws.path / "hello.aci"))
     return "you hashed the file as it is on disk"
 
 
@@ -41,18 +42,18 @@ def _damage_3(ws: labs.Workspace) -> str:
 
 
 def _damage_4(ws: labs.Workspace) -> str:
-    n = labs.lab4_names(ws)
+    n = lab4.lab4_names(ws)
     subprocess.run(["ip", "-n", n["B"], "link", "set", n["VB"], "down"], check=True)
     return f"the veth {n['VB']} exists but is DOWN inside the netns {n['B']}"
 
 
 def _damage_5(ws: labs.Workspace) -> str:
-    netns.delete(labs.lab5_names(ws)["node"])
+    netns.delete(lab5.lab5_names(ws)["node"])
     return "run `sandbox lab reset 5`"
 
 
 def _damage_6(ws: labs.Workspace) -> str:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     pod.stop(ws.answers()["pod"], timeout=5)
     return "its apps cannot be inspected any more; run `sandbox lab reset 6`"
 
@@ -101,7 +102,7 @@ def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path
     assert not [l for l in os.listdir("/sys/class/net") if l.startswith(f"sbx") and
                 any(l.startswith("sbx" + n.split("-")[2]) for n in names.values())]
     if lab.number == 6:
-        from sandbox import pod
+        from sandbox.pod import stage0 as pod
         assert pod.list_pods() == []
     rc, out, _ = run_cli("lab", "reset", str(lab.number))
     assert rc == 0 and "nothing to remove" in out
@@ -110,12 +111,12 @@ def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path
 @pytest.mark.root
 @pytest.mark.slow
 def test_reset_stops_every_pod_a_rerun_cell_started(lab_state: Path, run_cli) -> None:
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     ws = labs.workspace(6)
-    store = labs.catalogue_store()
+    store = lab6.catalogue_store()
     uuids = []
     for _ in range(2):   # the learner ran the "run the pod" cell twice
-        p = pod.run(store, labs.LAB6_APPS, detach=True)
+        p = pod.run(store, lab6.LAB6_APPS, detach=True)
         uuids.append(p.uuid)
         ws.answer("pod", p.uuid)
     assert ws.history("pod") == uuids

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sandbox import labs
+from sandbox.course import labs
 
 from .conftest import ROOT, failing_cell, run_notebook
 
@@ -25,7 +25,7 @@ STUDENT_HINTS = {
     3: "write the set of files you expect",
     4: "touch` it, then bind a new netns on it",
     5: "ADD is not written yet (TODO)",
-    6: "run the pod: p = pod.run(store, labs.LAB6_APPS, detach=True)",
+    6: "run the pod: p = pod.run(store, lab6.LAB6_APPS, detach=True)",
 }
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import _linux, netns
+from sandbox._sys import libc
+from sandbox.net import netns
 
 pytestmark = [pytest.mark.root]
 
@@ -50,8 +51,8 @@ def world(sandbox_dir: Path):
                        capture_output=True)
         subprocess.run(["iptables", "-w", "-t", "nat", "-X", made["chain"]], capture_output=True)
         if _mounted(made["mount"]):
-            _linux.umount(str(made["mount"]), _linux.MNT_DETACH)
-        from sandbox import pod
+            libc.umount(str(made["mount"]), libc.MNT_DETACH)
+        from sandbox.pod import stage0 as pod
         for p in pod.list_pods():
             if p["state"] == "run":
                 pod.stop(p["uuid"], timeout=5)
@@ -60,8 +61,9 @@ def world(sandbox_dir: Path):
 def test_reset_removes_what_the_kit_made_and_nothing_else(world, sandbox_dir: Path, run_cli,
                                                          tmp_path: Path) -> None:
     made, comment = world
-    from sandbox import catalog, pod
-    from sandbox.store import Store
+    from sandbox.image import catalog
+    from sandbox.image.store import Store
+    from sandbox.pod import stage0 as pod
     store = Store()
     catalog.build(tmp_path / "catalog", import_to=store, progress=False)
     p = pod.run(store, ["example.com/busybox"], net=["none"], detach=True,
@@ -75,7 +77,7 @@ def test_reset_removes_what_the_kit_made_and_nothing_else(world, sandbox_dir: Pa
                     made["link"] + "p"], check=True)
     subprocess.run(["ip", "addr", "add", "192.0.2.77/32", "dev", made["link"]], check=True)
     made["mount"].mkdir(parents=True)
-    _linux.mount("tmpfs", str(made["mount"]), "tmpfs", 0, "size=1m")
+    libc.mount("tmpfs", str(made["mount"]), "tmpfs", 0, "size=1m")
     subprocess.run(["iptables", "-w", "-t", "nat", "-N", made["chain"]], check=True)
     subprocess.run(["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.77/32",
                     "-m", "comment", "--comment", comment, "-j", made["chain"]], check=True)

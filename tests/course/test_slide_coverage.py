@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.viz import course
+from sandbox.course import slides as course
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,4 +71,4 @@ def test_markdown_table_is_up_to_date(seed: Path, coverage: dict) -> None:
     md = (ROOT / "docs" / "slide-coverage.md").read_text()
     assert md == course.coverage_markdown(coverage, course.seed_slides(seed)), (
         "docs/slide-coverage.md is stale: regenerate it with "
-        "sandbox.viz.course.coverage_markdown(load_coverage())")
+        "sandbox.course.slides.coverage_markdown(load_coverage())")

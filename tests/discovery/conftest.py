@@ -2,7 +2,7 @@
 
 * ``keys``: two lab keys, Alice (the publisher) and Mallory, made once per module.
 * ``publisher``: a directory with signed ACIs named ``localhost/...`` and Alice's public key,
-  built with sandbox.aci.build and signed with sandbox.pgp.
+  built with sandbox.image.aci.build and signed with sandbox.trust.pgp.
 * ``server`` / ``tls_server``: ``sandbox serve`` on that directory, in-process.
 * ``pages``: a tiny scriptable loopback HTTP(S) server (path -> status/body/headers) for the
   discovery-walk tests, with a request log.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import ssl
 import threading
@@ -22,8 +21,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from sandbox import aci, pgp
-from sandbox.serve import DiscoveryServer, make_tls_material
+from sandbox.dist.serve import DiscoveryServer, make_tls_material
+from sandbox.image import aci
+from sandbox.trust import pgp
 
 FIXTURES = Path("/usr/share/gocode/src/github.com/appc/spec/discovery/testdata")
 
@@ -70,7 +70,7 @@ def state(sandbox_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture
 def publisher(tmp_path: Path, keys: Keys) -> Path:
     """hello 1.0.0 and 1.2.0 (linux/amd64), signed by Alice; Alice's public key."""
-    from sandbox.discovery import default_os_arch
+    from sandbox._sys.platform import appc_os_arch as default_os_arch
     os_name, arch = default_os_arch()
     d = tmp_path / "pub"
     d.mkdir()

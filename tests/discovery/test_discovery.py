@@ -8,15 +8,15 @@ goes only to loopback servers these tests start.
 from __future__ import annotations
 
 import json
-import platform
 import re
 import subprocess
 
 import pytest
 
-from sandbox import discovery as d
+from sandbox._sys import platform
 from sandbox.config import tool_path
-from sandbox.discovery import App, DiscoveryError, MetaTag, Transport
+from sandbox.dist import discovery as d
+from sandbox.dist.discovery import App, DiscoveryError, MetaTag, Transport
 
 from .conftest import FIXTURES
 
@@ -60,8 +60,7 @@ def test_platform_defaults_use_appc_names(monkeypatch: pytest.MonkeyPatch) -> No
     for machine, appc in [("x86_64", "amd64"), ("aarch64", "aarch64"), ("i686", "i386"),
                           ("armv7l", "armv7l")]:
         monkeypatch.setattr(platform, "machine", lambda m=machine: m)
-        monkeypatch.setattr(platform, "system", lambda: "Linux")
-        assert d.default_os_arch() == ("linux", appc)
+        assert platform.appc_os_arch() == ("linux", appc)
         got = d.parse_app("a.com/x,arch=s390x").with_platform_defaults()
         assert dict(got.labels) == {"arch": "s390x", "os": "linux"}   # requested labels win
 

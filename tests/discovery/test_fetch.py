@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import fetch, pgp
-from sandbox.aci import InvalidImage
-from sandbox.manifest import ManifestError
-from sandbox.discovery import default_os_arch
-from sandbox.serve import DiscoveryServer
+from sandbox._sys.platform import appc_os_arch as default_os_arch
+from sandbox.dist import fetch
+from sandbox.dist.serve import DiscoveryServer
+from sandbox.image.aci import InvalidImage
+from sandbox.image.manifest import ManifestError
+from sandbox.image.store import Store
 from sandbox.steps import Steps
-from sandbox.store import Store
-from sandbox.trust import TrustStore, UntrustedSigner
+from sandbox.trust import pgp
+from sandbox.trust.truststore import TrustStore, UntrustedSigner
 
 from .conftest import build_aci, sign
 

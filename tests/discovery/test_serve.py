@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from sandbox import discovery as d
-from sandbox.serve import DiscoveryServer, make_tls_material
+from sandbox._sys import platform
+from sandbox.dist import discovery as d
+from sandbox.dist.serve import DiscoveryServer, make_tls_material
 
 from .conftest import build_aci
 
@@ -56,7 +57,7 @@ def test_discovery_page_has_tags_for_its_prefix_and_404_elsewhere(server) -> Non
 
 
 def test_latest_is_the_highest_version_unless_one_is_labelled_latest(publisher, keys) -> None:
-    os_, arch = d.default_os_arch()
+    os_, arch = platform.appc_os_arch()
     for v in ("1.10.0", "1.9.0"):
         build_aci(publisher / f"hello-{v}.aci", "localhost/hello", {"version": v, "os": os_, "arch": arch})
     with DiscoveryServer(publisher) as srv:
@@ -71,7 +72,7 @@ def test_latest_is_the_highest_version_unless_one_is_labelled_latest(publisher, 
 
 
 def test_signature_and_keys_are_served_with_etag_and_304(server, publisher) -> None:
-    os_, arch = d.default_os_arch()
+    os_, arch = platform.appc_os_arch()
     url = f"http://localhost:{server.port}/aci/{os_}/{arch}/localhost/hello-1.0.0.aci.asc"
     status, body, headers = _get(url)
     assert status == 200 and body == (publisher / "hello-1.0.0.aci.asc").read_bytes()
@@ -119,8 +120,8 @@ def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publish
     import sys
     sig = getattr(signal, sig)
 
-    from sandbox import fetch
-    from sandbox.trust import TrustStore
+    from sandbox.dist import fetch
+    from sandbox.trust.truststore import TrustStore
 
     cert_dir = tmp_path / "certs"
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", str(publisher), "--tls",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aci
+from sandbox.image import aci
 from sandbox.steps import Steps
 
 from .conftest import compress_with_cli, sha512sum_uncompressed

@@ -3,7 +3,6 @@ validators, carry the package's own busybox, and their programs really run."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -13,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aci, catalog
-from sandbox.store import Store
+from sandbox._sys import platform
+from sandbox.image import aci, catalog
+from sandbox.image.store import Store
 
 NAMES = ["example.com/busybox", "example.com/worker-base", "example.com/reduce-worker",
          "example.com/worker-backup", "example.com/reduce-worker-register"]
@@ -32,7 +32,7 @@ def sha(p: Path) -> str:
 
 def test_catalog_has_the_seed_images(built):
     assert list(built) == NAMES
-    arch = catalog.appc_arch()
+    arch = platform.host().appc
     for name, path in built.items():
         m = aci.read_manifest(path)
         assert m.name == name
@@ -114,7 +114,7 @@ def test_read_ar_agrees_with_ar(tmp_path):
     # the builder's rootfs holds exactly what dpkg-deb unpacks
     ours = tmp_path / "ours"
     catalog.busybox_layout(ours, catalog.BusyboxSource(
-        "deb", catalog._deb_field(debs[0], "Version"), debs[0]), catalog.appc_arch())
+        "deb", catalog._deb_field(debs[0], "Version"), debs[0]), platform.host().appc)
     ref = tmp_path / "ref"
     subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(ref)], check=True)
     for p in ref.rglob("*"):
@@ -151,7 +151,7 @@ def _installed_as_deb(tmp_path: Path, version: str) -> Path:
 def test_installed_fallback_gives_the_same_image_as_the_deb(tmp_path):
     version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "busybox-static"],
                              capture_output=True, text=True).stdout
-    arch = catalog.appc_arch()
+    arch = platform.host().appc
     m = catalog.busybox_layout(tmp_path / "inst", catalog.BusyboxSource("installed", version), arch)
     assert sha(tmp_path / "inst/rootfs/bin/busybox") == sha(Path("/bin/busybox"))
     assert os.readlink(tmp_path / "inst/rootfs/bin/sh") == "/bin/busybox"

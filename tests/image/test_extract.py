@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aci
+from sandbox.image import aci
 from sandbox.steps import Steps
 
 from .conftest import tree

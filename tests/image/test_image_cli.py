@@ -5,11 +5,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from sandbox import aci
+from sandbox.image import aci
 
 from .conftest import sha512sum_uncompressed
 
@@ -94,7 +93,7 @@ def test_errors_in_a_real_process_have_no_traceback(sandbox_dir, tmp_path, make_
 
 
 def test_ambiguous_ref_lists_matches(run_cli, sandbox_dir, make_layout, tmp_path):
-    from sandbox.store import Store
+    from sandbox.image.store import Store
     st = Store()
     seen = {}
     for i in range(400):

@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from sandbox import aci
+from sandbox.image import aci
 
 from .conftest import compress_with_cli, sha512sum_uncompressed
 

@@ -1,4 +1,4 @@
-"""sandbox.manifest: appc 0.8.11 ImageManifest / PodManifest parsing and validation.
+"""sandbox.image.manifest: appc 0.8.11 ImageManifest / PodManifest parsing and validation.
 
 * a corpus (manifest_cases/cases.json) of valid and invalid manifests, one per rule, with the
   exact problems we must report;
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox import manifest as M
-from sandbox import types as T
+from sandbox.image import manifest as M
+from sandbox.image import types as T
 from sandbox.steps import Steps
 
 HERE = Path(__file__).parent

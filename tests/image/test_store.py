@@ -6,13 +6,18 @@ import json
 import multiprocessing
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from sandbox import aci
-from sandbox.store import AmbiguousImageRef, ImageNotFound, InvalidImage, Store, parse_app_string
+from sandbox.image import aci
+from sandbox.image.store import (
+    AmbiguousImageRef,
+    ImageNotFound,
+    InvalidImage,
+    Store,
+    parse_app_string,
+)
 
 from .conftest import sha512sum_uncompressed
 

@@ -5,7 +5,7 @@ import hashlib
 import io
 import tarfile
 
-from sandbox import aci
+from sandbox.image import aci
 from sandbox.viz import image as viz
 
 

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from sandbox import netns
+from sandbox.net import netns
 
 UPSTREAM_CNI = Path("/usr/lib/cni")
 _short = itertools.count(1)

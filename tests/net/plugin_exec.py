@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import netns
+from sandbox.net import netns
 
 UPSTREAM = Path("/usr/lib/cni")
 

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from sandbox.cni import (Attachment, Cache, CniError, ConfError, NetworkConfig, Runtime,
-                         convert_result, exec_plugin, explain, load, load_all)
-from sandbox.cni import version as cniversion
-from sandbox.cni.invoke import PluginNotFoundError, args_pairs, args_string
+from sandbox.net.cni import (
+    Attachment,
+    Cache,
+    CniError,
+    ConfError,
+    NetworkConfig,
+    Runtime,
+    convert_result,
+    exec_plugin,
+    explain,
+    load,
+    load_all,
+)
+from sandbox.net.cni import version as cniversion
+from sandbox.net.cni.invoke import PluginNotFoundError, args_pairs, args_string
 from sandbox.steps import Steps
 
 R100 = {"cniVersion": "1.0.0",

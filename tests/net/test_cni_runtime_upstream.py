@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import netns
-from sandbox.cni import CniError, Runtime
-from sandbox.cni.runtime import AttachmentError
+from sandbox.net import netns
+from sandbox.net.cni import CniError, Runtime
+from sandbox.net.cni.runtime import AttachmentError
 from sandbox.viz.net import topology
 
 pytestmark = pytest.mark.root

@@ -5,16 +5,15 @@ kernel state. (Plugin-level tests are in test_plugin_*.py.)"""
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from sandbox import netns
-from sandbox.cni import CniError, Runtime
-from sandbox.cni.compare import differences, normalize_result, normalize_snapshot
-from sandbox.cni_plugins import plugin_dir
+from sandbox.net import netns
+from sandbox.net.cni import CniError, Runtime
+from sandbox.net.cni.compare import differences, normalize_result, normalize_snapshot
+from sandbox.net.plugins import plugin_dir
 
 pytestmark = pytest.mark.root
 UPSTREAM = Path("/usr/lib/cni")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import netns
 from sandbox.errors import SandboxError
+from sandbox.net import netns
 from sandbox.steps import Steps
 
 pytestmark = pytest.mark.root
@@ -184,10 +184,11 @@ def test_cli_netns_add_list_exec_del(run_cli) -> None:
 
 def test_cli_net_plugin_dir_and_its_guard(run_cli, monkeypatch) -> None:
     import sys
-    from sandbox.cni_plugins import plugin_dir
+
+    from sandbox.net.plugins import plugin_dir
     rc, out, _ = run_cli("net", "plugin-dir")
     assert rc == 0 and Path(out.strip()) == plugin_dir()
     assert (Path(out.strip()) / "bridge").exists()
-    monkeypatch.setitem(sys.modules, "sandbox.cni_plugins", None)   # as if B2's module were missing
+    monkeypatch.setitem(sys.modules, "sandbox.net.plugins", None)   # as if B2's module were missing
     rc, _, err = run_cli("net", "plugin-dir")
     assert rc == 1 and "not installed yet" in err and "Traceback" not in err

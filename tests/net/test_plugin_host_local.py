@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_exec import run_plugin
 
-from plugin_exec import UPSTREAM, run_plugin
-from sandbox.cni_plugins import plugin_dir
+from sandbox.net.plugins import plugin_dir
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from plugin_exec import UPSTREAM, ip_json, run_plugin, strip_volatile, with_prev
-from sandbox import netns
-from sandbox.cni_plugins import plugin_dir
+
+from sandbox.net import netns
+from sandbox.net.plugins import plugin_dir
 
 pytestmark = pytest.mark.root
 

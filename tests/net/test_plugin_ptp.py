@@ -5,11 +5,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from plugin_exec import (
+    UPSTREAM,
+    addrs,
+    ip_json,
+    links,
+    nat_rules,
+    run_plugin,
+    sh_in,
+    strip_volatile,
+    tcp_hello,
+    with_prev,
+)
 
-from plugin_exec import (UPSTREAM, addrs, ip_json, links, nat_rules, run_plugin, sh_in, strip_volatile,
-                         tcp_hello, with_prev)
-from sandbox import netns
-from sandbox.cni_plugins import plugin_dir
+from sandbox.net import netns
+from sandbox.net.plugins import plugin_dir
 
 pytestmark = pytest.mark.root
 

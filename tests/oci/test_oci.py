@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aci, oci, treestore
+from sandbox import oci
 from sandbox.config import tool_path
-from sandbox.store import Store
+from sandbox.image import aci
+from sandbox.image.store import Store
+from sandbox.render import treestore
 
 pytestmark = pytest.mark.root   # extraction keeps owners; runc needs root
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aci
-from sandbox.store import Store
+from sandbox.image import aci
+from sandbox.image.store import Store
 
 
 @pytest.fixture(scope="package")
 def pod_state(lab_state: Path):
     """The catalogue in a private state dir; at the end every pod is stopped and gc'ed."""
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     try:
         yield lab_state
     finally:
@@ -32,7 +32,7 @@ def store(pod_state: Path) -> Store:
 @pytest.fixture
 def stop_pods(pod_state: Path):
     """Stop whatever the test started, even when it fails."""
-    from sandbox import pod
+    from sandbox.pod import stage0 as pod
     started: list[str] = []
     yield started
     for u in started:

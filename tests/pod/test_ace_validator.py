@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from sandbox import conformance, pod
-from sandbox.store import Store
+from sandbox.image.store import Store
+from sandbox.pod import conformance
+from sandbox.pod import stage0 as pod
 
 pytestmark = pytest.mark.root
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import cgroups, netns, pod
-from sandbox.store import Store
+from sandbox.image.store import Store
+from sandbox.net import netns
+from sandbox.pod import cgroups
+from sandbox.pod import stage0 as pod
 
 pytestmark = pytest.mark.root
 

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from sandbox import pod, podview
-from sandbox.store import Store
+from sandbox.image.store import Store
+from sandbox.pod import perspective as podview
+from sandbox.pod import stage0 as pod
 from sandbox.viz.pod import pod_picture
 
 pytestmark = pytest.mark.root

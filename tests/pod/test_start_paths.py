@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import _proc, netns, pod
-from sandbox.store import Store
+from sandbox._sys import proc as _proc
+from sandbox.image.store import Store
+from sandbox.net import netns
+from sandbox.pod import stage0 as pod
 
 
 def test_new_uuid_is_an_rfc4122_version4_uuid() -> None:
@@ -110,17 +112,19 @@ def test_the_run_path_imports_stay_light() -> None:
     code = ("import sys\n"
             "from sandbox import cli\n"
             "cli.build_parser('run-prepared').parse_args(['run-prepared', 'x'])\n"
-            "from sandbox import pod, _proc, metadata, netns, stage1\n"
+            "from sandbox.pod import stage0, metadata, stage1\n"
+            "from sandbox._sys import proc\n"
+            "from sandbox.net import netns\n"
             "heavy = {'typing', 'dataclasses', 'inspect', 'subprocess', 'shutil', 'uuid',\n"
             "         'platform', 'http.server', 'http.client', 'secrets', 'hashlib', 'ssl',\n"
-            "         'concurrent.futures', 'sandbox.manifest', 'sandbox.store', 'sandbox.aci'}\n"
+            "         'concurrent.futures', 'sandbox.image.manifest', 'sandbox.image.store', 'sandbox.image.aci'}\n"
             "print(sorted(heavy & set(sys.modules)))\n")
     assert fresh_python(code) == "[]"
 
 
 @pytest.mark.root
 def test_a_pod_runs_the_same_when_stage0_cannot_fork(store: Store, stop_pods, monkeypatch) -> None:
-    """The exec fallback (`python -m sandbox.pod supervise`, `python -m sandbox.stage1 run`
+    """The exec fallback (`python -m sandbox.pod.stage0 supervise`, `python -m sandbox.pod.stage1 run`
     with its relay) gives the same exit code, logs and clean-up as the fork path."""
     results = {}
     for mode in ("fork", "exec"):

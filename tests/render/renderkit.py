@@ -1,5 +1,5 @@
 """Helpers for the rendering tests (imported as ``renderkit``; pytest puts this directory on
-sys.path): tiny ACIs written with tarfile directly (independent of sandbox.aci), an in-memory
+sys.path): tiny ACIs written with tarfile directly (independent of sandbox.image.aci), an in-memory
 image source for the pure-algorithm tests, and a builder over the real image store."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from sandbox.manifest import ImageManifest
+from sandbox.image.manifest import ImageManifest
 
 # A rootfs description: {"/etc/hostname": "text" | b"bytes" | ("symlink", target) | ("dir",)
 # | ("file", content, mode) | ("dir", mode) | ("hardlink", "/path/in/same/image")}
@@ -130,10 +130,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
 
 
 class StoreBuilder:
-    """Writes ACIs with aci_bytes and imports them into a real sandbox.store.Store."""
+    """Writes ACIs with aci_bytes and imports them into a real sandbox.image.store.Store."""
 
     def __init__(self, tmp: Path) -> None:
-        from sandbox.store import Store
+        from sandbox.image.store import Store
         self.tmp = tmp
         self.store = Store()
         self.n = 0

@@ -6,9 +6,9 @@ import os
 import subprocess
 
 import pytest
-
-from sandbox import treestore
 from renderkit import dep, snapshot
+
+from sandbox.render import treestore
 
 
 def mounts() -> set[str]:
@@ -120,7 +120,7 @@ def test_falls_back_to_a_plain_copy_when_overlay_cannot_mount(tree, monkeypatch)
     def refuse(*a, **k):
         raise OSError(_errno.EINVAL, "Invalid argument")
 
-    monkeypatch.setattr(treestore._linux, "mount", refuse)
+    monkeypatch.setattr(treestore.libc, "mount", refuse)
     with treestore.clean_copy(tree) as copy:
         assert copy.mode == "copy" and "overlay mount failed" in copy.reason
         assert snapshot(copy.path) == snapshot(tree.rootfs)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from renderkit import MemSource, dep, snapshot
 
 from sandbox import render
-from renderkit import MemSource, dep, snapshot
 
 NAMES = ["a", "b", "c"]
 ALL_PATHS = [f"/{x}" for x in NAMES] + [f"/{x}/{y}" for x in NAMES for y in NAMES] + \

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from renderkit import MemSource, dep, snapshot
 
 from sandbox import render
 from sandbox.config import project_root
-from renderkit import MemSource, dep, snapshot
 
 ORACLE = Path(__file__).parent / "oracle" / "acirender.go"
 GOPATH = "/usr/share/gocode"

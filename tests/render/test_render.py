@@ -8,9 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from renderkit import dep, snapshot
 
 from sandbox import render
-from renderkit import dep, snapshot
 
 
 def do_render(mem, top: str, dest: Path) -> render.RenderTrace:
@@ -197,7 +197,7 @@ def test_unsafe_entries_are_refused(mem, tmp_path, name, kind, link) -> None:
     data = _raw_aci([info])
     i = image_id(data)
     mem.blobs[i] = data
-    from sandbox.manifest import ImageManifest
+    from sandbox.image.manifest import ImageManifest
     mem.manifests[i] = ImageManifest.from_json({"acKind": "ImageManifest", "acVersion": "0.8.11",
                                                 "name": "evil"})
     mem.order.insert(0, i)
@@ -216,7 +216,7 @@ def test_destination_must_be_empty(mem, tmp_path) -> None:
 
 
 def test_relative_whitelist_entry_is_refused(mem) -> None:
-    from sandbox.manifest import ManifestError
+    from sandbox.image.manifest import ManifestError
     with pytest.raises(ManifestError, match="absolute"):  # the manifest parser refuses it
         mem.add("a", {"/a": "a"}, pwl=["a"])
     with pytest.raises(render.RenderError, match="not an absolute path"):  # and so does render
@@ -236,8 +236,9 @@ def test_trace_round_trips_and_renders(mem, tmp_path) -> None:
 
 
 def test_missing_parent_entries_are_created_and_traced(mem, tmp_path) -> None:
-    from sandbox.manifest import ImageManifest
     from renderkit import image_id
+
+    from sandbox.image.manifest import ImageManifest
     f = tarfile.TarInfo("rootfs/deep/er/file"); f.size = 1; f.mode = 0o600
     data = _raw_aci([f])
     i = image_id(data)

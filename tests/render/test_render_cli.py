@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from sandbox import treestore
 from renderkit import dep
+
+from sandbox.render import treestore
 
 
 @pytest.fixture

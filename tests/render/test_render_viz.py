@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import graphviz
 import pytest
+from renderkit import dep
 
 from sandbox import render
 from sandbox.viz import render as vr
-from renderkit import dep
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from renderkit import dep
 
 from sandbox import render
-from renderkit import dep
 
 
 def test_spec_example_tree_order(mem) -> None:

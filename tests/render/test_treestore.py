@@ -7,10 +7,11 @@ import json
 import os
 
 import pytest
-
-from sandbox import render, treestore
-from sandbox.steps import Steps
 from renderkit import dep, snapshot
+
+from sandbox import render
+from sandbox.render import treestore
+from sandbox.steps import Steps
 
 
 def test_render_once_then_reuse(sb) -> None:
@@ -98,7 +99,7 @@ def test_two_processes_render_one_key_once(sb) -> None:
     import sys
     sb.add("base", {f"/f{i}": str(i) for i in range(200)})
     sb.add("app", {"/app": "a"}, deps=[dep("base")])
-    code = ("from sandbox import treestore; from sandbox.store import Store; "
+    code = ("from sandbox.render import treestore; from sandbox.image.store import Store; "
             "print(treestore.render_image(Store(), 'app').hit)")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -109,8 +110,8 @@ def test_two_processes_render_one_key_once(sb) -> None:
 
 
 def test_catalogue_worker_backup_keeps_exactly_its_whitelist(sandbox_dir, tmp_path) -> None:
-    from sandbox import catalog
-    from sandbox.store import Store
+    from sandbox.image import catalog
+    from sandbox.image.store import Store
     store = Store()
     try:
         catalog.build(tmp_path / "acis", import_to=store, allow_download=False, progress=False)

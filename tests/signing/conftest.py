@@ -96,7 +96,7 @@ def gnupg():
 
 
 def our_verdict(exc_or_none: BaseException | None) -> str:
-    from sandbox import pgp
+    from sandbox.trust import pgp
     if exc_or_none is None:
         return "good"
     for cls, verdict in ((pgp.BadSignature, "bad"), (pgp.KeyExpired, "expired"), (pgp.KeyRevoked, "revoked"),

@@ -3,7 +3,7 @@ in every case, and pysequoia agrees on accept/refuse.
 
 Keys and signatures come from both sides: GnuPG makes some (expired with --faked-system-time,
 revoked with its stored revocation certificate, a signing subkey with --quick-add-key) and
-sandbox.pgp makes the others. For gpg, the keyring is exactly what our trust store hands out for
+sandbox.trust.pgp makes the others. For gpg, the keyring is exactly what our trust store hands out for
 the image name, imported into a fresh GNUPGHOME, so "untrusted prefix" is "no public key" there.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import pgp, trust
+from sandbox.trust import pgp
+from sandbox.trust import truststore as trust
 
 from .conftest import GnuPG, needs_gpg, our_verdict
 

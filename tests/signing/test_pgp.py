@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import pgp
+from sandbox.trust import pgp
 
 from .conftest import needs_gpg
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import pgp
 from sandbox.config import project_root
+from sandbox.trust import pgp
 
 SRC = Path(__file__).parent / "rktverify"
 XCRYPTO = Path("/usr/share/gocode/src/golang.org/x/crypto/openpgp")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox import pgp, trust
+from sandbox.trust import pgp
+from sandbox.trust import truststore as trust
 from sandbox.viz import signing as viz
 
 KEY = pgp.generate_key("Alice <alice@example.com>", "ed25519")

@@ -1,0 +1,84 @@
+"""The few Linux system calls Python 3.11 lacks, through ctypes (unshare, setns, mount, umount2,
+pivot_root). Errors are raised as the matching ``OSError`` subclass (``PermissionError``,
+``FileNotFoundError``…) with the call and its arguments in the message.
+
+man pages: unshare(2), setns(2), mount(2), umount(2), pivot_root(2).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+# CDLL(None): libc's symbols through the running interpreter. (ctypes.util.find_library would
+# run ldconfig in a subprocess - fatal in a process that has just unshared CLONE_NEWPID, whose
+# first child becomes the namespace's PID 1.)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# clone(2) / unshare(2) namespace flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+
+# umount2(2) flags
+MNT_FORCE = 0x1
+MNT_DETACH = 0x2
+
+
+def _check(ret: int, call: str) -> int:
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{call}: {os.strerror(err)}")
+    return ret
+
+
+def unshare(flags: int) -> None:
+    """Move the calling thread/process into new namespaces (unshare(2))."""
+    _check(_libc.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that ``fd`` (an open /proc/…/ns/* file) refers to (setns(2))."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({fd}, {nstype:#x})")
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2). ``source``/``fstype``/``data`` may be None."""
+    enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount({source!r}, {target!r}, {fstype!r}, {flags:#x}, {data!r})")
+
+
+def umount(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount2({target!r}, {flags:#x})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): make ``new_root`` the root, moving the old root to ``put_old``."""
+    from sandbox._sys import platform
+    nr = platform.host().pivot_root   # glibc has no wrapper; the number differs per architecture
+    _check(_libc.syscall(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old)),
+           f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def ns_inode(path: str) -> int:
+    """The inode number that identifies a namespace, e.g. ``ns_inode('/proc/self/ns/net')``."""
+    return os.stat(path).st_ino

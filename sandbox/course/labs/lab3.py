@@ -1,0 +1,152 @@
+"""Lab 3: predict a render with dependencies and a pathWhitelist (ace.md §Filesystem Setup).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any, Iterable
+
+from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
+from sandbox.errors import SandboxError
+
+LAB3_APP = "example.com/lab3-app"
+
+
+LAB3_IMAGES = {
+    "example.com/lab3-base": ({"/bin/tool": "base tool\n", "/etc/motd": "base motd\n",
+                               "/etc/app.conf": "from base\n", "/lib/libc.so": "base libc\n"},
+                              [], None),
+    "example.com/lab3-config": ({"/etc/app.conf": "from config\n", "/etc/extra.conf": "extra\n"},
+                                [], None),
+    LAB3_APP: ({"/app/run": "#!/bin/sh\necho run\n", "/app/README": "docs\n",
+                "/bin/tool": "app's own tool\n"},
+               ["example.com/lab3-base", "example.com/lab3-config"],
+               ["/app/run", "/bin/tool", "/etc/app.conf", "/lib/libc.so"]),
+}
+
+
+def lab3_images(ws: Workspace):
+    """Build and import the lab's three images; return the store. The app depends on base and
+    config (in that order) and has a pathWhitelist."""
+    from sandbox.image import aci
+    from sandbox.image.store import Store
+    store = Store()
+    for name, (files, deps, whitelist) in LAB3_IMAGES.items():
+        layout = ws.path / "layouts" / name.split("/")[-1]
+        shutil.rmtree(layout, ignore_errors=True)
+        for path, text in files.items():
+            p = layout / "rootfs" / path.lstrip("/")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        m: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+                             "labels": [{"name": "version", "value": "1.0.0"}]}
+        if deps:
+            m["dependencies"] = [{"imageName": d, "labels": [{"name": "version", "value": "1.0.0"}]}
+                                 for d in deps]
+        if whitelist:
+            m["pathWhitelist"] = whitelist
+        (layout / "manifest").write_text(json.dumps(m, indent=2))
+        out = ws.path / f"{name.split('/')[-1]}.aci"
+        aci.build(layout, out, overwrite=True)
+        store.import_aci(out)
+    return store
+
+
+def lab3_manifests(ws: Workspace) -> str:
+    """The three manifests and file lists, as text for the learner to reason about."""
+    parts = []
+    for name, (files, deps, whitelist) in LAB3_IMAGES.items():
+        parts.append(f"{name}\n  files: {', '.join(sorted(files))}\n"
+                     f"  dependencies: {', '.join(deps) or '-'}\n"
+                     f"  pathWhitelist: {', '.join(whitelist) if whitelist else '-'}")
+    return "\n".join(parts)
+
+
+def rendered_files(tree: Any) -> set[str]:
+    """The non-directory paths of a rendered tree, from its trace."""
+    return {p for p, h in tree.trace().final_paths().items() if h.type != "dir"}
+
+
+def _lab3_tree(store: Any):
+    from sandbox.render import treestore
+    try:
+        img = store.get(LAB3_APP)
+    except SandboxError:
+        return None, None
+    trees = treestore.trees_of(img.id)
+    return img, (trees[0] if trees else None)
+
+
+@checks_for(3)
+def _checks_3(ws: Workspace) -> Iterable[Result]:
+    from sandbox.image.store import Store
+    answers = ws.answers()
+    pred = answers.get("prediction")
+    yield gate("your prediction is recorded", bool(pred),
+                "write the set of files you expect in the rendered app (e.g. {'/app/run', …}) "
+                "and record it with ws.answer('prediction', prediction) — before rendering")
+    if not pred:
+        return
+    img, tree = _lab3_tree(Store())
+    if img is None:
+        yield gate("the lab's images are in the store", False,
+                    "run the setup cell: store = lab3.lab3_images(ws)")
+        return
+    yield gate("example.com/lab3-app is rendered", tree is not None,
+                "not rendered yet: tree = treestore.render_image(store, 'example.com/lab3-app')")
+    if tree is None:
+        return
+    problems = tree.verify()
+    if problems:
+        yield Result("the rendered tree is intact", False,
+                     "the rendered tree was changed after rendering (" + problems[0] + "); run "
+                     "`sandbox lab reset 3` and render again", "failcheck")
+        return
+    try:
+        when = (tree.path / "rendered").stat().st_mtime
+    except OSError:
+        when = None
+    t = ws._read("answers.json").get("prediction", {}).get("time")
+    if isinstance(when, (int, float)) and t and t > when:
+        yield Result("predicted before rendering", True,
+                     "you changed your prediction after rendering; next time, commit to it first",
+                     "advice")
+    real = rendered_files(tree)
+    trace = tree.trace()
+    mine = {("/" + p.lstrip("/")).rstrip("/") for p in pred}
+    extra, missing = sorted(mine - real), sorted(real - mine)
+    reasons = []
+    for p in extra[:3]:
+        why = trace.describe(p) if p in trace.paths else "no image has this path"
+        reasons.append(f"{p} is not in the tree ({why})")
+    for p in missing[:3]:
+        reasons.append(f"{p} is in the tree ({trace.describe(p)})")
+    yield Result("your prediction equals the rendered files", not extra and not missing,
+                 "; ".join(reasons))
+    who = answers.get("app_conf_from")
+    real_who = trace.owner("/etc/app.conf")
+    yield Result("you named the image whose /etc/app.conf wins", who == real_who,
+                 "record it with ws.answer('app_conf_from', 'example.com/…')" if who is None else
+                 f"you said {who}; {trace.describe('/etc/app.conf')}")
+
+
+@reset_for(3)
+def _reset_3(ws: Workspace) -> list[str]:
+    from sandbox.image.store import Store
+    from sandbox.render import treestore
+    done = []
+    store = Store()
+    for name in LAB3_IMAGES:
+        try:
+            img = store.get(name)
+        except SandboxError:
+            continue
+        for tree in treestore.trees_of(img.id):
+            try:
+                treestore.remove(tree)
+                done.append(f"removed rendered tree of {name}")
+            except SandboxError as e:
+                done.append(f"kept a tree of {name}: {e}")
+        store.remove(img.id)
+        done.append(f"removed image {name}")
+    return done

@@ -1,0 +1,142 @@
+"""Lab 4: a network namespace the slide's way, two wired with a veth pair (slide 48).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
+
+
+def lab4_names(ws: Workspace) -> dict[str, str]:
+    """Names and addresses for lab 4: two netns, the veth ends, two addresses in one /24."""
+    a, b = ws.name("a"), ws.name("b")
+    tag = a.split("-")[2]
+    third = int(tag[:2], 16)
+    return {"A": a, "B": b, "VA": f"sbx{tag}a", "VB": f"sbx{tag}b",
+            "ADDR_A": f"10.244.{third}.1/24", "ADDR_B": f"10.244.{third}.2/24"}
+
+
+def netns_dir() -> Path:
+    """/run/netns, made like ``ip netns add`` makes it (so handles there show in ``ip netns``)."""
+    from sandbox.net import netns
+    d = Path(netns.DEFAULT_DIR)
+    if not d.is_dir():
+        probe = netns.unique_name()
+        netns.create(probe)
+        netns.delete(probe)
+    return d
+
+
+def show_netns(*names: str) -> str:
+    """A short text view of the links inside each named netns (tolerant of missing ones)."""
+    from sandbox.net import netns
+    lines = []
+    for n in names:
+        if not netns.is_netns(netns.path_of(n)):
+            lines.append(f"{n}: no network namespace")
+            continue
+        lines.append(f"{n}:")
+        for l in netns.snapshot(n)["links"]:
+            lines.append(f"  {l['name']:<16} {l['kind'] or '':<8} {'UP' if l['up'] else 'DOWN':<5}"
+                         f" {' '.join(l['addrs'])}")
+    return "\n".join(lines)
+
+
+@checks_for(4)
+def _checks_4(ws: Workspace) -> Iterable[Result]:
+    from sandbox.net import netns
+    n = lab4_names(ws)
+    host_links = set(os.listdir("/sys/class/net"))
+    stray = sorted(host_links & {n["VA"], n["VB"]})
+    if stray:
+        yield Result("the host's network is untouched", False,
+                     f"{', '.join(stray)} exists on the host (a command ran without `-n`), so the "
+                     f"lab changed the real host: run `sandbox lab reset 4` and start again",
+                     "failcheck")
+    snaps = {}
+    for key in ("A", "B"):
+        p = netns.path_of(n[key])
+        if not p.exists():
+            yield gate(f"netns {n[key]} exists", False,
+                        f"no handle {p} yet: `touch` it, then bind a new netns on it: "
+                        f"unshare -n mount --bind /proc/self/ns/net {p}")
+            return
+        if not netns.is_netns(p):
+            yield gate(f"netns {n[key]} exists", False,
+                        f"{p} is an empty file, not a namespace: bind one on it with "
+                        f"`unshare -n mount --bind /proc/self/ns/net {p}`")
+            return
+        snaps[key] = netns.snapshot(n[key])
+        yield Result(f"netns {n[key]} exists", True)
+    links = {k: {l["name"]: l for l in s["links"]} for k, s in snaps.items()}
+    va, vb = links["A"].get(n["VA"]), links["B"].get(n["VB"])
+    if va is None or vb is None:
+        where = [f"{name} in {n[k]}" for k, name in (("A", n["VA"]), ("B", n["VB"]))
+                 if links[k].get(name) is None]
+        extra = ""
+        if n["VB"] in links["A"]:
+            extra = f" ({n['VB']} is in {n['A']}: move it with `ip -n {n['A']} link set {n['VB']} netns {n['B']}`)"
+        yield gate("a veth pair joins the two namespaces", False,
+                    f"missing: {', '.join(where)}{extra}: `ip -n {n['A']} link add {n['VA']} type "
+                    f"veth peer name {n['VB']} netns {n['B']}`")
+        return
+    if va["kind"] != "veth" or vb["kind"] != "veth" or va["peer_index"] != vb["index"] \
+            or vb["peer_index"] != va["index"]:
+        yield gate("a veth pair joins the two namespaces", False,
+                    f"{n['VA']} and {n['VB']} are not the two ends of one veth pair")
+        return
+    yield Result("a veth pair joins the two namespaces", True)
+    down = [(k, name) for k, name, l in (("A", n["VA"], va), ("B", n["VB"], vb)) if not l["up"]]
+    yield gate("both veth ends are UP", not down, "; ".join(
+        f"the veth {name} exists but is DOWN inside the netns {n[k]}: "
+        f"`ip -n {n[k]} link set {name} up`" for k, name in down))
+    if down:
+        return
+    want = {"A": n["ADDR_A"], "B": n["ADDR_B"]}
+    bad = [(k, name, l) for k, name, l in (("A", n["VA"], va), ("B", n["VB"], vb))
+           if want[k] not in l["addrs"]]
+    yield gate("each end has its address", not bad, "; ".join(
+        f"{name} in {n[k]} has {', '.join(l['addrs']) or 'no address'}, the lab wants "
+        f"{want[k]}: `ip -n {n[k]} addr add {want[k]} dev {name}`" for k, name, l in bad))
+    if bad:
+        return
+    target = n["ADDR_B"].split("/")[0]
+    cp = netns.ping(n["A"], target, count=1, timeout=2)   # inside the lab's own namespaces
+    yield Result(f"{n['A']} reaches {target} over the veth", cp.returncode == 0,
+                 f"ping failed: {(cp.stdout + cp.stderr).strip().splitlines()[-1:]}")
+    rc = ws.answers().get("ping_rc")
+    yield Result("you recorded your ping's exit status", rc == 0,
+                 "run netns.ping(A, ADDR_B) and record ws.answer('ping_rc', r.returncode)"
+                 if rc is None else f"you recorded {rc}; a ping that got its reply exits 0")
+
+
+@reset_for(4)
+def _reset_4(ws: Workspace) -> list[str]:
+    from sandbox.net import netns
+    done = []
+    if not ws.names():
+        return done
+    n = lab4_names(ws)
+    for key in ("A", "B"):
+        p = netns.path_of(n[key])
+        if p.exists() or netns.is_netns(p):
+            netns.delete(n[key], missing_ok=True)
+            done.append(f"deleted netns {n[key]}")
+    for link in (n["VA"], n["VB"]):
+        if os.path.exists(f"/sys/class/net/{link}"):
+            _delete_host_link(link)
+            done.append(f"deleted host link {link}")
+    return done
+
+
+def _delete_host_link(name: str) -> None:
+    from sandbox.net import netns
+
+    def work() -> None:
+        with netns.iproute(None) as ipr:
+            idx = ipr.link_lookup(ifname=name)
+            if idx:
+                ipr.link("del", index=idx[0])
+    netns.in_thread(work)

@@ -1,0 +1,1028 @@
+"""App Container Images (ACI): build, read, validate, identify and safely extract.
+
+Spec: appc 0.8.11 spec/aci.md.
+
+* §Image Archives: an ACI is a tar holding exactly two top-level names, ``manifest`` (a regular
+  file, the ImageManifest JSON) and ``rootfs`` (a directory), with no duplicate entries. Files keep
+  their timestamps, modes and xattrs. The tar MAY be compressed with gzip, bzip2 or xz; the reader
+  tells which by the first bytes (magic numbers), never by the file name.
+* §Image ID: ``sha512-`` + the lowercase hex SHA-512 of the *uncompressed* tar. So a plain, gzip,
+  bzip2 or xz file holding one tar have one ID.
+
+This module adds what the spec leaves to implementations:
+
+* reproducible builds: entries in sorted order, parents first; no user/group names; the gzip
+  header carries no time or file name. The same layout gives the same bytes.
+* safe extraction (:func:`extract_rootfs`): nothing is ever written outside the target, and
+  nothing already inside it (a symlink) is followed while writing.
+"""
+from __future__ import annotations
+
+import bz2
+import collections
+import contextlib
+import errno
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+import struct
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Iterator
+
+from sandbox.errors import SandboxError
+from sandbox.image.manifest import ImageManifest, ManifestError
+from sandbox.steps import Steps, record
+
+COMPRESSIONS = ("none", "gzip", "bzip2", "xz")
+# aci/file.go DetectFileType uses the same magic numbers.
+MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+TAR_MAGIC_OFFSET = 257        # "ustar" at offset 257 of the first header block
+HASH_PREFIX = "sha512-"
+SHORT_HEX = 32                # appc types.ShortHash: sha512- + 32 hex
+STORE_KEY_HEX = 64            # rkt store key: sha512- + 64 hex (half the digest)
+BUFSIZE = 4 << 20             # read/hash in 4 MiB chunks
+GZIP_LEVEL = 6                # zlib's default, the same trade-off Go's compress/gzip makes
+DEFAULT_MAX_ENTRIES = 1_000_000
+
+
+class InvalidImage(SandboxError):
+    """The file is not a valid ACI (or layout, or manifest); ``problems`` lists why."""
+
+    def __init__(self, problems: list[str], source: str = "image") -> None:
+        self.problems = list(problems)
+        super().__init__(f"{source} is not a valid ACI: " + "; ".join(self.problems))
+
+
+class UnsafeArchive(SandboxError):
+    """Extraction refused an entry that would write outside the target or plant a danger."""
+
+
+class ArchiveTooLarge(SandboxError):
+    """The archive expands past the size or entry-count limit (a decompression bomb?)."""
+
+
+# ---------------------------------------------------------------------------- image IDs
+
+def _hex_of(image_id: str) -> str:
+    if not image_id.startswith(HASH_PREFIX):
+        raise SandboxError(f"'{image_id}' is not an image ID; IDs look like sha512-<hex>.")
+    return image_id[len(HASH_PREFIX):]
+
+
+def short_id(image_id: str) -> str:
+    """The short form appc prints (types.ShortHash): ``sha512-`` + the first 32 hex digits."""
+    return HASH_PREFIX + _hex_of(image_id)[:SHORT_HEX]
+
+
+def store_key(image_id: str) -> str:
+    """rkt's image-store key: ``sha512-`` + the first 64 hex digits (half the digest)."""
+    return HASH_PREFIX + _hex_of(image_id)[:STORE_KEY_HEX]
+
+
+def is_image_id(s: str) -> bool:
+    h = s[len(HASH_PREFIX):] if s.startswith(HASH_PREFIX) else ""
+    return len(h) == 128 and all(c in "0123456789abcdef" for c in h)
+
+
+# ---------------------------------------------------------------------------- compression
+
+def detect_compression(path: str | os.PathLike[str] | bytes) -> str:
+    """``none``, ``gzip``, ``bzip2`` or ``xz`` by magic bytes; ``unknown`` if it is none of them.
+
+    ``path`` may also be the first bytes of a file (at least 262 for a plain tar).
+    """
+    if isinstance(path, (bytes, bytearray)):
+        head = bytes(path[:512])
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(512)
+        except FileNotFoundError:
+            raise SandboxError(f"{path} does not exist; give the path of an .aci file.") from None
+        except IsADirectoryError:
+            raise SandboxError(f"{path} is a directory; give the path of an .aci file.") from None
+    for name, magic in MAGIC.items():
+        if head.startswith(magic):
+            return name
+    if head[TAR_MAGIC_OFFSET:TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return "none"
+    return "unknown"
+
+
+def _decompressing(raw: BinaryIO, compression: str) -> BinaryIO:
+    if compression == "none":
+        return raw
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if compression == "bzip2":
+        return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.LZMAFile(raw, "rb", format=lzma.FORMAT_XZ)  # type: ignore[return-value]
+    raise InvalidImage(["the file is neither a tar nor gzip, bzip2 or xz "
+                        "(no magic number matched)"], "file")
+
+
+class _Meter(io.RawIOBase):
+    """Reads a stream while hashing (SHA-512) and counting it, with an optional byte limit."""
+
+    def __init__(self, inner: BinaryIO, limit: int | None = None, what: str = "archive") -> None:
+        self.inner, self.limit, self.what = inner, limit, what
+        self.sha = hashlib.sha512()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:  # type: ignore[override]
+        mv = memoryview(b).cast("B")
+        n = self.inner.readinto(mv) if hasattr(self.inner, "readinto") else None
+        if n is None:
+            data = self.inner.read(len(mv))
+            n = len(data)
+            mv[:n] = data
+        if n:
+            self.sha.update(mv[:n])
+            self.count += n
+            if self.limit is not None and self.count > self.limit:
+                raise ArchiveTooLarge(
+                    f"{self.what} expands to more than {self.limit} bytes, the extraction limit; "
+                    "it may be a decompression bomb (raise max_bytes / --max-size if you trust it).")
+        return n
+
+    def drain(self) -> None:
+        buf = bytearray(BUFSIZE)
+        while self.readinto(buf):
+            pass
+
+    @property
+    def image_id(self) -> str:
+        return HASH_PREFIX + self.sha.hexdigest()
+
+
+MAX_META_HEADER = 1 << 20     # a PAX or GNU long-name header larger than this is refused
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """TarInfo whose metadata headers (PAX, GNU long names) cannot be huge: tarfile reads them
+    into memory in one piece, so a compressed 10 GiB "header" would be a memory bomb."""
+
+    def _check(self) -> None:
+        if self.size > MAX_META_HEADER:
+            raise ArchiveTooLarge(f"a tar metadata header of {self.size} bytes (over "
+                                  f"{MAX_META_HEADER}) was refused; the archive may be a bomb.")
+
+    def _proc_pax(self, tarfile):  # type: ignore[override]
+        self._check()
+        return super()._proc_pax(tarfile)
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[override]
+        self._check()
+        return super()._proc_gnulong(tarfile)
+
+
+@contextlib.contextmanager
+def open_uncompressed(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, str]]:
+    """The uncompressed tar bytes of an ACI as a stream, and the compression detected."""
+    comp = detect_compression(path)
+    if comp == "unknown":
+        raise InvalidImage(["the file is neither a tar nor gzip, bzip2 or xz "
+                            "(no magic number matched)"], str(path))
+    with open(path, "rb") as raw:
+        stream = _decompressing(raw, comp)
+        try:
+            yield stream, comp
+        finally:
+            if stream is not raw:
+                stream.close()
+
+
+@contextlib.contextmanager
+def open_tar(path: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
+    """A streaming (``r|``) tarfile over the uncompressed tar of an ACI.
+
+    Members must be read in order (``for m in tar: tar.extractfile(m)``).
+    """
+    with open_uncompressed(path) as (stream, _):
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            yield tar
+
+
+def image_id(path: str | os.PathLike[str], steps: Steps | None = None) -> str:
+    """The image ID: ``sha512-`` + hex SHA-512 of the uncompressed tar, streamed (aci.md §Image ID)."""
+    sha = hashlib.sha512()
+    total = 0
+    buf = bytearray(BUFSIZE)
+    mv = memoryview(buf)
+    with open_uncompressed(path) as (stream, comp):
+        readinto = getattr(stream, "readinto", None)
+        while True:
+            if readinto is not None:
+                n = readinto(buf)
+                if not n:
+                    break
+                sha.update(mv[:n])
+            else:  # pragma: no cover - all our streams have readinto
+                chunk = stream.read(BUFSIZE)
+                if not chunk:
+                    break
+                n = len(chunk)
+                sha.update(chunk)
+            total += n
+    iid = HASH_PREFIX + sha.hexdigest()
+    record(steps, "hash", str(path), algorithm="sha512", compression=comp,
+           bytes_hashed=total, image_id=iid)
+    return iid
+
+
+# ---------------------------------------------------------------------------- names
+
+def normalize_entry(name: str) -> str | None:
+    """The entry name as the spec layout sees it, or None when it is unsafe.
+
+    ``./rootfs/bin/`` -> ``rootfs/bin``. Absolute names and names with a ``..`` component are
+    unsafe (None): an archive must never address anything outside its own tree.
+    """
+    if name.startswith("/") or not name:
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts) or not parts:
+        return None
+    return "/".join(parts)
+
+
+# ---------------------------------------------------------------------------- reading / validating
+
+@dataclass
+class Inspection:
+    """What one pass over an ACI found: its ID, manifest, problems and entry list."""
+
+    path: str
+    compression: str
+    image_id: str | None = None
+    manifest: ImageManifest | None = None
+    manifest_bytes: bytes | None = None
+    problems: list[str] = field(default_factory=list)
+    entries: list[tarfile.TarInfo] = field(default_factory=list)
+    uncompressed_size: int = 0
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def manifest_problems(data: bytes | str, where: str = "manifest",
+                      kind: str | None = "ImageManifest") -> list[str]:
+    """Problems of a manifest JSON document, each ``where: json.path: rule``.
+
+    ``kind=None`` checks the document as the kind it declares (an ImageManifest or PodManifest).
+    """
+    from sandbox.image.manifest import validate_json
+    probs = validate_json(data, kind)   # the text itself, so a repeated key is a problem too
+    doc = json.loads(data) if not probs else None
+    if kind and not probs and isinstance(doc, dict) and doc.get("acKind") != kind:
+        probs = [f"acKind: {doc.get('acKind')!r} is not {kind}"]
+    return [f"{where}: {p}" for p in probs]
+
+
+def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
+            steps: Steps | None = None) -> Inspection:
+    """Read an ACI once: hash it, check the archive rules (aci.md §Image Archives) and the manifest."""
+    path = str(path)
+    comp = detect_compression(path)
+    ins = Inspection(path, comp)
+    if comp == "unknown":
+        ins.problems.append("the file is neither a tar nor gzip, bzip2 or xz (no magic number matched)")
+        record(steps, "check", path, rule="compression by magic bytes", ok=False)
+        return ins
+    record(steps, "check", path, rule="compression by magic bytes", found=comp)
+    seen: dict[str, tarfile.TarInfo] = {}
+    manifest_bytes: bytes | None = None
+    with open(path, "rb") as raw:
+        stream = _decompressing(raw, comp)
+        meter = _Meter(stream)
+        buffered = io.BufferedReader(meter, BUFSIZE)
+        try:
+            with tarfile.open(fileobj=buffered, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+                for m in tar:
+                    name = normalize_entry(m.name)
+                    if name is None:
+                        ins.problems.append(f"entry {m.name!r}: absolute names and '..' are not allowed")
+                        continue
+                    if name in seen:
+                        ins.problems.append(f"entry {m.name!r}: duplicate entry for {name}")
+                        continue
+                    seen[name] = m
+                    if keep_entries:
+                        ins.entries.append(m)
+                    top = name.split("/", 1)[0]
+                    if top not in ("manifest", "rootfs"):
+                        ins.problems.append(f"entry {m.name!r}: only 'manifest' and 'rootfs' "
+                                            "may be at the top level")
+                    elif top == "manifest" and name != "manifest":
+                        ins.problems.append(f"entry {m.name!r}: 'manifest' is a file; nothing "
+                                            "can be below it")
+                    elif name == "manifest":
+                        if not m.isreg():
+                            ins.problems.append("entry 'manifest': must be a regular file")
+                        else:
+                            f = tar.extractfile(m)
+                            manifest_bytes = f.read() if f else b""
+                    elif name == "rootfs" and not m.isdir():
+                        ins.problems.append("entry 'rootfs': must be a directory")
+                    if m.islnk():
+                        target = normalize_entry(m.linkname)
+                        if target is None or not target.startswith("rootfs/"):
+                            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r} "
+                                                "points outside rootfs")
+                        elif target not in seen:
+                            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r}, "
+                                                "which is not an earlier entry")
+            meter.drain()
+        except tarfile.TarError as e:
+            ins.problems.append(f"the tar is unreadable ({e})")
+        except ArchiveTooLarge as e:
+            ins.problems.append(f"the tar is unreadable: {e}")
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+            ins.problems.append(f"the {comp} data is corrupt or truncated ({e})")
+        finally:
+            if stream is not raw:
+                stream.close()
+    ins.uncompressed_size = meter.count
+    record(steps, "hash", path, algorithm="sha512", bytes_hashed=meter.count)
+    record(steps, "check", path, rule="no duplicate, absolute or '..' entries", entries=len(seen))
+    if "manifest" not in seen:
+        ins.problems.append("no 'manifest' entry at the top level")
+    if "rootfs" not in seen:
+        ins.problems.append("no 'rootfs' directory entry at the top level")
+    record(steps, "check", path, rule="exactly 'manifest' and 'rootfs' at the top level",
+           ok="manifest" in seen and "rootfs" in seen)
+    if manifest_bytes is not None:
+        ins.manifest_bytes = manifest_bytes
+        mp = manifest_problems(manifest_bytes)
+        ins.problems.extend(mp)
+        record(steps, "check", "manifest", rule="ImageManifest schema", problems=len(mp))
+        if not mp:
+            with contextlib.suppress(Exception):
+                ins.manifest = ImageManifest.from_json(manifest_bytes)
+    if not any(p.startswith(("the tar", f"the {comp}")) for p in ins.problems):
+        ins.image_id = meter.image_id
+    return ins
+
+
+def read_manifest(path: str | os.PathLike[str], steps: Steps | None = None) -> ImageManifest:
+    """The ImageManifest of an ACI (the ``manifest`` entry), without extracting anything."""
+    with open_tar(path) as tar:
+        for m in tar:
+            if normalize_entry(m.name) == "manifest" and m.isreg():
+                f = tar.extractfile(m)
+                data = f.read() if f else b""
+                record(steps, "read", f"{path}:manifest", bytes=len(data))
+                try:
+                    return ImageManifest.from_json(data)
+                except ManifestError:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    raise InvalidImage([f"manifest: cannot be parsed ({e})"], str(path)) from None
+    raise InvalidImage(["no 'manifest' entry at the top level"], str(path))
+
+
+def validate_layout(layout: str | os.PathLike[str], steps: Steps | None = None) -> list[str]:
+    """Problems of an image layout directory (aci.md §Image Layout): ``manifest`` + ``rootfs/``."""
+    d = Path(layout)
+    probs: list[str] = []
+    names = sorted(os.listdir(d))
+    for n in names:
+        if n not in ("manifest", "rootfs"):
+            probs.append(f"{n}: only 'manifest' and 'rootfs' may be at the top level of a layout")
+    mf = d / "manifest"
+    if not mf.is_file() or mf.is_symlink():
+        probs.append("manifest: missing (or not a regular file)")
+    else:
+        probs.extend(manifest_problems(mf.read_bytes()))
+    rf = d / "rootfs"
+    if not rf.is_dir() or rf.is_symlink():
+        probs.append("rootfs: missing (or not a directory)")
+    record(steps, "check", str(d), rule="layout: manifest + rootfs/", problems=len(probs))
+    return probs
+
+
+def validate(path: str | os.PathLike[str], steps: Steps | None = None) -> list[str]:
+    """Problems of an ACI file, an image layout directory, or a manifest JSON file ([] = valid)."""
+    p = Path(path)
+    if not p.exists():
+        return [f"{p}: no such file or directory"]
+    if p.is_dir():
+        return validate_layout(p, steps)
+    comp = detect_compression(p)
+    if comp == "unknown":
+        with open(p, "rb") as f:
+            head = f.read(64).lstrip()[:1]
+        if head in (b"{", b"[") or p.suffix == ".json" or p.name == "manifest":
+            return manifest_problems(p.read_bytes(), p.name, kind=None)
+    return inspect(p, steps=steps).problems
+
+
+# ---------------------------------------------------------------------------- building
+
+class _HashingWriter(io.RawIOBase):
+    """Hashes (SHA-512) and counts the uncompressed tar on its way to the compressor."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha512()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.count
+
+    def write(self, b: Any) -> int:  # type: ignore[override]
+        self.sha.update(b)
+        n = len(memoryview(b).cast("B")) if not isinstance(b, bytes) else len(b)
+        self.count += n
+        self.inner.write(b)
+        return n
+
+
+GZIP_BLOCK = 1 << 20      # input bytes per independently deflated block
+_DICT = 32 << 10          # deflate's window: each block starts from the previous 32 KiB
+
+
+def _incompressible(block: bytes) -> bool:
+    """A cheap guess: three 8 KiB samples barely shrink at level 1 (random or compressed data)."""
+    if len(block) < 64 << 10:
+        return False
+    n = len(block)
+    sample = b"".join(block[i:i + 8192] for i in (0, n // 2, n - 8192))
+    return len(zlib.compress(sample, 1)) > 0.97 * len(sample)
+
+
+def _deflate_block(block: bytes, zdict: bytes, level: int, final: bool) -> bytes:
+    if level and _incompressible(block):
+        level = 0       # store it: deflating random bytes costs time and saves nothing
+    if zdict:
+        co = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        co = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return co.compress(block) + co.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+class _GzipBlockWriter(io.RawIOBase):
+    """A gzip file (RFC 1952) deflated pigz-style, in parallel and reproducibly.
+
+    The input is cut into 1 MiB blocks; each is deflated with the previous 32 KiB as its
+    dictionary and ends with a sync flush (byte-aligned, not final), so the blocks concatenate
+    into one ordinary deflate stream that any gunzip reads. zlib releases the GIL, so blocks
+    compress on several cores; the bytes do not depend on thread timing. Blocks that do not
+    compress are stored. The header has no file name and mtime 0: same input, same bytes.
+    """
+
+    def __init__(self, raw: IO[bytes], level: int = GZIP_LEVEL, threads: int | None = None) -> None:
+        self.raw, self.level = raw, level
+        self.buf = bytearray()
+        self.crc = 0
+        self.size = 0
+        self.tail = b""
+        self.workers = threads or max(1, min(4, os.cpu_count() or 1))
+        from concurrent.futures import (
+            ThreadPoolExecutor,  # (with logging: ~3 ms to import)
+        )
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sbx-gzip")
+        self.pending: collections.deque = collections.deque()
+        # magic, deflate, no flags, mtime 0, no extra flags, OS "unknown"
+        raw.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:  # type: ignore[override]
+        mv = memoryview(b).cast("B")
+        self.crc = zlib.crc32(mv, self.crc)
+        self.size += len(mv)
+        self.buf += mv
+        if len(self.buf) >= GZIP_BLOCK:
+            view = memoryview(self.buf)
+            whole = len(self.buf) - len(self.buf) % GZIP_BLOCK
+            for i in range(0, whole, GZIP_BLOCK):
+                self._submit(bytes(view[i:i + GZIP_BLOCK]), final=False)
+            view.release()
+            del self.buf[:whole]
+        return len(mv)
+
+    def _submit(self, block: bytes, final: bool) -> None:
+        zdict = self.tail
+        self.tail = (self.tail + block)[-_DICT:] if len(block) < _DICT else block[-_DICT:]
+        self.pending.append(self.pool.submit(_deflate_block, block, zdict, self.level, final))
+        while len(self.pending) > 2 * self.workers:
+            self.raw.write(self.pending.popleft().result())
+
+    def abort(self) -> None:
+        """Stop without finishing the file (the build failed): no threads are left behind."""
+        if not self.closed:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            super().close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._submit(bytes(self.buf), final=True)
+            while self.pending:
+                self.raw.write(self.pending.popleft().result())
+            self.raw.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            super().close()
+
+
+def _compressing(raw: BinaryIO, compression: str) -> IO[bytes]:
+    if compression == "none":
+        return raw
+    if compression == "gzip":
+        return _GzipBlockWriter(raw, GZIP_LEVEL)
+    if compression == "bzip2":
+        return bz2.BZ2File(raw, "wb", compresslevel=9)
+    if compression == "xz":
+        return lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=6)
+    raise SandboxError(f"unknown compression '{compression}'; use one of: {', '.join(COMPRESSIONS)}.")
+
+
+def _xattrs(path: str) -> dict[str, str]:
+    try:
+        names = sorted(os.listxattr(path, follow_symlinks=False))
+    except OSError:
+        return {}
+    out = {}
+    for n in names:
+        with contextlib.suppress(OSError):
+            out["SCHILY.xattr." + n] = os.getxattr(path, n, follow_symlinks=False).decode(
+                "utf-8", "surrogateescape")
+    return out
+
+
+def _tarinfo(name: str, full: str, st: os.stat_result, owner_root: bool) -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    # Files keep their timestamps (aci.md §Image Archives); a tar header holds whole seconds.
+    # Rounded to the nearest second as actool (Go's archive/tar) does, so both give one entry.
+    ti.mtime = (st.st_mtime_ns + 500_000_000) // 1_000_000_000
+    ti.uid, ti.gid = (0, 0) if owner_root else (st.st_uid, st.st_gid)
+    ti.uname = ti.gname = ""             # no name lookups: no variance between machines
+    x = _xattrs(full)
+    if x:
+        ti.pax_headers = x
+    return ti
+
+
+
+def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """Paths under ``root`` (relative), depth-first pre-order, siblings in byte order.
+
+    Each directory comes right before its contents; links are never followed.
+    """
+    full = os.path.join(root, rel) if rel else root
+    with os.scandir(full) as it:
+        names = sorted((e.name for e in it), key=os.fsencode)
+    for n in names:
+        r = f"{rel}/{n}" if rel else n
+        st = os.lstat(os.path.join(root, r))
+        yield r, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(root, r)
+
+
+def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
+          compression: str = "gzip", owner_root: bool = False, overwrite: bool = False,
+          steps: Steps | None = None) -> str:
+    """Build an ACI from a layout directory (``manifest`` + ``rootfs/``); return its image ID.
+
+    Reproducible: the same layout gives the same bytes (sorted entries, no user/group names,
+    a gzip header with no time or name). ``owner_root`` records every file as uid/gid 0.
+    The file is written to a temporary name and renamed into place when complete.
+    """
+    layout, out = Path(layout), Path(out)
+    if compression not in COMPRESSIONS:
+        raise SandboxError(f"unknown compression '{compression}'; use one of: {', '.join(COMPRESSIONS)}.")
+    if not layout.is_dir():
+        raise SandboxError(f"{layout} is not a directory; an image layout is a directory "
+                           "holding 'manifest' and 'rootfs/'.")
+    probs = validate_layout(layout, steps)
+    if probs:
+        raise InvalidImage(probs, f"layout {layout}")
+    if out.exists() and not overwrite:
+        raise SandboxError(f"{out} already exists; pass --overwrite (overwrite=True) to replace it.")
+    if not out.parent.is_dir():
+        raise SandboxError(f"the directory {out.parent} does not exist; create it first.")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    entries = 0
+    comp: IO[bytes] | None = None
+    try:
+        with open(tmp, "wb") as raw:
+            comp = _compressing(raw, compression)
+            hw = _HashingWriter(comp)
+            with tarfile.open(fileobj=hw, mode="w", format=tarfile.PAX_FORMAT,
+                              copybufsize=1 << 20) as tar:
+                mf = layout / "manifest"
+                st = os.lstat(mf)
+                ti = _tarinfo("manifest", str(mf), st, owner_root)
+                ti.size = st.st_size
+                with open(mf, "rb") as f:
+                    tar.addfile(ti, f)
+                record(steps, "write", "manifest", size=st.st_size)
+                root = str(layout / "rootfs")
+                st = os.lstat(root)
+                ti = _tarinfo("rootfs", root, st, owner_root)
+                ti.type = tarfile.DIRTYPE
+                tar.addfile(ti)
+                record(steps, "write", "rootfs/", type="dir")
+                entries = 2
+                inodes: dict[tuple[int, int], str] = {}
+                for rel, st in _walk(root):
+                    full = os.path.join(root, rel)
+                    name = "rootfs/" + rel
+                    ti = _tarinfo(name, full, st, owner_root)
+                    mode = st.st_mode
+                    key = (st.st_dev, st.st_ino)
+                    if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in inodes:
+                        ti.type, ti.linkname = tarfile.LNKTYPE, inodes[key]
+                        tar.addfile(ti)
+                        kind = "hardlink"
+                    elif stat.S_ISREG(mode):
+                        ti.size = st.st_size
+                        with open(full, "rb") as f:
+                            tar.addfile(ti, f)
+                        if st.st_nlink > 1:
+                            inodes[key] = name
+                        kind = "file"
+                    elif stat.S_ISDIR(mode):
+                        ti.type = tarfile.DIRTYPE
+                        tar.addfile(ti)
+                        kind = "dir"
+                    elif stat.S_ISLNK(mode):
+                        ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(full)
+                        tar.addfile(ti)
+                        kind = "symlink"
+                    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+                        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                        tar.addfile(ti)
+                        kind = "device"
+                    elif stat.S_ISFIFO(mode):
+                        ti.type = tarfile.FIFOTYPE
+                        tar.addfile(ti)
+                        kind = "fifo"
+                    else:  # sockets cannot be archived
+                        record(steps, "skip", name, reason="sockets cannot be stored in a tar")
+                        continue
+                    entries += 1
+                    if steps is not None:
+                        steps.add("write", name + ("/" if kind == "dir" else ""), type=kind,
+                                  **({"size": ti.size} if kind == "file" else {}))
+            if comp is not raw:
+                comp.close()
+            raw.flush()
+        os.replace(tmp, out)
+    except BaseException as e:
+        if isinstance(comp, _GzipBlockWriter):
+            comp.abort()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, SandboxError):
+            raise SandboxError(f"building {out} from {layout} failed: {e.strerror or e}"
+                               + (f" ({e.filename})" if e.filename else "") + ".") from None
+        raise
+    iid = HASH_PREFIX + hw.sha.hexdigest()
+    record(steps, "hash", str(out), algorithm="sha512", bytes_hashed=hw.count, image_id=iid)
+    record(steps, "write", str(out), entries=entries, compression=compression,
+           size=out.stat().st_size)
+    return iid
+
+
+# ---------------------------------------------------------------------------- safe extraction
+
+@dataclass
+class ExtractResult:
+    """What :func:`extract_rootfs` did."""
+
+    dest: Path
+    entries: int = 0
+    bytes_written: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def safe_dir_fd(dest_fd: int, parts: list[str], create: bool) -> int:
+    """An fd for the directory ``parts`` under dest, walked with O_NOFOLLOW at every step.
+
+    A component that is a symlink (or a non-directory) is refused: writing through it could land
+    outside the target. Missing components are created (0755) when ``create``.
+    """
+    fd = os.dup(dest_fd)
+    try:
+        for i, p in enumerate(parts):
+            try:
+                nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(p, 0o755, dir_fd=fd)
+                nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeArchive(
+                        f"'{'/'.join(parts[:i + 1])}' is a symlink or a file, and an entry wants "
+                        "to write below it; extraction never follows links, so the archive is "
+                        "refused.") from None
+                raise
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def remove_existing(parent_fd: int, name: str, want_dir: bool) -> None:
+    """Make room for an entry: the spec says an existing path MUST be overwritten (ace.md)."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not want_dir:
+            _rmtree_at(parent_fd, name)
+    else:
+        os.unlink(name, dir_fd=parent_fd)
+
+
+def _rmtree_at(parent_fd: int, name: str) -> None:
+    """Remove the directory ``name`` below ``parent_fd`` and all it holds, never following a
+    symlink (every level is opened with O_NOFOLLOW relative to its parent)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    try:
+        for n in os.listdir(fd):
+            if stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode):
+                _rmtree_at(fd, n)
+            else:
+                os.unlink(n, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def symlink_escapes(entry: str, target: str) -> bool:
+    """True when the relative symlink target of ``entry`` (a path in the rootfs, with or without
+    a leading "/") climbs above the rootfs, resolved lexically ("../../etc"). Such a link is
+    harmless inside a chroot but sends a host-side reader out of the tree."""
+    if target.startswith("/"):
+        return False   # absolute targets mean the container's root; they are never followed here
+    base = posixpath.dirname(entry.lstrip("/"))
+    depth = len([p for p in base.split("/") if p])
+    for p in target.split("/"):
+        if p == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif p not in ("", "."):
+            depth += 1
+    return False
+
+
+def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
+                   allow_devices: bool = False, keep_setid: bool = False,
+                   max_bytes: int | None = None, max_entries: int = DEFAULT_MAX_ENTRIES,
+                   steps: Steps | None = None) -> ExtractResult:
+    """Extract the ``rootfs`` of an ACI into ``dest`` (its contents become dest's contents).
+
+    Safety rules (nothing is ever written outside ``dest``):
+
+    * absolute names and names with ``..`` are refused (:class:`UnsafeArchive`);
+    * no path is walked through a symlink: every parent is opened with O_NOFOLLOW, so a symlink
+      planted by the archive (or already in ``dest``) can never redirect a write;
+    * relative symlinks whose target climbs above the rootfs, and hard links to anything but an
+      earlier entry of this archive, are refused;
+    * device nodes are skipped with a warning unless ``allow_devices`` and running as root;
+    * setuid/setgid bits are dropped (with a warning) unless ``keep_setid``;
+    * the uncompressed stream may not exceed ``max_bytes`` (default: the free space of dest's
+      file system) nor ``max_entries`` entries (:class:`ArchiveTooLarge`).
+
+    Existing paths in ``dest`` are replaced (ace.md: a path that exists MUST be overwritten; a
+    symlink to a directory is replaced, not followed).
+    """
+    dest = Path(dest)
+    comp = detect_compression(aci)     # before touching dest: a missing file creates nothing
+    created = not dest.exists()
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SandboxError(f"cannot create the directory {dest}: {e.strerror}.") from None
+    if max_bytes is None:
+        sv = os.statvfs(dest)
+        max_bytes = sv.f_bavail * sv.f_frsize
+    is_root = os.geteuid() == 0
+    res = ExtractResult(dest)
+    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+    seen: set[str] = set()
+    dirs: list[tuple[str, tarfile.TarInfo]] = []
+    ok = False
+    try:
+        with open(aci, "rb") as raw:
+            if comp == "unknown":
+                raise InvalidImage(["the file is neither a tar nor gzip, bzip2 or xz"], str(aci))
+            stream = _decompressing(raw, comp)
+            meter = _Meter(stream, limit=max_bytes, what=str(aci))
+            try:
+                with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|",
+                                  tarinfo=_BoundedTarInfo) as tar:
+                    for m in tar:
+                        if len(seen) >= max_entries:
+                            raise ArchiveTooLarge(
+                                f"{aci} has more than {max_entries} entries, the extraction limit "
+                                "(raise max_entries if you trust it).")
+                        _extract_one(tar, m, dest_fd, seen, dirs, res, allow_devices and is_root,
+                                     keep_setid, is_root, max_bytes, meter, steps)
+            finally:
+                if stream is not raw:
+                    stream.close()
+        if "" not in seen:
+            raise InvalidImage(["no 'rootfs' directory entry at the top level"], str(aci))
+        # Directory modes and times last, deepest first, so later entries could still be created.
+        for rel, m in sorted(dirs, key=lambda x: x[0].count("/"), reverse=True):
+            _apply_meta(dest_fd, rel, m, is_root, keep_setid, res, steps, is_dir=True)
+        ok = True
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
+        raise InvalidImage([f"the archive is unreadable ({e})"], str(aci)) from None
+    except OSError as e:
+        raise SandboxError(f"extracting {aci} into {dest} failed: {e.strerror or e}"
+                           + (f" ({e.filename})" if e.filename else "") + ".") from None
+    finally:
+        os.close(dest_fd)
+        if not ok and created:
+            shutil.rmtree(dest, ignore_errors=True)
+    record(steps, "write", str(dest), entries=res.entries, bytes=res.bytes_written,
+           warnings=len(res.warnings))
+    return res
+
+
+def _apply_meta(dest_fd: int, rel: str, m: tarfile.TarInfo, is_root: bool, keep_setid: bool,
+                res: ExtractResult, steps: Steps | None, is_dir: bool = False) -> None:
+    parts = rel.split("/") if rel else []
+    mode = m.mode & 0o7777
+    if mode & (stat.S_ISUID | stat.S_ISGID) and not keep_setid:
+        mode &= ~(stat.S_ISUID | stat.S_ISGID)
+        msg = f"rootfs/{rel}: setuid/setgid bits dropped (keep_setid to keep them)"
+        res.warnings.append(msg)
+        record(steps, "check", f"rootfs/{rel}", rule="setuid/setgid dropped", mode=oct(m.mode))
+    if not parts:
+        fd = os.dup(dest_fd)
+    else:
+        pfd = safe_dir_fd(dest_fd, parts[:-1], create=False)
+        try:
+            if not (m.isreg() or m.isdir()):   # fifo/device: never open them; set by name
+                if is_root:
+                    os.chown(parts[-1], m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+                os.chmod(parts[-1], mode, dir_fd=pfd)
+                os.utime(parts[-1], (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+                return
+            flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if is_dir else 0)
+            fd = os.open(parts[-1], flags, dir_fd=pfd)
+        finally:
+            os.close(pfd)
+    try:
+        if is_root:
+            os.fchown(fd, m.uid, m.gid)   # chown first: it clears setid bits
+        os.fchmod(fd, mode)
+        _set_xattrs(fd, rel, m, keep_setid, res, steps)
+        os.utime(fd, (m.mtime, m.mtime))
+    finally:
+        os.close(fd)
+
+
+def _set_xattrs(fd: int, rel: str, m: tarfile.TarInfo, keep_setid: bool, res: ExtractResult,
+                steps: Steps | None) -> None:
+    """Restore xattrs (aci.md: files keep them). File capabilities grant privileges like setuid
+    does, so ``security.capability`` is dropped unless ``keep_setid``."""
+    for key, value in (m.pax_headers or {}).items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        name = key[len("SCHILY.xattr."):]
+        if name == "security.capability" and not keep_setid:
+            res.warnings.append(f"rootfs/{rel}: file capabilities dropped (keep_setid to keep them)")
+            continue
+        try:
+            os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
+            record(steps, "write", f"rootfs/{rel}", xattr=name)
+        except OSError as e:
+            res.warnings.append(f"rootfs/{rel}: xattr {name} not restored ({e.strerror})")
+
+
+def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: set[str],
+                 dirs: list, res: ExtractResult, devices_ok: bool, keep_setid: bool,
+                 is_root: bool, max_bytes: int, meter: _Meter, steps: Steps | None) -> None:
+    name = normalize_entry(m.name)
+    if name is None:
+        raise UnsafeArchive(f"the entry '{m.name}' is absolute or contains '..'; "
+                            "it would write outside the target, so the archive is refused.")
+    if name == "manifest" or not (name == "rootfs" or name.startswith("rootfs/")):
+        return
+    rel = name[len("rootfs/"):] if name != "rootfs" else ""
+    dir_names = {r for r, _ in dirs}
+    if rel in seen:
+        raise UnsafeArchive(f"the entry '{m.name}' appears twice; an ACI has no duplicate "
+                            "entries (aci.md §Image Archives).")
+    if rel == "":
+        if not m.isdir():
+            raise InvalidImage(["entry 'rootfs': must be a directory"], "archive")
+        seen.add("")
+        dirs.append(("", m))
+        return
+    parts = rel.split("/")
+    if m.ischr() or m.isblk():
+        if not devices_ok:
+            res.warnings.append(f"rootfs/{rel}: device node skipped (only root with "
+                                "allow_devices may create devices)")
+            record(steps, "skip", f"rootfs/{rel}", reason="device node")
+            seen.add(rel)
+            return
+    if m.islnk():   # validate before touching anything
+        target = normalize_entry(m.linkname)
+        if target is None or not target.startswith("rootfs/") or target[7:] not in seen \
+                or target[7:] in dir_names:
+            raise UnsafeArchive(f"the hard link '{m.name}' points to '{m.linkname}', which is not "
+                                "an earlier file of this archive's rootfs; refused.")
+    if m.issym() and symlink_escapes(rel, m.linkname):
+        raise UnsafeArchive(f"the symlink '{m.name}' -> '{m.linkname}' climbs above the rootfs; "
+                            "refused.")
+    if m.isreg() and m.size > max_bytes - res.bytes_written:
+        raise ArchiveTooLarge(f"the entry '{m.name}' is {m.size} bytes, more than the "
+                              f"{max_bytes - res.bytes_written} bytes left under the extraction "
+                              "limit; it may be a decompression bomb.")
+    pfd = safe_dir_fd(dest_fd, parts[:-1], create=True)
+    leaf = parts[-1]
+    try:
+        remove_existing(pfd, leaf, want_dir=m.isdir())
+        if m.isdir():
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(leaf, 0o700, dir_fd=pfd)
+            dirs.append((rel, m))
+        elif m.isreg():
+            fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                         dir_fd=pfd)
+            try:
+                src = tar.extractfile(m)
+                left = m.size
+                while left > 0 and src is not None:
+                    chunk = src.read(min(BUFSIZE, left))
+                    if not chunk:
+                        raise InvalidImage([f"entry {m.name!r} is truncated"], "archive")
+                    os.write(fd, chunk)
+                    left -= len(chunk)
+                res.bytes_written += m.size
+            finally:
+                os.close(fd)
+        elif m.issym():
+            os.symlink(m.linkname, leaf, dir_fd=pfd)
+            if is_root:
+                with contextlib.suppress(OSError):
+                    os.chown(leaf, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            with contextlib.suppress(OSError, NotImplementedError):
+                os.utime(leaf, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+        elif m.islnk():
+            tparts = normalize_entry(m.linkname)[7:].split("/")  # type: ignore[index]
+            sfd = safe_dir_fd(dest_fd, tparts[:-1], create=False)
+            try:
+                os.link(tparts[-1], leaf, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+            finally:
+                os.close(sfd)
+        elif m.isfifo():
+            os.mkfifo(leaf, 0o600, dir_fd=pfd)
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(leaf, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+        else:
+            res.warnings.append(f"rootfs/{rel}: unsupported entry type {m.type!r} skipped")
+            seen.add(rel)
+            return
+    finally:
+        os.close(pfd)
+    seen.add(rel)
+    res.entries += 1
+    if steps is not None:
+        steps.add("write", f"rootfs/{rel}", type=_kind(m))
+    if not m.isdir() and not m.islnk() and not m.issym():
+        _apply_meta(dest_fd, rel, m, is_root, keep_setid, res, steps)
+
+
+def _kind(m: tarfile.TarInfo) -> str:
+    return ("dir" if m.isdir() else "file" if m.isreg() else "symlink" if m.issym()
+            else "hardlink" if m.islnk() else "fifo" if m.isfifo() else "device")

@@ -1,0 +1,370 @@
+"""The image store: ACIs kept by content address (appc aci.md §Image ID; rkt's CAS).
+
+Layout under ``$SANDBOX_DIR/images``::
+
+    blobs/sha512/<128 hex>   the ACI exactly as imported (any compression); its name IS its ID
+    index.json               id -> name, labels, manifest, size, import time, compression
+    .lock                    flock(2): shared for readers, exclusive for writers
+    tmp/                     files being imported (renamed into blobs/ when complete)
+
+Every write goes to a temporary file first and is renamed into place, so a crash or a concurrent
+reader never sees half a blob or half an index.
+
+Lookups (rkt store semantics):
+
+* by ID: the full ``sha512-<128 hex>``, or any prefix with at least 2 hex digits (rkt's store key,
+  ``sha512-`` + 64 hex, is one); two or more matches is an error that lists them.
+* by app string ``name[:version][,label=value...]`` (appc discovery/parse.go): the name must be
+  equal and every given label equal. ``version`` is a label like any other, and ``:latest`` means
+  the label ``version=latest`` (or an image imported with ``latest=True``, as rkt marks images
+  fetched without a version) - not "the newest". Without a version, images marked latest win,
+  then the one imported last.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from sandbox import config
+from sandbox.errors import SandboxError
+from sandbox.image import aci as _aci
+from sandbox.image.aci import InvalidImage
+from sandbox.image.manifest import ImageManifest
+from sandbox.image.types import parse_app
+from sandbox.steps import Steps, record
+
+__all__ = ["Store", "Image", "ImageNotFound", "AmbiguousImageRef", "InvalidImage",
+           "parse_app_string"]
+
+_ID_PREFIX_RE = re.compile(r"^sha512-[0-9a-f]{2,128}$")
+MIN_PREFIX_HEX = 2   # rkt ResolveKey needs at least 2 hex digits
+
+
+class ImageNotFound(SandboxError):
+    """No image in the store matches the reference."""
+
+
+class AmbiguousImageRef(SandboxError):
+    """An ID prefix matches several images; ``matches`` lists their IDs."""
+
+    def __init__(self, ref: str, matches: list["Image"]) -> None:
+        self.matches = [m.id for m in matches]
+        listing = ", ".join(f"{_aci.short_id(m.id)} ({m.app_string})" for m in matches)
+        super().__init__(f"'{ref}' matches {len(matches)} images: {listing}.",
+                         hint="Give more hex digits of the ID.")
+
+
+@dataclass
+class Image:
+    """One image in the store."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    manifest: ImageManifest
+    size: int                      # bytes of the stored ACI file
+    imported_at: str               # RFC3339, UTC
+    path: Path                     # the stored ACI
+    compression: str = "none"
+    latest: bool = False
+
+    @property
+    def short_id(self) -> str:
+        return _aci.short_id(self.id)
+
+    @property
+    def version(self) -> str | None:
+        return self.labels.get("version")
+
+    @property
+    def app_string(self) -> str:
+        """``name[:version][,label=value...]`` for this image."""
+        s = self.name + (f":{self.version}" if self.version else "")
+        return s + "".join(f",{k}={v}" for k, v in self.labels.items() if k != "version")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "labels": self.labels, "size": self.size,
+                "imported_at": self.imported_at, "compression": self.compression,
+                "latest": self.latest, "path": str(self.path)}
+
+    def _repr_html_(self) -> str:
+        import html
+        e = html.escape
+        labels = ", ".join(f"{e(k)}={e(v)}" for k, v in self.labels.items()) or "&ndash;"
+        deps = "".join(f"<li><code>{e(d.image_name)}</code>"
+                       + (f" <small>{e(_aci.short_id(d.image_id))}</small>"
+                          if d.image_id and d.image_id.startswith("sha512-") else "")
+                       + "</li>" for d in self.manifest.dependencies) or "<li>none</li>"
+        return (f"<div class='sandbox-image'><b>{e(self.name)}</b> <small>{labels}</small><br>"
+                f"<code title='{e(self.id)}'>{e(self.short_id)}</code> &middot; {self.size:,} bytes "
+                f"&middot; {e(self.compression)} &middot; imported {e(self.imported_at)}"
+                f"<br>dependencies:<ul>{deps}</ul></div>")
+
+
+def parse_app_string(app: str) -> tuple[str, dict[str, str]]:
+    """``example.com/app:1.0,os=linux`` -> (``example.com/app``, {version: 1.0, os: linux}).
+
+    The format is discovery's (discovery.md; :func:`sandbox.image.types.parse_app`)."""
+    a = parse_app(app)
+    return a.name, dict(a.labels)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """A content-addressed image store under ``root`` (default: ``$SANDBOX_DIR/images``)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else config.sandbox_dir()
+        self.dir = self.root / "images"
+        self.blobs = self.dir / "blobs" / "sha512"
+        self.tmp = self.dir / "tmp"
+        self.index_path = self.dir / "index.json"
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ plumbing
+    def _ensure(self) -> None:
+        try:
+            for d in (self.blobs, self.tmp):
+                d.mkdir(parents=True, exist_ok=True)
+        except PermissionError:
+            raise SandboxError(f"cannot create the image store under {self.dir}: permission denied.",
+                               hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from None
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """flock(2) on images/.lock: exclusive for writers, shared for readers."""
+        lock = self.dir / ".lock"
+        if exclusive:
+            self._ensure()
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        else:
+            try:
+                fd = os.open(lock, os.O_RDONLY)
+            except FileNotFoundError:   # nothing was ever written: nothing to lock
+                yield
+                return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_index(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self.index_path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            raise SandboxError(f"the image index {self.index_path} is corrupt; "
+                               "remove it and re-import your images.") from None
+
+    def _write_index(self, idx: dict[str, dict[str, Any]]) -> None:
+        tmp = self.tmp / f"index.{os.getpid()}.json"
+        with open(tmp, "w") as f:
+            json.dump(idx, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.index_path)
+
+    def _image(self, iid: str, e: dict[str, Any]) -> Image:
+        return Image(id=iid, name=e["name"], labels=dict(e.get("labels") or {}),
+                     manifest=ImageManifest.from_json(e["manifest"]), size=e["size"],
+                     imported_at=e["imported_at"], path=self.blobs / iid[len("sha512-"):],
+                     compression=e.get("compression", "none"), latest=bool(e.get("latest")))
+
+    # ------------------------------------------------------------------ writing
+    def import_aci(self, path: str | os.PathLike[str], steps: Steps | None = None, *,
+                   latest: bool = False) -> Image:
+        """Validate, hash and store an ACI; importing the same image again is a no-op.
+
+        ``latest`` marks the image as fetched without a version (rkt's "latest" flag).
+        """
+        src = Path(path)
+        if not src.is_file():
+            raise SandboxError(f"{src} is not a file; give the path of an .aci file.")
+        self._ensure()
+        fd_tmp = self.tmp / f"import.{os.getpid()}.{os.urandom(4).hex()}"
+        try:
+            try:
+                shutil.copyfile(src, fd_tmp)   # hash what we store, not a file that may change
+            except OSError as e:
+                raise SandboxError(f"cannot copy {src} into the store: {e.strerror or e}.") from None
+            record(steps, "read", str(src), bytes=fd_tmp.stat().st_size)
+            ins = _aci.inspect(fd_tmp, steps=steps)
+            if ins.problems or ins.image_id is None or ins.manifest is None:
+                raise InvalidImage(ins.problems or ["the manifest could not be read"], str(src))
+            iid = ins.image_id
+            with self._locked(exclusive=True):
+                idx = self._read_index()
+                blob = self.blobs / iid[len("sha512-"):]
+                if iid in idx and blob.exists():
+                    record(steps, "check", iid, rule="already in the store (import is idempotent)")
+                    if latest and not idx[iid].get("latest"):
+                        idx[iid]["latest"] = True
+                        self._write_index(idx)
+                    return self._image(iid, idx[iid])
+                os.chmod(fd_tmp, 0o644)
+                os.replace(fd_tmp, blob)
+                record(steps, "write", str(blob), bytes=blob.stat().st_size)
+                m = ins.manifest
+                idx[iid] = {"name": m.name, "labels": dict(m.labels), "size": blob.stat().st_size,
+                            "imported_at": _now(), "compression": ins.compression,
+                            "latest": latest, "manifest": json.loads(ins.manifest_bytes or b"{}")}
+                self._write_index(idx)
+                record(steps, "write", str(self.index_path), image_id=iid, name=m.name)
+                return self._image(iid, idx[iid])
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                fd_tmp.unlink()
+
+    def remove(self, ref: str, steps: Steps | None = None) -> Image:
+        """Remove one image (by ID, ID prefix or app string) from the store; return it."""
+        img = self.get(ref)
+        with self._locked(exclusive=True):
+            idx = self._read_index()
+            idx.pop(img.id, None)
+            self._write_index(idx)
+            with contextlib.suppress(FileNotFoundError):
+                img.path.unlink()
+        record(steps, "write", str(img.path), removed=img.id)
+        return img
+
+    def gc(self, steps: Steps | None = None) -> list[str]:
+        """Remove leftovers: temp files of finished imports, blobs no index entry names, and
+        index entries whose blob is gone. Returns what was removed."""
+        removed: list[str] = []
+        if not self.dir.exists():
+            return removed
+        with self._locked(exclusive=True):
+            idx = self._read_index()
+            for p in sorted(self.tmp.iterdir()):
+                p.unlink()
+                removed.append(str(p))
+            for p in sorted(self.blobs.iterdir()):
+                if "sha512-" + p.name not in idx:
+                    p.unlink()
+                    removed.append(str(p))
+            gone = [i for i in idx if not (self.blobs / i[len("sha512-"):]).exists()]
+            for i in gone:
+                del idx[i]
+                removed.append(f"index entry {i}")
+            if gone:
+                self._write_index(idx)
+        for r in removed:
+            record(steps, "write", r, removed=True)
+        record(steps, "check", str(self.dir), rule="garbage collection", removed=len(removed))
+        return removed
+
+    # ------------------------------------------------------------------ reading
+    def list(self) -> list[Image]:
+        """Every image, by name then import time."""
+        with self._locked(exclusive=False):
+            idx = self._read_index()
+        imgs = [self._image(i, e) for i, e in idx.items()]
+        return sorted(imgs, key=lambda im: (im.name, im.imported_at))
+
+    def find(self, name: str, labels: dict[str, str] | None = None) -> list[Image]:
+        """Images named ``name`` carrying every label in ``labels``; newest import first.
+
+        ``version=latest`` matches the label value ``latest`` or an image imported as latest.
+        """
+        labels = labels or {}
+        out = []
+        for im in self.list():
+            if im.name != name:
+                continue
+            ok = True
+            for k, v in labels.items():
+                if k == "version" and v == "latest" and im.latest:
+                    continue
+                if im.labels.get(k) != v:
+                    ok = False
+                    break
+            if ok:
+                out.append(im)
+        return sorted(out, key=lambda im: im.imported_at, reverse=True)
+
+    def get(self, ref: str, steps: Steps | None = None) -> Image:
+        """The one image ``ref`` names: a full or prefix ID, or an app string."""
+        ref = ref.strip()
+        if ref.startswith("sha512-"):
+            if not _ID_PREFIX_RE.match(ref):
+                raise SandboxError(f"'{ref}' is not an image ID prefix; write sha512- followed by "
+                                   f"at least {MIN_PREFIX_HEX} lowercase hex digits.")
+            matches = [im for im in self.list() if im.id.startswith(ref)]
+            record(steps, "check", ref, rule="ID prefix lookup", matches=len(matches))
+            if not matches:
+                raise ImageNotFound(f"no image in the store has an ID starting with {ref}.",
+                                    hint="`sandbox image list` shows the stored images.")
+            if len(matches) > 1:
+                raise AmbiguousImageRef(ref, matches)
+            return matches[0]
+        name, labels = parse_app_string(ref)
+        matches = self.find(name, labels)
+        record(steps, "check", ref, rule="name + labels lookup", matches=len(matches))
+        if not matches:
+            what = name + ("" if not labels else " with " + ", ".join(
+                f"{k}={v}" for k, v in labels.items()))
+            raise ImageNotFound(f"no image in the store is {what}.",
+                                hint="`sandbox image list` shows the stored images; import or fetch it first.")
+        if "version" not in labels:
+            latest = [m for m in matches if m.latest or m.labels.get("version") == "latest"]
+            if latest:
+                return latest[0]
+        return matches[0]
+
+    def aci_path(self, ref: str) -> Path:
+        """The stored ACI file of an image."""
+        return self.get(ref).path
+
+    def manifest(self, ref: str) -> ImageManifest:
+        return self.get(ref).manifest
+
+    def verify(self, ref: str, steps: Steps | None = None) -> list[str]:
+        """Re-hash the stored ACI and re-check it; [] when it is intact."""
+        img = self.get(ref)
+        if not img.path.exists():
+            return [f"{img.short_id}: the stored file {img.path} is missing"]
+        ins = _aci.inspect(img.path, steps=steps)
+        probs = [f"{img.short_id}: {p}" for p in ins.problems]
+        if ins.image_id != img.id:
+            probs.append(f"{img.short_id}: the stored file hashes to "
+                         f"{ins.image_id and _aci.short_id(ins.image_id)}, not to its ID; "
+                         "it is corrupt (remove and re-import it)")
+        record(steps, "check", img.id, rule="stored bytes hash to the ID", ok=not probs)
+        return probs
+
+    def extract(self, ref: str, dest: str | os.PathLike[str], steps: Steps | None = None,
+                **kw: Any) -> _aci.ExtractResult:
+        """Extract an image's rootfs (only) into ``dest`` (see :func:`sandbox.image.aci.extract_rootfs`)."""
+        return _aci.extract_rootfs(self.get(ref).path, dest, steps=steps, **kw)
+
+    def export(self, ref: str, out: str | os.PathLike[str], *, overwrite: bool = False,
+               steps: Steps | None = None) -> Path:
+        """Write the stored ACI (the same bytes that were imported) to ``out``."""
+        img = self.get(ref)
+        out = Path(out)
+        if out.is_dir():
+            out = out / (img.name.replace("/", "-") + (f"-{img.version}" if img.version else "")
+                         + ".aci")
+        if out.exists() and not overwrite:
+            raise SandboxError(f"{out} already exists; pass --overwrite to replace it.")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        shutil.copyfile(img.path, tmp)
+        os.replace(tmp, out)
+        record(steps, "write", str(out), image_id=img.id, bytes=out.stat().st_size)
+        return out

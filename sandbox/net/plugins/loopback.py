@@ -1,0 +1,84 @@
+"""``loopback``: set ``lo`` up inside the container (upstream plugins/main/loopback).
+
+A new network namespace has a ``lo`` that is DOWN: not even 127.0.0.1 answers. ADD sets it
+up and reports it (CNI_IFNAME is ignored; the interface is always ``lo``); with a
+``prevResult`` (chained) that result is passed through unchanged. DEL sets it down and
+succeeds when the netns is already gone. CHECK fails when ``lo`` is down.
+"""
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any
+
+from sandbox.net.plugins import link
+from sandbox.net.plugins.skel import (
+    ERR_INTERNAL,
+    CmdArgs,
+    CNIError,
+    plugin_main,
+    prev_result,
+)
+
+
+def _lo(a: CmdArgs, up: bool | None) -> Any:
+    fd = link.open_netns(a.netns)
+    try:
+        with link.iproute_in(fd) as ipr:
+            lo = link.link_by_name(ipr, "lo")
+            if lo is None:
+                raise CNIError(ERR_INTERNAL, "failed to find lo in the container netns")
+            if up is not None:
+                ipr.link("set", index=lo["index"], state="up" if up else "down")
+                lo = link.link_by_name(ipr, "lo")
+            return lo, link.addresses(ipr, lo["index"])
+    finally:
+        os.close(fd)
+
+
+def cmd_add(a: CmdArgs) -> dict[str, Any]:
+    _lo(a, up=True)
+    prev = prev_result(a)
+    if prev is not None:  # chained: pass the previous result through
+        return prev
+    return {"interfaces": [{"name": "lo", "mac": "00:00:00:00:00:00", "sandbox": a.netns}],
+            "ips": [{"interface": 0, "address": "127.0.0.1/8"}, {"interface": 0, "address": "::1/128"}],
+            "dns": {}}
+
+
+def cmd_del(a: CmdArgs) -> None:
+    if not a.netns:
+        return
+    try:
+        _lo(a, up=False)
+    except link.NetnsGone:
+        pass  # nothing left to undo
+
+
+def cmd_check(a: CmdArgs) -> None:
+    lo, addrs = _lo(a, up=None)
+    flags = lo["flags"]
+    if not flags & 1:  # IFF_UP
+        raise CNIError(ERR_INTERNAL, "loopback interface is down",
+                       "Something set lo down after ADD; ADD again or run `ip link set lo up` in the container.")
+    prev = prev_result(a)
+    if prev is not None:
+        want = [ip for ip in prev["ips"] if ip.get("interface") is not None
+                and prev["interfaces"][ip["interface"]].get("name") == "lo"]
+        have = {link.norm_addr(x) for x in addrs}
+        for ip in want:
+            if link.norm_addr(ip["address"]) not in have:
+                raise CNIError(ERR_INTERNAL, f"Failed to match addr {ip['address']} on interface lo")
+
+
+HANDLERS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check}
+
+
+def main() -> None:
+    plugin_main("loopback", HANDLERS)
+
+
+if __name__ == "__main__":
+    main()

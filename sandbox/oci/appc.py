@@ -1,0 +1,414 @@
+"""appc ↔ OCI (slides 21–39: the road from appc to OCI): an ACI exported as an OCI image
+(one sha512 image ID becomes a sha256 Merkle DAG of layers, config and manifest), an OCI image
+imported as an ACI, and an OCI runtime bundle (runtime-spec config.md) made from an appc app.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox._sys import platform
+from sandbox.image import aci
+from sandbox.image.manifest import ImageManifest
+from sandbox.oci.layer import apply_layer, layer_paths, write_layer
+from sandbox.oci.layout import (
+    APPC_NAME,
+    MT_CONFIG,
+    MT_LAYER_GZIP,
+    MT_MANIFEST,
+    REF_NAME,
+    Descriptor,
+    Layout,
+    OciError,
+    parse_ref,
+)
+from sandbox.pod import ace
+from sandbox.steps import Steps, record
+
+
+def _split_user(user: str) -> tuple[str, str]:
+    u, _, g = user.partition(":")
+    return (u or "0"), (g or u or "0")
+
+
+def appc_arch_to_oci(arch: str) -> tuple[str, str | None]:
+    """appc's arch label as OCI's ``architecture`` and ``variant`` (config.md; Go's GOARCH)."""
+    try:
+        a = platform.by_appc(arch)
+    except platform.UnknownArch:
+        return arch, None
+    return a.oci, a.oci_variant
+
+
+def oci_arch_to_appc(arch: str, variant: str | None = None) -> str:
+    """OCI's ``architecture`` (+ ``variant``) as appc's arch label."""
+    try:
+        return platform.by_oci(arch, variant).appc
+    except platform.UnknownArch:
+        return arch
+
+
+def image_config(m: ImageManifest, diff_ids: list[str], history: list[dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """The OCI image config for an appc image manifest.
+
+    app.exec → Entrypoint (Cmd empty), environment → Env, user:group → User, workingDirectory →
+    WorkingDir, ports → ExposedPorts, labels + annotations → Labels (prefixed ``appc.label.`` /
+    ``appc.annotation.`` so nothing collides and the way back is exact), os/arch → os/architecture.
+    """
+    app = m.raw.get("app") or {}
+    arch, variant = appc_arch_to_oci(m.labels.get("arch") or platform.appc_os_arch()[1])
+    cfg: dict[str, Any] = {}
+    if app.get("exec"):
+        cfg["Entrypoint"] = list(app["exec"])
+    env = [f"{e['name']}={e['value']}" for e in app.get("environment") or []]
+    if env:
+        cfg["Env"] = env
+    if app.get("user") is not None:
+        cfg["User"] = f"{app.get('user')}:{app.get('group', app.get('user'))}"
+    if app.get("workingDirectory"):
+        cfg["WorkingDir"] = app["workingDirectory"]
+    ports = {f"{p['port']}/{p.get('protocol', 'tcp')}": {} for p in app.get("ports") or []}
+    if ports:
+        cfg["ExposedPorts"] = ports
+    mounts = {mp["path"]: {} for mp in app.get("mountPoints") or []}
+    if mounts:
+        cfg["Volumes"] = mounts
+    labels = {f"appc.label.{k}": v for k, v in m.labels.items()}
+    labels.update({f"appc.annotation.{k}": v for k, v in m.annotations.items()})
+    # OCI has no names (nor readOnly, count…) for ports and volumes: keep appc's entries as
+    # JSON labels so the way back restores them exactly.
+    for key in ("ports", "mountPoints"):
+        if app.get(key):
+            labels[f"appc.app.{key}"] = json.dumps(app[key], separators=(",", ":"))
+    labels[APPC_NAME] = m.name
+    cfg["Labels"] = labels
+    out: dict[str, Any] = {
+        "architecture": arch, "os": m.labels.get("os", "linux"),
+        "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
+    }
+    if variant:
+        out["variant"] = variant
+    if m.annotations.get("created"):
+        out["created"] = m.annotations["created"]
+    return out
+
+
+def manifest_from_config(config: dict[str, Any], name: str, tag: str | None) -> dict[str, Any]:
+    """An appc ImageManifest (as JSON) for an OCI image config — docker2aci's mapping.
+
+    Entrypoint + Cmd → exec, Env → environment, User → user/group (numbers default to 0),
+    WorkingDir → workingDirectory, ExposedPorts → ports, Labels ``appc.label.*`` → labels (other
+    labels → annotations when they are valid AC identifiers), os/architecture → labels.
+    """
+    c = config.get("config") or {}
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    from sandbox.image.types import AC_IDENTIFIER_RE  # spec types.md
+    kept: dict[str, Any] = {}
+    for k, v in (c.get("Labels") or {}).items():
+        if k.startswith("appc.label."):
+            labels[k[len("appc.label."):]] = v
+        elif k.startswith("appc.annotation."):
+            annotations[k[len("appc.annotation."):]] = v
+        elif k in ("appc.app.ports", "appc.app.mountPoints"):
+            kept[k[len("appc.app."):]] = json.loads(v)
+        elif k != APPC_NAME and AC_IDENTIFIER_RE.match(k.lower()):
+            annotations.setdefault(k.lower(), v)
+    labels = {**{k: labels[k] for k in ("version",) if k in labels}, **labels}
+    if tag and "version" not in labels:
+        labels["version"] = tag
+    labels["os"] = config.get("os", "linux")
+    labels["arch"] = oci_arch_to_appc(config.get("architecture", "amd64"), config.get("variant"))
+    if config.get("created") and "created" not in annotations:
+        annotations["created"] = config["created"]
+    exec_ = list(c.get("Entrypoint") or []) + list(c.get("Cmd") or [])
+    user, group = _split_user(c.get("User") or "0")
+    app: dict[str, Any] = {"exec": exec_, "user": user, "group": group}
+    env = []
+    for e in c.get("Env") or []:
+        k, _, v = e.partition("=")
+        env.append({"name": k, "value": v})
+    if env:
+        app["environment"] = env
+    if c.get("WorkingDir"):
+        app["workingDirectory"] = c["WorkingDir"]
+    ports = []
+    for spec in sorted(c.get("ExposedPorts") or {}):
+        port, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        ports.append({"name": f"{proto}-{port}", "protocol": proto, "port": int(port)})
+    mps = [{"name": f"volume-{i}", "path": path}
+           for i, path in enumerate(sorted(c.get("Volumes") or {}), 1)]
+    ports, mps = kept.get("ports", ports), kept.get("mountPoints", mps)
+    if ports:
+        app["ports"] = ports
+    if mps:
+        app["mountPoints"] = mps
+    m: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+                         "labels": [{"name": k, "value": v} for k, v in labels.items()]}
+    if exec_:
+        m["app"] = app
+    if annotations:
+        m["annotations"] = [{"name": k, "value": v} for k, v in annotations.items()]
+    return m
+
+
+def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs",
+                   hostname: str | None = None, uid: int = 0, gid: int = 0,
+                   additional_gids: list[int] | None = None) -> dict[str, Any]:
+    """An OCI runtime ``config.json`` that runs an appc app the way an ACE would.
+
+    The app's exec, environment (plus the ACE's required PATH, AC_APP_NAME and ``container``),
+    workingDirectory and resolved uid/gid; /proc, /dev (tmpfs + pts, shm, mqueue) and a read-only
+    /sys; new pid, ipc, uts, mount and network namespaces (an empty netns: only ``lo``).
+    """
+    env = {"PATH": ace.DEFAULT_PATH}
+    for e in app.get("environment") or []:
+        env[e["name"]] = e["value"]
+    env.update({"AC_APP_NAME": app_name, "container": ace.CONTAINER_NAME})
+    if not app.get("exec"):
+        raise OciError(f"app '{app_name}' has no exec; an OCI bundle needs a process to run.")
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid,
+                     **({"additionalGids": additional_gids} if additional_gids else {})},
+            "args": list(app["exec"]),
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": app.get("workingDirectory") or "/",
+            "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                             for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": hostname or app_name,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                            "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
+                              "/proc/sys", "/proc/sysrq-trigger"],
+        },
+        "annotations": {"org.appc.app.name": app_name},
+    }
+
+
+@dataclass
+class Imported:
+    aci: Path
+    image_id: str
+    manifest: dict[str, Any]
+    layers: list[dict[str, Any]]
+
+
+def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None = None,
+                  compression: str = "gzip", steps: Steps | None = None) -> Imported:
+    """Turn the OCI image ``DIR[:TAG]`` into an ACI at ``out_aci``.
+
+    Layers are applied in order with whiteouts into one rootfs (appc has no layers: the result
+    is a single image, like docker2aci's squashed mode); the config becomes the manifest.
+    """
+    root, tag = parse_ref(ref)
+    layout = Layout(root)
+    desc = layout.resolve(tag, steps)
+    tag = tag or desc.get("annotations", {}).get(REF_NAME)
+    manifest = json.loads(layout.read_blob(desc, steps))
+    config = json.loads(layout.read_blob(manifest["config"], steps))
+    if name is None:
+        name = (config.get("config") or {}).get("Labels", {}).get(APPC_NAME)
+    if name is None:
+        raise OciError(f"{ref} does not say its appc name; give one with --name "
+                       "(e.g. --name example.com/imported).")
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    with tempfile.TemporaryDirectory(prefix="sbx-oci-import-") as tmp:
+        rootfs = Path(tmp) / "layout" / "rootfs"
+        rootfs.mkdir(parents=True)
+        os.chmod(rootfs, 0o755)
+        infos = []
+        for i, ldesc in enumerate(manifest.get("layers") or []):
+            data = layout.read_blob(ldesc, steps)
+            raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            got = "sha256:" + hashlib.sha256(raw).hexdigest()
+            if i < len(diff_ids) and got != diff_ids[i]:
+                raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in the config "
+                               f"({got} != {diff_ids[i]}).")
+            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+                counts = apply_layer(tar, rootfs, steps)
+            infos.append({"digest": ldesc["digest"], "diff_id": got, **counts})
+        m = manifest_from_config(config, name, tag)
+        (Path(tmp) / "layout" / "manifest").write_text(json.dumps(m, indent=2))
+        image_id = aci.build(Path(tmp) / "layout", Path(out_aci), compression=compression,
+                             overwrite=True, steps=steps)
+    return Imported(Path(out_aci), image_id, m, infos)
+
+
+@dataclass
+class Exported:
+    layout: Path
+    tag: str
+    manifest_digest: str
+    config_digest: str
+    layers: list[dict[str, Any]]      # per layer: image name, digest, diff_id, size, paths
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{i}</td><td>{l['image']}</td><td><code>{l['digest'][:19]}…</code>"
+                       f"</td><td>{l['paths']}</td><td>{l['size']}</td></tr>"
+                       for i, l in enumerate(self.layers, 1))
+        return (f"<p>OCI layout <code>{self.layout}</code> tag <b>{self.tag}</b>, manifest "
+                f"<code>{self.manifest_digest[:19]}…</code></p><table><tr><th>#</th><th>from image"
+                f"</th><th>digest</th><th>paths</th><th>bytes</th></tr>{rows}</table>")
+
+
+def export_image(store: Any, ref: str, out_dir: str | os.PathLike[str], *, tag: str | None = None,
+                 steps: Steps | None = None, progress: bool = False) -> Exported:
+    """Write ``ref`` with its dependencies as an OCI image layout in ``out_dir``.
+
+    The image is rendered (sandbox.render.treestore), then split into one gzip layer per image of the
+    override order, each holding the files that image contributed to the final tree.
+    """
+    from sandbox.render import treestore
+    image = store.get(ref, steps=steps)
+    tree = treestore.render_image(store, image, steps=steps, progress=progress)
+    trace = tree.trace()
+    owner = {p.lstrip("/"): h.final for p, h in trace.final_paths().items() if h.final}
+    per = layer_paths(tree.rootfs, owner, len(trace.layers))
+    layout = Layout(out_dir)
+    layout.init()
+    tag = tag or image.labels.get("version") or "latest"
+    layers, diff_ids, history, descs = [], [], [], []
+    for info, paths in zip(trace.layers, per):
+        if not paths:
+            continue
+        with tempfile.NamedTemporaryFile(dir=layout.root / "blobs", delete=False) as t:
+            tmp = Path(t.name)
+        digest, diff_id = write_layer(tree.rootfs, paths, tmp)
+        desc = layout.put_file(tmp, MT_LAYER_GZIP, digest, steps)
+        descs.append(desc)
+        diff_ids.append(diff_id)
+        history.append({"created_by": f"appc dependency {info['name']} "
+                                      f"({info['id'][:19]}…), layer {info['index']}"})
+        layers.append({"image": info["name"], "image_id": info["id"], "digest": digest,
+                       "diff_id": diff_id, "size": desc.size, "paths": len(paths)})
+    config = image_config(image.manifest, diff_ids, history)
+    cdesc = layout.put_json(config, MT_CONFIG, steps)
+    manifest = {"schemaVersion": 2, "mediaType": MT_MANIFEST, "config": cdesc.to_json(),
+                "layers": [d.to_json() for d in descs],
+                "annotations": {APPC_NAME: image.name, "org.appc.image.id": image.id}}
+    mdesc = layout.put_json(manifest, MT_MANIFEST, steps)
+    arch, variant = appc_arch_to_oci(image.labels.get("arch") or platform.appc_os_arch()[1])
+    plat = {"architecture": arch, "os": image.labels.get("os", "linux")}
+    if variant:
+        plat["variant"] = variant
+    layout.add_manifest(Descriptor(mdesc.media_type, mdesc.digest, mdesc.size, platform=plat), tag)
+    record(steps, "write", f"{layout.root}/index.json", tag=tag, manifest=mdesc.digest)
+    return Exported(layout.root, tag, mdesc.digest, cdesc.digest, layers)
+
+
+def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: str | None = None,
+                steps: Steps | None = None, progress: bool = False) -> Path:
+    """Write ``out_dir/config.json`` and ``out_dir/rootfs`` (a plain copy of the rendered tree)
+    for the image's app (``app`` names it in config.json; default: the image name's last part).
+    """
+    from sandbox.render import treestore
+    image = store.get(ref, steps=steps)
+    manifest_app = image.manifest.raw.get("app")
+    if not manifest_app:
+        raise OciError(f"{image.name} has no app section, so there is nothing to run; pick an "
+                       "image with an app (e.g. example.com/reduce-worker).")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise OciError(f"{out} is not empty; give a new directory for the bundle.")
+    tree = treestore.render_image(store, image, steps=steps, progress=progress)
+    rootfs = out / "rootfs"
+    rootfs.mkdir(parents=True, exist_ok=True)
+    treestore.copy_tree(tree.rootfs, rootfs, steps)
+    for d in ("proc", "sys", "dev"):
+        (rootfs / d).mkdir(exist_ok=True)
+    uid, gid = ace.resolve_user(rootfs, str(manifest_app.get("user", "0")),
+                            str(manifest_app.get("group", "0")))
+    name = app or image.name.rsplit("/", 1)[-1]
+    cfg = runtime_config(manifest_app, app_name=name, uid=uid, gid=gid,
+                         additional_gids=list(manifest_app.get("supplementaryGIDs") or []))
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    record(steps, "write", str(out / "config.json"), args=" ".join(cfg["process"]["args"]))
+    return out
+
+
+def compare_formats(image: Any, exported: Exported) -> list[dict[str, str]]:
+    """Rows of the slides' comparison, each filled from the two real artefacts."""
+    layout = Layout(exported.layout)
+    index = layout.index()
+    mdesc = layout.resolve(exported.tag)
+    manifest = json.loads(layout.read_blob(mdesc))
+    blobs = sorted(p.name for p in (layout.root / "blobs" / "sha256").iterdir())
+    sig = Path(str(image.path) + ".asc")
+    return [
+        {"property": "content-addressable",
+         "appc": f"yes: one ID, {image.id.split('-')[0]} of the whole uncompressed tar",
+         "oci": f"yes: every blob by {mdesc['digest'].split(':')[0]} ({len(blobs)} blobs)"},
+        {"property": "what the ID covers",
+         "appc": "manifest + rootfs, in one archive",
+         "oci": f"a Merkle DAG: index → manifest → config + {len(manifest['layers'])} layers"},
+        {"property": "serialized format",
+         "appc": f"one .aci file ({image.compression}; the ID ignores compression)",
+         "oci": f"a directory: oci-layout, index.json, blobs/ (schemaVersion {index['schemaVersion']})"},
+        {"property": "dependencies",
+         "appc": f"by name + labels in the manifest ({len(image.manifest.dependencies)} listed), "
+                 "resolved and rendered at run time",
+         "oci": f"frozen in as layers ({len(exported.layers)}), applied in order"},
+        {"property": "naming",
+         "appc": f"{image.name}: a DNS-based name, found by meta discovery (federated)",
+         "oci": f"a tag in index.json ('{exported.tag}'); no discovery in the layout"},
+        {"property": "signatures",
+         "appc": "detached OpenPGP .aci.asc over the file" + (" (present)" if sig.exists() else ""),
+         "oci": "not part of the layout (optional, out of band)"},
+    ]
+
+
+def round_trip_report(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each field of an app manifest: did it survive ACI → OCI → ACI?"""
+    rows = []
+    b_app, a_app = before.get("app") or {}, after.get("app") or {}
+    for key in ("exec", "user", "group", "workingDirectory", "environment", "ports",
+                "mountPoints", "supplementaryGIDs", "eventHandlers", "isolators"):
+        if key in b_app or key in a_app:
+            rows.append({"field": f"app.{key}", "kept": b_app.get(key) == a_app.get(key),
+                         "note": ""})
+    bl = {l["name"]: l["value"] for l in before.get("labels") or []}
+    al = {l["name"]: l["value"] for l in after.get("labels") or []}
+    rows.append({"field": "labels", "kept": bl == al, "note": ""})
+    ba = {a["name"]: a["value"] for a in before.get("annotations") or []}
+    aa = {a["name"]: a["value"] for a in after.get("annotations") or []}
+    rows.append({"field": "annotations", "kept": ba == aa, "note": ""})
+    rows.append({"field": "dependencies", "kept": not before.get("dependencies"),
+                 "note": "flattened into the rootfs" if before.get("dependencies") else ""})
+    rows.append({"field": "pathWhitelist", "kept": not before.get("pathWhitelist"),
+                 "note": "already applied to the rootfs" if before.get("pathWhitelist") else ""})
+    return rows

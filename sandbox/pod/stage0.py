@@ -1,0 +1,854 @@
+"""Pods: stage0 of a small rkt-like runtime (appc pods.md, ace.md; rkt's pod lifecycle and stages).
+
+stage0 (this module) decides; stage1 (:mod:`sandbox.pod.stage1`) carries it out:
+
+* :func:`prepare` — a reified PodManifest (every app has an image ID, every mountPoint a volume),
+  each app's image rendered once into the tree store, a private writable root per app (overlay
+  upper/work dirs, or a plain copy with ``overlay=False``), and ``stage1.json``: the complete,
+  resolved plan (exec, environment, user and group as numbers, volumes, capabilities, cgroups).
+* :func:`run_prepared` / :func:`start` — starts a *supervisor*: it makes the pod's network
+  namespace and attaches it through CNI, binds the metadata service inside it, starts stage1
+  (the pod's PID 1) in fresh PID/IPC/UTS/mount namespaces, waits, and then tears down
+  everything (CNI DEL, netns, cgroups) before moving the pod to ``exited-garbage``.
+  The supervisor is this process forked, and PID 1 the supervisor forked (:mod:`sandbox._sys.proc`);
+  where forking is unsafe (a process with threads, e.g. a Jupyter kernel) they are fresh
+  interpreters instead: ``python -m sandbox.pod.stage0 supervise UUID``, ``python -m sandbox.pod.stage1
+  run POD_DIR``. Both paths give the same pod; the fork path starts it ~50 ms sooner.
+
+The pod's state is a directory under ``$SANDBOX_DIR/pods/<state>/<uuid>`` with rkt's states
+(embryo, prepare, prepared, run, exited-garbage, garbage) and an flock on it held while the pod
+is being prepared or running — so "locked in run/" means running, "unlocked in run/" means the
+supervisor died, and ``sandbox gc`` can tell them apart.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections import namedtuple
+from pathlib import Path
+
+from sandbox import config
+from sandbox._sys import mountinfo
+from sandbox.errors import NotRootError, SandboxError
+from sandbox.pod import ace, cgroups
+from sandbox.steps import Steps, record
+
+TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+    # treestore and manifest are imported where used: the supervisor needs neither
+    from sandbox.image.manifest import PodManifest
+
+STATES = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
+DEFAULT_NODE = f"{config.NAME_PREFIX}-node"          # the netns that plays the host for pods
+DEFAULT_NET = f"{config.NAME_PREFIX}-default"
+DEFAULT_SUBNET = "172.31.0.0/16"                     # only ever inside the node netns
+GC_GRACE_SECONDS = 30 * 60                           # rkt gc's default grace period
+
+
+class PodError(SandboxError):
+    """A pod cannot be prepared, run or found."""
+
+
+def pods_dir() -> Path:
+    return config.sandbox_dir() / "pods"
+
+
+def new_uuid() -> str:
+    """A random pod UUID, RFC 4122 §4.4 (version 4): what uuid.uuid4() gives, without importing
+    uuid (it imports platform: ~1.5 ms of every `sandbox run`)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40         # version 4
+    b[8] = (b[8] & 0x3F) | 0x80         # variant 10x (RFC 4122)
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def netns_name(uuid: str) -> str:
+    return f"{config.NAME_PREFIX}-p-{uuid[:8]}"
+
+
+# ---------------------------------------------------------------------------- pod directories
+
+
+@contextlib.contextmanager
+def _locked(path: Path, blocking: bool = True) -> Iterator[int]:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def find(uuid_prefix: str) -> tuple[str, Path]:
+    """(state, directory) of the pod whose UUID starts with ``uuid_prefix``."""
+    matches = []
+    for state in STATES:
+        d = pods_dir() / state
+        if d.is_dir():
+            matches += [(state, p) for p in d.iterdir() if p.name.startswith(uuid_prefix)]
+    if not matches:
+        raise PodError(f"no pod has a UUID starting with '{uuid_prefix}'.",
+                       hint="`sandbox list` shows the pods.")
+    if len({p.name for _, p in matches}) > 1:
+        raise PodError(f"'{uuid_prefix}' matches several pods: "
+                       + ", ".join(sorted(p.name for _, p in matches)) + "; give more of the UUID.")
+    return matches[0]
+
+
+def _move(src: Path, state: str) -> Path:
+    dst = pods_dir() / state / src.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, dst)
+    return dst
+
+
+# ---------------------------------------------------------------------------- prepare
+
+
+class VolumeSpec(namedtuple("VolumeSpec", "name kind source read_only",
+                            defaults=("empty", None, None))):
+    """``--volume NAME,kind=empty|host[,source=PATH][,readOnly=true]`` (rkt's syntax):
+    name (str), kind (``empty`` or ``host``), source (str or None), read_only (bool or None)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "VolumeSpec":
+        name, *rest = text.split(",")
+        kv = dict(p.split("=", 1) for p in rest if "=" in p)
+        bad = [p for p in rest if "=" not in p]
+        if bad or not name:
+            raise PodError(f"'{text}' is not a volume; write NAME,kind=host,source=/path or "
+                           "NAME,kind=empty.")
+        ro = kv.get("readOnly")
+        return cls(name, kv.get("kind", "empty"), kv.get("source"),
+                   None if ro is None else ro.lower() == "true")
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.source:
+            d["source"] = self.source
+        if self.read_only is not None:
+            d["readOnly"] = self.read_only
+        return d
+
+
+def _app_name_for(image_name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", image_name.rsplit("/", 1)[-1].lower()).strip("-") or "app"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def pod_manifest_for(store: Any, images: list[str], volumes: list[VolumeSpec] | None = None,
+                     annotations: dict[str, str] | None = None,
+                     exec_: dict[int, list[str]] | None = None,
+                     steps: Steps | None = None) -> dict[str, Any]:
+    """A reified PodManifest for ``sandbox run IMAGE…`` (pods.md): one app per image with its
+    image ID filled in, and a volume for every mountPoint — the ones given, else an implicit
+    ``empty`` volume named like the mountPoint (so apps naming the same mountPoint share it)."""
+    apps, taken, vols = [], set(), {v.name: v.to_json() for v in volumes or []}
+    for i, ref in enumerate(images):
+        img = store.get(ref, steps=steps)
+        name = _app_name_for(img.name, taken)
+        app_mounts = []
+        for mp in (img.manifest.app.mount_points if img.manifest.app else []):
+            vols.setdefault(mp.name, {"name": mp.name, "kind": "empty"})
+            app_mounts.append({"volume": mp.name, "path": mp.path})
+        entry: dict[str, Any] = {"name": name,
+                                 "image": {"id": img.id, "name": img.name,
+                                           "labels": [{"name": k, "value": v}
+                                                      for k, v in img.labels.items()]}}
+        if app_mounts:
+            entry["mounts"] = app_mounts
+        if exec_ and i in exec_:   # pods.md: an app section in the pod replaces the image's
+            if img.manifest.app is None:
+                raise PodError(f"{img.name} has no app section to override; its exec cannot "
+                               "be replaced.")
+            override = img.manifest.app.to_json()
+            override["exec"] = list(exec_[i])
+            entry["app"] = override
+        apps.append(entry)
+    m: dict[str, Any] = {"acKind": "PodManifest", "acVersion": "0.8.11", "apps": apps,
+                         "volumes": list(vols.values())}
+    if annotations:
+        m["annotations"] = [{"name": k, "value": v} for k, v in annotations.items()]
+    return m
+
+
+class Pod:
+    """A pod as stage0 sees it: UUID, state, directory, manifest and run info.
+
+    (A plain class, like the others on the run path: importing dataclasses costs ~6 ms.)"""
+
+    def __init__(self, uuid: str, state: str, path: Path, manifest: dict[str, Any] | None = None,
+                 info: dict[str, Any] | None = None, process: Any = None) -> None:
+        self.uuid, self.state, self.path = uuid, state, path
+        self.manifest = manifest if manifest is not None else {}
+        self.info = info if info is not None else {}
+        # the supervisor, when this process started it (wait on it instead of polling)
+        self.process = process
+
+    def __repr__(self) -> str:
+        return f"Pod(uuid={self.uuid!r}, state={self.state!r}, path={str(self.path)!r})"
+
+    @property
+    def apps(self) -> list[str]:
+        return [a["name"] for a in self.manifest.get("apps", [])]
+
+    def _repr_html_(self) -> str:
+        import html
+        st = status(self.uuid)
+        rows = "".join(f"<tr><td>{html.escape(a['name'])}</td><td>{html.escape(a['image'])}</td>"
+                       f"<td>{html.escape(str(a.get('state')))}</td><td>{a.get('exitCode', '')}</td></tr>"
+                       for a in st["apps"])
+        return (f"<div><b>pod {self.uuid}</b> — {html.escape(st['state'])}"
+                f"<table><tr><th>app</th><th>image</th><th>state</th><th>exit</th></tr>{rows}"
+                "</table></div>")
+
+
+def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: bool,
+              steps: Steps | None, progress: bool) -> dict[str, Any]:
+    """Everything stage1 needs to start one app, decided here (stage0)."""
+    from sandbox.render import treestore
+    img = store.get(ra.image.id, steps=steps)
+    app = ra.app or img.manifest.app
+    if app is None or not app.exec:
+        raise PodError(f"the image {img.name} has no app to run (no app.exec), and the pod "
+                       f"manifest gives none for '{ra.name}'.")
+    tree = treestore.render_image(store, img, steps=steps, progress=progress)
+    app_dir = pod_dir / "apps" / ra.name
+    (app_dir / "rootfs").mkdir(parents=True)
+    if overlay:
+        (app_dir / "upper").mkdir()
+        (app_dir / "work").mkdir()
+    else:  # "a clean copy for every execution" without overlayfs: a real copy (ace.md L53)
+        treestore.copy_tree(tree.rootfs, app_dir / "rootfs", steps, reason="--no-overlay")
+    uid, gid = ace.resolve_user(tree.rootfs, app.user, app.group)
+    mounts = []
+    mount_points = {mp.path: mp for mp in app.mount_points}   # pods.md: mounts[].path is the target
+    for m in ra.mounts:
+        vol = pod.volume(m.volume)
+        if vol is None:
+            raise PodError(f"app '{ra.name}' mounts the volume '{m.volume}', which the pod does "
+                           "not define; add --volume NAME,kind=… for it.")
+        mp = mount_points.get(m.path)
+        target = m.path
+        ro = vol.read_only if vol.read_only is not None else bool(mp and mp.read_only)
+        if vol.kind == "host":
+            source = vol.source or ""
+            if not os.path.exists(source):
+                raise PodError(f"the host volume '{vol.name}' points to {source}, which does not "
+                               "exist (ace.md: a missing host source is an error).")
+            if os.path.islink(source):
+                raise PodError(f"the host volume '{vol.name}' source {source} is a symlink; give "
+                               "the real path.")
+        else:
+            source = f"volumes/{vol.name}"      # relative: the pod directory moves between states
+            full = pod_dir / source
+            if not full.is_dir():
+                full.mkdir(parents=True)
+                os.chmod(full, int(vol.mode or "0755", 8))
+                os.chown(full, vol.uid or 0, vol.gid or 0)
+        mounts.append({"volume": vol.name, "source": source, "target": target, "readOnly": ro,
+                       "recursive": vol.recursive is not False})
+    targets = sorted(m["target"] for m in mounts)
+    for a, b in zip(targets, targets[1:]):
+        if a == b:
+            raise PodError(f"two volumes are mounted on {a} in app '{ra.name}' (ace.md: "
+                           "overlapping mount targets are an error).")
+    isolators = list(app.isolators) + list(pod.isolators)
+    handler = lambda n: (app.event_handler(n).exec if app.event_handler(n) else None)  # noqa: E731
+    return {
+        "name": ra.name, "image": img.name, "imageID": img.id,
+        "imageManifest": img.manifest.to_json(),     # for the metadata service
+        "tree": str(tree.rootfs), "treeKey": tree.key, "overlay": overlay,
+        "exec": list(app.exec), "uid": uid, "gid": gid,
+        "supplementaryGIDs": list(app.supplementary_gids),
+        "workingDirectory": app.working_directory or "/",
+        "environment": dict(app.environment), "mounts": mounts,
+        "preStart": handler("pre-start"), "postStop": handler("post-stop"),
+        "capabilities": ace.capability_set(isolators),
+        "noNewPrivileges": ace.no_new_privileges(isolators),
+        "limits": cgroups.limits_from_isolators(isolators).__dict__,
+        "readOnlyRootFS": bool(ra.read_only_rootfs),
+    }
+
+
+def prepare(store: Any, images: list[str] | None = None, *,
+            pod_manifest: dict[str, Any] | str | Path | None = None,
+            volumes: list[VolumeSpec] | None = None, net: list[str] | None = None,
+            exec_: dict[int, list[str]] | None = None,
+            overlay: bool | None = None, hostname: str | None = None,
+            conf_dir: str | None = None, cni_path: str | None = None,
+            steps: Steps | None = None, progress: bool = False) -> Pod:
+    """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``."""
+    from sandbox.image.manifest import ManifestError, PodManifest
+    from sandbox.render import treestore
+    if os.geteuid() != 0:   # namespaces, mounts, cgroups, chown of volumes
+        raise NotRootError("Preparing and running a pod")
+    if bool(images) == bool(pod_manifest):
+        raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
+    uid = new_uuid()
+    embryo = pods_dir() / "embryo" / uid
+    embryo.mkdir(parents=True)
+    record(steps, "write", str(embryo), state="embryo")
+    with _locked(embryo):
+        pod_dir = _move(embryo, "prepare")
+        try:
+            if pod_manifest is not None:
+                raw = (json.loads(Path(pod_manifest).read_text())
+                       if isinstance(pod_manifest, (str, Path)) else pod_manifest)
+                raw = _reify(store, raw, steps)
+            else:
+                raw = pod_manifest_for(store, images or [], volumes, exec_=exec_, steps=steps)
+            try:
+                pm = PodManifest.from_json(raw)
+            except ManifestError as e:
+                raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}") from None
+            images_by_id = {a.image.id: store.get(a.image.id).manifest for a in pm.apps}
+            problems = pm.reification_problems(images_by_id)
+            if problems:
+                raise PodError("the pod manifest is not reified: " + "; ".join(problems))
+            if overlay is None:
+                overlay = treestore.overlay_supported()[0]
+            plan_apps = [_app_plan(store, ra, pm, pod_dir, overlay, steps, progress)
+                         for ra in pm.apps]
+            (pod_dir / "pod-manifest.json").write_text(json.dumps(raw, indent=2))
+            plan = {"uuid": uid, "hostname": hostname or f"pod-{uid[:8]}", "apps": plan_apps,
+                    "net": net or ["default"], "confDir": conf_dir, "cniPath": cni_path,
+                    "overlay": overlay, "created": time.time()}
+            (pod_dir / "plan.json").write_text(json.dumps(plan, indent=2))
+            record(steps, "write", str(pod_dir / "pod-manifest.json"), apps=len(plan_apps))
+        except BaseException:
+            _move(pod_dir, "garbage")
+            raise
+        pod_dir = _move(pod_dir, "prepared")
+    record(steps, "write", str(pod_dir), state="prepared")
+    return Pod(uid, "prepared", pod_dir, raw, plan)
+
+
+def _reify(store: Any, raw: dict[str, Any], steps: Steps | None) -> dict[str, Any]:
+    """Fill in missing image IDs from the store by name + labels (a template → a runtime
+    manifest, pods.md)."""
+    raw = json.loads(json.dumps(raw))
+    for a in raw.get("apps") or []:
+        img = a.get("image") or {}
+        if not img.get("id") and img.get("name"):
+            labels = ",".join(f"{l['name']}={l['value']}" for l in img.get("labels") or [])
+            found = store.get(img["name"] + ("," + labels if labels else ""), steps=steps)
+            img["id"] = found.id
+    return raw
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def start(uuid: str, *, steps: Steps | None = None) -> tuple[str, Any]:
+    """Start a prepared pod's supervisor and return at once: (the pod's UUID, the supervisor
+    process — ``poll()``/``wait(timeout)`` like ``subprocess.Popen``)."""
+    state, d = find(uuid)
+    if state != "prepared":
+        raise PodError(f"pod {d.name} is {state}, not prepared; only a prepared pod can be run.")
+    from sandbox._sys import proc as _proc
+    argv = [sys.executable, "-m", "sandbox.pod.stage0", "supervise", d.name]
+    proc: Any
+    if _proc.can_fork():    # the supervisor is this process forked: no second interpreter start
+        # What the supervisor and stage1 import is imported here, before the fork: in the
+        # child every page an import writes would be copied first (~2.5 ms slower there).
+        from sandbox.pod import metadata, stage1  # noqa: F401
+        proc = _proc.fork_call(lambda: supervise(d.name), args=f"pod {d.name} supervisor",
+                               output=str(d / "supervisor.log"), new_session=True)
+        record(steps, "fork", f"supervisor of pod {d.name}", pid=proc.pid)
+    else:
+        import subprocess
+        with open(d / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True, env=os.environ.copy())
+        record(steps, "exec", " ".join(argv), pid=proc.pid)
+    return d.name, proc
+
+
+def failure(uuid: str) -> str:
+    """Why a pod whose supervisor has ended did not run: its error, or the supervisor's log."""
+    state, d = find(uuid)
+    err = _read_json(d / "run.json").get("error")
+    return err or _tail(d, "supervisor.log")
+
+
+def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
+                 steps: Steps | None = None) -> Pod | int:
+    """Start a prepared pod's supervisor. Detached: return the Pod once its apps started.
+    Attached: wait for the pod to exit and return its exit code."""
+    from sandbox._sys import proc as _proc
+    name, proc = start(uuid, steps=steps)
+    d = pods_dir() / "prepared" / name
+    if not detach:
+        return proc.wait()
+    deadline = time.monotonic() + timeout
+    delay = 0.005                           # fast at first, then every 50 ms
+    while time.monotonic() < deadline:
+        run_dir = pods_dir() / "run" / d.name
+        plan = _read_json(run_dir / "stage1.json")
+        started = plan and all((run_dir / "apps" / a["name"] / "pid.json").exists()
+                               or (run_dir / "apps" / a["name"] / "status.json").exists()
+                               for a in plan["apps"])
+        if (run_dir / "run.json").exists() and started:
+            try:
+                return Pod(d.name, "run", run_dir,
+                           json.loads((run_dir / "pod-manifest.json").read_text()),
+                           json.loads((run_dir / "run.json").read_text()), proc)
+            except FileNotFoundError:   # it exited and moved on meanwhile: look again
+                pass
+        if proc.poll() is not None:
+            # A short pod may have run and exited between two looks: it started if its apps
+            # left a status (then it is an exited pod, not a failure to start).
+            done = pods_dir() / "exited-garbage" / d.name
+            plan = _read_json(done / "stage1.json")
+            if plan and not _read_json(done / "run.json").get("error") and all(
+                    (done / "apps" / a["name"] / "status.json").exists() for a in plan["apps"]):
+                return Pod(d.name, "exited-garbage", done,
+                           json.loads((done / "pod-manifest.json").read_text()),
+                           _read_json(done / "run.json"), proc)
+            raise PodError(f"the pod {d.name} failed to start: {failure(d.name)} "
+                           "(see `sandbox status`).")
+        _proc.wait_for(proc, delay)         # returns at once if the supervisor ends
+        delay = min(delay * 1.5, 0.05)
+    raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
+
+
+def _tail(d: Path, name: str, n: int = 400) -> str:
+    for state in STATES:
+        p = pods_dir() / state / d.name / name
+        if p.exists():
+            return p.read_text(errors="replace")[-n:].strip() or "(no output)"
+    return "(no log)"
+
+
+def run(store: Any, images: list[str] | None = None, *, detach: bool = False,
+        **kw: Any) -> Pod | int:
+    """``sandbox run``: prepare, then run."""
+    pod = prepare(store, images, **kw)
+    return run_prepared(pod.uuid, detach=detach)
+
+
+def _network_runtime(plan: dict[str, Any], pod_dir: Path):
+    from sandbox.net import netns
+    from sandbox.net.cni import Runtime
+    from sandbox.net.plugins import plugin_dir
+    state = config.sandbox_dir()
+    conf_dir = state / "net.d"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    default = conf_dir / f"99-{DEFAULT_NET}.conflist"
+    if not default.exists():
+        default.write_text(json.dumps(default_network(), indent=2))
+    if not netns.exists(DEFAULT_NODE):
+        with contextlib.suppress(FileExistsError):
+            netns.node_create(DEFAULT_NODE)
+    cni_path = plan.get("cniPath") or str(plugin_dir())
+    rt_default = Runtime(conf_dir=conf_dir, cni_path=cni_path, cache_dir=state / "cni",
+                         node=DEFAULT_NODE, plugin_state_dir=state / "cni")
+    rt_user = Runtime(conf_dir=plan.get("confDir") or "/etc/cni/net.d", cni_path=cni_path,
+                      cache_dir=state / "cni", node=DEFAULT_NODE, plugin_state_dir=state / "cni")
+    return rt_default, rt_user
+
+
+def default_network() -> dict[str, Any]:
+    """``--net=default``: a bridge + host-local network the kit provides, living in the node
+    netns ``sbx-node`` (its subnet never touches the real host)."""
+    return {"cniVersion": "1.0.0", "name": DEFAULT_NET, "plugins": [
+        {"type": "bridge", "bridge": f"{config.NAME_PREFIX}-br0", "isGateway": True,
+         "ipMasq": True, "hairpinMode": True,
+         "ipam": {"type": "host-local", "subnet": DEFAULT_SUBNET,
+                  "routes": [{"dst": "0.0.0.0/0"}]}}]}
+
+
+def supervise(uuid: str) -> int:
+    """The supervisor process (stage0 at run time). See the module docstring."""
+    from sandbox.net import netns
+    from sandbox.pod import metadata
+    d = pods_dir() / "prepared" / uuid
+    with _locked(d):
+        run_dir = _move(d, "run")
+        plan = json.loads((run_dir / "plan.json").read_text())
+        manifest = json.loads((run_dir / "pod-manifest.json").read_text())
+        info: dict[str, Any] = {"supervisor": os.getpid(), "started": time.time(), "networks": []}
+        nets = plan["net"]
+        ns_path: str | None = None
+        attached: list[tuple[Any, str, str]] = []
+        groups: list[cgroups.Group] = []
+        svc = None
+        stage1 = None
+        code = 1
+        try:
+            if nets != ["host"]:
+                ns_path = str(netns.create(netns_name(uuid)))
+                info["netns"] = ns_path
+            if nets not in (["host"], ["none"]):
+                rt_default, rt_user = _network_runtime(plan, run_dir)
+                for i, net in enumerate(nets):
+                    rt = rt_default if net == "default" else rt_user
+                    name = DEFAULT_NET if net == "default" else net
+                    res = rt.add(name, ns_path, container_id=uuid, ifname=f"eth{i}")
+                    attached.append((rt, name, f"eth{i}"))
+                    info["networks"].append({"net": name, "ifname": f"eth{i}", "result": res})
+            # lo up, and the metadata socket bound in the pod's netns (one helper thread)
+            # before stage1 starts: the apps' AC_METADATA_URL is known and connections queue;
+            # the server is built after stage1 is forked (early callers wait in the backlog).
+            sock = netns.in_thread(_lo_up_and_listen, ns_path) if ns_path else metadata.listen()
+            token = metadata.new_token()
+            info["metadataURL"] = url = metadata.url_for(sock, token)
+            hosts = ace.hosts_content(plan["hostname"])
+            for a in plan["apps"]:
+                g = cgroups.create(uuid, a["name"], cgroups.Limits(**a["limits"]))
+                groups.append(g)
+                a["cgroups"] = [str(p) for p in g.dirs]
+                a["env"] = ace.app_environment(a["environment"], a["name"], url)
+                a["hosts"] = hosts
+            (run_dir / "stage1.json").write_text(json.dumps(plan, indent=2))
+            stage1 = _start_stage1(run_dir, ns_path)
+            apps_meta = {}
+            for a in plan["apps"]:
+                apps_meta[a["name"]] = {"image_id": a["imageID"],
+                                        "image_manifest": a.get("imageManifest")
+                                        or _image_manifest(a["imageID"]),
+                                        "annotations": next((x.get("annotations") for x in manifest["apps"]
+                                                             if x["name"] == a["name"]), None) or []}
+            svc = metadata.MetadataService(sock, token=token, uuid=uuid, pod_manifest=manifest,
+                                           apps=apps_meta)
+            svc.start()
+            info["stage1"] = stage1.pid
+            (run_dir / "run.json").write_text(json.dumps(info, indent=2))
+
+            def forward(sig: int, _f: Any) -> None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(stage1.pid, signal.SIGTERM)
+            for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(s, forward)
+            code = stage1.wait()
+        except Exception as e:  # noqa: BLE001 - recorded; the pod ends in exited-garbage
+            info["error"] = str(e)
+            print(f"sandbox: pod {uuid}: {e}", file=sys.stderr)
+            if stage1 is not None and stage1.poll() is None:
+                stage1.kill()
+                stage1.wait()
+        finally:
+            if svc is not None:
+                svc.stop()
+                info["metadataRequests"] = svc.requests
+            for rt, name, ifname in reversed(attached):
+                try:
+                    rt.delete(name, ns_path, container_id=uuid, ifname=ifname)
+                except Exception as e:  # noqa: BLE001
+                    info.setdefault("teardownErrors", []).append(f"CNI DEL {name}: {e}")
+            if ns_path is not None:
+                netns.delete(netns_name(uuid), missing_ok=True)
+            left = cgroups.remove(uuid)
+            if left:
+                info.setdefault("teardownErrors", []).append(f"cgroups left: {left}")
+            info["finished"] = time.time()
+            info["exitCode"] = code
+            (run_dir / "run.json").write_text(json.dumps(info, indent=2))
+            _move(run_dir, "exited-garbage")
+    return code
+
+
+def _lo_up_and_listen(ns_path: str) -> Any:
+    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): ``lo`` up
+    in the pod's netns and the metadata service's socket bound there."""
+    from sandbox.net import netns
+    from sandbox.pod import metadata
+    with netns.enter(ns_path):
+        netns.lo_up()
+        return metadata.listen()
+
+
+def _image_manifest(image_id: str) -> dict[str, Any]:
+    from sandbox.image.store import Store
+    return Store().get(image_id).manifest.to_json()
+
+
+def _start_stage1(run_dir: Path, ns_path: str | None) -> Any:
+    """Start the pod's PID 1 (stage1) in the pod's netns and fresh PID, IPC, UTS and mount
+    namespaces.
+
+    While the supervisor is single-threaded (the metadata thread starts after), it forks PID 1
+    itself: unshare(CLONE_NEWPID) makes its *next* child PID 1 of a new namespace, then setns
+    back to its own PID namespace undoes that for later children and threads. Otherwise it
+    execs ``python -m sandbox.pod.stage1 run``, which unshares and forks PID 1 (one more process).
+    """
+    from sandbox._sys import libc
+    from sandbox._sys import proc as _proc
+    from sandbox.pod import stage1
+    log = str(run_dir / "stage1.log")
+    if _proc.can_fork():
+        def pid1() -> int:
+            _join_pod_namespaces(ns_path, pid=False)
+            return stage1.pid1(run_dir)
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.unshare(libc.CLONE_NEWPID)
+            try:
+                return _proc.fork_call(pid1, args=f"stage1 {run_dir.name}", output=log)
+            finally:
+                libc.setns(own, libc.CLONE_NEWPID)
+        finally:
+            os.close(own)
+    import subprocess
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "sandbox.pod.stage1", "run", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: _join_pod_namespaces(ns_path))
+
+
+def _join_pod_namespaces(ns_path: str | None, pid: bool = True) -> None:
+    """Join the pod's netns, then unshare IPC, UTS and mount namespaces (and PID, whose new
+    namespace applies to the caller's children: stage1 then forks the pod's PID 1)."""
+    from sandbox._sys import libc
+    if ns_path is not None:
+        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(fd, libc.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+    libc.unshare(libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWNS
+                   | (libc.CLONE_NEWPID if pid else 0))
+
+
+# ---------------------------------------------------------------------------- inspect / control
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def status(uuid: str) -> dict[str, Any]:
+    """The pod's state, apps (state, exit code, times), networks and metadata URL."""
+    state, d = find(uuid)
+    plan = _read_json(d / "plan.json")
+    run = _read_json(d / "run.json")
+    shown = state
+    if state == "run" and not _is_locked(d):
+        shown = "exited (supervisor gone; run `sandbox gc`)"
+    apps = []
+    for a in plan.get("apps", []):
+        st = _read_json(d / "apps" / a["name"] / "status.json")
+        pid = _read_json(d / "apps" / a["name"] / "pid.json")
+        app_state = ("exited" if "exitCode" in st else "running" if state == "run" and pid
+                     else "prepared" if state == "prepared" else "not started")
+        apps.append({"name": a["name"], "image": a["image"], "imageID": a["imageID"],
+                     "state": app_state, **({"exitCode": st["exitCode"]} if "exitCode" in st else {}),
+                     **({"error": st["error"]} if "error" in st else {}),
+                     **({"pid": pid.get("pod_pid")} if pid else {})})
+    nets = []
+    for n in run.get("networks", []):
+        ips = [ip.get("address") for ip in (n.get("result") or {}).get("ips", [])]
+        nets.append({"net": n["net"], "ifname": n["ifname"], "ips": ips})
+    return {"uuid": d.name, "state": shown, "apps": apps, "networks": nets,
+            "netns": run.get("netns"), "metadataURL": run.get("metadataURL"),
+            "exitCode": run.get("exitCode"), "error": run.get("error"),
+            "created": plan.get("created"), "started": run.get("started"),
+            "finished": run.get("finished")}
+
+
+def list_pods() -> list[dict[str, Any]]:
+    out = []
+    for state in STATES:
+        sd = pods_dir() / state
+        if sd.is_dir():
+            for d in sorted(sd.iterdir()):
+                with contextlib.suppress(PodError):
+                    out.append(status(d.name))
+    return out
+
+
+def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, Any]:
+    """SIGTERM the pod (stage1 forwards it to every app), SIGKILL after ``timeout``."""
+    state, d = find(uuid)
+    if state != "run":
+        raise PodError(f"pod {d.name} is not running ({state}).")
+    run = _read_json(d / "run.json")
+    pids = (d / "stage1.pid").read_text().split() if (d / "stage1.pid").exists() else []
+    target = int(pids[-1]) if pids else int(run["stage1"])     # the pod's PID 1 (host PID)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(target, signal.SIGKILL if force else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not (pods_dir() / "run" / d.name).exists():
+            return status(d.name)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(target, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (pods_dir() / "run" / d.name).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return status(d.name)
+
+
+def wait(uuid: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the pod has exited (its supervisor finished the teardown)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state, _ = find(uuid)
+        if state in ("exited-garbage", "garbage"):
+            return status(uuid)
+        time.sleep(0.05)
+    raise PodError(f"pod {uuid} is still running after {timeout:.0f} s; stop it with "
+                   f"`sandbox stop {uuid}`.")
+
+
+def logs(uuid: str, app: str | None = None) -> dict[str, dict[str, str]]:
+    """Each app's kept stdout and stderr."""
+    _, d = find(uuid)
+    names = [app] if app else sorted(p.name for p in (d / "apps").iterdir())
+    out = {}
+    for n in names:
+        ad = d / "apps" / n
+        if not ad.is_dir():
+            raise PodError(f"pod {d.name} has no app '{n}'.")
+        out[n] = {s: (ad / s).read_text(errors="replace") if (ad / s).exists() else ""
+                  for s in ("stdout", "stderr")}
+    return out
+
+
+def enter(uuid: str, app: str, argv: list[str], *, capture: bool = False,
+          timeout: float | None = 60) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside a running app (its namespaces, root, user and working directory)."""
+    state, d = find(uuid)
+    if state != "run":
+        raise PodError(f"pod {d.name} is not running ({state}); only a running pod can be entered.")
+    if not argv:
+        raise PodError("give a command to run, e.g. `sandbox enter UUID --app NAME -- /bin/sh -c id`.")
+    import subprocess
+    return subprocess.run([sys.executable, "-m", "sandbox.pod.stage1", "enter", str(d), app, "--", *argv],
+                          capture_output=capture, text=True, timeout=timeout,
+                          stdin=None if not capture else subprocess.DEVNULL)
+
+
+def remove(uuid: str) -> str:
+    """Remove an exited (or prepared) pod and everything under its directory."""
+    state, d = find(uuid)
+    if state == "run" and _is_locked(d):
+        raise PodError(f"pod {d.name} is running; stop it first (`sandbox stop {d.name}`).")
+    if state in ("embryo", "prepare") and _is_locked(d):
+        raise PodError(f"pod {d.name} is being prepared; try again in a moment.")
+    _cleanup_leftovers(d.name)
+    mountinfo.umount_below(d, include_root=False)
+    import shutil
+    shutil.rmtree(d)
+    return d.name
+
+
+def _cleanup_leftovers(uuid: str) -> list[str]:
+    """What a dead supervisor may have left for this pod: CNI attachments, netns, cgroups."""
+    from sandbox.net import netns
+    from sandbox.net.cni import Cache, NetworkConfig, Runtime
+    from sandbox.net.plugins import plugin_dir
+    done = []
+    state = config.sandbox_dir()
+    cache = Cache(state / "cni")
+    for a in cache.attachments(container_id=uuid):
+        rt = Runtime(conf_dir=state / "net.d", cni_path=str(plugin_dir()), cache_dir=state / "cni",
+                     node=DEFAULT_NODE if netns.exists(DEFAULT_NODE) else None,
+                     plugin_state_dir=state / "cni")
+        try:
+            rt.delete(NetworkConfig.from_bytes(a.config), None, container_id=uuid, ifname=a.ifname)
+            done.append(f"CNI DEL {a.network} {a.ifname}")
+        except Exception as e:  # noqa: BLE001
+            cache.delete(a.network, uuid, a.ifname)
+            done.append(f"CNI cache entry {a.network} {a.ifname} dropped ({e})")
+    if netns.exists(netns_name(uuid)):
+        netns.delete(netns_name(uuid), missing_ok=True)
+        done.append(f"netns {netns_name(uuid)}")
+    if cgroups.pod_dirs(uuid):
+        left = cgroups.remove(uuid, timeout=0.5)
+        done.append("cgroups" + (f" (still busy: {', '.join(left)})" if left else ""))
+    return done
+
+
+def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[str]:
+    """``sandbox gc``: remove exited pods older than ``grace`` seconds, failed prepares, pods whose
+    supervisor died, and every leftover (netns, CNI attachments, cgroups, overlay dirs); remove
+    the node netns when no pod runs."""
+    from sandbox.net import netns
+    done = []
+    now = time.time()
+    for state in STATES:
+        sd = pods_dir() / state
+        if not sd.is_dir():
+            continue
+        for d in sorted(sd.iterdir()):
+            locked = _is_locked(d)
+            age = now - d.stat().st_mtime
+            if state == "run" and not locked:
+                _move(d, "exited-garbage")
+                done.append(f"pod {d.name}: supervisor gone, moved to exited-garbage")
+                d = pods_dir() / "exited-garbage" / d.name
+                state_now = "exited-garbage"
+            else:
+                state_now = state
+            if state_now in ("garbage",) or (state_now == "exited-garbage" and age >= grace) \
+                    or (state_now in ("embryo", "prepare") and not locked):
+                for what in _cleanup_leftovers(d.name):
+                    done.append(f"pod {d.name}: {what}")
+                mountinfo.umount_below(d, include_root=False)
+                import shutil
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"pod {d.name}: removed ({state_now})")
+                record(steps, "remove", str(d), state=state_now)
+    # Netns names are machine-wide but pods belong to a state dir: judge only this state dir's
+    # pods (another $SANDBOX_DIR may be running its own), and drop the shared node netns only
+    # when no pod netns at all is left on the machine.
+    prefix = f"{config.NAME_PREFIX}-p-"
+    ours = {}
+    for state in STATES:
+        sd = pods_dir() / state
+        for d in (sd.iterdir() if sd.is_dir() else []):
+            ours[d.name[:8]] = state == "run" and _is_locked(d)
+    for name in netns.list():
+        if name.startswith(prefix) and ours.get(name[len(prefix):]) is False:
+            netns.delete(name, missing_ok=True)
+            done.append(f"netns {name}: its pod is not running, removed")
+    if netns.exists(DEFAULT_NODE) and not any(n.startswith(prefix) for n in netns.list()):
+        netns.delete(DEFAULT_NODE, missing_ok=True)
+        done.append(f"node netns {DEFAULT_NODE}: no pod uses it, removed")
+    return done
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "supervise":
+        return supervise(argv[1])
+    print("usage: python -m sandbox.pod.stage0 supervise UUID", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,441 @@
+"""stage1: the pod's init (rkt's stage1, ace.md §Execution Environment, pods.md).
+
+stage0 (:mod:`sandbox.pod.stage0`) decides everything and writes ``stage1.json`` in the pod directory;
+this module only carries it out, so the mechanism can be read top to bottom:
+
+* stage0 forks the pod's **PID 1** straight into a new PID namespace (:func:`pid1`, after it
+  joined the pod's netns and unshared IPC, UTS and mount namespaces). Where stage0 cannot fork,
+  it execs ``python -m sandbox.pod.stage1 run POD_DIR`` after ``unshare(NEWPID|NEWIPC|NEWUTS|NEWNS)``;
+  a new PID namespace applies to children only, so that process forks once: the child is PID 1
+  (:func:`init`), the parent relays signals and the exit status.
+* PID 1 sets the pod's hostname, mounts each app's clean rootfs (an overlay over the tree store,
+  inside the pod's own mount namespace, so it vanishes with the pod), starts one *app runner*
+  per app, forwards SIGTERM/SIGINT to them and reaps every child (it is the pod's init).
+* an app runner enters its own mount namespace (private propagation), joins its cgroups,
+  bind-mounts its volumes, mounts /proc, /sys (read-only) and /dev, writes /etc/hosts if the
+  image has none, ``pivot_root``s into the rootfs, drops capabilities, becomes the app's
+  user/group, runs ``pre-start``, then the app, then ``post-stop``, and records the exit status.
+  With no ``post-stop`` handler it *becomes* the app (execve in place) and PID 1 records the
+  exit status when it reaps it.
+
+``python -m sandbox.pod.stage1 enter POD_DIR APP -- CMD`` joins a running app's namespaces.
+Everything is imported before ``pivot_root``: after it, the host's Python library is gone.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from sandbox._sys import libc
+from sandbox.pod.ace import CAPS, DEV_NODES
+
+TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
+if TYPE_CHECKING:
+    from typing import Any
+
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except OSError:
+        return max(CAPS.values())
+
+
+def drop_capabilities(keep: list[str], last_cap: int) -> None:
+    """Bounding set first (prctl PR_CAPBSET_DROP), then effective/permitted/inheritable (capset)."""
+    keep_nums = {CAPS[c] for c in keep}
+    for cap in range(last_cap + 1):
+        if cap not in keep_nums:
+            if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
+                raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap})")
+    lo = sum(1 << c for c in keep_nums if c < 32)
+    hi = sum(1 << (c - 32) for c in keep_nums if c >= 32)
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(_CapData(lo, lo, 0), _CapData(hi, hi, 0))
+    if _libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+# ------------------------------------------------------------------------------ the app runner
+
+
+def _write_json(dir_fd: int, name: str, obj: Any) -> None:
+    tmp = f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def _mkdirs(path: Path) -> None:
+    if not os.path.lexists(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+
+
+def _setup_dev(rootfs: Path) -> None:
+    """/dev as ace.md lists it: a tmpfs with null, zero, full, random, urandom, tty, a console,
+    a private devpts with ptmx, and a tmpfs /dev/shm."""
+    dev = rootfs / "dev"
+    _mkdirs(dev)
+    libc.mount("tmpfs", str(dev), "tmpfs", libc.MS_NOSUID, "mode=755,size=65536k")
+    for name, (major, minor) in DEV_NODES.items():
+        os.mknod(dev / name, 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(dev / name, 0o666)
+    (dev / "pts").mkdir()
+    libc.mount("devpts", str(dev / "pts"), "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", dev / "ptmx")
+    (dev / "shm").mkdir()
+    libc.mount("shm", str(dev / "shm"), "tmpfs",
+                 libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "mode=1777,size=65536k")
+    # /dev/console: the pod has no terminal; it is the null device (writes are discarded).
+    os.mknod(dev / "console", 0o620 | 0o020000, os.makedev(1, 3))
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, dev / link)
+
+
+def _bind(source: str, target: Path, read_only: bool, recursive: bool = True) -> None:
+    if os.path.isdir(source):
+        _mkdirs(target)
+    elif not os.path.lexists(target):
+        _mkdirs(target.parent)
+        target.touch(0o644)
+    flags = libc.MS_BIND | (libc.MS_REC if recursive else 0)
+    libc.mount(source, str(target), None, flags)
+    if read_only:
+        libc.mount(None, str(target), None,
+                     libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | (libc.MS_REC if recursive else 0))
+
+
+def _resolve_exec(argv0: str, env: dict[str, str]) -> str:
+    if "/" in argv0:
+        return argv0
+    for d in env.get("PATH", "").split(":"):
+        cand = os.path.join(d or ".", argv0)
+        if os.access(cand, os.X_OK):
+            return cand
+    return argv0
+
+
+def become_app(app: dict[str, Any], last_cap: int) -> None:
+    """In the child that will exec: no-new-privileges, capabilities, groups, user, cwd."""
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve:
+    # the app gets the default actions back (as a shell or runc would give it).
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+    if app.get("noNewPrivileges"):
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    drop_capabilities(app["capabilities"], last_cap)
+    os.setgroups(app.get("supplementaryGIDs", []))
+    os.setgid(app["gid"])
+    os.setuid(app["uid"])
+    cwd = app.get("workingDirectory") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError:
+        raise RuntimeError(f"the working directory {cwd} does not exist in the app's rootfs "
+                           "(ace.md: the ACE fails the app)") from None
+
+
+_stop_signal: int | None = None   # a stop that arrived while the runner was setting up
+
+
+def _remember_stop(sig: int, _frame: Any) -> None:
+    global _stop_signal
+    _stop_signal = sig
+
+
+def _exec_app(argv: list[str], app: dict[str, Any], last_cap: int) -> None:
+    """Become the app's user and execve ``argv``; never returns (127 when it cannot run)."""
+    env = app["env"]
+    # A stop from here on kills the process (default action); one caught before is obeyed.
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    if _stop_signal is not None:
+        os._exit(128 + _stop_signal)
+    try:
+        become_app(app, last_cap)
+        os.execve(_resolve_exec(argv[0], env), argv, env)
+    except Exception as e:  # noqa: BLE001
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        os.write(2, f"stage1: cannot execute {argv[0]}: {msg}\n".encode())
+    os._exit(127)
+
+
+def _run_and_wait(argv: list[str], app: dict[str, Any], last_cap: int) -> int:
+    """fork, become the app's user, execve, wait (forwarding SIGTERM/SIGINT/SIGHUP to the
+    child); returns a shell-style code (128+N for death by signal N)."""
+    pid = os.fork()
+    if pid == 0:
+        _exec_app(argv, app, last_cap)
+    forward = lambda sig, _f: _kill(pid, sig)  # noqa: E731
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    if _stop_signal is not None:
+        _kill(pid, _stop_signal)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
+    """The app runner (a child of the pod's PID 1). Returns the app's exit code."""
+    app_dir = pod_dir / "apps" / app["name"]
+    dir_fd = os.open(app_dir, os.O_RDONLY | os.O_DIRECTORY)
+    status: dict[str, Any] = {"app": app["name"], "started": time.time()}
+    # The host PID (for `sandbox enter`): /proc is still the host's procfs here.
+    # becomesApp: with no post-stop handler the runner execs the app itself (same PIDs)
+    _write_json(dir_fd, "pid.json", {"host_pid": int(os.readlink("/proc/self")),
+                                     "pod_pid": os.getpid(),
+                                     "becomesApp": not app.get("postStop")})
+    try:
+        libc.unshare(libc.CLONE_NEWNS)
+        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+        for d in app.get("cgroups", []):
+            Path(d, "cgroup.procs").write_text("0")
+        rootfs = app_dir / "rootfs"
+        for m in app.get("mounts", []):
+            source = m["source"] if m["source"].startswith("/") else str(pod_dir / m["source"])
+            _bind(source, rootfs / m["target"].lstrip("/"), m["readOnly"], m.get("recursive", True))
+        _mkdirs(rootfs / "proc")
+        libc.mount("proc", str(rootfs / "proc"), "proc",
+                     libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
+        _mkdirs(rootfs / "sys")
+        libc.mount("sysfs", str(rootfs / "sys"), "sysfs",
+                     libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RDONLY)
+        _setup_dev(rootfs)
+        hosts = rootfs / "etc" / "hosts"
+        if app.get("hosts") and not os.path.lexists(hosts):
+            _mkdirs(hosts.parent)
+            hosts.write_text(app["hosts"])
+        if app.get("readOnlyRootFS"):
+            libc.mount(None, str(rootfs), None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+        os.chdir(rootfs)
+        libc.pivot_root(".", ".")                       # the old root is stacked on "."
+        libc.umount(".", libc.MNT_DETACH)              # … and detached
+        os.chdir("/")
+        # The runner stays root while it has a status to write; what it runs becomes the
+        # app's user (a child for the handlers, the runner itself for the app when no
+        # post-stop handler follows it).
+        code = 0
+        if app.get("preStart"):
+            code = _run_and_wait(app["preStart"], app, last_cap)
+            status["preStart"] = code
+        if _stop_signal is not None:
+            code = 128 + _stop_signal
+            status["error"] = "stopped before the app started"
+            status["exitCode"] = code
+        elif code == 0 and not app.get("postStop"):
+            # Nothing left to run after the app: the runner becomes it (one process less
+            # per app); PID 1 records the exit status when it reaps it.
+            status["mainStarted"] = time.time()
+            _write_json(dir_fd, "status.json", status)
+            _exec_app(app["exec"], app, last_cap)
+        elif code == 0:
+            status["mainStarted"] = time.time()
+            code = _run_and_wait(app["exec"], app, last_cap)
+            status["exitCode"] = code
+            status["postStop"] = _run_and_wait(app["postStop"], app, last_cap)
+        else:
+            status["exitCode"] = code
+            status["error"] = f"pre-start handler exited with {code}; the app was not started"
+    except Exception as e:  # noqa: BLE001 - recorded for `sandbox status`, then the app fails
+        status["exitCode"] = 126
+        status["error"] = str(e)
+        os.write(2, f"stage1: app {app['name']}: {e}\n".encode())
+    status["finished"] = time.time()
+    _write_json(dir_fd, "status.json", status)
+    return int(status["exitCode"])
+
+
+# ------------------------------------------------------------------------------ PID 1
+
+
+def _record_exit(app_dir: Path, code: int) -> None:
+    """The exit status of a runner that became its app (its status.json has no exitCode)."""
+    try:
+        status = json.loads((app_dir / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        status = {"app": app_dir.name, "error": "the app runner ended before it started the app"}
+    if "exitCode" not in status:
+        status.update(exitCode=code, finished=time.time())
+        fd = os.open(app_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _write_json(fd, "status.json", status)
+        finally:
+            os.close(fd)
+
+
+def init(plan: dict[str, Any], pod_dir: Path) -> int:
+    """The pod's PID 1: mounts, app runners, signal forwarding, reaping."""
+    socket.sethostname(plan["hostname"])
+    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+    for app in plan["apps"]:
+        app_dir = pod_dir / "apps" / app["name"]
+        rootfs = app_dir / "rootfs"
+        if app["overlay"]:
+            libc.mount("overlay", str(rootfs), "overlay", 0,
+                         f"lowerdir={app['tree']},upperdir={app_dir / 'upper'},"
+                         f"workdir={app_dir / 'work'}")
+        else:   # a plain copy made by stage0; a bind mount makes it a mount point for pivot_root
+            libc.mount(str(rootfs), str(rootfs), None, libc.MS_BIND | libc.MS_REC)
+    last_cap = _last_cap()
+    runners: dict[int, str] = {}
+    stopping = False
+
+    def forward(sig: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(runners):
+            _kill(pid, signal.SIGTERM if sig != signal.SIGKILL else sig)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    for app in plan["apps"]:
+        app_dir = pod_dir / "apps" / app["name"]
+        out = os.open(app_dir / "stdout", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        err = os.open(app_dir / "stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        pid = os.fork()
+        if pid == 0:
+            code = 126
+            try:
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(s, _remember_stop)
+                null = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(out, 1)
+                os.dup2(err, 2)
+                code = run_app(app, pod_dir, last_cap)
+            finally:
+                os._exit(code)
+        os.close(out)
+        os.close(err)
+        runners[pid] = app["name"]
+    codes: dict[str, int] = {}
+    while runners:
+        try:
+            pid, st = os.waitpid(-1, 0)     # PID 1 reaps every orphan of the pod, too
+        except ChildProcessError:
+            break
+        name = runners.pop(pid, None)
+        if name is not None:
+            codes[name] = os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+            _record_exit(pod_dir / "apps" / name, codes[name])
+    return next((c for c in codes.values() if c != 0), 0)
+
+
+def _relay(child: int) -> int:
+    """The process stage0 started: forward signals to PID 1 of the pod and wait for it."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, lambda sig, _f: _kill(child, signal.SIGTERM))
+    while True:
+        try:
+            _, st = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            return 1
+    return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+
+
+def pid1(pod_dir: Path) -> int:
+    """The pod's PID 1 when stage0 forked it straight into the new PID namespace."""
+    plan = json.loads((pod_dir / "stage1.json").read_text())
+    # /proc is still the host's here: /proc/self names this process by its host PID
+    (pod_dir / "stage1.pid").write_text(f"{int(os.readlink('/proc/self'))}\n")
+    return init(plan, pod_dir)
+
+
+def run(pod_dir: Path) -> int:
+    """``python -m sandbox.pod.stage1 run``: started after unshare(NEWPID), fork PID 1 and relay."""
+    plan = json.loads((pod_dir / "stage1.json").read_text())
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = init(plan, pod_dir)
+        except Exception as e:  # noqa: BLE001
+            os.write(2, f"stage1: {e}\n".encode())
+        finally:
+            os._exit(code)
+    (pod_dir / "stage1.pid").write_text(f"{os.getpid()} {pid}\n")
+    return _relay(pid)
+
+
+# ------------------------------------------------------------------------------ enter
+
+
+def enter(pod_dir: Path, app_name: str, argv: list[str]) -> int:
+    """Run ``argv`` inside a running app: its pod's IPC, UTS, net and PID namespaces and the app's
+    own mount namespace (whose root is the app's rootfs), as the app's user, in its cwd."""
+    plan = json.loads((pod_dir / "stage1.json").read_text())
+    app = next((a for a in plan["apps"] if a["name"] == app_name), None)
+    if app is None:
+        print(f"sandbox: the pod has no app '{app_name}'.", file=sys.stderr)
+        return 2
+    host_pid = json.loads((pod_dir / "apps" / app_name / "pid.json").read_text())["host_pid"]
+    fds = {}
+    try:
+        for t in ("ipc", "uts", "net", "pid", "mnt"):
+            fds[t] = os.open(f"/proc/{host_pid}/ns/{t}", os.O_RDONLY)
+    except FileNotFoundError:
+        print(f"sandbox: the app '{app_name}' is not running.", file=sys.stderr)
+        return 1
+    for t in ("ipc", "uts", "net", "pid", "mnt"):   # mnt last: it changes our root
+        libc.setns(fds[t], 0)
+        os.close(fds[t])
+    pid = os.fork()     # the new PID namespace applies to children
+    if pid == 0:
+        try:
+            become_app(app, _last_cap())
+            os.execve(_resolve_exec(argv[0], app["env"]), argv, app["env"])
+        except Exception as e:  # noqa: BLE001
+            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            os.write(2, f"sandbox: cannot run {argv[0]} in {app_name}: {msg}\n".encode())
+            os._exit(127)
+    return _relay(pid)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "run":
+        return run(Path(argv[1]))
+    if len(argv) >= 4 and argv[0] == "enter" and argv[3] == "--":
+        return enter(Path(argv[1]), argv[2], argv[4:])
+    print("usage: python -m sandbox.pod.stage1 run POD_DIR | enter POD_DIR APP -- CMD...",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,342 @@
+"""Which keys may sign which image names: rkt's trust store, with whole-segment prefixes.
+
+Layout (rkt pkg/keystore, Documentation/signing-and-verification-guide.md)::
+
+    $SANDBOX_DIR/trustedkeys/root.d/<fingerprint>                  trusted for every name
+    $SANDBOX_DIR/trustedkeys/prefix.d/<prefix>/<fingerprint>       trusted for names under <prefix>
+    /usr/lib/sandbox/trustedkeys/{root.d,prefix.d}                 read-only "system" keys
+
+Each file holds one armored certificate and is named by its lowercase 40-hex v4 fingerprint.
+An *empty* local file named like a system key masks that key. For image ``a.com/x/y`` the
+keyring is root.d plus prefix.d ``a.com``, ``a.com/x`` and ``a.com/x/y`` — whole path segments
+only. (rkt compares strings, so its key for ``a.com/fo`` also signs ``a.com/foo``; ours does not.)
+
+The keyring prefix is the image's *manifest name*, never the URL it came from (rkt
+image/validator.go). Public API::
+
+    TrustStore(root=None, system_root=None)
+    .add(prefix, key_bytes, root=False) -> Path       .remove(fingerprint, prefix=None, root=False)
+    .list() -> list[TrustedKey]                        .keyring_for(image_name) -> list[PublicKey]
+    .has_key_for(image_name) -> bool                   .check_signer(signature, image_name) -> str
+    .verify_image(aci_path, signature_path=None, image_name=None) -> pgp.Verification
+    fetch_key(file_or_https_url, insecure_allow_http=False) -> bytes;  describe(cert) -> str
+"""
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sandbox.config import sandbox_dir
+from sandbox.errors import SandboxError
+from sandbox.steps import Steps, record
+from sandbox.trust import pgp
+
+DEFAULT_SYSTEM_DIR = "/usr/lib/sandbox/trustedkeys"
+_FPR = re.compile(r"^[0-9a-f]{40}$")
+# ACIdentifier segments (appc types.md): lower-case alphanumerics and -._~ ; no empty segments.
+_PREFIX = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+
+
+class TrustError(SandboxError):
+    """The trust store cannot do what was asked (bad prefix, broken file, no such key)."""
+
+
+class UntrustedSigner(pgp.UnknownSigner):
+    """The signature's key is not trusted for this image name; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    scope: str                # "root" or "prefix"
+    prefix: str | None
+    fingerprint: str
+    path: Path
+    origin: str               # "local" or "system"
+    uids: tuple[str, ...]
+    masked: bool = False      # an empty local file hiding a system key
+
+
+def prefixes_of(name: str) -> list[str]:
+    """``a.com/x/y`` → ``["a.com", "a.com/x", "a.com/x/y"]``: whole path segments only."""
+    parts = [p for p in name.strip("/").split("/") if p]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def check_prefix(prefix: str) -> str:
+    p = prefix.strip()
+    if "://" in p:
+        raise TrustError(f"The prefix {prefix!r} looks like a URL; give an image name prefix such as example.com/app.")
+    p = p.strip("/")
+    if not p or not _PREFIX.match(p) or any(s in (".", "..") for s in p.split("/")):
+        raise TrustError(f"The prefix {prefix!r} is not an image name prefix; use lower-case segments "
+                         "like example.com/app.")
+    return p
+
+
+class TrustStore:
+    """rkt's trust store layout, a local (writable) directory over a read-only system one."""
+
+    def __init__(self, root: str | os.PathLike | None = None,
+                 system_root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else sandbox_dir() / "trustedkeys"
+        self.system_root = Path(system_root if system_root is not None
+                                else os.environ.get("SANDBOX_SYSTEM_TRUSTEDKEYS", DEFAULT_SYSTEM_DIR))
+
+    # -- paths
+    def _dir(self, base: Path, prefix: str | None) -> Path:
+        return base / "root.d" if prefix is None else base / "prefix.d" / prefix
+
+    # -- changing
+    def add(self, prefix: str | None, key_bytes: bytes, *, root: bool = False,
+            steps: Steps | None = None) -> Path:
+        """Trust the one certificate in ``key_bytes`` for names under ``prefix`` (or all, ``root``)."""
+        if root and prefix:
+            raise TrustError("Choose either a prefix or --root, not both.")
+        if not root and not prefix:
+            raise TrustError("Refusing implicit unbounded trust: give --prefix NAME, or --root to trust "
+                             "the key for every image.")
+        prefix = None if root else check_prefix(prefix)
+        certs = pgp.read_keys(key_bytes)
+        if len(certs) != 1:
+            raise TrustError(f"The key file holds {len(certs)} certificates; trust them one file at a time.")
+        cert = certs[0]
+        st = cert.status()[0]
+        if st.kind == "invalid":           # expired or revoked keys may be stored (and are refused on use)
+            raise TrustError(f"Not trusting it: {st.problem}")
+        d = self._dir(self.root, prefix)
+        d.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path = d / cert.fingerprint
+        data = bytes(key_bytes) if pgp.is_armored(key_bytes) else cert.armored()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o644)
+        tmp.replace(path)
+        record(steps, "write", str(path), fingerprint=cert.fingerprint, prefix=prefix or "(root)")
+        return path
+
+    def remove(self, fingerprint: str, prefix: str | None = None, *, root: bool = False,
+               steps: Steps | None = None) -> list[Path]:
+        """Stop trusting a key: delete local files; mask a system key with an empty local file.
+
+        Without ``prefix`` and ``root`` it is removed from every place it is trusted."""
+        fpr = fingerprint.replace(" ", "").lower()
+        if not _FPR.match(fpr):
+            raise TrustError(f"{fingerprint!r} is not a 40-hex-digit fingerprint; see `sandbox trust --list`.")
+        changed = []
+        for k in self.list():
+            if k.fingerprint != fpr or k.masked:
+                continue
+            if root and k.scope != "root":
+                continue
+            if prefix is not None and (k.scope != "prefix" or k.prefix != check_prefix(prefix)):
+                continue
+            if k.origin == "local":
+                k.path.unlink()
+                record(steps, "remove", str(k.path))
+                changed.append(k.path)
+            else:
+                mask = self._dir(self.root, k.prefix) / fpr
+                mask.parent.mkdir(parents=True, exist_ok=True)
+                mask.write_bytes(b"")
+                record(steps, "write", str(mask), note="empty file masks the system key")
+                changed.append(mask)
+        if not changed:
+            where = f" for prefix {prefix}" if prefix else (" in root.d" if root else "")
+            raise TrustError(f"Key {fpr} is not trusted{where}; see `sandbox trust --list`.")
+        return changed
+
+    # -- reading
+    def _entries(self, base: Path, origin: str):
+        for scope_dir, scope in ((base / "root.d", "root"), (base / "prefix.d", "prefix")):
+            if not scope_dir.is_dir():
+                continue
+            for path in sorted(scope_dir.rglob("*")):
+                if not path.is_file() or path.name.endswith(".tmp"):
+                    continue
+                prefix = None if scope == "root" else str(path.parent.relative_to(scope_dir))
+                yield scope, prefix, path, origin
+
+    def list(self) -> list[TrustedKey]:
+        out = []
+        for base, origin in ((self.system_root, "system"), (self.root, "local")):
+            for scope, prefix, path, origin in self._entries(base, origin):
+                data = path.read_bytes()
+                if not data:
+                    out.append(TrustedKey(scope, prefix, path.name, path, origin, (), masked=True))
+                    continue
+                cert = self._load(path, data)
+                out.append(TrustedKey(scope, prefix, cert.fingerprint, path, origin, tuple(cert.uids)))
+        return out
+
+    def _load(self, path: Path, data: bytes) -> pgp.PublicKey:
+        try:
+            cert = pgp.read_keys(data)[0]
+        except pgp.SignatureError as e:
+            raise TrustError(f"The trusted key file {path} is unreadable ({e.message}); remove it.") from None
+        if cert.fingerprint != path.name:
+            raise TrustError(f"The trusted key file {path} holds key {cert.fingerprint}, not the one its "
+                             "name says; remove it and trust the key again.")
+        return cert
+
+    def keyring_for(self, image_name: str, steps: Steps | None = None) -> list[pgp.PublicKey]:
+        """root.d, then each whole-segment prefix of ``image_name``; system first, local after
+        (so an empty local file masks the system key of the same fingerprint)."""
+        dirs = [None] + prefixes_of(image_name)
+        ring: dict[str, pgp.PublicKey] = {}
+        for prefix in dirs:
+            for base in (self.system_root, self.root):
+                d = self._dir(base, prefix)
+                if not d.is_dir():
+                    continue
+                for path in sorted(p for p in d.iterdir() if p.is_file() and _FPR.match(p.name)):
+                    data = path.read_bytes()
+                    if not data:
+                        ring.pop(path.name, None)
+                        record(steps, "check", str(path), note="empty file: masks the system key")
+                        continue
+                    ring[path.name] = self._load(path, data)
+                    record(steps, "read", str(path), prefix=prefix or "(root)")
+        return list(ring.values())
+
+    def has_key_for(self, image_name: str) -> bool:
+        """Cheap: is any key trusted for this name (a root key or a whole-segment prefix)?"""
+        return bool(self.keyring_for(image_name))
+
+    def _fix_hint(self, image_name: str, fpr: str | None) -> str:
+        return (f"If you trust it, run `sandbox trust --prefix {image_name} KEYFILE` with the key"
+                + (f" {pgp.group_fingerprint(fpr)}" if fpr else "") + " after checking its fingerprint.")
+
+    def check_signer(self, signature: bytes | str, image_name: str, steps: Steps | None = None) -> str:
+        """Fail fast, before a big download: raise :class:`UntrustedSigner` unless the signature's
+        issuer is a key trusted for ``image_name``. Returns the issuer's fingerprint or key ID.
+        (rkt's checkIdentity does the same by verifying against an empty body.)"""
+        sig = pgp.read_signature(signature)
+        ring = self.keyring_for(image_name, steps)
+        issuer = sig.issuer_fingerprint or sig.issuer_key_id or ""
+        for cert in ring:
+            k = cert.find(issuer) if issuer else None
+            if k is not None:
+                record(steps, "check", "signer trusted", ok=True, key=k.fingerprint, name=image_name)
+                return k.fingerprint
+        record(steps, "check", "signer trusted", ok=False, issuer=issuer, name=image_name)
+        raise self._untrusted(image_name, issuer, ring)
+
+    def _untrusted(self, image_name: str, issuer: str, ring: list[pgp.PublicKey]) -> UntrustedSigner:
+        shown = issuer.upper() or "of unknown ID"
+        why = "no key is trusted for that name" if not ring else "it is not among the keys trusted for that name"
+        return UntrustedSigner(f"The image {image_name} is signed by key {shown}, but {why}.",
+                               key_id=issuer[-16:], fingerprint=issuer if len(issuer) == 40 else None,
+                               hint=self._fix_hint(image_name, issuer if len(issuer) == 40 else None))
+
+    def verify(self, data_or_path: pgp.Source, signature: bytes | str, image_name: str,
+               steps: Steps | None = None) -> pgp.Verification:
+        """Verify against the keyring for ``image_name``; an unknown signer becomes UntrustedSigner."""
+        ring = self.keyring_for(image_name, steps)
+        try:
+            return pgp.verify(data_or_path, signature, ring, steps)
+        except pgp.UnknownSigner as e:
+            raise self._untrusted(image_name, e.fingerprint or e.key_id, ring) from None
+
+    def verify_image(self, aci_path: str | os.PathLike, signature_path: str | os.PathLike | None = None,
+                     image_name: str | None = None, steps: Steps | None = None, *,
+                     progress: bool = False) -> pgp.Verification:
+        """Verify ``ACI`` with its detached signature (default: ``ACI.asc``, as rkt looks for it),
+        for the image's manifest name (read from the archive when not given)."""
+        aci_path = Path(aci_path)
+        sig_path = Path(signature_path) if signature_path else signature_path_for(aci_path)
+        if not sig_path.exists():
+            raise pgp.SignatureError(f"No signature found at {sig_path}; sign the image with "
+                                     f"`sandbox sign {aci_path} --key SECRET.asc` or pass --signature.")
+        signature = sig_path.read_bytes()
+        record(steps, "read", str(sig_path), role="signature")
+        unreadable: Exception | None = None
+        if image_name is None:
+            try:
+                image_name = image_name_of(aci_path)
+            except TrustError:
+                raise
+            except Exception as e:          # a damaged archive: its name cannot be read
+                unreadable = e
+        # The name inside the archive is not yet authenticated, so first check the bytes against
+        # every trusted key: a changed archive is "does not match", whatever name it now shows.
+        try:
+            v = pgp.verify(aci_path, signature, self.all_keys(), steps, progress=progress)
+        except pgp.UnknownSigner as e:
+            issuer = e.fingerprint or e.key_id
+            if unreadable is not None:
+                raise UntrustedSigner(f"{e.message.rstrip('.')}, and the image's manifest is unreadable.",
+                                      key_id=e.key_id, fingerprint=e.fingerprint) from None
+            raise self._untrusted(image_name, issuer, self.keyring_for(image_name)) from None
+        if unreadable is not None:
+            raise TrustError(f"The signature matches, but the image's manifest cannot be read ({unreadable}).")
+        if v.primary_fingerprint not in {c.fingerprint for c in self.keyring_for(image_name, steps)}:
+            record(steps, "check", "signer trusted for name", ok=False, name=image_name)
+            raise UntrustedSigner(
+                f"The image {image_name} is signed by key {v.primary_fingerprint.upper()}, which is trusted "
+                "for other names but not for this one.", fingerprint=v.primary_fingerprint,
+                key_id=v.primary_fingerprint[-16:], hint=self._fix_hint(image_name, v.primary_fingerprint))
+        record(steps, "check", "signer trusted for name", ok=True, name=image_name, key=v.primary_fingerprint)
+        return v
+
+    def all_keys(self) -> list[pgp.PublicKey]:
+        """Every key trusted for any name (masks applied)."""
+        names = {k.prefix for k in self.list() if k.scope == "prefix"}
+        ring: dict[str, pgp.PublicKey] = {}
+        for n in sorted(names) or [""]:
+            for c in self.keyring_for(n):
+                ring[c.fingerprint] = c
+        return list(ring.values())
+
+
+def signature_path_for(aci_path: str | os.PathLike) -> Path:
+    """rkt: ``strings.TrimSuffix(path, ".aci") + ".aci.asc"``."""
+    s = str(aci_path)
+    return Path((s[:-4] if s.endswith(".aci") else s) + ".aci.asc")
+
+
+def image_name_of(aci_path: str | os.PathLike) -> str:
+    """The manifest name inside an ACI (via sandbox.image.aci)."""
+    try:
+        from sandbox.image import aci
+    except ImportError:
+        raise TrustError("Reading the image name needs sandbox.image.aci, which is not available; pass the name.") from None
+    return aci.read_manifest(aci_path).name
+
+
+def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | None = None,
+              timeout: float = 30) -> bytes:
+    """A key from a local file or an https URL (http only when explicitly allowed)."""
+    u = urlparse(source)
+    if u.scheme in ("http", "https"):
+        if u.scheme == "http" and not insecure_allow_http:
+            raise TrustError(f"Refusing to fetch a key over plain http ({source}); use https, or pass "
+                               "--insecure-allow-http if you really mean it.")
+        try:
+            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+            with urllib.request.urlopen(source, timeout=timeout, context=ctx) as r:
+                return r.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise TrustError(f"Could not fetch the key from {source} ({getattr(e, 'reason', e)}).") from None
+    if u.scheme and len(u.scheme) > 1:
+        raise TrustError(f"Keys can come from a file or an https URL, not {u.scheme}:.")
+    p = Path(source)
+    if not p.is_file():
+        raise TrustError(f"The key file {source} does not exist.")
+    return p.read_bytes()
+
+
+def describe(cert: pgp.PublicKey) -> str:
+    lines = [f"  fingerprint: {pgp.group_fingerprint(cert.fingerprint)}  ({cert.primary.algo_name})"]
+    lines += [f"  user ID:     {u}" for u in cert.uids]
+    for sk in cert.subkeys:
+        lines.append(f"  subkey:      {pgp.group_fingerprint(sk.fingerprint)}  ({sk.key.algo_name})")
+    for st in cert.status():
+        if st.problem:
+            lines.append(f"  WARNING:     {st.problem}")
+    return "\n".join(lines)
