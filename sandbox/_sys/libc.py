@@ -36,6 +36,11 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 
+# netdevice(7): interface flags, and the ioctls that read and set them
+IFF_UP = 0x1
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+
 # umount2(2) flags
 MNT_FORCE = 0x1
 MNT_DETACH = 0x2

@@ -45,7 +45,7 @@ class CniCnmDemo:
 
     def __post_init__(self) -> None:
         from sandbox.net import netns
-        from sandbox.net.cni import Runtime
+        from sandbox.net.cni import DEBIAN_CNI_DIR, Runtime
         from sandbox.net.plugins import plugin_dir
         self.session = netns.Session()
         self.node = self.session.node().name
@@ -55,7 +55,7 @@ class CniCnmDemo:
                      "bridge": self.bridge, "isGateway": True,
                      "ipam": {"type": "host-local", "subnet": self.subnet}}
         (self.tmp / "net.d" / "10-cnm-demo.conf").write_text(json.dumps(self.conf, indent=2))
-        for which, path in (("kit", str(plugin_dir())), ("upstream", "/usr/lib/cni")):
+        for which, path in (("kit", str(plugin_dir())), ("upstream", DEBIAN_CNI_DIR)):
             self.runtimes[which] = Runtime(conf_dir=self.tmp / "net.d", cni_path=path,
                                            cache_dir=self.tmp / "cache", node=self.node,
                                            plugin_state_dir=self.tmp / "plugin-state")

@@ -88,11 +88,6 @@ def store_key(image_id: str) -> str:
     return HASH_PREFIX + _hex_of(image_id)[:STORE_KEY_HEX]
 
 
-def is_image_id(s: str) -> bool:
-    h = s[len(HASH_PREFIX):] if s.startswith(HASH_PREFIX) else ""
-    return len(h) == 128 and all(c in "0123456789abcdef" for c in h)
-
-
 # ---------------------------------------------------------------------------- compression
 
 def detect_compression(path: str | os.PathLike[str] | bytes) -> str:

@@ -386,9 +386,9 @@ def lo_up() -> None:
     import struct
     ifreq = "16sH22x"                                   # ifr_name, ifr_flags
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        got = fcntl.ioctl(s, 0x8913, struct.pack(ifreq, b"lo", 0))           # SIOCGIFFLAGS
+        got = fcntl.ioctl(s, libc.SIOCGIFFLAGS, struct.pack(ifreq, b"lo", 0))
         flags = struct.unpack(ifreq, got)[1]
-        fcntl.ioctl(s, 0x8914, struct.pack(ifreq, b"lo", flags | 0x1))      # SIOCSIFFLAGS, IFF_UP
+        fcntl.ioctl(s, libc.SIOCSIFFLAGS, struct.pack(ifreq, b"lo", flags | libc.IFF_UP))
 
 
 def _lo_up(path: Path) -> None:
@@ -412,12 +412,6 @@ def node_create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
         delete(name, dir, missing_ok=True)
         raise
     return path
-
-
-def node_delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
-                steps: Steps | None = None) -> None:
-    """Delete a node netns (its bridges, veth ends and NAT rules go with it)."""
-    delete(name, dir, missing_ok=True, steps=steps)
 
 
 _counter = itertools.count(1)

@@ -15,7 +15,7 @@ from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
-    from fractions import Fraction
+    pass
 
 # Limits and Group are plain classes, not dataclasses: this module is on the path of every pod
 # start, where importing dataclasses (and inspect with it) would cost ~6 ms.
@@ -68,10 +68,6 @@ class Group:
 
     def __repr__(self) -> str:
         return f"Group(dirs={self.dirs!r}, limits={self.limits!r})"
-
-    def join_self(self) -> None:
-        for d in self.dirs:
-            (d / "cgroup.procs").write_text("0")
 
     def read(self, name: str) -> str:
         for d in self.dirs:
@@ -183,5 +179,3 @@ def _rmdir(d: Path, timeout: float) -> bool:
             time.sleep(0.05)
 
 
-def quantity_text(q: Fraction | int | None) -> str:
-    return "-" if q is None else str(int(q))

@@ -818,9 +818,6 @@ class PublicKey:
     def armored(self) -> bytes:
         return armor(self.to_bytes(), "PUBLIC KEY BLOCK")
 
-    def grouped_fingerprint(self) -> str:
-        return group_fingerprint(self.fingerprint)
-
     # -- validity from the certificate's own signatures (§5.2.3.x, §10.1)
     def _self_sig_ok(self, sig: Signature, *targets: bytes, signer: KeyPacket | None = None) -> bool:
         signer = signer or self.primary

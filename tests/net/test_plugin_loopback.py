@@ -67,3 +67,19 @@ def test_same_as_upstream_and_chained(ours: Path, netns_factory: Callable[..., P
                      ifname="lo").ok()
     assert out == prev
     assert "UP" in lo(ns)["flags"]
+
+
+def test_reports_the_addresses_the_kernel_gave_lo(ours: Path, netns_factory: Callable[..., Path]
+                                                  ) -> None:
+    """With IPv6 off in the container's netns, lo gets no ::1: the result says what is there
+    (read back from the kernel), as upstream's does, not a fixed pair."""
+    import subprocess
+    a, b = netns_factory(), netns_factory()
+    for ns in (a, b):
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw",
+                        "net.ipv6.conf.all.disable_ipv6=1"], check=True)
+    mine = run_plugin(ours, "ADD", CONF, cid="sbx-v4", ns=a, ifname="lo").ok()
+    theirs = run_plugin(UPSTREAM / "loopback", "ADD", CONF, cid="sbx-v4", ns=b, ifname="lo").ok()
+    kernel = [f"{x['local']}/{x['prefixlen']}" for x in lo(a)["addr_info"]]
+    assert [ip["address"] for ip in mine["ips"]] == kernel == ["127.0.0.1/8"]
+    assert [ip["address"] for ip in theirs["ips"]] == kernel

@@ -144,9 +144,6 @@ class Workspace:
         e = self._read("answers.json").get(key, {})
         return e.get("history", []) + ([e["value"]] if "value" in e else [])
 
-    def answered_at(self, key: str) -> float | None:
-        return self._read("answers.json").get(key, {}).get("time")
-
     def name(self, tag: str) -> str:
         """A kernel object name for this lab (``sbx-l4-1a2b3c-a``), the same on every call."""
         names = self._read("names.json")

@@ -14,11 +14,12 @@ from typing import Any, Iterable
 
 from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
 from sandbox.errors import SandboxError
+from sandbox.net.cni.invoke import DEBIAN_CNI_DIR
 
 LAB5_PLUGIN = "sqlite-ipam"
 
 
-UPSTREAM_CNI = "/usr/lib/cni"
+UPSTREAM_CNI = DEBIAN_CNI_DIR
 
 
 def lab5_names(ws: Workspace) -> dict[str, Any]:

@@ -12,29 +12,27 @@ conversion), ``invoke`` (the exec protocol), ``cache`` (libcni's result cache), 
 (ADD/CHECK/DEL/GC/STATUS over a list of plugins), ``errors`` (CniError). The kit's own plugins
 live in :mod:`sandbox.net.plugins`.
 """
-from sandbox.net.cni.cache import DEFAULT_CACHE_DIR, Attachment, Cache
-from sandbox.net.cni.conf import (
-                                DEFAULT_CONF_DIR,
-                                ConfError,
-                                NetworkConfig,
-                                load,
-                                load_all,
-)
-from sandbox.net.cni.errors import CniError
-from sandbox.net.cni.invoke import (
-                                DEFAULT_CNI_PATH,
-                                Exec,
-                                PluginNotFoundError,
-                                exec_plugin,
-                                explain,
-                                find_plugin,
-                                supported_versions,
-)
-from sandbox.net.cni.runtime import AttachmentError, GcReport, Runtime
-from sandbox.net.cni.version import CURRENT, SUPPORTED_VERSIONS, convert_result
+# The names below load on first use (PEP 562): the kit's CNI plugins import
+# sandbox.net.cni.version at every exec, and importing this package must not pull the whole
+# runtime in with it.
+_EXPORTS = {
+    "cache": ("DEFAULT_CACHE_DIR", "Attachment", "Cache"),
+    "conf": ("DEFAULT_CONF_DIR", "ConfError", "NetworkConfig", "load", "load_all"),
+    "errors": ("CniError",),
+    "invoke": ("DEBIAN_CNI_DIR", "DEFAULT_CNI_PATH", "Exec", "PluginNotFoundError", "exec_plugin", "explain",
+               "find_plugin", "supported_versions"),
+    "runtime": ("AttachmentError", "GcReport", "Runtime"),
+    "version": ("CURRENT", "SUPPORTED_VERSIONS", "convert_result"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
 
-__all__ = ["Attachment", "AttachmentError", "Cache", "CniError", "ConfError", "CURRENT",
-           "DEFAULT_CACHE_DIR", "DEFAULT_CNI_PATH", "DEFAULT_CONF_DIR", "Exec", "GcReport",
-           "NetworkConfig", "PluginNotFoundError", "Runtime", "SUPPORTED_VERSIONS",
-           "convert_result", "exec_plugin", "explain", "find_plugin", "load", "load_all",
-           "supported_versions"]
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

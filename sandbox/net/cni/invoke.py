@@ -25,7 +25,8 @@ from sandbox.net import netns as _netns
 from sandbox.net.cni.errors import CniError
 from sandbox.steps import Steps, record
 
-DEFAULT_CNI_PATH = ["/opt/cni/bin", "/usr/lib/cni"]  # upstream's default, then Debian's
+DEBIAN_CNI_DIR = "/usr/lib/cni"                     # Debian's containernetworking-plugins
+DEFAULT_CNI_PATH = ["/opt/cni/bin", DEBIAN_CNI_DIR]  # upstream's default, then Debian's
 
 
 class PluginNotFoundError(SandboxError):
@@ -51,7 +52,7 @@ def find_plugin(type_: str, cni_path: list[str]) -> Path:
             return p
     raise PluginNotFoundError(
         f"failed to find plugin \"{type_}\" in path {cni_path}.",
-        hint="Install containernetworking-plugins (/usr/lib/cni) or pass --cni-path, "
+        hint=f"Install containernetworking-plugins ({DEBIAN_CNI_DIR}) or pass --cni-path, "
              "e.g. $(sandbox net plugin-dir) for the kit's own plugins.")
 
 

@@ -11,13 +11,15 @@ Result shapes:
   "routes", "dns"}``
 - 1.0.0/1.1.0: the same without ``ips[].version`` (1.1.0 adds optional fields that 1.0.0
   readers ignore).
-Only the standard library is imported here (plugins and the bench import it too).
+The runtime converts cached results with it, and the kit's plugins render their results with
+it: it is imported by every plugin exec, so it imports nothing (``typing``, ``ipaddress`` or
+``copy`` would each cost a millisecond or more per call).
 """
 from __future__ import annotations
 
-import copy
-import ipaddress
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what this runtime sends
 LEGACY_VERSIONS = ("0.1.0", "0.2.0")                                # results it can read
@@ -50,8 +52,22 @@ def family(v: str) -> str:
     return "0.x" if p < (1, 0, 0) else "1.x"
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, scalars)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def _ip_version(address: str) -> str:
-    return str(ipaddress.ip_interface(address).version)
+    return "6" if ":" in address else "4"
+
+
+# fields 1.1.0 added to interfaces and routes (SPEC.md §5); a 1.0.0 or older reader has none
+_IFACE_11 = ("mtu", "socketPath", "pciID")
+_ROUTE_11 = ("mtu", "advmss", "priority", "table", "scope")
 
 
 def _from_legacy(res: dict[str, Any]) -> dict[str, Any]:
@@ -97,13 +113,17 @@ def convert_result(result: dict[str, Any], to: str) -> dict[str, Any]:
 
     This is what libcni does before handing a cached result to a plugin as ``prevResult``
     (the result must be in the config's version) and what a runtime does to show results."""
-    res = copy.deepcopy(result)
+    res = _copy(result)
     src = res.get("cniVersion", "")
     if family(src) == "legacy" or ("ip4" in res or "ip6" in res):
         res = _from_legacy(res)
     if family(to) == "legacy":
         return _to_legacy(res, to)
     ips = res.get("ips", [])
+    if not at_least(to, "1.1.0"):           # drop what 1.1.0 added
+        for key, newer in (("interfaces", _IFACE_11), ("routes", _ROUTE_11)):
+            if key in res:
+                res[key] = [{k: v for k, v in x.items() if k not in newer} for x in res[key]]
     if family(to) == "0.x":
         for ip in ips:  # 0.3.x/0.4.0 carry an explicit IP version
             ip.setdefault("version", _ip_version(ip["address"]))

@@ -29,23 +29,12 @@ RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what iproute2 and Go's netlink put on routes they add (pyroute2 says static)
 
 
-CLONE_NEWNET = 0x40000000
-_libc: Any = None
-
-
 def setns(fd: int) -> None:
-    """setns(2) into a network namespace. Same call as sandbox._sys.libc.setns, but without its
-    ``ctypes.util.find_library`` (which runs ``ldconfig -p``: 30-70 ms on every plugin exec)."""
-    global _libc
-    if _libc is None:
-        import ctypes
+    """setns(2) into a network namespace (ctypes is loaded on first use: host-local never
+    needs it)."""
+    from sandbox._sys import libc
 
-        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) == -1:
-        import ctypes
-
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    libc.setns(fd, libc.CLONE_NEWNET)
 
 
 def netlink_error() -> type[Exception]:

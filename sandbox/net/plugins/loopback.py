@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
 
+from sandbox._sys.libc import IFF_UP
 from sandbox.net.plugins import link
 from sandbox.net.plugins.skel import (
     ERR_INTERNAL,
@@ -39,13 +40,15 @@ def _lo(a: CmdArgs, up: bool | None) -> Any:
 
 
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
-    _lo(a, up=True)
+    lo, addrs = _lo(a, up=True)
     prev = prev_result(a)
     if prev is not None:  # chained: pass the previous result through
         return prev
-    return {"interfaces": [{"name": "lo", "mac": "00:00:00:00:00:00", "sandbox": a.netns}],
-            "ips": [{"interface": 0, "address": "127.0.0.1/8"}, {"interface": 0, "address": "::1/128"}],
-            "dns": {}}
+    # what the kernel gave lo once it was up (127.0.0.1/8, and ::1/128 unless IPv6 is off in
+    # this netns), read back as upstream's plugin reads it (netlink.AddrList)
+    return {"interfaces": [{"name": "lo", "mac": lo.get("address") or "00:00:00:00:00:00",
+                            "sandbox": a.netns}],
+            "ips": [{"interface": 0, "address": x} for x in addrs], "dns": {}}
 
 
 def cmd_del(a: CmdArgs) -> None:
@@ -60,7 +63,7 @@ def cmd_del(a: CmdArgs) -> None:
 def cmd_check(a: CmdArgs) -> None:
     lo, addrs = _lo(a, up=None)
     flags = lo["flags"]
-    if not flags & 1:  # IFF_UP
+    if not flags & IFF_UP:
         raise CNIError(ERR_INTERNAL, "loopback interface is down",
                        "Something set lo down after ADD; ADD again or run `ip link set lo up` in the container.")
     prev = prev_result(a)

@@ -21,6 +21,8 @@ import struct
 import sys
 import types
 
+from sandbox._sys.libc import IFF_UP
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
@@ -34,7 +36,6 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6 = 0, 2, 7, 10
-IFF_UP = 0x1
 NO_SUCH_LINK = (errno.ENODEV, errno.ENOENT)  # what the kernel answers for an unknown link name
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1

@@ -15,14 +15,14 @@ import json
 import os
 import sys
 
+# The spec versions these plugins speak are the runtime's. 0.1.0/0.2.0 (the "ip4/ip6" result
+# shape) are not spoken; upstream 1.1.1 still accepts them, but no runtime in this kit sends them.
+from sandbox.net.cni.version import CURRENT, SUPPORTED_VERSIONS, at_least
+from sandbox.net.cni.version import convert_result as _convert
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any, Callable
-
-# Spec versions these plugins speak. 0.1.0/0.2.0 (the "ip4/ip6" result shape) are not
-# supported; upstream 1.1.1 still accepts them, but no runtime in this kit sends them.
-SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-CURRENT = "1.1.0"
 
 # Well-known error codes (§2 "Error codes" of spec 1.1.0; 999 is libcni's ErrInternal, which
 # the upstream plugins return for any runtime failure).
@@ -82,17 +82,6 @@ def trace(what: str) -> None:
 def log(plugin: str, message: str) -> None:
     """One line on stderr (never stdout: stdout carries only the result or error JSON)."""
     print(f"{plugin}: {message}", file=sys.stderr, flush=True)
-
-
-def version_tuple(v: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in v.split("."))
-    except ValueError:
-        return (0,)
-
-
-def at_least(v: str, minimum: str) -> bool:
-    return version_tuple(v) >= version_tuple(minimum)
 
 
 class CmdArgs:
@@ -217,31 +206,15 @@ def check_version(a: CmdArgs) -> None:
 
 # -- results (§5 "Success"): kept internally in the 1.1.0 shape, converted on output ---------
 
-_IFACE_11 = ("mtu", "socketPath", "pciID")
-_ROUTE_11 = ("mtu", "advmss", "priority", "table", "scope")
-
-
 def convert_result(result: dict[str, Any], to_version: str) -> dict[str, Any]:
-    """Render a 1.1.0-shaped result in the config's version: 0.3.x/0.4.0 carry
-    ``ips[].version``; fields added in 1.1.0 are dropped for older versions."""
+    """Render a 1.1.0-shaped result in the config's version (sandbox.net.cni.version does the
+    conversion), laid out as upstream's plugins print it: empty lists left out, ``dns`` always."""
+    res = _convert({**result, "cniVersion": CURRENT}, to_version)   # internal: 1.1.0-shaped
     out: dict[str, Any] = {"cniVersion": to_version}
-    old = not at_least(to_version, "1.0.0")
-    pre11 = not at_least(to_version, "1.1.0")
-    if result.get("interfaces"):
-        out["interfaces"] = [{k: v for k, v in i.items() if not (pre11 and k in _IFACE_11)}
-                             for i in result["interfaces"]]
-    if result.get("ips"):
-        ips = []
-        for ip in result["ips"]:
-            ip = {k: v for k, v in ip.items() if k != "version"}
-            if old:
-                ip = {"version": "6" if ":" in ip["address"] else "4", **ip}
-            ips.append(ip)
-        out["ips"] = ips
-    if result.get("routes"):
-        out["routes"] = [{k: v for k, v in r.items() if not (pre11 and k in _ROUTE_11)}
-                         for r in result["routes"]]
-    out["dns"] = result.get("dns") or {}
+    for key in ("interfaces", "ips", "routes"):
+        if res.get(key):
+            out[key] = res[key]
+    out["dns"] = res.get("dns") or {}
     return out
 
 
@@ -251,11 +224,10 @@ def parse_result(data: Any, where: str = "prevResult") -> dict[str, Any]:
         raise CNIError(ERR_DECODING, f"{where} is not a JSON object")
     if "ip4" in data or "ip6" in data:
         raise CNIError(ERR_INCOMPATIBLE_VERSION, f"{where} uses the 0.2.0 result format, which these plugins do not read")
-    res: dict[str, Any] = {"cniVersion": data.get("cniVersion", CURRENT)}
-    res["interfaces"] = [dict(i) for i in data.get("interfaces") or []]
-    res["ips"] = [{k: v for k, v in ip.items() if k != "version"} for ip in data.get("ips") or []]
-    res["routes"] = [dict(r) for r in data.get("routes") or []]
-    res["dns"] = dict(data.get("dns") or {})
+    res = _convert({"cniVersion": data.get("cniVersion", CURRENT),
+                    **{k: data.get(k) or [] for k in ("interfaces", "ips", "routes")},
+                    "dns": dict(data.get("dns") or {})}, CURRENT)
+    res["cniVersion"] = data.get("cniVersion", CURRENT)
     return res
 
 
