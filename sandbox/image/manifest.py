@@ -14,7 +14,6 @@ Public API (other modules code against it):
       user_annotations, user_labels; reification_problems(images) / is_reified(images)
     parse_json(data)                -> either kind, as acKind says
     ignored_fields(data)            -> list[str]       non-appc fields (ignored), with case hints
-    actool_verdict(data)            -> (bool, str)     the reference validator's verdict
 
 Notes for callers: a pod's annotation names are AC *Names* (pods.md: no '.' or '/'), an image's
 are AC Identifiers (aci.md). os/arch labels must be a whitelisted pair (sandbox._sys.platform.VALID_OS_ARCH).
@@ -41,7 +40,6 @@ __all__ = [
     "ManifestError", "Label", "Annotation", "Isolator", "EventHandler", "MountPoint", "Port",
     "App", "Dependency", "ImageManifest", "RuntimeImage", "Volume", "Mount", "RuntimeApp",
     "ExposedPort", "PodManifest", "validate_json", "parse_json", "ignored_fields",
-    "actool_verdict",
 ]
 
 ROOT = "(root)"
@@ -1181,34 +1179,6 @@ def ignored_fields(data: bytes | str | dict[str, Any]) -> list[str]:
     return out
 
 
-def actool_verdict(data: bytes | str | dict[str, Any], *,
-                   steps: Steps | None = None) -> tuple[bool, str]:
-    """What appc's reference validator (actool 0.8.11, built by the bootstrap) says about a
-    manifest: (valid, its message). For notebooks that put both verdicts side by side; the cases
-    where they differ are listed in docs/appc-vs-actool.md."""
-    import os
-    import subprocess
-    import tempfile
-
-    from sandbox.config import tool_path
-
-    tool = tool_path("actool")
-    if tool is None:
-        raise SandboxError("actool is not built.", hint="Run `make install` (provision/bootstrap.sh).")
-    text = json.dumps(data) if isinstance(data, dict) else data
-    fd, path = tempfile.mkstemp(prefix="sbx-manifest-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else bytes(text))
-        r = subprocess.run([str(tool), "validate", "--type=manifest", path],
-                           capture_output=True, text=True, timeout=60)
-    finally:
-        os.unlink(path)
-    out = (r.stdout + r.stderr).strip().replace(path + ": ", "")
-    if r.returncode not in (0, 1):          # a Go panic: keep its first line only
-        out = out.splitlines()[0] if out else f"crashed (exit {r.returncode})"
-    record(steps, "exec", "actool validate --type=manifest", rc=r.returncode)
-    return r.returncode == 0, out
 
 
 def parse_json(data: bytes | str | dict[str, Any]) -> ImageManifest | PodManifest:

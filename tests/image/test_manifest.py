@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from sandbox.image import manifest as M
 from sandbox.image import types as T
+from sandbox.image.actool import verdict as actool_verdict
 from sandbox.steps import Steps
 
 HERE = Path(__file__).parent
@@ -501,7 +502,7 @@ def test_reification_sees_mount_points_of_the_image() -> None:
 @pytest.mark.parametrize("cid", ["img-minimal", "img-port-too-big", "img-kind-missing", "pod-image-id-short"])
 def test_actool_verdict_helper(cid: str, actool: Path, tmp_path: Path) -> None:
     steps = Steps()
-    ok, msg = M.actool_verdict(build(CASES[cid]), steps=steps)
+    ok, msg = actool_verdict(build(CASES[cid]), steps=steps)
     assert ok == actool_accepts(build(CASES[cid]), tmp_path)[0]
     assert steps[0].action == "exec"
     if cid == "img-port-too-big":
