@@ -15,8 +15,10 @@ prefix, :data:`sandbox.config.NAME_PREFIX` = ``sbx``, and state under ``$SANDBOX
 * host iptables — nat rules whose CNI comment names an ``sbx*`` network, and the ``CNI-…``
   chains they jump to;
 * CNI caches — ``/var/lib/cni/results/sbx*`` and ``/var/lib/cni/networks/sbx*``;
+* notebooks — each notebook's own directory ``$SANDBOX_DIR/notebooks/NN`` (and the namespaces its
+  record lists, :mod:`sandbox.course.notebook`);
 * caches and state — ``$SANDBOX_DIR``'s ``pods``, ``copies``, ``trees``, ``cache``, ``labs``,
-  ``cni``; with ``everything=True`` the whole directory (image store and trusted keys too).
+  ``notebooks``, ``cni``; with ``everything=True`` the whole directory (image store and trusted keys too).
 
 ``prefix`` narrows the kernel objects to a longer prefix (tests use a unique one so they never
 touch another run's namespaces).
@@ -34,7 +36,7 @@ from sandbox._sys import mountinfo
 from sandbox.errors import SandboxError, UsageError
 from sandbox.steps import Steps, record
 
-STATE_PARTS = ("pods", "copies", "trees", "cache", "labs", "cni")
+STATE_PARTS = ("pods", "copies", "trees", "cache", "labs", "notebooks", "cni")
 CNI_STATE = Path("/var/lib/cni")
 _COMMENT = re.compile(r'--comment "name: \\"(?P<net>[^"\\]*)\\" id: \\"[^"\\]*\\""')
 
@@ -54,6 +56,9 @@ def plan(prefix: str = config.NAME_PREFIX, everything: bool = False) -> list[str
     labs = state / "labs"
     if labs.is_dir() and any(labs.iterdir()):
         lines.append(f"lab workspaces: {', '.join(sorted(p.name for p in labs.iterdir()))}")
+    nbs = state / "notebooks"
+    if nbs.is_dir() and any(nbs.iterdir()):
+        lines.append(f"notebook state: {', '.join(sorted(p.name for p in nbs.iterdir()))}")
     for m in mountinfo.below(state):
         lines.append(f"mount {m}")
     for n in netns.list():
@@ -179,6 +184,11 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
                     done += labs.reset(int(d.name))
                 except SandboxError as e:
                     done.append(f"lab {d.name}: {e}")
+    nbs = state / "notebooks"
+    if nbs.is_dir():   # what each notebook recorded (a kernel that died left it)
+        for d in sorted(nbs.iterdir()):
+            done += [f"notebook {d.name}: removed {g}"
+                     for g in netns.Session.recover(d / "netns.json")]
     if state.is_dir():
         try:
             done += [f"closed clean copy {r}" for r in treestore.close_all(steps=steps)]

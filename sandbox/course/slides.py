@@ -88,6 +88,58 @@ def notebook_headings(path: Path) -> list[str]:
     return out
 
 
+def section_text(path: Path, heading: str) -> str:
+    """The text of a notebook section: from the markdown cell holding ``heading`` down to the
+    next heading of the same or a higher level (``##`` stops at ``##`` or ``#``), markdown and
+    code cells alike. Empty if the heading is not there."""
+    nb = json.loads(path.read_text())
+    level = len(heading) - len(heading.lstrip("#"))
+    out: list[str] = []
+    inside = False
+    for c in nb.get("cells", []):
+        src = "".join(c.get("source", ""))
+        lines = src.splitlines()
+        if c.get("cell_type") == "markdown":
+            for i, line in enumerate(lines):
+                if inside and line.startswith("#"):
+                    lvl = len(line) - len(line.lstrip("#"))
+                    if lvl <= level:
+                        out.append("\n".join(lines[:i]))
+                        return "\n".join(out)
+                if not inside and line.strip() == heading:
+                    inside = True
+                    lines = lines[i:]
+                    break
+            if inside:
+                out.append("\n".join(lines))
+                continue
+        elif inside:
+            out.append(src)
+    return "\n".join(out)
+
+
+def term_problems(coverage: dict[str, Any], terms: dict[int, list[str]],
+                  root: Path | None = None) -> list[str]:
+    """One sentence per mapped section that does not mention one of its slide's terms.
+
+    ``terms`` maps a slide number to the words the slide itself uses; ``"a|b"`` accepts either
+    (case-insensitive). Every section the coverage table maps the slide to must mention every
+    term: a section that only names the slide's number does not teach it."""
+    root = root or config.project_root()
+    problems = []
+    for n, words in sorted(terms.items()):
+        entries = coverage.get("slides", {}).get(str(n), {}).get("sections", [])
+        if not entries:
+            problems.append(f"slide {n} has terms but no section")
+        for nb, heading in entries:
+            text = section_text(root / nb, heading).lower()
+            missing = [w for w in words if not any(a.lower() in text for a in w.split("|"))]
+            if missing:
+                problems.append(f"slide {n}: {nb} section {heading!r} never mentions "
+                                + ", ".join(repr(m) for m in missing))
+    return problems
+
+
 def coverage_problems(coverage: dict[str, Any], slides: dict[int, str], sections: list[str],
                       root: Path | None = None) -> list[str]:
     """One sentence per slide or spec section with no teaching section, and per entry that

@@ -487,40 +487,75 @@ def ping(name_or_path: str | os.PathLike[str], address: str, count: int = 1,
 class Session:
     """Namespaces and scratch directories made during one notebook or lab, all removed by
     :meth:`close` (idempotent; also run at interpreter exit, so a notebook that stops half-way
-    still leaves nothing behind). Names are ``sbx-<pid>-<n>``.
+    still leaves nothing behind). Names are ``<prefix>-<pid>-<n>``.
 
         s = Session(); node = s.node(); c1 = s.create(); … ; s.close()
+
+    With ``record=PATH`` the session also writes what it made (each handle with its namespace's
+    inode, each scratch dir) to that JSON file as it goes, so a later process can remove exactly
+    that — and nothing else — when this one died without closing (:meth:`recover`). Scratch
+    directories go under ``scratch`` when given (else the system's temp dir).
     """
 
-    def __init__(self, dir: str | os.PathLike[str] = DEFAULT_DIR) -> None:
+    def __init__(self, dir: str | os.PathLike[str] = DEFAULT_DIR, *, prefix: str = "sbx",
+                 record: str | os.PathLike[str] | None = None,
+                 scratch: str | os.PathLike[str] | None = None) -> None:
         import atexit
         self.dir = dir
+        self.prefix = prefix
+        self.record = Path(record) if record is not None else None
+        self.scratch = Path(scratch) if scratch is not None else None
         self.paths: builtins.list[Path] = []
         self.tmpdirs: builtins.list[Path] = []
+        self._inodes: dict[str, int] = {}
         atexit.register(self.close)
+
+    def _remember(self, p: Path) -> Path:
+        if p.exists() and is_netns(p):
+            self._inodes[str(p)] = ns_inode(p)
+        self._write_record()
+        return p
+
+    def _write_record(self) -> None:
+        if self.record is None:
+            return
+        import json
+        data = {"pid": os.getpid(),
+                "netns": [{"path": str(p), "inode": self._inodes.get(str(p))} for p in self.paths],
+                "tmpdirs": [str(d) for d in self.tmpdirs]}
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.record.with_name(f".{self.record.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.record)
 
     def create(self, name: str | None = None, steps: Steps | None = None) -> Path:
         """A new netns (a name, or a path such as the slide's ``myns``)."""
-        p = path_of(name or unique_name(), self.dir)
+        p = path_of(name or unique_name(self.prefix), self.dir)
         self.paths.append(p)
-        return create(os.fspath(p) if name and "/" in name else p.name, self.dir, steps)
+        self._write_record()   # before it exists: a crash mid-create still leaves a record
+        made = create(os.fspath(p) if name and "/" in name else p.name, self.dir, steps)
+        return self._remember(made)
 
     def node(self, name: str | None = None, steps: Steps | None = None) -> Path:
         """A new node netns (lo up, ip_forward=1)."""
-        p = path_of(name or unique_name(), self.dir)
+        p = path_of(name or unique_name(self.prefix), self.dir)
         self.paths.append(p)
-        return node_create(p.name, self.dir, steps)
+        self._write_record()
+        return self._remember(node_create(p.name, self.dir, steps))
 
     def adopt(self, path: str | os.PathLike[str]) -> Path:
         """Also remove this netns handle at close."""
         p = Path(path)
         self.paths.append(p)
-        return p
+        return self._remember(p)
 
     def tmpdir(self, prefix: str = "sbx-") -> Path:
         import tempfile
-        p = Path(tempfile.mkdtemp(prefix=prefix))
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+        p = Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch))
         self.tmpdirs.append(p)
+        self._write_record()
         return p
 
     def close(self) -> builtins.list[str]:
@@ -532,9 +567,47 @@ class Session:
                 delete(os.fspath(p), self.dir, missing_ok=True)
                 gone.append(str(p))
         self.paths.clear()
+        self._inodes.clear()
         for d in self.tmpdirs:
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
                 gone.append(str(d))
         self.tmpdirs.clear()
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+        return gone
+
+    @staticmethod
+    def recover(record: str | os.PathLike[str]) -> builtins.list[str]:
+        """Remove what a session that died without closing wrote to its ``record``: each netns
+        handle that still holds the *same* namespace (same inode; a handle made in its place by
+        someone else is left alone), handles that never got a namespace, and its scratch dirs.
+        Returns what was removed; the record goes too."""
+        import json
+        import shutil
+        rec = Path(record)
+        try:
+            data = json.loads(rec.read_text())
+        except (OSError, ValueError):
+            rec.unlink(missing_ok=True)
+            return []
+        gone = []
+        for entry in reversed(data.get("netns", [])):
+            p = Path(entry.get("path", ""))
+            if not p.is_absolute() or not p.exists():
+                continue
+            if is_netns(p):
+                if entry.get("inode") is None or ns_inode(p) != entry["inode"]:
+                    continue          # not (provably) the namespace that session made
+                delete(os.fspath(p), p.parent, missing_ok=True)
+            elif p.is_file() and p.stat().st_size == 0:
+                p.unlink()            # a handle whose bind never happened
+            else:
+                continue
+            gone.append(str(p))
+        for d in data.get("tmpdirs", []):
+            if Path(d).is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d)
+        rec.unlink(missing_ok=True)
         return gone

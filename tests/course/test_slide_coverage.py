@@ -6,6 +6,7 @@ The seed lives in ``../shared/seed/`` beside the repository (CI checks it out ne
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,45 @@ def test_markdown_table_is_up_to_date(seed: Path, coverage: dict) -> None:
     assert md == course.coverage_markdown(coverage, course.seed_slides(seed)), (
         "docs/slide-coverage.md is stale: regenerate it with "
         "sandbox.course.slides.coverage_markdown(load_coverage())")
+
+
+# The words each slide itself uses ("a|b" accepts either, case-insensitive). Every section the
+# coverage table maps a slide to must mention all of its slide's terms: a heading that names the
+# slide, or its number, is not teaching it. Extend this table when you map a slide.
+SLIDE_TERMS: dict[int, list[str]] = {
+    # networking (slides 40-59)
+    40: ["network namespace"],
+    47: ["10-mynet.conf", "host-local"],
+    51: ["CoreOS", "Kubernetes", "Weaveworks"],
+    54: ["cluster", "local"],
+    55: ["overlay", "remote"],
+    56: ["remote", "long-running|long running"],
+    57: ["Docker", "Tencent"],
+    58: ["CNI", "CNM"],
+    59: ["Kubernetes", "Linux network stack"],
+}
+
+
+def test_each_mapped_section_mentions_its_slides_terms(coverage: dict) -> None:
+    problems = course.term_problems(coverage, SLIDE_TERMS, ROOT)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_section_that_only_names_the_slide_fails(tmp_path: Path) -> None:
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "# T\n\n## Slide 43\nSee slide 43.", "metadata": {}},
+        {"cell_type": "code", "source": "print('bridge')", "metadata": {}, "outputs": [],
+         "execution_count": None},
+        {"cell_type": "markdown", "source": "## Next\nmacvlan and ipvlan", "metadata": {}},
+        {"cell_type": "markdown", "source": "## Taught\nmacvlan, ipvlan", "metadata": {}},
+        {"cell_type": "code", "source": "bridge()", "metadata": {}, "outputs": [],
+         "execution_count": None}]}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    terms = {43: ["macvlan", "ipvlan|IPVLAN", "bridge"]}
+    weak = {"slides": {"43": {"sections": [["nb.ipynb", "## Slide 43"]]}}}
+    problems = course.term_problems(weak, terms, tmp_path)
+    # the code cell's "bridge" counts, the next section's "macvlan" does not
+    assert problems == ["slide 43: nb.ipynb section '## Slide 43' never mentions 'macvlan', "
+                        "'ipvlan|IPVLAN'"]
+    good = {"slides": {"43": {"sections": [["nb.ipynb", "## Taught"]]}}}
+    assert course.term_problems(good, terms, tmp_path) == []
