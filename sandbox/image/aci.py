@@ -597,6 +597,74 @@ def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk(root, r)
 
 
+def _add_entry(tar: tarfile.TarFile, root: str, rel: str, st: os.stat_result, owner_root: bool,
+               inodes: dict[tuple[int, int], str]) -> str | None:
+    """Archive one rootfs path as its own kind of tar entry (a second link to a regular file
+    becomes a hard link entry); returns the kind, or None for a socket (tar cannot hold one)."""
+    full = os.path.join(root, rel)
+    name = "rootfs/" + rel
+    ti = _tarinfo(name, full, st, owner_root)
+    mode = st.st_mode
+    key = (st.st_dev, st.st_ino)
+    if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in inodes:
+        ti.type, ti.linkname = tarfile.LNKTYPE, inodes[key]
+        tar.addfile(ti)
+        return "hardlink"
+    if stat.S_ISREG(mode):
+        ti.size = st.st_size
+        with open(full, "rb") as f:
+            tar.addfile(ti, f)
+        if st.st_nlink > 1:
+            inodes[key] = name
+        return "file"
+    if stat.S_ISDIR(mode):
+        ti.type = tarfile.DIRTYPE
+        kind = "dir"
+    elif stat.S_ISLNK(mode):
+        ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(full)
+        kind = "symlink"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        kind = "device"
+    elif stat.S_ISFIFO(mode):
+        ti.type = tarfile.FIFOTYPE
+        kind = "fifo"
+    else:
+        return None
+    tar.addfile(ti)
+    return kind
+
+
+def _write_archive(tar: tarfile.TarFile, layout: Path, owner_root: bool,
+                   steps: Steps | None) -> int:
+    """``manifest``, ``rootfs/`` and everything below it, in _walk's order; returns the count."""
+    mf = layout / "manifest"
+    st = os.lstat(mf)
+    ti = _tarinfo("manifest", str(mf), st, owner_root)
+    ti.size = st.st_size
+    with open(mf, "rb") as f:
+        tar.addfile(ti, f)
+    record(steps, "write", "manifest", size=st.st_size)
+    root = str(layout / "rootfs")
+    ti = _tarinfo("rootfs", root, os.lstat(root), owner_root)
+    ti.type = tarfile.DIRTYPE
+    tar.addfile(ti)
+    record(steps, "write", "rootfs/", type="dir")
+    entries = 2
+    inodes: dict[tuple[int, int], str] = {}
+    for rel, st in _walk(root):
+        kind = _add_entry(tar, root, rel, st, owner_root, inodes)
+        if kind is None:
+            record(steps, "skip", "rootfs/" + rel, reason="sockets cannot be stored in a tar")
+            continue
+        entries += 1
+        if steps is not None:
+            steps.add("write", "rootfs/" + rel + ("/" if kind == "dir" else ""), type=kind,
+                      **({"size": st.st_size} if kind == "file" else {}))
+    return entries
+
+
 def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
           compression: str = "gzip", owner_root: bool = False, overwrite: bool = False,
           steps: Steps | None = None) -> str:
@@ -620,7 +688,6 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
     if not out.parent.is_dir():
         raise SandboxError(f"the directory {out.parent} does not exist; create it first.")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    entries = 0
     comp: IO[bytes] | None = None
     try:
         with open(tmp, "wb") as raw:
@@ -628,62 +695,7 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
             hw = _HashingWriter(comp)
             with tarfile.open(fileobj=hw, mode="w", format=tarfile.PAX_FORMAT,
                               copybufsize=1 << 20) as tar:
-                mf = layout / "manifest"
-                st = os.lstat(mf)
-                ti = _tarinfo("manifest", str(mf), st, owner_root)
-                ti.size = st.st_size
-                with open(mf, "rb") as f:
-                    tar.addfile(ti, f)
-                record(steps, "write", "manifest", size=st.st_size)
-                root = str(layout / "rootfs")
-                st = os.lstat(root)
-                ti = _tarinfo("rootfs", root, st, owner_root)
-                ti.type = tarfile.DIRTYPE
-                tar.addfile(ti)
-                record(steps, "write", "rootfs/", type="dir")
-                entries = 2
-                inodes: dict[tuple[int, int], str] = {}
-                for rel, st in _walk(root):
-                    full = os.path.join(root, rel)
-                    name = "rootfs/" + rel
-                    ti = _tarinfo(name, full, st, owner_root)
-                    mode = st.st_mode
-                    key = (st.st_dev, st.st_ino)
-                    if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in inodes:
-                        ti.type, ti.linkname = tarfile.LNKTYPE, inodes[key]
-                        tar.addfile(ti)
-                        kind = "hardlink"
-                    elif stat.S_ISREG(mode):
-                        ti.size = st.st_size
-                        with open(full, "rb") as f:
-                            tar.addfile(ti, f)
-                        if st.st_nlink > 1:
-                            inodes[key] = name
-                        kind = "file"
-                    elif stat.S_ISDIR(mode):
-                        ti.type = tarfile.DIRTYPE
-                        tar.addfile(ti)
-                        kind = "dir"
-                    elif stat.S_ISLNK(mode):
-                        ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(full)
-                        tar.addfile(ti)
-                        kind = "symlink"
-                    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                        tar.addfile(ti)
-                        kind = "device"
-                    elif stat.S_ISFIFO(mode):
-                        ti.type = tarfile.FIFOTYPE
-                        tar.addfile(ti)
-                        kind = "fifo"
-                    else:  # sockets cannot be archived
-                        record(steps, "skip", name, reason="sockets cannot be stored in a tar")
-                        continue
-                    entries += 1
-                    if steps is not None:
-                        steps.add("write", name + ("/" if kind == "dir" else ""), type=kind,
-                                  **({"size": ti.size} if kind == "file" else {}))
+                entries = _write_archive(tar, layout, owner_root, steps)
             if comp is not raw:
                 comp.close()
             raw.flush()
@@ -695,7 +707,7 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
             os.unlink(tmp)
         if isinstance(e, OSError) and not isinstance(e, SandboxError):
             raise SandboxError(f"building {out} from {layout} failed: {e.strerror or e}"
-                               + (f" ({e.filename})" if e.filename else "") + ".") from None
+                               + (f" ({e.filename})" if e.filename else "") + ".") from e
         raise
     iid = HASH_PREFIX + hw.sha.hexdigest()
     record(steps, "hash", str(out), algorithm="sha512", bytes_hashed=hw.count, image_id=iid)
