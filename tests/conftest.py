@@ -34,8 +34,20 @@ def _machine_state() -> dict[str, set[str]]:
 
 
 _made_state_dir: list[str] = []
+_made_basetemp: list[str] = []
 _VAR_LIB_CNI = Path("/var/lib/cni")
 _var_lib_cni_existed = _VAR_LIB_CNI.exists()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Every session its own temp root. pytest's numbered dirs under /tmp/pytest-of-USER are
+    shared by all sessions, and with tmp_path_retention_policy "none" a session that starts or
+    ends deletes the others' (no lock is taken when nothing is kept): two test runs on one
+    machine would pull the files out from under each other."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="sbx-pytest-")
+        _made_basetemp.append(config.option.basetemp)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -80,7 +92,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         left = sorted(names - _baseline.get(kind, set()))
         if left:
             problems.append(f"{kind} left behind by the tests: {' '.join(left)}")
-    for d in _made_state_dir:
+    for d in _made_state_dir + _made_basetemp:
         shutil.rmtree(d, ignore_errors=True)
     # The CNI runtime mounts a private /var/lib/cni for plugins; drop the empty mount point
     # if this session created it.
