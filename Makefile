@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 8888
 
-.PHONY: install lab test bench clean-state
+.PHONY: install lab test bench clean-state labs
 
 install:
 	bash provision/bootstrap.sh
@@ -16,6 +16,10 @@ lab: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Rewrite every lab's student notebook from its module (sandbox/course/labs/labN.py).
+labs: install
+	$(PY) labs/make_labs.py
 
 bench: install
 	$(PY) bench/run.py $(BENCH)

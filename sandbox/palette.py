@@ -15,3 +15,8 @@ def color_for(key: str, order: list[str] | None = None) -> str:
     if order is not None and key in order:
         return PALETTE[order.index(key) % len(PALETTE)]
     return PALETTE[int(hashlib.sha1(key.encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+# What a verdict looks like everywhere (lab reports, doctor, quizzes, progress).
+STATUS = {"ok": "#009E73", "bad": "#D55E00", "info": "#0072B2", "muted": "#999999",
+          "warn": "#E69F00"}

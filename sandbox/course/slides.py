@@ -188,9 +188,6 @@ def coverage_markdown(coverage: dict[str, Any], slides: dict[int, str] | None = 
     return "\n".join(lines) + "\n"
 
 
-LAB_AFTER = {1: "01", 2: "03", 3: "02", 4: "05", 5: "06", 6: "07"}
-
-
 def chapters(root: Path | None = None) -> list[tuple[str, str, Path]]:
     """(number, title, path) of every notebook in notebooks/, in order."""
     root = root or config.project_root()

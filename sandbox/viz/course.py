@@ -16,7 +16,6 @@ import graphviz
 from sandbox import config
 from sandbox.course.cnm_demo import CNI_COMMANDS, CNM_REMOTE_ENDPOINTS, CniCnmDemo
 from sandbox.course.slides import (
-    LAB_AFTER,
     CourseError,
     chapters,
     coverage_path,
@@ -51,7 +50,7 @@ def course_map(root: Path | None = None) -> graphviz.Digraph:
         prev = f"nb{num}"
     have = set(order)
     for lab in labs_mod.discover(root / "labs"):
-        after = LAB_AFTER.get(lab.number)
+        after = lab.follows
         if after not in have:
             after = order[-1] if order else None
         g.node(f"lab{lab.number}", f"lab {lab.number}\\n{lab.title.split('·', 1)[-1].strip()}",
@@ -134,6 +133,35 @@ def labs_table() -> HTMLText:
                     f"sandbox lab check {l.number}"] for l in labs.discover()])
 
 
+
+
+def lab_reset_button(number: int) -> Any:
+    """The labs' clean-up cell: a button that removes what lab ``number`` made (like ``sandbox lab
+    reset N``). Showing it does nothing, so "Run All" leaves the finished lab for the check."""
+    import ipywidgets as w
+    from sandbox.course import labs
+    from sandbox.errors import SandboxError
+    button = w.Button(description=f"Remove what lab {number} made", icon="trash",
+                      button_style="warning", layout=w.Layout(width="auto"))
+    out = w.HTML()
+
+    def click(_: Any = None) -> None:
+        button.disabled = True
+        try:
+            done = labs.reset(number)
+        except SandboxError as e:
+            out.value = f"<span class='sbx-reset-error'>{html.escape(str(e))}</span>"
+        else:
+            lines = done or [f"lab {number}: nothing to remove"]
+            out.value = "<br>".join(html.escape(l) for l in lines)
+        finally:
+            button.disabled = False
+
+    button.on_click(click)
+    box = w.VBox([button, out])
+    box.add_class("sbx-lab-reset")
+    box.button, box.output = button, out   # for tests and the learner-journey player
+    return box
 
 
 def reset_preview() -> HTMLText:

@@ -12,14 +12,18 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_notebook(path: Path, state: Path, *, skip_tag: str | None = None,
-                 timeout: int = 180) -> tuple[nbformat.NotebookNode, CellExecutionError | None]:
+def run_notebook(path: Path, state: Path, *, skip_tag: str | None = None, timeout: int = 180,
+                 extra: list[str] | None = None,
+                 ) -> tuple[nbformat.NotebookNode, CellExecutionError | None]:
     """Execute ``path`` top to bottom with SANDBOX_DIR=state; return (notebook, error or None).
 
-    The kernel inherits SANDBOX_DIR from this process's environment."""
+    ``extra``: code cells appended after the last one (e.g. press the clean-up button: its
+    widget is ``_``). The kernel inherits SANDBOX_DIR from this process's environment."""
     old = os.environ.get("SANDBOX_DIR")
     os.environ["SANDBOX_DIR"] = str(state)
     nb = nbformat.read(path, as_version=4)
+    for src in extra or []:
+        nb.cells.append(nbformat.v4.new_code_cell(src))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             skip_cells_with_tag=skip_tag or "skip-execution")
@@ -33,6 +37,17 @@ def run_notebook(path: Path, state: Path, *, skip_tag: str | None = None,
             os.environ.pop("SANDBOX_DIR", None)
         else:
             os.environ["SANDBOX_DIR"] = old
+
+
+def cell_text(cell: nbformat.NotebookNode) -> str:
+    """Everything a cell showed, as text (streams, text/plain results, errors)."""
+    parts = []
+    for o in cell.get("outputs", []):
+        parts.append(o.get("text", ""))
+        parts.append(str(o.get("data", {}).get("text/plain", "")))
+        if o.get("output_type") == "error":
+            parts.append(f"{o.get('ename')}: {o.get('evalue')}")
+    return "".join(parts)
 
 
 def failing_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:

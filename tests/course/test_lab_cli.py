@@ -1,20 +1,20 @@
-"""`sandbox lab list|check|reset` from a shell, on the state a lab left behind.
+"""`sandbox lab list|check|reset|solution` from a shell, on the state a lab left behind.
 
-Each lab's solution runs with its cleanup cells skipped; then, from the CLI: the checks pass
-(exit 0); the state is damaged the way a learner might, and the check fails with the hint that
-live state calls for (exit 1); `sandbox lab reset N` removes everything the lab made.
+Each lab's solution runs top to bottom (its clean-up button is shown, not pressed); then, from
+the CLI: the checks pass (exit 0) and `sandbox lab list` shows them passed; the lab module's
+`mistake` damages the state the way a learner might, and the check fails with the hint that live
+state calls for (exit 1); `sandbox lab reset N` removes everything the lab made.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
-from typing import Callable
 
+import nbformat
 import pytest
 
 from sandbox.course import labs
-from sandbox.course.labs import lab1, lab4, lab5, lab6
+from sandbox.course.labs import lab6
 from sandbox.net import netns
 
 from .conftest import ROOT, run_notebook
@@ -26,47 +26,28 @@ def _ws(n: int) -> labs.Workspace:
     return labs.Workspace(n, create=False)
 
 
-def _damage_1(ws: labs.Workspace) -> str:
-    ws.answer("image_id", lab1.compressed_sha512(ws.path / "hello.aci"))
-    return "you hashed the file as it is on disk"
-
-
-def _damage_2(ws: labs.Workspace) -> str:
-    (ws.path / "tampered.aci").write_bytes((ws.path / "hello.aci").read_bytes())
-    return "tampered.aci is byte-for-byte hello.aci"
-
-
-def _damage_3(ws: labs.Workspace) -> str:
-    ws.answer("prediction", ["/app/run", "/bin/tool", "/etc/app.conf", "/lib/libc.so", "/etc/motd"])
-    return "example.com/lab3-base filtered out by the whitelist of example.com/lab3-app"
-
-
-def _damage_4(ws: labs.Workspace) -> str:
-    n = lab4.lab4_names(ws)
-    subprocess.run(["ip", "-n", n["B"], "link", "set", n["VB"], "down"], check=True)
-    return f"the veth {n['VB']} exists but is DOWN inside the netns {n['B']}"
-
-
-def _damage_5(ws: labs.Workspace) -> str:
-    netns.delete(lab5.lab5_names(ws)["node"])
-    return "run `sandbox lab reset 5`"
-
-
-def _damage_6(ws: labs.Workspace) -> str:
-    from sandbox.pod import stage0 as pod
-    pod.stop(ws.answers()["pod"], timeout=5)
-    return "its apps cannot be inspected any more; run `sandbox lab reset 6`"
-
-
-DAMAGE: dict[int, Callable[[labs.Workspace], str]] = {
-    1: _damage_1, 2: _damage_2, 3: _damage_3, 4: _damage_4, 5: _damage_5, 6: _damage_6}
-
-
-def test_lab_list(run_cli) -> None:
+def test_lab_list(run_cli, sandbox_dir: Path) -> None:
     rc, out, _ = run_cli("lab", "list")
     assert rc == 0
     for lab in LABS:
         assert str(lab.student.relative_to(ROOT)) in out
+        assert f"not started (0/{len(lab.checks)})" in out
+    labs.workspace(1)
+    run_cli("lab", "check", "1")
+    rc, out, _ = run_cli("lab", "list")
+    assert "0/3 checks, today" in out.splitlines()[0], out
+
+
+def test_solution_is_written_on_request_and_says_so(run_cli, tmp_path: Path) -> None:
+    rc, out, _ = run_cli("lab", "solution", "2", "--out", tmp_path)
+    dest = tmp_path / "02-sign-and-trust.solution.ipynb"
+    assert rc == 0 and f"reference solution of lab 2: {dest}" in out
+    nb = nbformat.read(dest, as_version=4)
+    assert any("solution" in c.metadata.get("tags", []) for c in nb.cells)
+    rc, out, _ = run_cli("lab", "solution", "all", "--out", tmp_path)
+    assert rc == 0 and len(list(tmp_path.glob("*.solution.ipynb"))) == len(LABS)
+    rc, _, err = run_cli("lab", "solution", "2", "--out", "/proc/sbx-nope")
+    assert rc == 1 and "choose a writable directory" in err and "Traceback" not in err
 
 
 def test_unknown_lab_is_a_clear_error(run_cli) -> None:
@@ -77,20 +58,25 @@ def test_unknown_lab_is_a_clear_error(run_cli) -> None:
 def test_check_before_starting_says_what_to_do(run_cli, lab_state: Path) -> None:
     rc, out, _ = run_cli("lab", "check", "4")
     assert rc == 1 and "run the lab's first cells" in out
+    assert "0 of 7 checks pass (7 not checked yet)" in out
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=[l.path.name for l in LABS])
-def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path, run_cli) -> None:
-    nb, err = run_notebook(lab.solution, lab_state, skip_tag="cleanup")
+def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path, run_cli,
+                                                  tmp_path: Path) -> None:
+    nb, err = run_notebook(labs.write_solution(lab.number, tmp_path), lab_state)
     assert err is None, str(err)
     ws = _ws(lab.number)
     names = ws.names()
     rc, out, _ = run_cli("lab", "check", str(lab.number))
     assert rc == 0 and "all checks pass" in out, out
+    rc, listing, _ = run_cli("lab", "list")
+    n = len(lab.checks)
+    assert f"{n}/{n} checks, today" in listing and "passed" in listing, listing
 
-    expected = DAMAGE[lab.number](ws)
+    expected = lab.module().mistake(ws)
     rc, out, _ = run_cli("lab", "check", str(lab.number))
     assert rc == 1 and expected in out, out
 

@@ -1,32 +1,26 @@
-"""Every lab: the solution build runs headless and its checks pass (and the lab leaves nothing
-behind); the student build (TODO cells untouched) fails *at a check cell* with a hint.
+"""Every lab: one module holds its notebook, checks and reset; the student notebook in git is
+what the module builds (a test fails when it is stale); the reference solution is nowhere in the
+tree and runs headless with every check passing; the untouched student notebook runs to its end
+(the check cell reports, it does not raise) and its report lists every check, with the hint the
+lab's module promises.
 
-Labs are found by globbing; the suite fails when it finds none (teaching.md: a material-test
-runner must fail when it collects zero items).
+Labs are found from the modules; the suite fails when it finds none (teaching.md: a
+material-test runner must fail when it collects zero items).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from sandbox.course import labs
+from sandbox.course import labs, progress
 
-from .conftest import ROOT, failing_cell, run_notebook
+from .conftest import ROOT, cell_text, run_notebook
 
 LABS = labs.discover(ROOT / "labs")
-
-# What the untouched student notebook must be told (the first failing check's hint).
-STUDENT_HINTS = {
-    1: "the manifest is not valid yet",
-    2: "no hello.aci.asc yet",
-    3: "write the set of files you expect",
-    4: "touch` it, then bind a new netns on it",
-    5: "ADD is not written yet (TODO)",
-    6: "run the pod: p = pod.run(store, lab6.LAB6_APPS, detach=True)",
-}
 
 
 def _machine() -> tuple[set[str], set[str]]:
@@ -35,14 +29,29 @@ def _machine() -> tuple[set[str], set[str]]:
 
 
 def test_labs_were_collected() -> None:
-    assert len(LABS) >= 6, f"expected at least six labs under labs/, found {len(LABS)}"
-    assert {lab.number for lab in LABS} == set(STUDENT_HINTS)
+    assert len(LABS) >= 6, f"expected at least six lab modules, found {len(LABS)}"
+    folders = sorted(p.name for p in (ROOT / "labs").glob("[0-9][0-9]-*") if p.is_dir())
+    assert folders == [lab.folder for lab in LABS], "every labs/NN-slug folder has a lab module"
 
 
-@pytest.mark.parametrize("lab", LABS, ids=[l.path.name for l in LABS])
+@pytest.mark.parametrize("lab", LABS, ids=[l.folder for l in LABS])
+def test_student_notebook_in_git_is_not_stale(lab: labs.Lab) -> None:
+    built = nbformat.writes(labs.student_notebook(lab.number)) + "\n"
+    assert lab.student.read_text() == built, (
+        f"{lab.student.relative_to(ROOT)} is stale: run `.venv/bin/python labs/make_labs.py`")
+
+
+def test_no_solution_beside_the_student_notebooks() -> None:
+    tracked = [p for p in (ROOT / "labs").rglob("*.ipynb") if p.name != "lab.ipynb"]
+    ignored = {p for p in tracked if p.name == "solution.ipynb"}   # written on request
+    assert set(tracked) == ignored, f"unexpected notebooks under labs/: {sorted(set(tracked) - ignored)}"
+    assert not any((ROOT / "labs").glob("*/solution/"))
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[l.folder for l in LABS])
 def test_student_and_solution_differ_only_in_todo_cells(lab: labs.Lab) -> None:
-    student = nbformat.read(lab.student, as_version=4)
-    solution = nbformat.read(lab.solution, as_version=4)
+    student = labs.student_notebook(lab.number)
+    solution = labs.solution_notebook(lab.number)
     assert len(student.cells) == len(solution.cells)
     todo = 0
     for s, r in zip(student.cells, solution.cells):
@@ -56,21 +65,52 @@ def test_student_and_solution_differ_only_in_todo_cells(lab: labs.Lab) -> None:
             assert not s.outputs and not r.outputs, "labs are stored without outputs"
     assert todo >= 1
     tags = [t for c in student.cells for t in c.metadata.get("tags", [])]
-    assert "check" in tags and tags[-1] == "cleanup", "a check cell, and cleanup last"
+    assert "check" in tags and tags[-1] == "cleanup", "a check cell, and the clean-up offer last"
+    assert "labs.reset(" not in "".join(c.source for c in student.cells), (
+        "no cell resets the lab when the notebook is run top to bottom")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[l.folder for l in LABS])
+def test_module_declares_what_the_framework_needs(lab: labs.Lab) -> None:
+    mod = lab.module()
+    assert mod.CHECKS and len(set(mod.CHECKS)) == len(mod.CHECKS)
+    assert mod.STUDENT_HINT and callable(mod.checks) and callable(mod.mistake)
+    assert any((ROOT / "notebooks").glob(f"{lab.follows}-*.ipynb")), lab.follows
+
+
+def test_report_lists_every_check_when_a_gate_stops_the_run(sandbox_dir: Path) -> None:
+    """Lab 1's first gate fails: the other two checks are reported as not checked yet."""
+    ws = labs.workspace(1)
+    (ws.path / "hello").mkdir()
+    (ws.path / "hello" / "manifest").write_text("{}")
+    report = labs.run_checks(1)
+    assert [r.name for r in report.results] == labs.get(1).checks
+    assert [r.kind for r in report.results] == ["check", "pending", "pending"]
+    assert report.headline() == "lab 1: 0 of 3 checks pass (1 fails, 2 not checked yet)"
+    assert "not checked yet" in str(report) and not report.ok
+    assert progress.lab(1)["passed"] == 0 and progress.lab(1)["total"] == 3
+
+
+def test_check_cell_reports_and_does_not_raise(sandbox_dir: Path) -> None:
+    report = labs.check(3)           # no workspace at all
+    assert not report.ok and report.total == len(labs.get(3).checks)
+    assert "run the lab's first cells" in str(report)
+    html = report._repr_html_()
+    assert "sandbox-lab-fail" in html and html.count("<tr>") == report.total
 
 
 @pytest.mark.root
 @pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS, ids=[l.path.name for l in LABS])
-def test_solution_passes_its_checks(lab: labs.Lab, lab_state: Path) -> None:
+@pytest.mark.parametrize("lab", LABS, ids=[l.folder for l in LABS])
+def test_solution_passes_its_checks(lab: labs.Lab, lab_state: Path, tmp_path: Path) -> None:
     before = _machine()
-    nb, err = run_notebook(lab.solution, lab_state)
-    assert err is None, f"{lab.path.name} solution failed:\n{err}"
-    checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
-    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-                   for c in checks for o in c.outputs)
-    assert "all checks pass" in text
-    # the cleanup cells removed everything the lab made
+    path = labs.write_solution(lab.number, tmp_path)
+    nb, err = run_notebook(path, lab_state, extra=["_.button.click()", "print(_.output.value)"])
+    assert err is None, f"{lab.folder} solution failed:\n{err}"
+    check = next(c for c in nb.cells if "check" in c.metadata.get("tags", []))
+    assert f"all checks pass ({len(lab.checks)} of {len(lab.checks)})" in cell_text(check)
+    # the clean-up button (pressed by the extra cells) removed everything the lab made
+    assert f"removed {lab_state / 'labs' / f'{lab.number:02d}'}" in cell_text(nb.cells[-1])
     assert not (lab_state / "labs" / f"{lab.number:02d}").exists()
     after = _machine()
     assert {n for n in after[0] - before[0] if n.startswith(f"sbx-l{lab.number}-")} == set()
@@ -79,13 +119,18 @@ def test_solution_passes_its_checks(lab: labs.Lab, lab_state: Path) -> None:
 
 @pytest.mark.root
 @pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS, ids=[l.path.name for l in LABS])
-def test_student_build_fails_at_a_check_with_a_hint(lab: labs.Lab, lab_state: Path) -> None:
+@pytest.mark.parametrize("lab", LABS, ids=[l.folder for l in LABS])
+def test_student_build_runs_to_the_end_and_reports_every_check(lab: labs.Lab,
+                                                               lab_state: Path) -> None:
     nb, err = run_notebook(lab.student, lab_state)
-    assert err is not None, f"{lab.path.name}: the untouched student notebook passed its checks"
-    cell = failing_cell(nb)
-    assert cell is not None and "check" in cell.metadata.get("tags", []), (
-        f"{lab.path.name}: the student build failed before its check cell:\n{err}")
-    error = next(o for o in cell.outputs if o.get("output_type") == "error")
-    assert error["ename"] == "CheckFailed"
-    assert "hint:" in error["evalue"] and STUDENT_HINTS[lab.number] in error["evalue"], error["evalue"]
+    assert err is None, f"{lab.folder}: the untouched student notebook raised:\n{err}"
+    check = next(c for c in nb.cells if "check" in c.metadata.get("tags", []))
+    text = cell_text(check)
+    assert f"of {len(lab.checks)} checks pass" in text and "all checks pass" not in text, text
+    assert "hint:" in text and lab.module().STUDENT_HINT in text, text
+    for name in lab.checks[1:]:
+        # every declared check has a line (a branch may word it more precisely)
+        assert name.split()[0] in text
+    rec = json.loads((lab_state / "progress.json").read_text())["labs"][str(lab.number)]
+    assert rec["total"] == len(lab.checks) and rec["passed"] < rec["total"]
+    labs.reset(lab.number)

@@ -1,9 +1,12 @@
-"""Workshop labs: discovery, a workspace per lab, checks with hints, and reset.
+"""Workshop labs: one module per lab, a workspace per lab, checks with hints, and reset.
 
-A lab is a folder ``labs/NN-slug/`` holding ``lab.ipynb`` (the student notebook: cells tagged
-``todo`` hold the exercise) and ``solution/lab.ipynb`` (the same notebook with those cells
-filled in and tagged ``solution``). Cells tagged ``check`` call :func:`check`; the last cells,
-tagged ``cleanup``, call :func:`reset`.
+Each lab is one module, ``sandbox/course/labs/labN.py``, that keeps together everything about
+it: its metadata (``NUMBER``, ``SLUG``, ``TITLE``, ``INTRO``, ``FOLLOWS``), its notebook as
+``CELLS`` (see :mod:`~sandbox.course.labs.authoring`: the student notebook and the reference
+solution are both built from them), ``CHECKS`` (the names of its checks, in order), the helpers
+its cells call, ``checks(ws)`` and, when it makes kernel objects or pods, ``reset(ws)``. A new
+lab is a new module; ``labs/make_labs.py`` writes its student notebook to
+``labs/NN-slug/lab.ipynb``.
 
 Checks follow the iximiuz labs split (../shared/reference/teaching.md §3.3):
 
@@ -13,22 +16,31 @@ Checks follow the iximiuz labs split (../shared/reference/teaching.md §3.3):
 * a *failcheck* detects a state the lab cannot recover from and says what to run
   (``sandbox lab reset N``).
 
+``checks(ws)`` yields one *check* per entry of ``CHECKS``, in that order (a branch may name its
+check more precisely). A :func:`gate` that fails stops the run; the report still lists every
+check, those not reached as "not checked yet", so a learner sees how much is left.
+
 Everything a lab makes is recorded in its workspace ``$SANDBOX_DIR/labs/NN/`` (files, the
 answers the learner gives with :meth:`Workspace.answer`, the kernel names it was handed with
 :meth:`Workspace.name`), so ``sandbox lab check N`` in a shell reads the same state the notebook
 left, and ``sandbox lab reset N`` removes it all. Every kernel name carries the kit's ``sbx``
-prefix.
+prefix. Each run of the checks is recorded in the progress file
+(:mod:`sandbox.course.progress`).
 """
 from __future__ import annotations
 
 import html
+import importlib
 import json
+import pkgutil
+import re
 import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from types import ModuleType
+from typing import Any
 
 from sandbox import config
 from sandbox._sys import mountinfo
@@ -39,16 +51,22 @@ class LabError(SandboxError):
     """A lab cannot be found or used."""
 
 
-class CheckFailed(SandboxError):
-    """A lab's checks did not pass; the message lists the hints."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a traceback: the report above already said what failed
-        return [f"\x1b[31mCheckFailed\x1b[0m: {self}"]
-
-
 def labs_dir() -> Path:
+    """``labs/`` of the checkout: the student notebooks."""
     return config.project_root() / "labs"
+
+
+_MODULE = re.compile(r"lab(\d+)$")
+
+
+def _modules() -> dict[int, str]:
+    """Lab number -> module name, from the modules ``labN`` of this package."""
+    out = {}
+    for info in pkgutil.iter_modules(__path__):
+        m = _MODULE.match(info.name)
+        if m:
+            out[int(m.group(1))] = f"{__name__}.{info.name}"
+    return out
 
 
 @dataclass(frozen=True)
@@ -56,48 +74,47 @@ class Lab:
     number: int
     slug: str
     title: str
-    path: Path
+    path: Path            # labs/NN-slug: the folder of the student notebook
+    module_name: str
+    follows: str          # the notebook ("05") this lab comes after
 
     @property
     def student(self) -> Path:
         return self.path / "lab.ipynb"
 
     @property
-    def solution(self) -> Path:
-        return self.path / "solution" / "lab.ipynb"
+    def folder(self) -> str:
+        return f"{self.number:02d}-{self.slug}"
 
+    def module(self) -> ModuleType:
+        return importlib.import_module(self.module_name)
 
-def _title(nb_path: Path) -> str:
-    try:
-        nb = json.loads(nb_path.read_text())
-    except (OSError, ValueError):
-        return nb_path.parent.name
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "markdown":
-            src = "".join(cell.get("source", ""))
-            for line in src.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return nb_path.parent.name
+    @property
+    def checks(self) -> list[str]:
+        return list(self.module().CHECKS)
 
 
 def discover(root: Path | None = None) -> list[Lab]:
-    """Every ``labs/NN-slug/`` with a ``lab.ipynb``, in number order."""
+    """Every lab module, in number order (``root``: where the student notebooks live)."""
     root = root or labs_dir()
     out = []
-    for d in sorted(root.glob("[0-9][0-9]-*")):
-        if (d / "lab.ipynb").is_file():
-            n, slug = d.name.split("-", 1)
-            out.append(Lab(int(n), slug, _title(d / "lab.ipynb"), d))
+    for n, name in sorted(_modules().items()):
+        mod = importlib.import_module(name)
+        if getattr(mod, "NUMBER", None) != n:
+            raise LabError(f"{name} declares NUMBER = {getattr(mod, 'NUMBER', None)!r}: set it "
+                           f"to {n} (a lab's number is the one in its module's name).")
+        out.append(Lab(n, mod.SLUG, mod.TITLE, root / f"{n:02d}-{mod.SLUG}", name,
+                       str(mod.FOLLOWS)))
     return out
 
 
 def get(number: int | str) -> Lab:
     """The lab numbered ``number`` (``4``, ``"04"`` or its folder name)."""
-    for lab in discover():
-        if str(number) in (str(lab.number), f"{lab.number:02d}", lab.path.name):
+    found = discover()
+    for lab in found:
+        if str(number) in (str(lab.number), f"{lab.number:02d}", lab.folder):
             return lab
-    known = ", ".join(str(l.number) for l in discover()) or "none"
+    known = ", ".join(str(l.number) for l in found) or "none"
     raise LabError(f"There is no lab {number}; the labs are: {known} (see `sandbox lab list`).")
 
 
@@ -169,21 +186,31 @@ class Result:
     name: str
     ok: bool
     hint: str = ""
-    kind: str = "check"        # check | advice | failcheck
+    kind: str = "check"        # check | advice | failcheck | pending (not reached)
+    stop: bool = False         # a gate: the checks after it are not run when it fails
 
     def line(self) -> str:
-        mark = {"check": "✓" if self.ok else "✗", "advice": "i",
+        mark = {"check": "✓" if self.ok else "✗", "advice": "i", "pending": "·",
                 "failcheck": "!" if not self.ok else "✓"}[self.kind]
         text = f"{mark} {self.name}"
         if self.hint and (not self.ok or self.kind == "advice"):
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    {'hint: ' if self.kind != 'pending' else ''}{self.hint}"
         return text
+
+
+def gate(msg: str, ok: bool, hint: str = "") -> Result:
+    """A check whose failure makes the later checks meaningless (they are not run)."""
+    return Result(msg, ok, hint, stop=True)
+
+
+_WAITING = "not checked yet: it needs the checks above"
 
 
 @dataclass(repr=False)
 class Report:
     lab: int
     results: list[Result] = field(default_factory=list)
+    note: str = ""             # one sentence under the headline (e.g. the lab has not started)
 
     @property
     def unrecoverable(self) -> list[Result]:
@@ -191,112 +218,99 @@ class Report:
 
     @property
     def failed(self) -> list[Result]:
-        return [r for r in self.results if r.kind != "advice" and not r.ok]
+        return [r for r in self.results if r.kind in ("check", "failcheck") and not r.ok]
+
+    @property
+    def pending(self) -> list[Result]:
+        return [r for r in self.results if r.kind == "pending"]
+
+    @property
+    def total(self) -> int:
+        return sum(r.kind in ("check", "pending") for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.kind == "check" and r.ok for r in self.results)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.pending
 
     def hints(self) -> list[str]:
-        return [r.hint for r in self.failed if r.hint]
+        return ([self.note] if self.note else []) + [r.hint for r in self.failed if r.hint]
+
+    def headline(self) -> str:
+        if self.ok:
+            return f"lab {self.lab}: all checks pass ({self.passed} of {self.total})"
+        fails = sum(r.kind == "check" and not r.ok for r in self.results)
+        parts = [f"{fails} fail{'s' if fails == 1 else ''}"] if fails else []
+        if self.pending:
+            parts.append(f"{len(self.pending)} not checked yet")
+        head = f"lab {self.lab}: {self.passed} of {self.total} checks pass"
+        if parts:
+            head += f" ({', '.join(parts)})"
+        if self.unrecoverable:
+            head += (" — the state cannot be recovered: run "
+                     f"`sandbox lab reset {self.lab}` and start again")
+        return head
 
     def __str__(self) -> str:
-        head = f"lab {self.lab}: " + ("all checks pass" if self.ok else
-                                      f"{len(self.failed)} of "
-                                      f"{sum(r.kind != 'advice' for r in self.results)} checks fail")
-        if self.unrecoverable:
-            head += f" — the state cannot be recovered: run `sandbox lab reset {self.lab}` and start again"
-        return "\n".join([head, *(r.line() for r in self.results)])
+        note = [f"  {self.note}"] if self.note else []
+        return "\n".join([self.headline(), *note, *(r.line() for r in self.results)])
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
+        from sandbox.palette import STATUS
         rows = []
         for r in self.results:
-            colour = "#009E73" if r.ok and r.kind != "advice" else (
-                "#0072B2" if r.kind == "advice" else "#D55E00")
+            colour = (STATUS["info"] if r.kind == "advice" else STATUS["muted"]
+                      if r.kind == "pending" else STATUS["ok"] if r.ok else STATUS["bad"])
             mark = html.escape(r.line().split("\n")[0][0])
-            hint = f"<br><small>hint: {html.escape(r.hint)}</small>" if r.hint and (
+            label = "hint: " if r.kind != "pending" else ""
+            hint = f"<br><small>{label}{html.escape(r.hint)}</small>" if r.hint and (
                 not r.ok or r.kind == "advice") else ""
             rows.append(f"<tr><td style='color:{colour};font-weight:bold'>{mark}</td>"
-                        f"<td>{html.escape(r.name)}{hint}</td></tr>")
-        title = html.escape(str(self).split("\n")[0])
-        return f"<div class='sandbox-lab-report'><b>{title}</b><table>{''.join(rows)}</table></div>"
+                        f"<td style='text-align:left'>{html.escape(r.name)}{hint}</td></tr>")
+        ok = "ok" if self.ok else "fail"
+        note = f"<br><small>{html.escape(self.note)}</small>" if self.note else ""
+        return (f"<div class='sandbox-lab-report sandbox-lab-{ok}'><b>{html.escape(self.headline())}"
+                f"</b>{note}<table>{''.join(rows)}</table></div>")
 
 
-Check = Callable[[Workspace], Iterable[Result]]
-
-
-_CHECKS: dict[int, Check] = {}
-
-
-_RESETS: dict[int, Callable[[Workspace], list[str]]] = {}
-
-
-def _load(n: int) -> None:
-    """Import lab ``n``'s module (``sandbox.course.labs.labN``), which registers its checks."""
-    import importlib
-    importlib.import_module(f"{__name__}.lab{n}")
-
-
-def checks_for(n: int) -> Callable[[Check], Check]:
-    def deco(fn: Check) -> Check:
-        _CHECKS[n] = fn
-        return fn
-    return deco
-
-
-def reset_for(n: int):
-    def deco(fn):
-        _RESETS[n] = fn
-        return fn
-    return deco
-
-
-def run_checks(number: int) -> Report:
-    """Run lab ``number``'s checks against the live state; never raises for a failing check."""
+def run_checks(number: int, record: bool = True) -> Report:
+    """Run lab ``number``'s checks against the live state; every declared check gets a verdict
+    (those after a failed gate: "not checked yet"). Never raises for a failing check."""
     lab = get(number)
+    mod = lab.module()
     ws = Workspace(lab.number, create=False)
     report = Report(lab.number)
+    declared = list(mod.CHECKS)
     if not ws.exists():
-        report.results.append(Result(
-            "the lab's workspace exists", False,
-            f"there is no {ws.path}: run the lab's first cells (or was SANDBOX_DIR different "
-            f"when the lab ran? it is {config.sandbox_dir()} here)"))
-        return report
-    _load(lab.number)
-    fn = _CHECKS.get(lab.number)
-    if fn is None:
-        raise LabError(f"Lab {lab.number} has no checks.")
-    try:
-        for r in fn(ws):
-            report.results.append(r)
-            if r.kind == "check" and not r.ok and getattr(r, "stop", False):
-                break
-    except PermissionError as e:
-        raise LabError(f"Checking lab {lab.number} needs root (it reads namespaces, pods and "
-                       f"kernel state): run it as root ({e.strerror}: {e.filename}).") from e
+        report.note = (f"There is no workspace {ws.path} yet: run the lab's first cells (or was "
+                       f"SANDBOX_DIR different when the lab ran? It is {config.sandbox_dir()} here).")
+    else:
+        try:
+            for r in mod.checks(ws):
+                report.results.append(r)
+                if r.kind == "check" and not r.ok and r.stop:
+                    break
+        except PermissionError as e:
+            raise LabError(f"Checking lab {lab.number} needs root (it reads namespaces, pods and "
+                           f"kernel state): run it as root ({e.strerror}: {e.filename}).") from e
+    reached = sum(r.kind == "check" for r in report.results)
+    waiting = _WAITING if reached else "not checked yet"
+    report.results += [Result(name, False, waiting, "pending") for name in declared[reached:]]
+    if record and ws.exists():
+        from sandbox.course import progress
+        progress.record_lab(lab.number, report.passed, report.total)
     return report
 
 
 def check(number: int) -> Report:
-    """The check cell: show the report; raise :class:`CheckFailed` (with the hints) if it fails."""
-    report = run_checks(number)
-    if report.ok:
-        return report          # shown as the cell's result
-    try:  # show the table in a notebook; plain text elsewhere
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is not None:
-            display(report)
-        else:
-            print(report)
-    except ImportError:
-        print(report)
-    if not report.ok:
-        raise CheckFailed(f"Lab {number}: not done yet. " + " ".join(
-            f"hint: {h}" for h in report.hints()))
-    return report
+    """The check cell: run the checks and return the report (shown as the cell's result, every
+    verdict with its hint). It does not raise, so "Run All" and nbconvert run to the end."""
+    return run_checks(number)
 
 
 def reset(number: int) -> list[str]:
@@ -305,8 +319,7 @@ def reset(number: int) -> list[str]:
     ws = Workspace(lab.number, create=False)
     done: list[str] = []
     if ws.exists():
-        _load(lab.number)
-        fn = _RESETS.get(lab.number)
+        fn = getattr(lab.module(), "reset", None)
         if fn is not None:
             done += fn(ws)
         mountinfo.umount_below(ws.path)
@@ -315,8 +328,37 @@ def reset(number: int) -> list[str]:
     return done
 
 
-def gate(msg: str, ok: bool, hint: str = "") -> Result:
-    """A check whose failure makes the later checks meaningless (they are not run)."""
-    r = Result(msg, ok, hint)
-    r.stop = True  # type: ignore[attr-defined]
-    return r
+# --- the notebooks: student (in git) and reference solution (written on request) -------------
+
+def student_notebook(number: int) -> Any:
+    """The student notebook of lab ``number`` as built from its module (an nbformat node)."""
+    from sandbox.course.labs import authoring
+    return authoring.build(get(number).module(), solution=False)
+
+
+def solution_notebook(number: int) -> Any:
+    """The reference solution of lab ``number`` (an nbformat node; not stored anywhere)."""
+    from sandbox.course.labs import authoring
+    return authoring.build(get(number).module(), solution=True)
+
+
+def solution_path(number: int, out_dir: Path | None = None) -> Path:
+    """Where :func:`write_solution` puts it: ``labs/NN-slug/solution.ipynb`` (git ignores it),
+    or ``OUT/NN-slug.solution.ipynb``."""
+    lab = get(number)
+    if out_dir is None:
+        return lab.path / "solution.ipynb"
+    return Path(out_dir) / f"{lab.folder}.solution.ipynb"
+
+
+def write_solution(number: int, out_dir: Path | None = None) -> Path:
+    """Write lab ``number``'s reference solution; return its path."""
+    import nbformat
+    dest = solution_path(number, out_dir)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(solution_notebook(number), dest)
+    except OSError as e:
+        raise LabError(f"Cannot write the solution to {dest} ({e.strerror}): choose a "
+                       "writable directory with --out DIR.") from e
+    return dest

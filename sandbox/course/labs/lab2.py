@@ -1,4 +1,7 @@
 """Lab 2: sign, trust a prefix, watch a tampered copy be refused (slide 15; signatures.md).
+
+The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
+make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
@@ -7,8 +10,99 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import Result, Workspace, checks_for, gate
+from sandbox.course.labs import Result, Workspace, gate
 from sandbox.errors import SandboxError
+from sandbox.course.labs.authoring import code, footer, header, md, todo
+
+NUMBER = 2
+SLUG = "sign-and-trust"
+TITLE = "Sign an image, trust a prefix, refuse a tampered copy"
+FOLLOWS = "03"
+INTRO = """
+Slide 15: *Signed By: Alice*. appc signs the `.aci` file with a detached, armored OpenPGP
+signature (`hello.aci.asc`), and the runtime accepts it only when the signer's key is trusted for
+the image's name — for the whole name space (root) or for a *prefix* like `example.com`."""
+
+# One entry per check, in the order checks() yields them (a branch may word its check
+# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+CHECKS = [
+    'hello.aci has a signature next to it',
+    "Alice's key is trusted for a prefix of example.com/hello (not as root)",
+    'the signed image is accepted',
+    'a tampered copy is refused as a bad signature',
+    'you recorded why it was refused',
+]
+# What the untouched student notebook's check says first (tests/course/test_labs.py).
+STUDENT_HINT = 'no hello.aci.asc yet'
+
+CELLS = [
+    *header(NUMBER, TITLE, INTRO),
+    code('''
+import shutil
+
+from sandbox.course import labs
+from sandbox.course.labs import lab1, lab2
+
+from sandbox.trust import pgp, truststore as trust
+ws = labs.workspace(2)
+aci_path = lab2.lab2_image(ws)        # example.com/hello, uncompressed so one byte is easy to change
+trusted = lab2.trust_store(ws)        # the lab's own trust store (rkt's root.d / prefix.d layout)
+aci_path
+'''),
+    md("## 1. Alice's key\n\n**TODO**: make Alice a key (`pgp.generate_key(\"Alice <alice@example.com>\", "
+       "type=\"ed25519\")`) and save her public key to `ws.path / \"alice.pub.asc\"`."),
+    todo('''
+alice = pgp.generate_key("Alice <alice@example.com>", type="ed25519")
+(ws.path / "alice.pub.asc").write_bytes(alice.public().armored())
+alice.public().fingerprint
+''', '''
+alice = None  # TODO: pgp.generate_key(...), then save alice.public().armored()
+'''),
+    md("## 2. Sign\n\n**TODO**: `pgp.sign(aci_path, alice)` returns the armored signature; write "
+       "it where appc looks for it: `trust.signature_path_for(aci_path)`."),
+    todo('''
+signature = pgp.sign(aci_path, alice)
+trust.signature_path_for(aci_path).write_bytes(signature)
+print(signature.decode())
+''', '''
+# TODO: sign aci_path with alice and write the signature to trust.signature_path_for(aci_path)
+'''),
+    md("Bob (the runtime) does not know Alice yet:"),
+    code('lab2.verdict(trusted, aci_path)'),
+    md("## 3. Trust Alice — for `example.com` only\n\n**TODO**: `trusted.add(prefix, key)` with the "
+       "prefix `example.com` (not as a root key: she should not be able to sign `other.org/…`)."),
+    todo('''
+trusted.add("example.com", alice.public().armored())
+trusted.list()
+''', '''
+# TODO: trusted.add("example.com", <Alice's armored public key>)
+'''),
+    code('lab2.verdict(trusted, aci_path)'),
+    md("## 4. Mallory changes one byte\n\n**TODO**: make `ws.path / \"tampered.aci\"`: a copy of "
+       "hello.aci with one byte of `Hello, world!` changed (`lab1.flip_byte(src, dst, b\"Hello, world!\")`), "
+       "and put Alice's signature next to it as `tampered.aci.asc`."),
+    todo('''
+tampered = ws.path / "tampered.aci"
+lab1.flip_byte(aci_path, tampered, b"Hello, world!")
+shutil.copy(trust.signature_path_for(aci_path), trust.signature_path_for(tampered))
+''', '''
+tampered = ws.path / "tampered.aci"
+# TODO: copy aci_path to tampered with one byte changed, and copy the signature next to it
+'''),
+    md("**TODO**: verify the tampered copy with `trusted.verify_image(tampered)`; catch the "
+       "`pgp.SignatureError` and record its class name with `ws.answer(\"refused_because\", …)`."),
+    todo('''
+try:
+    trusted.verify_image(tampered)
+except pgp.SignatureError as e:
+    print(f"{type(e).__name__}: {e}")
+    ws.answer("refused_because", type(e).__name__)
+''', '''
+# TODO: try trusted.verify_image(tampered); record type(e).__name__ of the refusal
+'''),
+    *footer(NUMBER),
+]
+
 
 LAB2_IMAGE = "example.com/hello"
 
@@ -46,14 +140,14 @@ def verdict(store: Any, aci_path: str | os.PathLike[str]) -> str:
             f"(key {v.primary_fingerprint}), trusted for its name")
 
 
-@checks_for(2)
-def _checks_2(ws: Workspace) -> Iterable[Result]:
+def checks(ws: Workspace) -> Iterable[Result]:
     from sandbox.trust import pgp
     from sandbox.trust.truststore import signature_path_for
     img = ws.path / "hello.aci"
     sig = signature_path_for(img)
     if not img.is_file():
-        yield gate("hello.aci exists", False, "run the setup cell (lab2.lab2_image(ws))")
+        yield gate("hello.aci has a signature next to it", False,
+                   "there is no hello.aci to sign yet: run the setup cell (lab2.lab2_image(ws))")
         return
     yield gate("hello.aci has a signature next to it", sig.is_file(),
                 f"no {sig.name} yet: sign with pgp.sign(aci_path, alice) and write the bytes to "
@@ -125,3 +219,10 @@ def _checks_2(ws: Workspace) -> Iterable[Result]:
                      "hello.aci.asc was made by a key that is neither trusted nor saved "
                      "(alice.pub.asc); run `sandbox lab reset 2` and do the lab again",
                      "failcheck")
+
+
+def mistake(ws: Workspace) -> str:
+    """A mistake learners make on the finished lab: a "tampered" copy that is not changed.
+    Returns what the check then says."""
+    (ws.path / "tampered.aci").write_bytes((ws.path / "hello.aci").read_bytes())
+    return "tampered.aci is byte-for-byte hello.aci"

@@ -1,4 +1,7 @@
 """Lab 3: predict a render with dependencies and a pathWhitelist (ace.md §Filesystem Setup).
+
+The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
+make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
@@ -6,8 +9,68 @@ import json
 import shutil
 from typing import Any, Iterable
 
-from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
+from sandbox.course.labs import Result, Workspace, gate
 from sandbox.errors import SandboxError
+from sandbox.course.labs.authoring import code, footer, header, md, todo
+
+NUMBER = 3
+SLUG = "render-predict"
+TITLE = "Render an app with dependencies and a pathWhitelist — predict first"
+FOLLOWS = "02"
+INTRO = """
+The spec's Filesystem Setup: extract the image's dependencies' `rootfs` in order, then the image's
+own, and when the image has a `pathWhitelist`, remove *every* path not listed. Three small images
+are made for you below. Before rendering, **write down what you expect** — then let the kit render
+it and compare with its trace."""
+
+# One entry per check, in the order checks() yields them (a branch may word its check
+# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+CHECKS = [
+    'your prediction is recorded',
+    'example.com/lab3-app is rendered',
+    'your prediction equals the rendered files',
+    'you named the image whose /etc/app.conf wins',
+]
+# What the untouched student notebook's check says first (tests/course/test_labs.py).
+STUDENT_HINT = 'write the set of files you expect'
+
+CELLS = [
+    *header(NUMBER, TITLE, INTRO),
+    code('''
+from sandbox.course import labs
+from sandbox.course.labs import lab3
+
+from sandbox.render import treestore
+ws = labs.workspace(3)
+store = lab3.lab3_images(ws)
+print(lab3.lab3_manifests(ws))
+'''),
+    md("## 1. Predict\n\nRules: dependencies are extracted first, in the order listed, the image "
+       "itself last; a later copy of a path overrides an earlier one; then the whitelist of "
+       "`example.com/lab3-app` drops every file it does not list.\n\n**TODO**: the set of *files* "
+       "(not directories) in the rendered app, and which image's `/etc/app.conf` ends up there."),
+    todo('''
+prediction = {"/app/run", "/bin/tool", "/etc/app.conf", "/lib/libc.so"}
+ws.answer("prediction", prediction)
+ws.answer("app_conf_from", "example.com/lab3-config")
+''', '''
+prediction = set()  # TODO: the files you expect, e.g. {"/app/run", ...}
+ws.answer("prediction", prediction)
+# TODO: ws.answer("app_conf_from", "<the image whose /etc/app.conf wins>")
+'''),
+    md("## 2. Render\n\n**TODO**: `treestore.render_image(store, \"example.com/lab3-app\")` renders "
+       "it (once; later calls reuse the tree) and returns the tree with its trace."),
+    todo('''
+tree = treestore.render_image(store, "example.com/lab3-app")
+''', '''
+tree = None  # TODO: treestore.render_image(store, "example.com/lab3-app")
+'''),
+    code('''
+print(tree.trace().text() if tree is not None else "not rendered yet")
+'''),
+    *footer(NUMBER),
+]
+
 
 LAB3_APP = "example.com/lab3-app"
 
@@ -77,8 +140,7 @@ def _lab3_tree(store: Any):
     return img, (trees[0] if trees else None)
 
 
-@checks_for(3)
-def _checks_3(ws: Workspace) -> Iterable[Result]:
+def checks(ws: Workspace) -> Iterable[Result]:
     from sandbox.image.store import Store
     answers = ws.answers()
     pred = answers.get("prediction")
@@ -130,8 +192,7 @@ def _checks_3(ws: Workspace) -> Iterable[Result]:
                  f"you said {who}; {trace.describe('/etc/app.conf')}")
 
 
-@reset_for(3)
-def _reset_3(ws: Workspace) -> list[str]:
+def reset(ws: Workspace) -> list[str]:
     from sandbox.image.store import Store
     from sandbox.render import treestore
     done = []
@@ -150,3 +211,10 @@ def _reset_3(ws: Workspace) -> list[str]:
         store.remove(img.id)
         done.append(f"removed image {name}")
     return done
+
+
+def mistake(ws: Workspace) -> str:
+    """A mistake learners make on the finished lab: predicting a file the whitelist drops.
+    Returns what the check then says."""
+    ws.answer("prediction", ["/app/run", "/bin/tool", "/etc/app.conf", "/lib/libc.so", "/etc/motd"])
+    return "example.com/lab3-base filtered out by the whitelist of example.com/lab3-app"

@@ -1,4 +1,7 @@
 """Lab 4: a network namespace the slide's way, two wired with a veth pair (slide 48).
+
+The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
+make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
@@ -6,7 +9,96 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
+from sandbox.course.labs import Result, Workspace, gate
+from sandbox.course.labs.authoring import code, footer, header, md, todo
+
+NUMBER = 4
+SLUG = "veth"
+TITLE = "A network namespace the slide's way, and two wired with a veth pair"
+FOLLOWS = "05"
+INTRO = """
+Slide 48, CNI step 1: the runtime creates a network namespace and gives it a *named handle*:
+
+    touch myns
+    unshare -n mount --bind /proc/self/ns/net myns
+
+You will make one exactly so, another with the kit, join them with a veth pair, give each end an
+address and ping across — only between the two namespaces this lab made. The names are unique
+(`sbx-l4-…`) so nothing else on the machine is touched."""
+
+# One entry per check, in the order checks() yields them (a branch may word its check
+# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+CHECKS = [
+    'netns A exists',
+    'netns B exists',
+    'a veth pair joins the two namespaces',
+    'both veth ends are UP',
+    'each end has its address',
+    "A reaches B's address over the veth",
+    "you recorded your ping's exit status",
+]
+# What the untouched student notebook's check says first (tests/course/test_labs.py).
+STUDENT_HINT = 'touch` it, then bind a new netns on it'
+
+CELLS = [
+    *header(NUMBER, TITLE, INTRO),
+    code('''
+import subprocess
+from pathlib import Path
+
+from sandbox.course import labs
+from sandbox.course.labs import lab4
+
+from sandbox.net import netns
+ws = labs.workspace(4)
+n = lab4.lab4_names(ws)
+A, B, VA, VB, ADDR_A, ADDR_B = (n[k] for k in ("A", "B", "VA", "VB", "ADDR_A", "ADDR_B"))
+lab4.netns_dir()                 # /run/netns, where `ip netns` looks
+n
+'''),
+    md("## 1. Namespace A, the slide's way\n\n**TODO**: `touch` the handle `/run/netns/<A>`, then "
+       "run `unshare -n mount --bind /proc/self/ns/net <handle>` (with `subprocess.run`)."),
+    todo('''
+handle = Path("/run/netns") / A
+handle.touch()
+subprocess.run(["unshare", "-n", "mount", "--bind", "/proc/self/ns/net", str(handle)], check=True)
+''', '''
+handle = Path("/run/netns") / A
+# TODO: touch the handle, then: unshare -n mount --bind /proc/self/ns/net <handle>
+'''),
+    md("## 2. Namespace B, with the kit\n\n**TODO**: `netns.create(B)` does the same (a helper "
+       "thread unshares and bind-mounts its own namespace)."),
+    todo('netns.create(B)', '# TODO: netns.create(B)'),
+    code('print(lab4.show_netns(A, B))'),
+    md("## 3. A veth pair between them\n\n**TODO**: create the pair *inside* A with its peer born "
+       "in B — `ip -n A link add VA type veth peer name VB netns B` — and give each end its "
+       "address (`ip -n A addr add ADDR_A dev VA`, same for B). Always `-n`: never the host."),
+    todo('''
+subprocess.run(["ip", "-n", A, "link", "add", VA, "type", "veth", "peer", "name", VB, "netns", B], check=True)
+subprocess.run(["ip", "-n", A, "addr", "add", ADDR_A, "dev", VA], check=True)
+subprocess.run(["ip", "-n", B, "addr", "add", ADDR_B, "dev", VB], check=True)
+''', '''
+# TODO: the veth pair (VA in A, VB in B) and the two addresses
+'''),
+    code('print(lab4.show_netns(A, B))'),
+    md("## 4. Up, and ping\n\n**TODO**: a new link is DOWN: set both ends up. Then ping B's "
+       "address from A with `netns.ping(A, address)` and record `ws.answer(\"ping_rc\", r.returncode)`."),
+    todo('''
+subprocess.run(["ip", "-n", A, "link", "set", VA, "up"], check=True)
+subprocess.run(["ip", "-n", B, "link", "set", VB, "up"], check=True)
+''', '''
+# TODO: set VA up inside A and VB up inside B
+'''),
+    code('from sandbox.viz.net import netns_picture\n\nnetns_picture(A, B)'),
+    todo('''
+r = netns.ping(A, ADDR_B.split("/")[0])
+print(r.stdout)
+ws.answer("ping_rc", r.returncode)
+''', '''
+# TODO: r = netns.ping(A, <B's address without /24>); ws.answer("ping_rc", r.returncode)
+'''),
+    *footer(NUMBER),
+]
 
 
 def lab4_names(ws: Workspace) -> dict[str, str]:
@@ -44,8 +136,7 @@ def show_netns(*names: str) -> str:
     return "\n".join(lines)
 
 
-@checks_for(4)
-def _checks_4(ws: Workspace) -> Iterable[Result]:
+def checks(ws: Workspace) -> Iterable[Result]:
     from sandbox.net import netns
     n = lab4_names(ws)
     host_links = set(os.listdir("/sys/class/net"))
@@ -112,8 +203,7 @@ def _checks_4(ws: Workspace) -> Iterable[Result]:
                  if rc is None else f"you recorded {rc}; a ping that got its reply exits 0")
 
 
-@reset_for(4)
-def _reset_4(ws: Workspace) -> list[str]:
+def reset(ws: Workspace) -> list[str]:
     from sandbox.net import netns
     done = []
     if not ws.names():
@@ -140,3 +230,12 @@ def _delete_host_link(name: str) -> None:
             if idx:
                 ipr.link("del", index=idx[0])
     netns.in_thread(work)
+
+
+def mistake(ws: Workspace) -> str:
+    """A mistake learners make on the finished lab: one veth end left DOWN.
+    Returns what the check then says."""
+    import subprocess
+    n = lab4_names(ws)
+    subprocess.run(["ip", "-n", n["B"], "link", "set", n["VB"], "down"], check=True)
+    return f"the veth {n['VB']} exists but is DOWN inside the netns {n['B']}"

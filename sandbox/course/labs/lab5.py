@@ -1,4 +1,7 @@
 """Lab 5: your own CNI IPAM plugin backed by SQLite (slides 44–47; CNI SPEC.md).
+
+The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
+make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
@@ -12,9 +15,137 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import Result, Workspace, checks_for, gate, reset_for
+from sandbox.course.labs import Result, Workspace, gate
 from sandbox.errors import SandboxError
+from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.net.cni.invoke import DEBIAN_CNI_DIR
+
+NUMBER = 5
+SLUG = "sqlite-ipam"
+TITLE = "Your own CNI IPAM plugin, backed by SQLite"
+FOLLOWS = "06"
+INTRO = """
+Slide 44 lists ways to allocate IP addresses — one is an *IPAM system backed by SQL database*.
+In CNI that is just another plugin: the main plugin (`bridge`) execs the program named by
+`ipam.type` with the same environment and stdin, and it answers with addresses. You will write
+`sqlite-ipam`, then run it under the kit's runtime (`sandbox.net.cni.Runtime`) with the kit's bridge,
+and under Debian's upstream bridge (`/usr/lib/cni/bridge`) delegating to it. Everything runs in a
+*node* network namespace that plays the host — never on the real host."""
+
+# One entry per check, in the order checks() yields them (a branch may word its check
+# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+CHECKS = [
+    'your plugin is installed',
+    'VERSION answers with the versions it supports (incl. 1.0.0)',
+    'your plugin allocates unique addresses, releases them on DEL (twice)',
+    "c1 is attached through the kit's bridge with an address from your database",
+    "c2 is attached through upstream's bridge (/usr/lib/cni/bridge) with an address from your database",
+]
+# What the untouched student notebook's check says first (tests/course/test_labs.py).
+STUDENT_HINT = 'ADD is not written yet (TODO)'
+
+PLUGIN_HEAD = r'''
+PLUGIN = r"""
+import ipaddress, json, os, sqlite3, sys
+
+SUPPORTED = ["1.0.0"]
+
+
+def reply(obj, code=0):
+    print(json.dumps(obj))
+    sys.exit(code)
+
+
+def error(code, msg, version):
+    reply({"cniVersion": version, "code": code, "msg": msg}, 1)
+
+
+cmd = os.environ.get("CNI_COMMAND", "")
+conf = json.load(sys.stdin)
+version = conf.get("cniVersion", "1.0.0")
+if cmd == "VERSION":
+    reply({"cniVersion": version, "supportedVersions": SUPPORTED})
+
+ipam = conf["ipam"]
+subnet = ipaddress.ip_network(ipam["subnet"])
+gateway = subnet[1]                      # the bridge's address: never give it to a container
+db = sqlite3.connect(ipam["dbPath"], timeout=30, isolation_level=None)
+db.execute("CREATE TABLE IF NOT EXISTS leases (network TEXT, ip TEXT, container TEXT, ifname TEXT,"
+           " PRIMARY KEY (network, ip))")
+who = (conf["name"], os.environ["CNI_CONTAINERID"], os.environ["CNI_IFNAME"])
+'''
+
+CELLS = [
+    *header(NUMBER, TITLE, INTRO),
+    code('''
+from sandbox.course import labs
+from sandbox.course.labs import lab5
+
+from sandbox.net import netns
+ws = labs.workspace(5)
+n = lab5.lab5_setup(ws)          # node netns, two container netns, two network configs
+print((ws.path / "net.d-ours" / "10-lab5.conf").read_text())
+n
+'''),
+    md("## 1. The plugin\n\nThe protocol (CNI SPEC §2): `CNI_COMMAND` (ADD, DEL, VERSION…), "
+       "`CNI_CONTAINERID`, `CNI_IFNAME` in the environment, the network config as JSON on stdin, "
+       "one JSON answer on stdout, exit 0 (or an error object and exit 1).\n\n**TODO**: write ADD "
+       "(first free host address of the subnet, not the gateway; INSERT it; reply with "
+       "`{\"cniVersion\": version, \"ips\": [{\"address\": \"<ip>/<prefix>\", \"gateway\": …}]}`) "
+       "and DEL (delete the row; succeed when there is none)."),
+    todo(PLUGIN_HEAD + r'''
+if cmd == "ADD":
+    db.execute("BEGIN IMMEDIATE")            # one writer at a time: no address is given twice
+    row = db.execute("SELECT ip FROM leases WHERE network=? AND container=? AND ifname=?", who).fetchone()
+    if row:
+        ip = row[0]
+    else:
+        used = {r[0] for r in db.execute("SELECT ip FROM leases WHERE network=?", who[:1])}
+        ip = next((str(h) for h in subnet.hosts() if h != gateway and str(h) not in used), None)
+        if ip is None:
+            db.execute("ROLLBACK")
+            error(110, f"no free address left in {subnet}", version)
+        db.execute("INSERT INTO leases VALUES (?, ?, ?, ?)", (who[0], ip, who[1], who[2]))
+    db.execute("COMMIT")
+    reply({"cniVersion": version,
+           "ips": [{"address": f"{ip}/{subnet.prefixlen}", "gateway": str(gateway)}]})
+elif cmd == "DEL":
+    db.execute("DELETE FROM leases WHERE network=? AND container=? AND ifname=?", who)
+elif cmd in ("CHECK", "GC", "STATUS"):
+    pass
+else:
+    error(4, f"unknown CNI_COMMAND {cmd!r}", version)
+"""
+''', PLUGIN_HEAD + r'''
+if cmd == "ADD":
+    # TODO: pick the first free host address (skip the gateway), INSERT it, reply with the result
+    error(100, "ADD is not written yet (TODO)", version)
+elif cmd == "DEL":
+    pass  # TODO: delete this container's lease
+elif cmd in ("CHECK", "GC", "STATUS"):
+    pass
+else:
+    error(4, f"unknown CNI_COMMAND {cmd!r}", version)
+"""
+'''),
+    code('lab5.install_plugin(ws, PLUGIN)      # <workspace>/bin/sqlite-ipam, executable'),
+    md("## 2. Under the kit's runtime and bridge\n\nThe runtime runs `bridge` (the kit's, found "
+       "in `sandbox net plugin-dir`) inside the node netns; bridge delegates IPAM to yours."),
+    code('''
+rt_ours = lab5.lab5_runtime(ws, "ours")
+lab5.attach(rt_ours, n["ours"], n["c1"])
+'''),
+    md("## 3. Under upstream's bridge\n\nSame configuration shape, but `CNI_PATH` finds Debian's "
+       "Go `bridge` in `/usr/lib/cni`; it execs your Python plugin just the same."),
+    code('''
+rt_up = lab5.lab5_runtime(ws, "upstream")
+lab5.attach(rt_up, n["upstream"], n["c2"])
+'''),
+    code('lab5.leases(ws)'),
+    code('from sandbox.viz.net import netns_picture\n\nnetns_picture(n["c1"], n["c2"], node=n["node"])'),
+    *footer(NUMBER),
+]
+
 
 LAB5_PLUGIN = "sqlite-ipam"
 
@@ -133,8 +264,7 @@ def _ips_of(result: Any) -> list[str]:
     return [ip.get("address", "") for ip in result.get("ips") or [] if isinstance(ip, dict)]
 
 
-@checks_for(5)
-def _checks_5(ws: Workspace) -> Iterable[Result]:
+def checks(ws: Workspace) -> Iterable[Result]:
     from sandbox.net import netns
     n = lab5_names(ws)
     node_ok = netns.is_netns(netns.path_of(n["node"]))
@@ -151,6 +281,7 @@ def _checks_5(ws: Workspace) -> Iterable[Result]:
         yield gate("your plugin is installed", False,
                     "no executable bin/sqlite-ipam yet: lab5.install_plugin(ws, PLUGIN)")
         return
+    yield Result("your plugin is installed", True)
     conf = {"cniVersion": "1.0.0", "name": "sbx-l5-check", "type": "bridge",
             "ipam": {"type": LAB5_PLUGIN, "subnet": "10.99.0.0/29"}}
     rc, out, err = call_plugin(plugin, "VERSION", conf)
@@ -233,8 +364,7 @@ def _checks_5(ws: Workspace) -> Iterable[Result]:
         yield Result(label + " with an address from your database", not hint, hint)
 
 
-@reset_for(5)
-def _reset_5(ws: Workspace) -> list[str]:
+def reset(ws: Workspace) -> list[str]:
     from sandbox.net import netns
     done = []
     if not ws.names():
@@ -255,3 +385,11 @@ def _reset_5(ws: Workspace) -> list[str]:
             netns.delete(n[key], missing_ok=True)
             done.append(f"deleted netns {n[key]}")
     return done
+
+
+def mistake(ws: Workspace) -> str:
+    """A state learners get into: the node namespace deleted under cached attachments.
+    Returns what the check then says."""
+    from sandbox.net import netns
+    netns.delete(lab5_names(ws)["node"])
+    return "run `sandbox lab reset 5`"

@@ -1,12 +1,80 @@
 """Lab 6: the seed's three-app pod, from the app's perspective (ace.md §App perspective).
+
+The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
+make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 from sandbox import config
-from sandbox.course.labs import LabError, Result, Workspace, checks_for, gate, reset_for
+from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.errors import SandboxError
+from sandbox.course.labs.authoring import code, footer, header, md, todo
+
+NUMBER = 6
+SLUG = "pod-app-perspective"
+TITLE = "The seed's three-app pod, from the app's perspective"
+FOLLOWS = "07"
+INTRO = """
+The spec excerpt: *the "app" perspective is how the app processes inside the pod see the
+environment*. The example pod runs `example.com/reduce-worker`, `example.com/worker-backup` and
+`example.com/reduce-worker-register` (built offline from Debian's busybox). Run it and look around
+from inside: hostname, PID 1, network interfaces, filesystem."""
+
+# One entry per check, in the order checks() yields them (a branch may word its check
+# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+CHECKS = [
+    'your pod is recorded',
+    "the pod runs the seed's three apps",
+    'your hostname matches what the app sees',
+    'your pid1 matches what the app sees',
+    'your interfaces matches what the app sees',
+    'your backup_root matches what the app sees',
+]
+# What the untouched student notebook's check says first (tests/course/test_labs.py).
+STUDENT_HINT = 'run the pod: p = pod.run(store, lab6.LAB6_APPS, detach=True)'
+
+CELLS = [
+    *header(NUMBER, TITLE, INTRO),
+    code('''
+from sandbox.course import labs
+from sandbox.course.labs import lab6
+
+from sandbox.pod import stage0 as pod
+ws = labs.workspace(6)
+store = lab6.catalogue_store()
+lab6.LAB6_APPS
+'''),
+    md("## 1. Run the pod\n\n**TODO**: `pod.run(store, lab6.LAB6_APPS, detach=True)` returns once "
+       "the apps started; record its UUID with `ws.answer(\"pod\", p.uuid)`."),
+    todo('''
+p = pod.run(store, lab6.LAB6_APPS, detach=True)
+ws.answer("pod", p.uuid)
+''', '''
+p = None  # TODO: run the pod detached and record p.uuid
+'''),
+    code('print(lab6.pod_summary(ws))'),
+    md("## 2. Look around from inside\n\n`lab6.app_view(uuid, app, shell_command)` runs a command "
+       "inside an app (like `sandbox enter`). **TODO**: record what the apps see: the hostname "
+       "(`hostname`), PID 1's command line (`tr '\\0' ' ' < /proc/1/cmdline`), the interfaces "
+       "(`ls /sys/class/net`, as a list), and the names in worker-backup's `/` (`ls /`, as a list)."),
+    todo('''
+ws.answer("hostname", lab6.app_view(p.uuid, "reduce-worker", "hostname"))
+ws.answer("pid1", lab6.app_view(p.uuid, "reduce-worker", "tr '\\\\0' ' ' < /proc/1/cmdline"))
+ws.answer("interfaces", lab6.app_view(p.uuid, "reduce-worker", "ls /sys/class/net").split())
+ws.answer("backup_root", lab6.app_view(p.uuid, "worker-backup", "ls /").split())
+ws.answers()
+''', '''
+# TODO: ws.answer("hostname", ...), ws.answer("pid1", ...), ws.answer("interfaces", [...]),
+#       ws.answer("backup_root", [...])
+'''),
+    md("What did you find? All apps share one hostname, one PID namespace (PID 1 is the kit's "
+       "stage1, not your app) and one network namespace (`lo` + `eth0`), but each has its *own* "
+       "filesystem: worker-backup's whitelist left it only the few paths it needs."),
+    *footer(NUMBER),
+]
+
 
 LAB6_APPS = ["example.com/reduce-worker", "example.com/worker-backup",
              "example.com/reduce-worker-register"]
@@ -46,8 +114,7 @@ def pod_summary(ws: Workspace) -> str:
     return f"pod {uuid[:8]}: {st['state']} ({apps}); networks: {st.get('networks')}"
 
 
-@checks_for(6)
-def _checks_6(ws: Workspace) -> Iterable[Result]:
+def checks(ws: Workspace) -> Iterable[Result]:
     from sandbox.pod import stage0 as pod
     a = ws.answers()
     uuid = a.get("pod")
@@ -100,8 +167,7 @@ def _checks_6(ws: Workspace) -> Iterable[Result]:
         yield Result(f"your {key} matches what the app sees", not hint, hint)
 
 
-@reset_for(6)
-def _reset_6(ws: Workspace) -> list[str]:
+def reset(ws: Workspace) -> list[str]:
     from sandbox.pod import stage0 as pod
     done = []
     mine = {u for u in ws.history("pod") if u}      # a re-run cell may have started several
@@ -112,3 +178,11 @@ def _reset_6(ws: Workspace) -> list[str]:
             done.append(f"stopped pod {p['uuid'][:8]}")
     done += pod.gc(grace=0)
     return done
+
+
+def mistake(ws: Workspace) -> str:
+    """A state learners get into: the pod stopped before the answers are checked.
+    Returns what the check then says."""
+    from sandbox.pod import stage0 as pod
+    pod.stop(ws.answers()["pod"], timeout=5)
+    return "its apps cannot be inspected any more; run `sandbox lab reset 6`"
