@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = "/run/netns"
 _NS_GET_NSTYPE = 0xB703  # ioctl_ns(2)
+_MAX_STACKED = 16       # mounts stacked on one handle that delete() takes off
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -92,18 +93,44 @@ _dir_lock = threading.RLock()  # also held across create, so a release never rac
 _we_mounted: set[str] = set()   # directories this process bind-mounted onto themselves
 
 
+@contextlib.contextmanager
+def _dir_flock(d: Path) -> Iterator[None]:
+    """A flock(2) shared by every process of the kit (parallel test sessions, a notebook and a
+    pod's supervisor): deciding to bind ``d`` onto itself and making a handle in it never
+    interleave, so no bind is ever laid over a handle made a moment before. It is taken on the
+    *parent* directory (``/run`` for ``/run/netns``): a descriptor open on ``d`` itself would
+    keep its mount busy, and the release's umount would fail."""
+    with _dir_lock:
+        fd = os.open(d.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
 def _ensure_dir(d: Path, steps: Steps | None) -> None:
     """Create ``d`` and make it a shared mount point (ip-netns(8) does the same), so handles
-    propagate to mount namespaces cloned from this one."""
-    with _dir_lock:
-        d.mkdir(parents=True, exist_ok=True, mode=0o755)
-        key = str(d.resolve())
-        if key in mountinfo.mount_points():
-            return
-        libc.mount(key, key, None, libc.MS_BIND | libc.MS_REC)
-        libc.mount(None, key, None, libc.MS_SHARED | libc.MS_REC)
-        _we_mounted.add(key)
-        record(steps, "mount", key, how="bind onto itself, then make-shared (like ip netns)")
+    propagate to mount namespaces cloned from this one. Call with :func:`_dir_flock` held.
+
+    Not when handles are already mounted below a ``d`` that is no mount point itself (made the
+    slide's way, ``touch /run/netns/A; unshare -n mount --bind …``, before anything else): a
+    bind of ``d`` onto itself would lay a new mount *over* them — their copies show through,
+    but the originals stay mounted underneath where no umount reaches them, and their files
+    can never be unlinked (EBUSY). ``d`` then stays a plain directory: handles work the same,
+    only mount namespaces cloned earlier do not see later ones."""
+    key = str(d.resolve())
+    points = mountinfo.mount_points()
+    if key in points:
+        return
+    if any(p.startswith(key + "/") for p in points):
+        record(steps, "check", key, note="handles are mounted in this plain directory already: "
+                                         "it is not bound onto itself (that would hide them)")
+        return
+    libc.mount(key, key, None, libc.MS_BIND | libc.MS_REC)
+    libc.mount(None, key, None, libc.MS_SHARED | libc.MS_REC)
+    _we_mounted.add(key)
+    record(steps, "mount", key, how="bind onto itself, then make-shared (like ip netns)")
 
 
 def _release_dir(d: Path, steps: Steps | None) -> None:
@@ -112,12 +139,15 @@ def _release_dir(d: Path, steps: Steps | None) -> None:
     umount(2) fails with EBUSY while any handle is still mounted inside, whoever made it."""
     key = str(d.resolve())
     with _dir_lock:
-        if key not in _we_mounted or any(is_netns(p) for p in d.iterdir()):
+        if key not in _we_mounted:
             return
-        try:
-            libc.umount(key)
-        except OSError:
-            return
+        with _dir_flock(d):
+            if any(p.startswith(key + "/") for p in mountinfo.mount_points()):
+                return
+            try:
+                libc.umount(key)
+            except OSError:
+                return
         _we_mounted.discard(key)
         record(steps, "umount", key, note="no handles left: the shared bind mount is undone")
 
@@ -145,10 +175,10 @@ def create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | 
     if os.geteuid() != 0:
         raise NotRootError("Creating a network namespace")
     path = path_of(name, dir)
-    with _dir_lock:
-        if "/" in os.fspath(name):  # a bare path, like the slide's myns: no shared dir needed
-            path.parent.mkdir(parents=True, exist_ok=True)
-        else:
+    bare = "/" in os.fspath(name)   # a bare path, like the slide's myns: no shared dir needed
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    with _dir_flock(path.parent):
+        if not bare:
             _ensure_dir(path.parent, steps)
         try:  # touch myns (O_EXCL: never reuse someone else's handle)
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
@@ -196,14 +226,29 @@ def delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, *, missing_ok: 
             return
         raise NetnsError(f"There is no network namespace named '{name}' ({path}).",
                          hint="List them with 'sandbox netns list'.")
-    try:
-        libc.umount(str(path), libc.MNT_DETACH)
+    # Every mount stacked on the handle goes (bound twice, e.g. the slide's way over a kit
+    # handle); EINVAL: no mount point (any more).
+    for _ in range(_MAX_STACKED):
+        try:
+            libc.umount(str(path), libc.MNT_DETACH)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT):
+                break
+            raise NetnsError(f"Could not unmount {path}: {e.strerror}.",
+                             hint="Is it in use by another mount namespace? Try again as root.") from e
         record(steps, "umount", str(path), flags="MNT_DETACH")
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point any more
-            raise NetnsError(f"Could not unmount {path}: {e.strerror}.") from None
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno != errno.EBUSY:
+            raise NetnsError(f"Could not remove the handle {path}: {e.strerror}.") from e
+        # Still a mount point, but none this mount namespace can reach: the handle was mounted
+        # before its directory was bound onto itself, and the bind hides it (see _ensure_dir).
+        raise NetnsError(f"The handle {path} is still mounted underneath a later mount of "
+                         f"{path.parent}, out of reach; run `umount {path.parent}` (its handles "
+                         "show through again) and delete it once more.") from e
     record(steps, "unlink", str(path))
     _release_dir(path.parent, steps)
 

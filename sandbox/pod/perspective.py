@@ -209,9 +209,10 @@ def leftovers(uuid: str, host_veths: list[str] | None = None) -> dict[str, list[
     out["netns"] = [n for n in netns.list() if n == pod.netns_name(uuid)]
     out["mounts"] = [m["target"] for m in mounts("self") if uuid in m["target"] or uuid in m["root"]]
     veths = []
-    if netns.exists(pod.DEFAULT_NODE):
-        snap = netns.snapshot(pod.DEFAULT_NODE)
-        veths = [f"{pod.DEFAULT_NODE}: {l['name']}" for l in snap["links"] if l.get("kind") == "veth"
+    node = pod.node_name()
+    if netns.exists(node):
+        snap = netns.snapshot(node)
+        veths = [f"{node}: {l['name']}" for l in snap["links"] if l.get("kind") == "veth"
                  and (host_veths is None or l["name"] in host_veths)]
     out["veth in the node netns"] = veths
     out["cgroups"] = [str(d) for d in cgroups.pod_dirs(uuid)]

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from sandbox.image.manifest import PodManifest
 
 STATES = ("embryo", "prepare", "prepared", "run", "exited-garbage", "garbage")
-DEFAULT_NODE = f"{config.NAME_PREFIX}-node"          # the netns that plays the host for pods
+DEFAULT_NODE = f"{config.NAME_PREFIX}-node"          # the node netns of /var/lib/sandbox's pods
 DEFAULT_NET = f"{config.NAME_PREFIX}-default"
 DEFAULT_SUBNET = "172.31.0.0/16"                     # only ever inside the node netns
 GC_GRACE_SECONDS = 30 * 60                           # rkt gc's default grace period
@@ -73,6 +73,23 @@ def new_uuid() -> str:
 
 def netns_name(uuid: str) -> str:
     return f"{config.NAME_PREFIX}-p-{uuid[:8]}"
+
+
+def node_name(state: Path | None = None) -> str:
+    """The node netns (it plays the host: the default network's bridge, forwarding and NAT live
+    there) of the pods of one state directory.
+
+    Pods keep their IPAM state under their state directory, so each state directory needs a
+    node of its own: two of them sharing one node would hand out the same addresses on one
+    bridge, and one's ``gc`` would delete the other's node. The default /var/lib/sandbox keeps
+    the plain name learners see in the notebooks (``sbx-node``); any other directory (a test
+    session, a second learner) gets ``sbx-node-`` + a CRC-32 of its real path. The bridge
+    inside keeps its name (``sbx-br0``): each node is a network namespace of its own."""
+    import zlib
+    real = os.path.realpath(state if state is not None else config.sandbox_dir())
+    if real == os.path.realpath(config.DEFAULT_DIR):
+        return DEFAULT_NODE
+    return f"{DEFAULT_NODE}-{zlib.crc32(os.fsencode(real)):08x}"
 
 
 # ---------------------------------------------------------------------------- pod directories
@@ -467,20 +484,21 @@ def _network_runtime(plan: dict[str, Any], pod_dir: Path):
     default = conf_dir / f"99-{DEFAULT_NET}.conflist"
     if not default.exists():
         default.write_text(json.dumps(default_network(), indent=2))
-    if not netns.exists(DEFAULT_NODE):
-        with contextlib.suppress(FileExistsError):
-            netns.node_create(DEFAULT_NODE)
+    node = node_name(state)
+    if not netns.exists(node):
+        with contextlib.suppress(netns.NetnsError):     # another pod made it meanwhile
+            netns.node_create(node)
     cni_path = plan.get("cniPath") or str(plugin_dir())
     rt_default = Runtime(conf_dir=conf_dir, cni_path=cni_path, cache_dir=state / "cni",
-                         node=DEFAULT_NODE, plugin_state_dir=state / "cni")
+                         node=node, plugin_state_dir=state / "cni")
     rt_user = Runtime(conf_dir=plan.get("confDir") or "/etc/cni/net.d", cni_path=cni_path,
-                      cache_dir=state / "cni", node=DEFAULT_NODE, plugin_state_dir=state / "cni")
+                      cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
     return rt_default, rt_user
 
 
 def default_network() -> dict[str, Any]:
-    """``--net=default``: a bridge + host-local network the kit provides, living in the node
-    netns ``sbx-node`` (its subnet never touches the real host)."""
+    """``--net=default``: a bridge + host-local network the kit provides, living in the state
+    directory's node netns (:func:`node_name`; its subnet never touches the real host)."""
     return {"cniVersion": "1.0.0", "name": DEFAULT_NET, "plugins": [
         {"type": "bridge", "bridge": f"{config.NAME_PREFIX}-br0", "isGateway": True,
          "ipMasq": True, "hairpinMode": True,
@@ -775,10 +793,10 @@ def _cleanup_leftovers(uuid: str) -> list[str]:
     done = []
     state = config.sandbox_dir()
     cache = Cache(state / "cni")
+    node = node_name(state)
     for a in cache.attachments(container_id=uuid):
         rt = Runtime(conf_dir=state / "net.d", cni_path=str(plugin_dir()), cache_dir=state / "cni",
-                     node=DEFAULT_NODE if netns.exists(DEFAULT_NODE) else None,
-                     plugin_state_dir=state / "cni")
+                     node=node if netns.exists(node) else None, plugin_state_dir=state / "cni")
         try:
             rt.delete(NetworkConfig.from_bytes(a.config), None, container_id=uuid, ifname=a.ifname)
             done.append(f"CNI DEL {a.network} {a.ifname}")
@@ -825,8 +843,8 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                 done.append(f"pod {d.name}: removed ({state_now})")
                 record(steps, "remove", str(d), state=state_now)
     # Netns names are machine-wide but pods belong to a state dir: judge only this state dir's
-    # pods (another $SANDBOX_DIR may be running its own), and drop the shared node netns only
-    # when no pod netns at all is left on the machine.
+    # pods (another $SANDBOX_DIR may be running its own), and drop this state dir's node netns
+    # once none of its pods runs.
     prefix = f"{config.NAME_PREFIX}-p-"
     ours = {}
     for state in STATES:
@@ -837,9 +855,10 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
         if name.startswith(prefix) and ours.get(name[len(prefix):]) is False:
             netns.delete(name, missing_ok=True)
             done.append(f"netns {name}: its pod is not running, removed")
-    if netns.exists(DEFAULT_NODE) and not any(n.startswith(prefix) for n in netns.list()):
-        netns.delete(DEFAULT_NODE, missing_ok=True)
-        done.append(f"node netns {DEFAULT_NODE}: no pod uses it, removed")
+    node = node_name()
+    if netns.exists(node) and not any(ours.values()):
+        netns.delete(node, missing_ok=True)
+        done.append(f"node netns {node}: no pod uses it, removed")
     return done
 
 

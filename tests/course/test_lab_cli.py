@@ -16,6 +16,7 @@ import pytest
 from sandbox.course import labs
 from sandbox.course.labs import lab6
 from sandbox.net import netns
+from waiting import eventually
 
 from .conftest import ROOT, run_notebook
 
@@ -85,8 +86,10 @@ def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path
     assert not ws.path.exists()
     for name in names.values():
         assert not netns.path_of(name).exists(), f"{name} survived the reset"
-    assert not [l for l in os.listdir("/sys/class/net") if l.startswith(f"sbx") and
-                any(l.startswith("sbx" + n.split("-")[2]) for n in names.values())]
+    # host ends of veths whose peers lived in the deleted netns go when the kernel frees them
+    eventually(lambda: [l for l in os.listdir("/sys/class/net") if l.startswith("sbx") and
+                        any(l.startswith("sbx" + n.split("-")[2]) for n in names.values())],
+               lambda left: not left, what="the lab's host links gone")
     if lab.number == 6:
         from sandbox.pod import stage0 as pod
         assert pod.list_pods() == []

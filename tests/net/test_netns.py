@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 
+from sandbox._sys import mountinfo
 from sandbox.errors import SandboxError
 from sandbox.net import netns
 from sandbox.steps import Steps
@@ -192,3 +195,45 @@ def test_cli_net_plugin_dir_and_its_guard(run_cli, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "sandbox.net.plugins", None)   # as if B2's module were missing
     rc, _, err = run_cli("net", "plugin-dir")
     assert rc == 1 and "not installed yet" in err and "Traceback" not in err
+
+
+def test_a_handle_made_the_slides_way_first_is_never_hidden_by_the_kits_dir_mount() -> None:
+    """Lab 4's flake, with its exact sequence: a netns made the slide's way in /run/netns while
+    that is still a plain directory, *then* one made by the kit, then both deleted. The kit used
+    to bind /run/netns onto itself over the first handle (hiding it: umount EINVAL, unlink
+    EBUSY, the handle left forever). Run in a private mount namespace with its own /run, so
+    the machine's /run/netns and other sessions' handles are never touched."""
+    a, b = netns.unique_name("sbx-slide"), netns.unique_name("sbx-kit")
+    kit = textwrap.dedent(f"""
+        from sandbox._sys import mountinfo
+        from sandbox.net import netns
+        netns.create({b!r})
+        assert netns.exists({a!r}) and netns.exists({b!r})
+        netns.delete({a!r})
+        netns.delete({b!r})
+        assert not mountinfo.is_mount_point("/run/netns")   # still a plain directory
+        print(sorted(__import__("os").listdir("/run/netns")), mountinfo.below("/run/netns"))
+    """)
+    # (the machine's /run/netns may be a mount point: detached here first, in this namespace only)
+    script = ("set -e; if mountpoint -q /run/netns; then umount -l /run/netns; fi; "
+              f"mount -t tmpfs sbx-run /run; mkdir /run/netns; touch /run/netns/{a}; "
+              f"unshare -n mount --bind /proc/self/ns/net /run/netns/{a}; "
+              f'"{sys.executable}" -c "$KIT"')
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       env={**os.environ, "KIT": kit}, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[] []"          # both handles gone, nothing mounted below
+
+
+def test_delete_takes_off_every_mount_stacked_on_a_handle(tmp_path: Path) -> None:
+    """A handle bound twice (the slide's command run again over a kit handle) is deleted whole."""
+    d = tmp_path / "netns"
+    name = netns.unique_name()
+    path = netns.create(name, d)
+    try:
+        subprocess.run(["unshare", "-n", "mount", "--bind", "/proc/self/ns/net", str(path)],
+                       check=True)
+        assert [m.target for m in mountinfo.mounts()].count(str(path)) == 2
+    finally:
+        netns.delete(name, d)
+    assert not path.exists() and mountinfo.below(d) == []

@@ -20,6 +20,7 @@ from plugin_exec import (
 
 from sandbox.net import netns
 from sandbox.net.plugins import plugin_dir
+from waiting import eventually
 
 pytestmark = pytest.mark.root
 
@@ -86,7 +87,8 @@ def test_containers_talk_through_the_node_and_del_after_netns_gone(
     for ns, cid in ((c1, "sbx-1"), (c2, "sbx-2")):
         netns.delete(ns.name)
         assert run_plugin(ours / "ptp", "DEL", conf, cid=cid, ns=ns, node=node).rc == 0
-    assert sorted(links(node)) == ["lo"]
+    eventually(lambda: sorted(links(node)), lambda ls: ls == ["lo"],   # the netns go asynchronously
+               what="only lo left in the node")
     assert nat_rules(node) == []
     assert [p.name for p in (tmp_path / "sbxptp").iterdir() if p.name[0].isdigit()] == []
 

@@ -13,6 +13,7 @@ from sandbox.image.store import Store
 from sandbox.net import netns
 from sandbox.pod import cgroups
 from sandbox.pod import stage0 as pod
+from waiting import eventually
 
 pytestmark = pytest.mark.root
 
@@ -40,6 +41,21 @@ def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
             return v
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def http_get(node: str, ip: str, port: int) -> str:
+    """GET / from inside a node netns ("" when nothing answers yet): a socket opened in the
+    netns stays there."""
+    import urllib.request
+
+    def work() -> str:
+        with netns.enter(node):
+            try:
+                with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=2) as r:
+                    return r.read().decode()
+            except OSError:
+                return ""
+    return netns.in_thread(work)
 
 
 def enter(uuid: str, app: str, cmd: str) -> str:
@@ -192,6 +208,44 @@ def test_two_pods_on_the_default_network_reach_each_other(store: Store, stop_pod
     u = run_pod(store, ["example.com/busybox"], stop_pods, net=["default"],
                 exec_=sh(f"for i in $(seq 30); do wget -q -O - http://{ip}:8081/ && break; sleep 0.2; done"))
     assert out(u, "busybox").strip() == f"pod-{a.uuid[:8]}"
+
+
+def test_state_dirs_have_their_own_node_so_parallel_sessions_never_meet(
+        pod_state: Path, catalog_acis: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """Two state directories (two test sessions, two learners on one host) each get a node netns
+    of their own: their IPAM state is separate, so on one shared node they would hand out the
+    same address on one bridge, and one's gc would delete the other's node."""
+    started: dict[Path, tuple[str, str]] = {}
+    dirs = [tmp_path / "session-a", tmp_path / "session-b"]
+    try:
+        for d in dirs:
+            monkeypatch.setenv("SANDBOX_DIR", str(d))
+            Store().import_aci(catalog_acis["example.com/busybox"])
+            p = pod.run(Store(), ["example.com/busybox"], net=["default"], detach=True,
+                        exec_=sh("mkdir -p /tmp/w; hostname > /tmp/w/index.html; "
+                                 "httpd -f -p 8081 -h /tmp/w"))
+            started[d] = (p.uuid, pod.status(p.uuid)["networks"][0]["ips"][0].split("/")[0])
+        nodes = [pod.node_name(d) for d in dirs]
+        assert len(set(nodes)) == 2 and all(netns.exists(n) for n in nodes)
+        assert pod.node_name(Path("/var/lib/sandbox")) == "sbx-node"   # what learners see
+        for d, node in zip(dirs, nodes):   # each node reaches its own pod, at its own address
+            uuid, ip = started[d]
+            page = eventually(lambda: http_get(node, ip, 8081), what="the pod's httpd answering")
+            assert page.strip() == f"pod-{uuid[:8]}"
+        # session a stops its pod and collects: b's node and pod are untouched
+        monkeypatch.setenv("SANDBOX_DIR", str(dirs[0]))
+        pod.stop(started[dirs[0]][0])
+        pod.gc(grace=0)
+        assert not netns.exists(nodes[0]) and netns.exists(nodes[1])
+        monkeypatch.setenv("SANDBOX_DIR", str(dirs[1]))
+        assert pod.status(started[dirs[1]][0])["state"] == "run"
+    finally:
+        for d in dirs:
+            monkeypatch.setenv("SANDBOX_DIR", str(d))
+            for p in pod.list_pods():
+                if p["state"] == "run":
+                    pod.stop(p["uuid"])
+            pod.gc(grace=0)
 
 
 def test_metadata_service(store: Store, stop_pods) -> None:
