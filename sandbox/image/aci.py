@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Iterator
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.image.manifest import ImageManifest, ManifestError
 from sandbox.steps import Steps, record
@@ -51,7 +52,6 @@ SHORT_HEX = 32                # appc types.ShortHash: sha512- + 32 hex
 STORE_KEY_HEX = 64            # rkt store key: sha512- + 64 hex (half the digest)
 BUFSIZE = 4 << 20             # read/hash in 4 MiB chunks
 GZIP_LEVEL = 6                # zlib's default, the same trade-off Go's compress/gzip makes
-DEFAULT_MAX_ENTRIES = 1_000_000
 
 
 class InvalidImage(SandboxError):
@@ -66,8 +66,25 @@ class UnsafeArchive(SandboxError):
     """Extraction refused an entry that would write outside the target or plant a danger."""
 
 
-class ArchiveTooLarge(SandboxError):
+class ArchiveTooLarge(bounded.InputTooLarge):
     """The archive expands past the size or entry-count limit (a decompression bomb?)."""
+
+
+# What reading a damaged archive raises, besides the kit's own errors: tarfile's, the
+# decompressors' (gzip: BadGzipFile/EOFError, bzip2: OSError/EOFError, xz: LZMAError).
+CORRUPT = (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
+@contextlib.contextmanager
+def archive_errors(where: str) -> Iterator[None]:
+    """Inside the block, what a damaged archive raises becomes :class:`InvalidImage`. An OSError
+    with an errno (disk full, permission) is the machine's, not the archive's: it passes."""
+    try:
+        yield
+    except CORRUPT as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        raise InvalidImage([f"the archive is unreadable ({type(e).__name__}: {e})"], where) from e
 
 
 # ---------------------------------------------------------------------------- image IDs
@@ -163,25 +180,135 @@ class _Meter(io.RawIOBase):
         return HASH_PREFIX + self.sha.hexdigest()
 
 
-MAX_META_HEADER = 1 << 20     # a PAX or GNU long-name header larger than this is refused
+# Tar metadata headers (POSIX.1-2001 pax "x"/"g", GNU "L"/"K" long names) come before the entry
+# they describe, and tarfile reads each into memory and recurses once per header; sparse maps
+# (old GNU "S" headers, PAX GNU.sparse 0.0/0.1/1.0) are lists it grows as it reads. All of that
+# is bounded here (sandbox.bounded: TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES),
+# and a malformed header is a tarfile.ReadError, never another exception.
+_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
-    """TarInfo whose metadata headers (PAX, GNU long names) cannot be huge: tarfile reads them
-    into memory in one piece, so a compressed 10 GiB "header" would be a memory bomb."""
+class BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that reads hostile headers safely: pass ``tarinfo=BoundedTarInfo`` to every
+    ``tarfile.open`` of an archive the kit did not write (or use :func:`bounded_tar`)."""
 
-    def _check(self) -> None:
-        if self.size > MAX_META_HEADER:
-            raise ArchiveTooLarge(f"a tar metadata header of {self.size} bytes (over "
-                                  f"{MAX_META_HEADER}) was refused; the archive may be a bomb.")
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        meta = self.type in _META_TYPES
+        depth = getattr(tarfile_, "_sbx_chain", 0)
+        if meta:
+            _meta_header_fits(self, tarfile_, depth)
+            tarfile_._sbx_chain = depth + 1  # type: ignore[attr-defined]
+        try:
+            return super()._proc_member(tarfile_)
+        except (ValueError, IndexError, OverflowError) as e:
+            # tarfile's own parsing met a field it cannot read (an int of 5000 digits, a sparse
+            # map cut short): the header is malformed
+            raise tarfile.ReadError(f"a malformed tar header at byte {self.offset} "
+                                    f"({type(e).__name__}: {str(e)[:80]})") from e
+        finally:
+            if meta:
+                tarfile_._sbx_chain = depth  # type: ignore[attr-defined]
 
-    def _proc_pax(self, tarfile):  # type: ignore[override]
-        self._check()
-        return super()._proc_pax(tarfile)
+    def _proc_sparse(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        """Old GNU sparse ("S"): like tarfile's, but bounded and refusing a map cut short
+        (tarfile reads extension blocks while each says another follows)."""
+        structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
+        del self._sparse_structs  # type: ignore[attr-defined]
+        limit = bounded.TAR_SPARSE_ENTRIES.value
+        while isextended:
+            buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) != tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("the archive ends inside a sparse header")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    offset = tarfile.nti(buf[pos:pos + 12])
+                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])
+                except tarfile.InvalidHeaderError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+            _sparse_fits(len(structs), limit)
+            isextended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tarfile_.fileobj.tell()
+        tarfile_.offset = self.offset_data + self._block(self.size)
+        self.size = origsize
+        return self
 
-    def _proc_gnulong(self, tarfile):  # type: ignore[override]
-        self._check()
-        return super()._proc_gnulong(tarfile)
+    def _proc_gnusparse_00(self, next: tarfile.TarInfo, pax_headers: dict,  # type: ignore[override]
+                           buf: bytes) -> None:
+        _sparse_fits(buf.count(b"GNU.sparse.offset="), bounded.TAR_SPARSE_ENTRIES.value)
+        super()._proc_gnusparse_00(next, pax_headers, buf)  # type: ignore[misc]
+
+    def _proc_gnusparse_01(self, next: tarfile.TarInfo, pax_headers: dict) -> None:  # type: ignore[override]
+        _sparse_fits(pax_headers["GNU.sparse.map"].count(",") // 2, bounded.TAR_SPARSE_ENTRIES.value)
+        super()._proc_gnusparse_01(next, pax_headers)  # type: ignore[misc]
+
+    def _proc_gnusparse_10(self, next: tarfile.TarInfo, pax_headers: dict,  # type: ignore[override]
+                           tarfile_: tarfile.TarFile) -> None:
+        """PAX sparse 1.0: the map is a count, then numbers, one per line, at the start of the
+        data. tarfile trusts the count and reads to EOF for it; here both are bounded."""
+        limit = bounded.TAR_SPARSE_ENTRIES.value
+        buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+        head, nl, buf = buf.partition(b"\n")
+        if not nl or not head.isdigit() or len(head) > 12:
+            raise tarfile.ReadError("a PAX 1.0 sparse map does not start with its entry count")
+        fields = int(head)
+        _sparse_fits(fields, limit)
+        numbers: list[int] = []
+        while len(numbers) < fields * 2:
+            if b"\n" not in buf:
+                more = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+                if not more or len(buf) > 64:
+                    raise tarfile.ReadError("a PAX 1.0 sparse map is cut short or malformed")
+                buf += more
+                continue
+            number, _, buf = buf.partition(b"\n")
+            if not number.isdigit() or len(number) > 20:
+                raise tarfile.ReadError("a PAX 1.0 sparse map holds something that is not a number")
+            numbers.append(int(number))
+        next.offset_data = tarfile_.fileobj.tell()
+        next.sparse = list(zip(numbers[::2], numbers[1::2]))
+
+
+def _meta_header_fits(info: tarfile.TarInfo, tar: tarfile.TarFile, depth: int) -> None:
+    limit = bounded.TAR_META_HEADER_BYTES.value
+    if info.size > limit:
+        raise bounded.too_large(bounded.TAR_META_HEADER_BYTES, "a tar metadata header (PAX or "
+                                f"GNU long name) at byte {info.offset}", info.size,
+                                cls=ArchiveTooLarge)
+    if info.type == tarfile.XGLTYPE:   # global headers add up for the rest of the archive
+        total = getattr(tar, "_sbx_global", 0) + info.size
+        if total > limit:
+            raise bounded.too_large(bounded.TAR_META_HEADER_BYTES,
+                                    "the archive's PAX global headers together", total,
+                                    cls=ArchiveTooLarge)
+        tar._sbx_global = total  # type: ignore[attr-defined]
+    if depth >= bounded.TAR_HEADER_CHAIN.value:
+        raise bounded.too_large(bounded.TAR_HEADER_CHAIN, f"the chain of tar metadata headers at "
+                                f"byte {info.offset}", depth + 1, cls=ArchiveTooLarge)
+
+
+def _sparse_fits(n: int, limit: int) -> None:
+    if n > limit:
+        raise bounded.too_large(bounded.TAR_SPARSE_ENTRIES, "the sparse map of a tar entry", n,
+                                cls=ArchiveTooLarge)
+
+
+def bounded_tar(fileobj: BinaryIO, *, stream: bool = True) -> tarfile.TarFile:
+    """Open an uncompressed tar the kit did not write, with every header limit applied:
+    ``stream`` (``r|``: read in order, any stream) or random access (``r:``, a seekable file)."""
+    return tarfile.open(fileobj=fileobj, mode="r|" if stream else "r:", tarinfo=BoundedTarInfo)
+
+
+def read_manifest_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, where: str = "the archive") -> bytes:
+    """The bytes of an archive's ``manifest`` entry, at most MANIFEST_BYTES (a few KiB of xz
+    can inflate to gigabytes; nothing reads it whole before this check)."""
+    if m.size > bounded.MANIFEST_BYTES.value:
+        raise bounded.too_large(bounded.MANIFEST_BYTES, f"the manifest entry of {where}", m.size)
+    f = tar.extractfile(m)
+    return bounded.read_at_most(f, bounded.MANIFEST_BYTES, f"the manifest entry of {where}") if f else b""
 
 
 @contextlib.contextmanager
@@ -204,10 +331,11 @@ def open_uncompressed(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, 
 def open_tar(path: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
     """A streaming (``r|``) tarfile over the uncompressed tar of an ACI.
 
-    Members must be read in order (``for m in tar: tar.extractfile(m)``).
+    Members must be read in order (``for m in tar: tar.extractfile(m)``). Header limits apply
+    (:class:`BoundedTarInfo`); damage met inside the block is an :class:`InvalidImage`.
     """
-    with open_uncompressed(path) as (stream, _):
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+    with archive_errors(str(path)), open_uncompressed(path) as (stream, _):
+        with bounded_tar(stream) as tar:
             yield tar
 
 
@@ -306,7 +434,7 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
         meter = _Meter(stream)
         buffered = io.BufferedReader(meter, BUFSIZE)
         try:
-            with tarfile.open(fileobj=buffered, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            with tarfile.open(fileobj=buffered, mode="r|", tarinfo=BoundedTarInfo) as tar:
                 for m in tar:
                     name = normalize_entry(m.name)
                     if name is None:
@@ -329,8 +457,10 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
                         if not m.isreg():
                             ins.problems.append("entry 'manifest': must be a regular file")
                         else:
-                            f = tar.extractfile(m)
-                            manifest_bytes = f.read() if f else b""
+                            try:
+                                manifest_bytes = read_manifest_entry(tar, m, path)
+                            except bounded.InputTooLarge as e:
+                                ins.problems.append(f"entry 'manifest': {e}")
                     elif name == "rootfs" and not m.isdir():
                         ins.problems.append("entry 'rootfs': must be a directory")
                     if m.islnk():
@@ -344,7 +474,7 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
             meter.drain()
         except tarfile.TarError as e:
             ins.problems.append(f"the tar is unreadable ({e})")
-        except ArchiveTooLarge as e:
+        except bounded.InputTooLarge as e:
             ins.problems.append(f"the tar is unreadable: {e}")
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             ins.problems.append(f"the {comp} data is corrupt or truncated ({e})")
@@ -374,19 +504,16 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
 
 
 def read_manifest(path: str | os.PathLike[str], steps: Steps | None = None) -> ImageManifest:
-    """The ImageManifest of an ACI (the ``manifest`` entry), without extracting anything."""
+    """The ImageManifest of an ACI (the ``manifest`` entry), without extracting anything.
+
+    Any damage (a bad gzip CRC, a truncated tar, a hostile header) is an :class:`InvalidImage`;
+    a manifest over MANIFEST_BYTES is an :class:`sandbox.bounded.InputTooLarge`."""
     with open_tar(path) as tar:
         for m in tar:
             if normalize_entry(m.name) == "manifest" and m.isreg():
-                f = tar.extractfile(m)
-                data = f.read() if f else b""
+                data = read_manifest_entry(tar, m, str(path))
                 record(steps, "read", f"{path}:manifest", bytes=len(data))
-                try:
-                    return ImageManifest.from_json(data)
-                except ManifestError:
-                    raise
-                except Exception as e:  # noqa: BLE001
-                    raise InvalidImage([f"manifest: cannot be parsed ({e})"], str(path)) from None
+                return ImageManifest.from_json(data)
     raise InvalidImage(["no 'manifest' entry at the top level"], str(path))
 
 
@@ -402,7 +529,11 @@ def validate_layout(layout: str | os.PathLike[str], steps: Steps | None = None) 
     if not mf.is_file() or mf.is_symlink():
         probs.append("manifest: missing (or not a regular file)")
     else:
-        probs.extend(manifest_problems(mf.read_bytes()))
+        try:
+            probs.extend(manifest_problems(bounded.read_file(mf, bounded.MANIFEST_BYTES,
+                                                             "the layout's manifest")))
+        except bounded.InputTooLarge as e:
+            probs.append(f"manifest: {e}")
     rf = d / "rootfs"
     if not rf.is_dir() or rf.is_symlink():
         probs.append("rootfs: missing (or not a directory)")
@@ -422,7 +553,11 @@ def validate(path: str | os.PathLike[str], steps: Steps | None = None) -> list[s
         with open(p, "rb") as f:
             head = f.read(64).lstrip()[:1]
         if head in (b"{", b"[") or p.suffix == ".json" or p.name == "manifest":
-            return manifest_problems(p.read_bytes(), p.name, kind=None)
+            try:
+                data = bounded.read_file(p, bounded.MANIFEST_BYTES, str(p))
+            except bounded.InputTooLarge as e:
+                return [f"{p.name}: {e}"]
+            return manifest_problems(data, p.name, kind=None)
     return inspect(p, steps=steps).problems
 
 
@@ -807,7 +942,7 @@ def symlink_escapes(entry: str, target: str) -> bool:
 
 def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                    allow_devices: bool = False, keep_setid: bool = False,
-                   max_bytes: int | None = None, max_entries: int = DEFAULT_MAX_ENTRIES,
+                   max_bytes: int | None = None, max_entries: int | None = None,
                    steps: Steps | None = None) -> ExtractResult:
     """Extract the ``rootfs`` of an ACI into ``dest`` (its contents become dest's contents).
 
@@ -821,7 +956,8 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     * device nodes are skipped with a warning unless ``allow_devices`` and running as root;
     * setuid/setgid bits are dropped (with a warning) unless ``keep_setid``;
     * the uncompressed stream may not exceed ``max_bytes`` (default: the free space of dest's
-      file system) nor ``max_entries`` entries (:class:`ArchiveTooLarge`).
+      file system) nor ``max_entries`` entries (default ARCHIVE_ENTRIES, sandbox.bounded)
+      (:class:`ArchiveTooLarge`); tar headers are bounded by :class:`BoundedTarInfo`.
 
     Existing paths in ``dest`` are replaced (ace.md: a path that exists MUST be overwritten; a
     symlink to a directory is replaced, not followed).
@@ -836,6 +972,8 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     if max_bytes is None:
         sv = os.statvfs(dest)
         max_bytes = sv.f_bavail * sv.f_frsize
+    if max_entries is None:
+        max_entries = bounded.ARCHIVE_ENTRIES.value
     is_root = os.geteuid() == 0
     res = ExtractResult(dest)
     dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
@@ -850,7 +988,7 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
             meter = _Meter(stream, limit=max_bytes, what=str(aci))
             try:
                 with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|",
-                                  tarinfo=_BoundedTarInfo) as tar:
+                                  tarinfo=BoundedTarInfo) as tar:
                     for m in tar:
                         if len(seen) >= max_entries:
                             raise ArchiveTooLarge(

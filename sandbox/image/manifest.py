@@ -27,11 +27,14 @@ in the typed objects), as the spec asks.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.image import types as t
 from sandbox.steps import Steps, record
@@ -82,7 +85,7 @@ class Isolator:
         """A resource isolator's ``request``/``limit`` in base units (bytes, cores), exactly."""
         v = self.value.get(key) if isinstance(self.value, dict) else None
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return Fraction(str(v))
+            return _number_quantity(v)
         return t.parse_quantity(v) if isinstance(v, str) else None
 
     @property
@@ -547,11 +550,12 @@ def _key(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key)}]"
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _clause(sentence: str) -> str:
+    """A sentence as a problem's rule: lower-case start, no final period."""
+    return sentence[:1].lower() + sentence[1:].rstrip(".")
 
 
-class _DuplicateKey(ValueError):
+class _DuplicateKey(bounded.BadJSON):
     pass
 
 
@@ -588,13 +592,15 @@ def _load(data: bytes | str | dict[str, Any]) -> tuple[Any, list[str]]:
     if isinstance(data, dict):
         return data, []
     try:
-        if isinstance(data, (bytes, bytearray)):
-            data = bytes(data).decode("utf-8")
-        d = json.loads(data, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        # bounded: the size (MANIFEST_BYTES), the nesting, numbers a float64 holds, no NaN
+        d = bounded.loads(data, "the manifest", limit=bounded.MANIFEST_BYTES,
+                          object_pairs_hook=_unique_keys)
     except _DuplicateKey as e:
-        return None, [f"{ROOT}: {e}"]
-    except (UnicodeDecodeError, ValueError) as e:
-        return None, [f"{ROOT}: not valid JSON ({e})"]
+        return None, [f"{ROOT}: {e.reason}"]
+    except bounded.BadJSON as e:
+        return None, [f"{ROOT}: {e.reason}"]
+    except bounded.InputTooLarge as e:
+        return None, [f"{ROOT}: {_clause(e.message)}"]
     if not isinstance(d, dict):
         return None, [f"{ROOT}: must be a JSON object, not {_jtype(d)}"]
     return d, []
@@ -779,6 +785,15 @@ _CONFLICTS = [("os/linux/capabilities-retain-set", "os/linux/capabilities-remove
               ("os/linux/seccomp-retain-set", "os/linux/seccomp-remove-set")]
 
 
+def _number_quantity(x: int | float) -> Fraction | None:
+    """A bare JSON number as a quantity (exact), None when it is not finite or over
+    :data:`sandbox.image.types.MAX_QUANTITY`."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    q = Fraction(x) if isinstance(x, int) else Fraction(repr(x))
+    return q if abs(q) <= t.MAX_QUANTITY else None
+
+
 def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
     if name in _RESOURCE_REQ_LIMIT or name in _RESOURCE_DEFAULT:
         if _obj(p, v, at) is None:
@@ -791,8 +806,10 @@ def _check_isolator_value(p: _Parser, name: str, v: Any, at: str) -> None:
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 if x < 0:   # a bare JSON number is an unsuffixed quantity; it cannot be negative
                     p.bad(f"{at}.{k}", f"{x} is negative")
+                elif _number_quantity(x) is None:
+                    p.bad(f"{at}.{k}", f"{x:.3g} is larger than 2^63 - 1, the largest quantity")
                 else:
-                    q[k] = Fraction(str(x))
+                    q[k] = _number_quantity(x)
             elif not isinstance(x, str):
                 p.bad(f"{at}.{k}", f"must be a quantity like \"500m\" or \"1G\", not {_jtype(x)}")
             elif _check(p, f"{at}.{k}", x, t.check_quantity):
@@ -1179,6 +1196,22 @@ def ignored_fields(data: bytes | str | dict[str, Any]) -> list[str]:
     return out
 
 
+
+
+def read_document(path: str | os.PathLike[str], what: str = "the pod manifest") -> dict[str, Any]:
+    """The JSON object in a manifest file, read within MANIFEST_BYTES and JSON_DEPTH, for callers
+    that fill in fields before validating it (a pod manifest template); raises ManifestError."""
+    try:
+        d, problems = _load(bounded.read_file(path, bounded.MANIFEST_BYTES, f"{what} {path}"))
+    except FileNotFoundError:
+        raise ManifestError([f"{path}: no such file"], source=what) from None
+    except IsADirectoryError:
+        raise ManifestError([f"{path}: is a directory, not a manifest file"], source=what) from None
+    except bounded.InputTooLarge as e:
+        raise ManifestError([f"{ROOT}: {_clause(e.message)}"], source=what) from e
+    if problems:
+        raise ManifestError(problems, source=what)
+    return d
 
 
 def parse_json(data: bytes | str | dict[str, Any]) -> ImageManifest | PodManifest:

@@ -152,19 +152,29 @@ def check_absolute(s: str) -> str | None:
     return None if s.startswith("/") else f"{s!r} is not an absolute path"
 
 
+# The largest quantity: Kubernetes' resource.Quantity (which ace.md's quantities follow) holds
+# an int64 of base units, and a cgroup limit is a 64-bit number too.
+MAX_QUANTITY = 2**63 - 1
+_QUANTITY_CHARS = 40     # digits and point of the number part; 2**63 has 19 digits
+
+
 def parse_quantity(s: str) -> Fraction | None:
-    """A resource quantity (ace.md §Resource Isolators) as an exact number, or None."""
+    """A resource quantity (ace.md §Resource Isolators) as an exact number, or None (also when
+    it is larger than :data:`MAX_QUANTITY`)."""
     m = QUANTITY_RE.match(s)
-    if not m:
+    if not m or len(m[1]) > _QUANTITY_CHARS:
         return None
-    return Fraction(m[1]) * _SUFFIX[m[2]]
+    q = Fraction(m[1]) * _SUFFIX[m[2]]
+    return q if q <= MAX_QUANTITY else None
 
 
 def check_quantity(s: str) -> str | None:
     if parse_quantity(s) is not None:
         return None
-    return (f"{s!r} is not a quantity (a number with an optional suffix m, K, M, G, T, P, E, "
-            "Ki, Mi, Gi, Ti, Pi or Ei)")
+    if QUANTITY_RE.match(s):
+        return f"{s[:30]!r}{'…' if len(s) > 30 else ''} is larger than 2^63 - 1, the largest quantity"
+    return (f"{s[:30]!r}{'…' if len(s) > 30 else ''} is not a quantity (a number with an optional "
+            "suffix m, K, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)")
 
 
 def check_os_arch(os_: str | None, arch: str | None,

@@ -325,7 +325,7 @@ def prepare(store: Any, images: list[str] | None = None, *,
             conf_dir: str | None = None, cni_path: str | None = None,
             steps: Steps | None = None, progress: bool = False) -> Pod:
     """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``."""
-    from sandbox.image.manifest import ManifestError, PodManifest
+    from sandbox.image.manifest import ManifestError, PodManifest, read_document
     from sandbox.render import treestore
     if os.geteuid() != 0:   # namespaces, mounts, cgroups, chown of volumes
         raise NotRootError("Preparing and running a pod")
@@ -339,8 +339,11 @@ def prepare(store: Any, images: list[str] | None = None, *,
         pod_dir = _move(embryo, "prepare")
         try:
             if pod_manifest is not None:
-                raw = (json.loads(Path(pod_manifest).read_text())
-                       if isinstance(pod_manifest, (str, Path)) else pod_manifest)
+                try:   # bounded: MANIFEST_BYTES, JSON_DEPTH (sandbox.bounded)
+                    raw = (read_document(pod_manifest) if isinstance(pod_manifest, (str, Path))
+                           else pod_manifest)
+                except ManifestError as e:
+                    raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}") from e
                 raw = _reify(store, raw, steps)
             else:
                 raw = pod_manifest_for(store, images or [], volumes, exec_=exec_, steps=steps)
@@ -374,10 +377,14 @@ def _reify(store: Any, raw: dict[str, Any], steps: Steps | None) -> dict[str, An
     """Fill in missing image IDs from the store by name + labels (a template → a runtime
     manifest, pods.md)."""
     raw = json.loads(json.dumps(raw))
-    for a in raw.get("apps") or []:
-        img = a.get("image") or {}
-        if not img.get("id") and img.get("name"):
-            labels = ",".join(f"{l['name']}={l['value']}" for l in img.get("labels") or [])
+    for a in raw.get("apps") if isinstance(raw.get("apps"), list) else []:
+        img = a.get("image") if isinstance(a, dict) else None
+        if not isinstance(img, dict) or not isinstance(img.get("name"), str):
+            continue   # wrong shapes are reported by the validation that follows
+        if not img.get("id"):
+            given = img.get("labels") if isinstance(img.get("labels"), list) else []
+            labels = ",".join(f"{l['name']}={l['value']}" for l in given if isinstance(l, dict)
+                              and isinstance(l.get("name"), str) and isinstance(l.get("value"), str))
             found = store.get(img["name"] + ("," + labels if labels else ""), steps=steps)
             img["id"] = found.id
     return raw

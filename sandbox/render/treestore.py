@@ -229,8 +229,9 @@ def store_opener(store: Any) -> render.OpenTar:
 
     @contextlib.contextmanager
     def open_tar(image_id: str) -> Iterator[tarfile.TarFile]:
-        with aci.open_uncompressed(store.get(image_id).path) as (stream, _):
-            with tarfile.open(fileobj=stream, mode="r:") as tar:
+        path = store.get(image_id).path
+        with aci.archive_errors(str(path)), aci.open_uncompressed(path) as (stream, _):
+            with aci.bounded_tar(stream, stream=False) as tar:   # header limits applied
                 yield tar
 
     return open_tar  # type: ignore[return-value]

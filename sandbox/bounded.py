@@ -1,0 +1,243 @@
+"""Bounded input: every limit the kit puts on what it reads, and the readers that enforce them.
+
+The image author is not trusted (docs/security.md), so nothing an image, a server, a CNI
+config or a signature file says may make the kit use unbounded memory or time. Each limit is a
+named :class:`Limit` in :data:`LIMITS` with its default; a limit a real user could need to raise
+has an environment variable that overrides it (``SANDBOX_MAX_…``; read at the moment of use, so
+a notebook can change it with ``os.environ``). docs/security.md §Limits lists the same table; a
+test keeps the two equal.
+
+This module is imported by every CNI plugin exec: it imports nothing beyond ``json``, ``os`` and
+``re`` (json imports re anyway) and the kit's errors.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from sandbox.errors import SandboxError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+    from typing import Any, Callable
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+
+class Limit:
+    """One bound: its name, default, unit, the variable that overrides it (None = fixed) and
+    what it protects."""
+
+    __slots__ = ("name", "default", "unit", "env", "what")
+
+    def __init__(self, name: str, default: int, unit: str, env: str | None, what: str) -> None:
+        self.name, self.default, self.unit, self.env, self.what = name, default, unit, env, what
+
+    def __repr__(self) -> str:
+        return f"<Limit {self.name}={self.default} {self.unit}>"
+
+    @property
+    def value(self) -> int:
+        """The limit in force: ``$env`` when set (a positive integer, with an optional K/M/G
+        suffix for bytes), else the default."""
+        raw = os.environ.get(self.env) if self.env else None
+        if not raw:
+            return self.default
+        n = parse_size(raw) if self.unit == "bytes" else (int(raw) if raw.isdigit() else None)
+        if n is None or n <= 0:
+            raise SandboxError(f"${self.env}={raw!r} is not a valid {self.name} limit; give a "
+                               "positive whole number" + (" of bytes, e.g. 4G." if self.unit == "bytes"
+                                                           else f" of {self.unit}."))
+        return n
+
+
+# The table (docs/security.md §Limits shows it; tests/fuzz/test_limits_doc.py compares).
+MANIFEST_BYTES = Limit("MANIFEST_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_MANIFEST_BYTES",
+                       "an ACI's `manifest` entry, a pod manifest, an image layout's manifest")
+JSON_DEPTH = Limit("JSON_DEPTH", 64, "levels", None,
+                   "nesting of any JSON document the kit parses (appc manifests, CNI configs and "
+                   "results, OCI JSON): deeper documents are refused before parsing")
+TAR_META_HEADER_BYTES = Limit("TAR_META_HEADER_BYTES", 1 * MiB, "bytes", None,
+                              "one tar metadata header (PAX record set, GNU long name or link)")
+TAR_HEADER_CHAIN = Limit("TAR_HEADER_CHAIN", 16, "headers", None,
+                         "metadata headers (PAX, GNU long name/link) in a row before one entry")
+TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
+                           "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
+ARCHIVE_ENTRIES = Limit("ARCHIVE_ENTRIES", 1_000_000, "entries", "SANDBOX_MAX_ARCHIVE_ENTRIES",
+                        "entries in one image archive or OCI layer")
+LIMITS: tuple[Limit, ...] = (
+    MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
+    ARCHIVE_ENTRIES)
+
+
+class InputTooLarge(SandboxError):
+    """An input is over one of the limits above; the message names the limit and how to raise it."""
+
+
+def _sentence_start(what: str) -> str:
+    return what[:1].upper() + what[1:]
+
+
+def too_large(limit: Limit, what: str, value: int | None = None, bound: int | None = None,
+              cls: type[InputTooLarge] = InputTooLarge) -> InputTooLarge:
+    """The error (``cls``) for ``what`` exceeding ``limit`` (``bound``: the value in force, if
+    not the limit's current value)."""
+    bound = limit.value if bound is None else bound
+    size = f" ({value} {limit.unit})" if value is not None else ""
+    how = (f" Raise it with ${limit.env} if you trust the source." if limit.env
+           else " This bound is fixed: a real input never comes near it.")
+    return cls(f"{_sentence_start(what)} is over the {limit.name} limit of {bound} {limit.unit}{size}; "
+                         f"it was refused." + how)
+
+
+_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """``"500M"`` → 524288000: a byte count with an optional K/M/G/T suffix (powers of 1024),
+    or None when it is not one."""
+    m = _SIZE.match(text)
+    if not m:
+        return None
+    unit = (m[2] or "B").upper()[:1]
+    return int(m[1]) << {"B": 0, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
+
+
+# ---------------------------------------------------------------------------------------- JSON
+
+class BadJSON(SandboxError, ValueError):
+    """A JSON document the kit refuses: malformed, too deep, or with a number no 64-bit float
+    holds. A ValueError too, so callers that report ``json.loads`` failures report these the same
+    way. ``reason`` is the clause after "<document> is", e.g. "not valid JSON (…)"."""
+
+    def __init__(self, reason: str, what: str = "the JSON document") -> None:
+        self.reason, self.what = reason, what
+        super().__init__(f"{_sentence_start(what)} is {reason}.")
+
+
+_NESTING = re.compile(r'[\[\]{}"\\]')
+_MAX_NUMBER_DIGITS = 309   # the widest integer a float64 holds (1.8e308), as Go decodes numbers
+
+
+def nesting_depth_over(text: str, limit: int) -> bool:
+    """True when arrays/objects in ``text`` nest deeper than ``limit`` (brackets inside strings
+    do not count). A pre-scan: Python's json parser recurses once per level and dies with a
+    RecursionError near 1000 levels, and later consumers (dumps, copies) recurse too."""
+    if text.count("[") + text.count("{") <= limit:
+        return False          # the common case: too few openers to be that deep
+    depth, in_str, skip = 0, False, -1
+    for m in _NESTING.finditer(text):
+        i = m.start()
+        if i == skip:         # the character after a backslash inside a string
+            continue
+        c = text[i]
+        if in_str:
+            if c == "\\":
+                skip = i + 1
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in "]}":
+            depth -= 1
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise BadJSON(f"not valid JSON ({name} is not a number in JSON, RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise BadJSON(f"not valid JSON for this kit (the number {text[:30]}"
+                      f"{'…' if len(text) > 30 else ''} is beyond what a 64-bit float holds)")
+    return v
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_DIGITS + 1:
+        raise BadJSON(f"not valid JSON for this kit (an integer of {len(text.lstrip('-'))} "
+                      "digits is beyond what a 64-bit float holds)")
+    return int(text)
+
+
+def loads(data: bytes | bytearray | str, what: str = "the JSON document", *,
+          limit: Limit | None = None, max_bytes: int | None = None,
+          object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+    """``json.loads`` for untrusted text: at most ``limit``'s value (or ``max_bytes``) long,
+    nested at most :data:`JSON_DEPTH` levels, UTF-8, numbers that fit a 64-bit float (what Go's
+    encoding/json, and so actool and the upstream CNI plugins, accept), no NaN/Infinity.
+    Raises :class:`InputTooLarge` for the size and :class:`BadJSON` for the rest, naming
+    ``what``. A BadJSON raised by ``object_pairs_hook`` passes through as it is."""
+    if limit is not None:
+        bound = limit.value if max_bytes is None else max_bytes
+        if len(data) > bound:
+            raise too_large(limit, what, len(data), bound)
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadJSON(f"not valid JSON (byte {e.start} is not UTF-8, RFC 8259 §8.1)", what) from e
+    depth = JSON_DEPTH.value
+    if nesting_depth_over(data, depth):
+        raise BadJSON(f"nested deeper than {depth} levels (the JSON_DEPTH limit; no real "
+                      "document comes near it)", what)
+    try:
+        return json.loads(data, parse_float=_finite_float, parse_int=_bounded_int,
+                          parse_constant=_no_constant, object_pairs_hook=object_pairs_hook)
+    except BadJSON as e:
+        if e.what == "the JSON document" and what != e.what:   # from a number hook
+            raise type(e)(e.reason, what) from None
+        raise
+    except RecursionError as e:     # cannot happen below JSON_DEPTH; kept as a last guard
+        raise BadJSON("nested too deeply to be parsed", what) from e
+    except ValueError as e:
+        raise BadJSON(f"not valid JSON ({e})", what) from e
+
+
+def read_at_most(f: Any, limit: Limit, what: str, bound: int | None = None) -> bytes:
+    """Read a whole stream or file object, refusing it when it holds more than the limit."""
+    bound = limit.value if bound is None else bound
+    data = f.read(bound + 1)
+    if len(data) > bound:
+        raise too_large(limit, what, None, bound)
+    return data
+
+
+def read_file(path: str | os.PathLike[str], limit: Limit, what: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` (a FIFO or /dev/zero is refused too)."""
+    import stat
+    what = what or str(path)
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise SandboxError(f"{what} is not a regular file; give the path of a file.")
+        return read_at_most(f, limit, what)
+
+
+def human(limit: Limit) -> str:
+    """A limit's default as people write it: ``1 MiB``, ``20 s``, ``64 levels``."""
+    n = limit.default
+    if limit.unit == "bytes":
+        for size, name in ((GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
+            if n >= size and n % size == 0:
+                return f"{n // size} {name}"
+        return f"{n} bytes"
+    if limit.unit == "seconds":
+        return f"{n} s"
+    return f"{n:,} {limit.unit}"
+
+
+def markdown_table() -> str:
+    """The table docs/security.md §Limits holds (a test compares them)."""
+    rows = ["| limit | default | override | what it bounds |", "|---|---|---|---|"]
+    for lim in LIMITS:
+        env = f"`{lim.env}`" if lim.env else "fixed"
+        rows.append(f"| `{lim.name}` | {human(lim)} | {env} | {lim.what} |")
+    return "\n".join(rows)
