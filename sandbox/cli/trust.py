@@ -41,7 +41,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
             if k.masked:
                 print(f"{k.fingerprint}  {where}  masked (empty local file hides the system key)")
             else:
-                print(f"{k.fingerprint}  {where}  [{k.origin}]  {', '.join(k.uids)}")
+                print(f"{k.fingerprint}  {where}  [{k.origin}]  {', '.join(k.uids)}"
+                      + (f"  (cannot sign: {k.problem})" if k.problem else ""))
         return 0
     if args.rm:
         for p in store.remove(args.rm, args.prefix, root=args.root):

@@ -17,6 +17,8 @@ Public API (what the rest of the kit and the notebooks use)::
     SecretKey.public() -> PublicKey;  .armored() -> bytes;  read_secret_key(bytes) -> SecretKey
     PublicKey.fingerprint (40 lowercase hex), .uids, .subkeys, .armored(), .status()
     read_keys(bytes) -> list[PublicKey]        armored or binary, one or more certificates
+    merge(cert, *copies) -> PublicKey          a keyring's import: the union, revocations kept
+    revoke(secret, reason, code=REASON_…)      hard (compromised, none) or soft (superseded, retired)
     armor(data, kind) / dearmor(text) / crc24(data)
     sign(data_or_path, secret, armored=True, steps=None) -> bytes
     verify(data_or_path, signature, keyring, steps=None) -> Verification   (raises SignatureError)
@@ -83,6 +85,15 @@ SUBPACKETS = {2: "signature creation time", 3: "signature expiration time", 4: "
               32: "embedded signature", 33: "issuer fingerprint",
               34: "preferred AEAD algorithms", 35: "intended recipient fingerprint",
               39: "preferred AEAD ciphersuites"}
+# Reason for Revocation (RFC 4880 §5.2.3.23, RFC 9580 §5.2.3.31): the first octet of subpacket 29.
+REASON_NONE, REASON_SUPERSEDED, REASON_COMPROMISED, REASON_RETIRED, REASON_UID_INVALID = 0, 1, 2, 3, 32
+REVOCATION_REASONS = {REASON_NONE: "no reason specified", REASON_SUPERSEDED: "key superseded",
+                      REASON_COMPROMISED: "key compromised", REASON_RETIRED: "key retired",
+                      REASON_UID_INVALID: "user ID no longer valid"}
+# "Soft" reasons say the key simply stopped being used: what it signed *before* the revocation
+# still counts. Every other reason - compromised, none given, a code nobody knows, or no reason
+# subpacket at all - is "hard": nothing the key ever signed can be trusted (RFC 9580 §5.2.3.31).
+SOFT_REVOCATIONS = frozenset({REASON_SUPERSEDED, REASON_RETIRED, REASON_UID_INVALID})
 # Key flags (§5.2.3.29), first octet.
 FLAG_CERTIFY, FLAG_SIGN, FLAG_ENCRYPT_COMMS, FLAG_ENCRYPT_STORAGE, FLAG_AUTH = 0x01, 0x02, 0x04, 0x08, 0x20
 # The legacy Ed25519 curve OID 1.3.6.1.4.1.11591.15.1 (RFC 9580 §9.2).
@@ -406,8 +417,7 @@ class Subpacket:
         if self.type == 29:
             if not d:
                 return ""
-            why = {0: "no reason given", 1: "key superseded", 2: "key compromised", 3: "key retired",
-                   32: "user ID no longer valid"}.get(d[0], f"code {d[0]}")
+            why = REVOCATION_REASONS.get(d[0], f"code {d[0]}")
             text = d[1:].decode("utf-8", "replace").strip()
             return why + (f": {text}" if text else "")
         if self.type == 32:
@@ -525,6 +535,18 @@ class Signature:
     def revocation_reason(self) -> str | None:
         sp = self._first(29)
         return sp.describe() if sp else None
+
+    @property
+    def revocation_code(self) -> int | None:
+        """The reason code of a revocation (None when it carries no reason subpacket)."""
+        sp = self._first(29)
+        return sp.data[0] if sp and sp.data else None
+
+    @property
+    def hard_revocation(self) -> bool:
+        """A revocation that withdraws everything the key ever signed: any reason but
+        superseded / retired / user ID no longer valid, including no reason at all."""
+        return self.revocation_code not in SOFT_REVOCATIONS
 
     # -- the hashed suffix (§5.2.4)
     @property
@@ -766,6 +788,8 @@ class KeyStatus:
     expires: int | None        # unix time, None = never
     revoked: bool
     kind: str = "ok"           # ok | revoked | expired | no-sign | invalid
+    revocation: "Signature | None" = None   # the revocation that applies (or a soft one that
+    #                                         does not apply yet: signatures made before it count)
 
 
 @dataclass
@@ -858,17 +882,41 @@ class PublicKey:
         return best
 
     def _revocation(self, sigs: list[Signature], *targets: bytes, sig_type: int) -> Signature | None:
-        for s in sigs:
-            if s.sig_type == sig_type and self._self_sig_ok(s, *targets):
-                return s
-        return None
+        """The revocation that matters among the valid ones: a hard one if there is any (it
+        withdraws everything), else the earliest soft one."""
+        valid = [s for s in sigs if s.sig_type == sig_type and self._self_sig_ok(s, *targets)]
+        hard = [s for s in valid if s.hard_revocation]
+        if hard:
+            return hard[0]
+        return min(valid, key=lambda s: s.created, default=None)
 
-    def status(self, at: int | float | None = None) -> list[KeyStatus]:
-        """The primary key and each subkey: usable for signing data at time ``at`` (default now)?"""
+    @staticmethod
+    def _revoked_for(rev: Signature | None, signed_at: int) -> bool:
+        """Does ``rev`` withdraw a signature made at ``signed_at``? A hard revocation withdraws
+        every signature; a soft one only those made at or after its own creation time."""
+        return rev is not None and (rev.hard_revocation or signed_at >= rev.created)
+
+    @staticmethod
+    def _revocation_problem(what: str, fpr: str, rev: Signature) -> str:
+        why = rev.revocation_reason
+        if rev.hard_revocation:
+            return (f"{what} {fpr.upper()} was revoked by its owner" + (f" ({why})" if why else "")
+                    + "; a hard revocation withdraws every signature the key ever made.")
+        return (f"{what} {fpr.upper()} was retired by its owner on {_iso(rev.created)} ({why}); "
+                "signatures made after that no longer count.")
+
+    def status(self, at: int | float | None = None, *, signed_at: int | float | None = None
+               ) -> list[KeyStatus]:
+        """The primary key and each subkey: usable for signing data at time ``at`` (default now)?
+
+        ``signed_at`` is when the signature in question was made (default ``at``): a *soft*
+        revocation (superseded, retired) only withdraws signatures made at or after it."""
         now = int(time.time() if at is None else at)
+        when = now if signed_at is None else int(signed_at)
         out = []
         p = self.primary
-        rev = self._revocation(self.direct_sigs, sig_type=0x20)
+        prev = self._revocation(self.direct_sigs, sig_type=0x20)
+        rev = prev if self._revoked_for(prev, when) else None
         self_sig = self._primary_sig(now)
         expires = (p.created + self_sig.key_expires_after) if self_sig and self_sig.key_expires_after else None
         flags = self_sig.key_flags if self_sig else None
@@ -876,8 +924,7 @@ class PublicKey:
         primary_problem, pkind = None, "ok"
         if rev is not None:
             pkind = "revoked"
-            why = rev.revocation_reason
-            primary_problem = f"key {p.fingerprint.upper()} was revoked by its owner" + (f" ({why})" if why else "") + "."
+            primary_problem = self._revocation_problem("key", p.fingerprint, rev)
         elif self_sig is None:
             pkind = "invalid"
             primary_problem = (f"key {p.fingerprint.upper()} has no valid self-signature, so nothing "
@@ -889,11 +936,13 @@ class PublicKey:
         if problem is None and not can_sign:
             kind = "no-sign"
             problem = f"key {p.fingerprint.upper()} is not marked for signing (key flags: {_flags(flags)})."
-        out.append(KeyStatus(p.fingerprint, problem is None, problem, can_sign, expires, rev is not None, kind))
+        out.append(KeyStatus(p.fingerprint, problem is None, problem, can_sign, expires, rev is not None, kind,
+                             prev))
         for sk in self.subkeys:
             k = sk.key
             target = k.hash_prefix()
-            srev = self._revocation(sk.sigs, target, sig_type=0x28)
+            ssrev = self._revocation(sk.sigs, target, sig_type=0x28)
+            srev = ssrev if self._revoked_for(ssrev, when) else None
             bindings = [s for s in sk.sigs if s.sig_type == 0x18 and s.created <= now
                         and self._self_sig_ok(s, target)]
             binding = max(bindings, key=lambda s: s.created, default=None)
@@ -906,8 +955,7 @@ class PublicKey:
                 problem = f"subkey {k.fingerprint.upper()} belongs to a primary key that is not usable: {primary_problem}"
             elif srev is not None:
                 kind = "revoked"
-                why = srev.revocation_reason
-                problem = f"subkey {k.fingerprint.upper()} was revoked by its owner" + (f" ({why})" if why else "") + "."
+                problem = self._revocation_problem("subkey", k.fingerprint, srev)
             elif binding is None:
                 kind = "invalid"
                 problem = f"subkey {k.fingerprint.upper()} has no valid binding signature from its primary key."
@@ -924,12 +972,14 @@ class PublicKey:
                     problem = (f"signing subkey {k.fingerprint.upper()} is not cross-certified "
                                "(no valid primary-key binding signature 0x19).")
             out.append(KeyStatus(k.fingerprint, problem is None, problem, s_can_sign, s_exp, srev is not None,
-                                 kind))
+                                 kind, ssrev or (prev if primary_problem else None)))
         return out
 
-    def check_signer(self, key: KeyPacket, at: int | float | None = None) -> None:
-        """Raise the matching :class:`KeyProblem` unless ``key`` may sign data at ``at``."""
-        for st in self.status(at):
+    def check_signer(self, key: KeyPacket, at: int | float | None = None, *,
+                     signed_at: int | float | None = None) -> None:
+        """Raise the matching :class:`KeyProblem` unless ``key`` may sign data at ``at`` (for a
+        signature made at ``signed_at``: see :meth:`status`)."""
+        for st in self.status(at, signed_at=signed_at):
             if st.fingerprint != key.fingerprint or st.usable:
                 continue
             cls = {"revoked": KeyRevoked, "expired": KeyExpired, "no-sign": NotSigningKey}.get(st.kind, InvalidKey)
@@ -1022,6 +1072,35 @@ def read_keys(data: bytes | str) -> list[PublicKey]:
     if not certs:
         raise MalformedSignature("The data contains no OpenPGP public key.")
     return [SecretKey(c).public() for c in certs]
+
+
+def merge(first: PublicKey, *others: PublicKey) -> PublicKey:
+    """One certificate from several copies of the same key, the way a keyring imports a key it
+    already holds: every user ID, subkey and signature that any copy carries is kept, nothing
+    is dropped. So a copy fetched *before* a revocation cannot undo the revocation."""
+    for o in others:
+        if o.fingerprint != first.fingerprint:
+            raise SignatureError(f"Cannot merge key {o.fingerprint.upper()} into key "
+                                 f"{first.fingerprint.upper()}: they are different keys.")
+
+    def union(*lists: list[Signature]) -> list[Signature]:
+        seen: dict[bytes, Signature] = {}
+        for sigs in lists:
+            for sig in sigs:
+                seen.setdefault(sig.body, sig)
+        return list(seen.values())
+
+    copies = (first, *others)
+    uids: dict[bytes, list[list[Signature]]] = {}
+    subs: dict[str, tuple[KeyPacket, list[list[Signature]]]] = {}
+    for c in copies:
+        for u in c.user_ids:
+            uids.setdefault(u.raw, []).append(u.sigs)
+        for sk in c.subkeys:
+            subs.setdefault(sk.fingerprint, (sk.key, []))[1].append(sk.sigs)
+    return PublicKey(first.primary, union(*(c.direct_sigs for c in copies)),
+                     [UserID(raw.decode("utf-8", "replace"), raw, union(*sigs)) for raw, sigs in uids.items()],
+                     [Subkey(key, union(*sigs)) for key, sigs in subs.values()])
 
 
 def read_secret_key(data: bytes | str) -> SecretKey:
@@ -1138,9 +1217,14 @@ def add_subkey(secret: SecretKey, type: str = "rsa", *, bits: int = 3072, flags:
                                cert.subkeys + [Subkey(sub, [binding])]))
 
 
-def revoke(secret: SecretKey, reason: str = "", *, code: int = 0, subkey: str | None = None,
+def revoke(secret: SecretKey, reason: str = "", *, code: int = REASON_NONE, subkey: str | None = None,
            created: int | None = None) -> SecretKey:
-    """Add a key revocation (0x20) — or, with ``subkey``, a subkey revocation (0x28)."""
+    """Add a key revocation (0x20) — or, with ``subkey``, a subkey revocation (0x28) — carrying
+    a Reason for Revocation subpacket: ``code`` is one of :data:`REVOCATION_REASONS`
+    (:data:`REASON_SUPERSEDED` and :data:`REASON_RETIRED` are soft: earlier signatures keep
+    counting; the others are hard), ``reason`` a human-readable text."""
+    if not 0 <= code <= 255:
+        raise SignatureError(f"A revocation reason code is one octet (0-255), not {code}.")
     created = int(time.time()) if created is None else int(created)
     cert = secret.cert
     primary = cert.primary
@@ -1226,11 +1310,13 @@ class Verification:
     created: datetime
     digest: str                   # hex digest of document ‖ hashed part ‖ trailer
     signature: Signature
+    notes: tuple[str, ...] = ()   # e.g. the key was retired (softly) after this signature
 
     def __str__(self) -> str:
         who = ", ".join(self.uids) or "(no user ID)"
         return (f"Good signature from {who}, key {group_fingerprint(self.signer_fingerprint)}, "
-                f"{self.hash_algo}, made {self.created.isoformat()}")
+                f"{self.hash_algo}, made {self.created.isoformat()}"
+                + "".join(f" (note: {n})" for n in self.notes))
 
 
 def signed_bytes(sig: Signature) -> list[tuple[str, bytes]]:
@@ -1303,12 +1389,19 @@ def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: i
     record(steps, "check", "signature math", ok=True, algo=key.algo_name)
     if sig.created < key.created:
         raise InvalidKey("The signature claims to be older than the key that made it, which is impossible.")
-    cert.check_signer(key, now)
-    record(steps, "check", "signing key usable", ok=True, key=key.fingerprint)
+    cert.check_signer(key, now, signed_at=sig.created)
+    notes: list[str] = []
+    st = next(s for s in cert.status(now, signed_at=sig.created) if s.fingerprint == key.fingerprint)
+    if st.revocation is not None:           # soft, and later than the signature: it still counts
+        notes.append(f"the key was retired on {_iso(st.revocation.created)} "
+                     f"({st.revocation.revocation_reason}); this signature was made before that, "
+                     "so it still counts")
+    record(steps, "check", "signing key usable", ok=True, key=key.fingerprint, **(
+        {"note": notes[0]} if notes else {}))
     if sig.expires_after and sig.created + sig.expires_after <= now:
         raise SignatureExpired(f"The signature expired on {_iso(sig.created + sig.expires_after)}.")
     return Verification(key.fingerprint, cert.fingerprint, tuple(cert.uids), sig.hash_name,
-                        sig.created_at, digest.hex(), sig)
+                        sig.created_at, digest.hex(), sig, tuple(notes))
 
 
 # --------------------------------------------------------------------------- showing

@@ -12,7 +12,13 @@ keyring is root.d plus prefix.d ``a.com``, ``a.com/x`` and ``a.com/x/y`` — who
 only. (rkt compares strings, so its key for ``a.com/fo`` also signs ``a.com/foo``; ours does not.)
 
 The keyring prefix is the image's *manifest name*, never the URL it came from (rkt
-image/validator.go). Public API::
+image/validator.go).
+
+A key is *one* key wherever it is filed: adding a copy of a key the store already holds merges
+the two (:func:`sandbox.trust.pgp.merge`, what ``gpg --import`` does to a keyring), so an old
+copy fetched before its owner revoked it cannot silently un-revoke it; and a keyring that meets
+two files of the same key merges them too. (rkt overwrote the file with the bytes it was given.)
+Public API::
 
     TrustStore(root=None, system_root=None)
     .add(prefix, key_bytes, root=False) -> Path       .remove(fingerprint, prefix=None, root=False)
@@ -60,6 +66,7 @@ class TrustedKey:
     origin: str               # "local" or "system"
     uids: tuple[str, ...]
     masked: bool = False      # an empty local file hiding a system key
+    problem: str | None = None  # why the key cannot sign now (revoked, expired…), else None
 
 
 def prefixes_of(name: str) -> list[str]:
@@ -106,19 +113,46 @@ class TrustStore:
         if len(certs) != 1:
             raise TrustError(f"The key file holds {len(certs)} certificates; trust them one file at a time.")
         cert = certs[0]
-        st = cert.status()[0]
+        # The copies this store already holds of the same key (anywhere, system ones too): the
+        # new copy is merged into them, never put in their place (a revocation stays).
+        copies = [(p, c) for p, c in self._copies(cert.fingerprint)]
+        merged = pgp.merge(cert, *(c for _, c in copies)) if copies else cert
+        st = merged.status()[0]
         if st.kind == "invalid":           # expired or revoked keys may be stored (and are refused on use)
             raise TrustError(f"Not trusting it: {st.problem}")
         d = self._dir(self.root, prefix)
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
         path = d / cert.fingerprint
-        data = bytes(key_bytes) if pgp.is_armored(key_bytes) else cert.armored()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o644)
-        tmp.replace(path)
-        record(steps, "write", str(path), fingerprint=cert.fingerprint, prefix=prefix or "(root)")
+        if copies:
+            kept = _revocations(merged) - _revocations(cert)
+            record(steps, "merge", cert.fingerprint, copies=[str(p) for p, _ in copies],
+                   **({"kept": f"{len(kept)} revocation(s) the new copy lacks"} if kept else {}))
+            data = merged.armored()
+        else:    # rkt keeps the armored key as it was given
+            data = bytes(key_bytes) if pgp.is_armored(key_bytes) else cert.armored()
+        targets = [path] + [p for p, _ in copies if p != path and self._is_local(p)]
+        for target in targets:            # one key, one state: every local copy gets the union
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.chmod(0o644)
+            tmp.replace(target)
+            record(steps, "write", str(target), fingerprint=cert.fingerprint,
+                   prefix=(prefix or "(root)") if target == path else "(existing copy, merged)")
         return path
+
+    def _is_local(self, path: Path) -> bool:
+        return path.is_relative_to(self.root)
+
+    def _copies(self, fingerprint: str) -> list[tuple[Path, pgp.PublicKey]]:
+        """Every non-empty file of this key in the store (system first, then local)."""
+        out = []
+        for base, origin in ((self.system_root, "system"), (self.root, "local")):
+            for _scope, _prefix, path, _origin in self._entries(base, origin):
+                if path.name == fingerprint:
+                    data = path.read_bytes()
+                    if data:
+                        out.append((path, self._load(path, data)))
+        return out
 
     def remove(self, fingerprint: str, prefix: str | None = None, *, root: bool = False,
                steps: Steps | None = None) -> list[Path]:
@@ -171,7 +205,8 @@ class TrustStore:
                     out.append(TrustedKey(scope, prefix, path.name, path, origin, (), masked=True))
                     continue
                 cert = self._load(path, data)
-                out.append(TrustedKey(scope, prefix, cert.fingerprint, path, origin, tuple(cert.uids)))
+                out.append(TrustedKey(scope, prefix, cert.fingerprint, path, origin, tuple(cert.uids),
+                                      problem=cert.status()[0].problem))
         return out
 
     def _load(self, path: Path, data: bytes) -> pgp.PublicKey:
@@ -200,7 +235,9 @@ class TrustStore:
                         ring.pop(path.name, None)
                         record(steps, "check", str(path), note="empty file: masks the system key")
                         continue
-                    ring[path.name] = self._load(path, data)
+                    cert = self._load(path, data)
+                    # two files of one key (say root.d and a prefix): one key, both files' packets
+                    ring[path.name] = pgp.merge(ring[path.name], cert) if path.name in ring else cert
                     record(steps, "read", str(path), prefix=prefix or "(root)")
         return list(ring.values())
 
@@ -290,8 +327,15 @@ class TrustStore:
         ring: dict[str, pgp.PublicKey] = {}
         for n in sorted(names) or [""]:
             for c in self.keyring_for(n):
-                ring[c.fingerprint] = c
+                ring[c.fingerprint] = pgp.merge(ring[c.fingerprint], c) if c.fingerprint in ring else c
         return list(ring.values())
+
+
+def _revocations(cert: pgp.PublicKey) -> set[bytes]:
+    """The bodies of every revocation signature a certificate carries (key, subkey, user ID)."""
+    sigs = list(cert.direct_sigs) + [s for sk in cert.subkeys for s in sk.sigs]
+    sigs += [s for u in cert.user_ids for s in u.sigs]
+    return {s.body for s in sigs if s.sig_type in (0x20, 0x28, 0x30)}
 
 
 def signature_path_for(aci_path: str | os.PathLike) -> Path:

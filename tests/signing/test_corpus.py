@@ -87,7 +87,8 @@ def corpus(tmp_path_factory) -> list[Case]:
     # below the public API (which refuses to make them): signatures by keys that may not sign
     for name, k in (("o_nocross", o_nocross.cert.subkeys[0].key), ("o_certonly", o_certonly.cert.primary)):
         sig[name] = pgp._make_signature(k, 0x00, "SHA256", [], pgp._common_subpackets(k, now), data=a).armored()
-    o_rev = pgp.revoke(o_rev, "superseded", code=1)
+    # a hard revocation (compromised): gpg has no soft revocations (test_revocation.py has them)
+    o_rev = pgp.revoke(o_rev, "compromised", code=pgp.REASON_COMPROMISED)
     ok = {n: k.public().armored() for n, k in (("o_rsa", o_rsa), ("o_ed", o_ed), ("o_exp", o_exp),
                                                ("o_rev", o_rev), ("o_sub", o_sub), ("o_subrev", o_subrev),
                                                ("o_nocross", o_nocross), ("o_certonly", o_certonly))}
