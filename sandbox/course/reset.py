@@ -15,8 +15,9 @@ prefix, :data:`sandbox.config.NAME_PREFIX` = ``sbx``, and state under ``$SANDBOX
 * host iptables — nat rules whose CNI comment names an ``sbx*`` network, and the ``CNI-…``
   chains they jump to;
 * CNI caches — ``/var/lib/cni/results/sbx*`` and ``/var/lib/cni/networks/sbx*``;
-* notebooks — each notebook's own directory ``$SANDBOX_DIR/notebooks/NN`` (and the namespaces its
-  record lists, :mod:`sandbox.course.notebook`);
+* notebooks — each notebook's own directory ``$SANDBOX_DIR/notebooks/NN`` and what its records
+  list: the namespaces it made, the pods it ran, the keys it trusted and the images it imported
+  (:func:`sandbox.course.notebook.recover`);
 * caches and state — ``$SANDBOX_DIR``'s ``pods``, ``copies``, ``trees``, ``cache``, ``labs``,
   ``notebooks``, ``cni``; with ``everything=True`` the whole directory (image store and trusted keys too).
 
@@ -184,11 +185,9 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
                     done += labs.reset(int(d.name))
                 except SandboxError as e:
                     done.append(f"lab {d.name}: {e}")
-    nbs = state / "notebooks"
-    if nbs.is_dir():   # what each notebook recorded (a kernel that died left it)
-        for d in sorted(nbs.iterdir()):
-            done += [f"notebook {d.name}: removed {g}"
-                     for g in netns.Session.recover(d / "netns.json")]
+    from sandbox.course import notebook
+    for d in notebook.sessions():   # what each notebook recorded (a kernel that died left it)
+        done += [f"notebook {d.name}: {g}" for g in notebook.recover(d)]
     if state.is_dir():
         try:
             done += [f"closed clean copy {r}" for r in treestore.close_all(steps=steps)]

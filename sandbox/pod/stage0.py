@@ -823,7 +823,6 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
     """``sandbox gc``: remove exited pods older than ``grace`` seconds, failed prepares, pods whose
     supervisor died, and every leftover (netns, CNI attachments, cgroups, overlay dirs); remove
     the node netns when no pod runs."""
-    from sandbox.net import netns
     done = []
     now = time.time()
     for state in STATES:
@@ -849,6 +848,15 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                 shutil.rmtree(d, ignore_errors=True)
                 done.append(f"pod {d.name}: removed ({state_now})")
                 record(steps, "remove", str(d), state=state_now)
+    return done + drop_idle_netns()
+
+
+def drop_idle_netns() -> list[str]:
+    """Remove the netns of this state dir's pods that no longer run, and the node netns when no
+    pod netns at all is left on the machine (the end of ``gc``; also what a notebook calls after
+    removing the one pod it ran)."""
+    from sandbox.net import netns
+    done = []
     # Netns names are machine-wide but pods belong to a state dir: judge only this state dir's
     # pods (another $SANDBOX_DIR may be running its own), and drop this state dir's node netns
     # once none of its pods runs.
