@@ -25,6 +25,7 @@ Public API::
     .list() -> list[TrustedKey]                        .keyring_for(image_name) -> list[PublicKey]
     .has_key_for(image_name) -> bool                   .check_signer(signature, image_name) -> str
     .verify_image(aci_path, signature_path=None, image_name=None) -> pgp.Verification
+    .verdict(aci_path) -> str   ("ACCEPTED: …" / "REFUSED (KeyRevoked): …", never raises)
     fetch_key(file_or_https_url, insecure_allow_http=False) -> bytes;  describe(cert) -> str
 """
 from __future__ import annotations
@@ -174,6 +175,7 @@ class TrustStore:
                 k.path.unlink()
                 record(steps, "remove", str(k.path))
                 changed.append(k.path)
+                self._prune(k.path.parent)
             else:
                 mask = self._dir(self.root, k.prefix) / fpr
                 mask.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +186,17 @@ class TrustStore:
             where = f" for prefix {prefix}" if prefix else (" in root.d" if root else "")
             raise TrustError(f"Key {fpr} is not trusted{where}; see `sandbox trust --list`.")
         return changed
+
+    def _prune(self, d: Path) -> None:
+        """Remove directories left empty by a removal, up to the store's root."""
+        while d.is_relative_to(self.root):
+            try:
+                d.rmdir()
+            except OSError:
+                return
+            if d == self.root:
+                return
+            d = d.parent
 
     # -- reading
     def _entries(self, base: Path, origin: str):
@@ -320,6 +333,19 @@ class TrustStore:
                 key_id=v.primary_fingerprint[-16:], hint=self._fix_hint(image_name, v.primary_fingerprint))
         record(steps, "check", "signer trusted for name", ok=True, name=image_name, key=v.primary_fingerprint)
         return v
+
+    def verdict(self, aci_path: str | os.PathLike, signature_path: str | os.PathLike | None = None) -> str:
+        """What :meth:`verify_image` decides, as one line that never raises: ``ACCEPTED: …``
+        (with any note, e.g. a key retired after it signed) or ``REFUSED (WhyError): …``."""
+        try:
+            v = self.verify_image(aci_path, signature_path)
+        except SandboxError as e:
+            return f"REFUSED ({type(e).__name__}): {e}"
+        except OSError as e:
+            return f"REFUSED: {e.strerror or e}"
+        return (f"ACCEPTED: {Path(aci_path).name} is signed by {', '.join(v.uids) or '?'} "
+                f"(key {pgp.group_fingerprint(v.primary_fingerprint)}), trusted for its name"
+                + "".join(f"; note: {n}" for n in v.notes))
 
     def all_keys(self) -> list[pgp.PublicKey]:
         """Every key trusted for any name (masks applied)."""

@@ -71,15 +71,11 @@ class GnuPG:
         signing key; 1: a signing subkey that is not cross-certified)."""
         sig_path = self.home / "check.sig"
         sig_path.write_bytes(sig)
+        from sandbox.trust import gnupg
         p = self.run("--status-fd", "1", "--verify", str(sig_path), str(data), check=False)
         status = p.stdout.decode("utf-8", errors="replace")   # notations may not be UTF-8
-        tokens = {l.split()[1] for l in status.splitlines() if l.startswith("[GNUPG:] ") and len(l.split()) > 1}
-        for tok, verdict in (("BADSIG", "bad"), ("EXPKEYSIG", "expired"), ("REVKEYSIG", "revoked"),
-                             ("EXPSIG", "sig-expired"), ("NO_PUBKEY", "unknown"), ("ERRSIG", "unusable"),
-                             ("GOODSIG", "good")):
-            if tok in tokens:
-                return verdict, status
-        return "error", status + p.stderr.decode(errors="replace")
+        verdict = gnupg.verdict(gnupg.parse_status(status))
+        return verdict, status if verdict != "error" else status + p.stderr.decode(errors="replace")
 
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], capture_output=True)

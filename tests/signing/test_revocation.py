@@ -220,3 +220,21 @@ def test_gnupg_also_keeps_the_revocation_when_the_old_copy_comes_back(key: pgp.S
     store.add("example.com", key.public().armored())
     with pytest.raises(pgp.KeyRevoked):
         store.verify(payload, sig, "example.com/app")
+
+
+@needs_gpg
+def test_the_library_gpg_check_reads_gpgs_verdicts(key: pgp.SecretKey, payload: Path, tmp_path: Path) -> None:
+    """sandbox.trust.gnupg (the notebook's cross-check): good with VALIDSIG's fingerprint, bad
+    for a changed file, unknown without the key, revoked for a revoked key."""
+    from sandbox.trust import gnupg
+    sig = pgp.sign(payload, key)
+    good = gnupg.verify(sig, payload, [key.public().armored()])
+    assert good.verdict == "good" and good.fingerprint == key.fingerprint
+    assert good.keywords()[:2] == ["GOODSIG", "VALIDSIG"]
+    changed = tmp_path / "changed"
+    changed.write_bytes(payload.read_bytes() + b"!")
+    assert gnupg.verify(sig, changed, [key.public().armored()]).verdict == "bad"
+    assert gnupg.verify(sig, payload, []).verdict == "unknown"
+    revoked = pgp.revoke(key, "", code=pgp.REASON_COMPROMISED).public().armored()
+    assert gnupg.verify(sig, payload, [revoked]).verdict == "revoked"
+    assert gnupg.parse_status(b"noise\n[GNUPG:] GOODSIG AB \xff\n") == [("GOODSIG", ["AB", "\ufffd"])]
