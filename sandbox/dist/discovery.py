@@ -6,7 +6,10 @@ The steps, as the spec describes them:
 1. App string ``name[:version][,label=value...]`` -> :class:`App` (:func:`parse_app`); the
    client adds ``os`` / ``arch`` for the machine it runs on (:func:`sandbox._sys.platform.appc_os_arch`, appc's
    names: amd64, aarch64, i386, armv7l, ...), and ``version`` defaults to ``latest`` for the
-   template only (as appc's reference client does).
+   template only. That default is rkt's and appc's Go client's convention (discovery.go
+   ``defaultVersion``), not the spec's: discovery.md's *latest pattern* relies on ``{version}``
+   staying unrendered when no version is asked for, so that a ``{name}-latest.{ext}`` template
+   is the best match. ``default_version=None`` gives the spec's reading.
 2. Discovery URL ``https://{name}?ac-discovery=1`` (§Discovery URL). https first; plain http only
    when the operator allows it (rkt's ``--insecure-options=http``). 3xx are followed.
 3. ``<meta name="ac-discovery" content="PREFIX URL-TEMPLATE">`` and
@@ -52,6 +55,21 @@ TEMPLATE_VAR = re.compile(r"\{(.*?)\}")
 
 class DiscoveryError(SandboxError):
     """Discovery found no usable endpoint (the attempts say why)."""
+
+
+# appc's Go sources as Debian ships them (golang-github-appc-spec-dev): its discovery test
+# pages (meta01.html … meta06.html) are the reference fixtures.
+APPC_SPEC_SOURCES = "/usr/share/gocode/src/github.com/appc/spec"
+
+
+def appc_fixture(name: str) -> "Path":
+    """A file of appc's discovery test data, e.g. ``appc_fixture("meta06.html")``."""
+    from pathlib import Path
+    p = Path(APPC_SPEC_SOURCES) / "discovery" / "testdata" / name
+    if not p.is_file():
+        raise DiscoveryError(f"appc's discovery fixture {name} is not installed ({p}); install "
+                             "Debian's golang-github-appc-spec-dev (provision/packages/image.txt).")
+    return p
 
 
 
@@ -109,10 +127,13 @@ def render_template(template: str, variables: Mapping[str, str]) -> tuple[str, b
     return out, not TEMPLATE_VAR.search(out)
 
 
-def template_variables(app: App) -> dict[str, str]:
-    """``{name}`` plus every requested label; ``version`` defaults to ``latest``."""
+def template_variables(app: App, default_version: str | None = DEFAULT_VERSION) -> dict[str, str]:
+    """``{name}`` plus every requested label; ``version`` defaults to ``latest`` (rkt's and the
+    Go client's convention; ``default_version=None`` leaves it out, as the spec's latest
+    pattern expects)."""
     v = {k: val for k, val in app.labels.items() if k != "name"}
-    v.setdefault("version", DEFAULT_VERSION)
+    if default_version is not None:
+        v.setdefault("version", default_version)
     v["name"] = app.name
     return v
 
@@ -144,12 +165,14 @@ class Candidate:
         return "best match" if self.best else "fewer labels than the best match"
 
 
-def expand_templates(app: App, tags: Iterable[MetaTag]) -> list[Candidate]:
+def expand_templates(app: App, tags: Iterable[MetaTag], *,
+                     default_version: str | None = DEFAULT_VERSION) -> list[Candidate]:
     """Render every ``ac-discovery`` tag whose prefix matches; mark the best matching ones.
 
     The prefix test is a string prefix, as in appc's reference client (discovery.go).
+    ``default_version``: see :func:`template_variables`.
     """
-    variables = template_variables(app)
+    variables = template_variables(app, default_version)
     out: list[Candidate] = []
     for t in tags:
         if t.name != "ac-discovery" or not app.name.startswith(t.prefix):

@@ -470,6 +470,41 @@ class DiscoveryServer:
                 h.close_connection = True
 
 
+def publish_demo(directory: str | os.PathLike[str], signer: Any, name: str = "localhost/hello",
+                 versions: tuple[str, ...] = ("1.0.0", "1.2.0"), *, key_file: str = "alice.pub.asc",
+                 steps: Steps | None = None) -> list[Path]:
+    """What a publisher puts in the directory :class:`DiscoveryServer` serves: for each version a
+    small ACI ``name`` (one file, ``/greeting``, labelled version/os/arch for this machine) with
+    its detached signature beside it, and the signer's armored public key. Returns the files."""
+    import json
+
+    from sandbox._sys import platform
+    from sandbox.image import aci
+    from sandbox.trust import pgp
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    os_, arch = platform.appc_os_arch()
+    made = [out / key_file]
+    made[0].write_bytes(signer.public().armored())
+    base = name.rsplit("/", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix="sbx-publish-") as tmp:
+        for version in versions:
+            layout = Path(tmp) / version
+            (layout / "rootfs").mkdir(parents=True)
+            (layout / "rootfs" / "greeting").write_text(f"hello from {version}\n")
+            (layout / "manifest").write_text(json.dumps({
+                "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+                "labels": [{"name": "version", "value": version}, {"name": "os", "value": os_},
+                           {"name": "arch", "value": arch}]}))
+            image = out / f"{base}-{version}.aci"
+            aci.build(layout, image, overwrite=True, steps=steps)
+            asc = image.with_name(image.name + ".asc")
+            asc.write_bytes(pgp.sign(image, signer, steps=steps))
+            made += [image, asc]
+    return made
+
+
 def serve(directory: str | os.PathLike[str], **kwargs: Any) -> DiscoveryServer:
     """Start a :class:`DiscoveryServer` and return it (call ``.stop()`` when done)."""
     srv = DiscoveryServer(directory, **kwargs)

@@ -21,11 +21,12 @@ from typing import Any, Iterator
 
 import pytest
 
+from sandbox.dist.discovery import APPC_SPEC_SOURCES
 from sandbox.dist.serve import DiscoveryServer, make_tls_material
 from sandbox.image import aci
 from sandbox.trust import pgp
 
-FIXTURES = Path("/usr/share/gocode/src/github.com/appc/spec/discovery/testdata")
+FIXTURES = Path(APPC_SPEC_SOURCES) / "discovery" / "testdata"
 
 
 @dataclass

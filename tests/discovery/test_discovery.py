@@ -154,6 +154,14 @@ def test_spec_example_best_match() -> None:
     c = d.expand_templates(App("example.com/reduce-worker", {"os": "linux", "arch": "amd64"}), tags)
     assert c[0].endpoint.aci == c[2].endpoint.aci == \
         "https://storage.example.com/linux/amd64/example.com/reduce-worker-latest.aci"
+    assert [x.best for x in c] == [True, True, False]
+    # The spec's own reading of its "latest pattern": {version} stays unrendered, so only the
+    # -latest template renders, and it is the best match.
+    c = d.expand_templates(App("example.com/reduce-worker", {"os": "linux", "arch": "amd64"}), tags,
+                           default_version=None)
+    assert [x.best for x in c] == [False, False, True]
+    assert [x.reason for x in c][:2] == ["unrendered {version}"] * 2
+    assert c[2].endpoint.aci == "https://storage.example.com/linux/amd64/example.com/reduce-worker-latest.aci"
 
 
 def test_prefix_must_match_and_ext_required() -> None:
