@@ -594,11 +594,14 @@ class Session:
         self.paths.append(p)
         return self._remember(p)
 
-    def tmpdir(self, prefix: str = "sbx-") -> Path:
+    def tmpdir(self, prefix: str = "sbx-", base: str | os.PathLike[str] | None = None) -> Path:
+        """A scratch directory removed at close: under ``base`` if given, else under the
+        session's ``scratch`` dir, else the system's temp dir."""
         import tempfile
-        if self.scratch is not None:
-            self.scratch.mkdir(parents=True, exist_ok=True)
-        p = Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch))
+        where = Path(base) if base is not None else self.scratch
+        if where is not None:
+            where.mkdir(parents=True, exist_ok=True)
+        p = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
         self.tmpdirs.append(p)
         self._write_record()
         return p

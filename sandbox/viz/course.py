@@ -14,14 +14,14 @@ from typing import Any
 import graphviz
 
 from sandbox import config
-from sandbox.course.cnm_demo import CNI_COMMANDS, CNM_REMOTE_ENDPOINTS, CniCnmDemo
+from sandbox.course.cnm_demo import CniCnmDemo
 from sandbox.course.slides import (
     CourseError,
     chapters,
     coverage_path,
     load_coverage,
 )
-from sandbox.viz import color_for, digraph
+from sandbox.viz import HtmlTable, color_for, digraph
 
 
 def course_map(root: Path | None = None) -> graphviz.Digraph:
@@ -172,62 +172,122 @@ def reset_preview() -> HTMLText:
 
 
 # ---------------------------------------------------------------------------------------------
-# Notebook 09: CNM's network / endpoint / sandbox, read off a CNI setup (sandbox.course.cnm_demo)
+# Notebook 09: one container connected the CNI way and the CNM way (sandbox.course.cnm_demo)
 
-def cnm_side_by_side(demo: CniCnmDemo) -> HTMLText:
-    rows = demo.rows()
-    return _table(["CNM (libnetwork)", "on the slide", "what you did with CNI", "in the kernel now"],
-                  [[r["cnm"], r["meaning"], r["cni"], r["kernel"]] for r in rows])
+_CNM_ORDER = ["Network", "Endpoint", "Sandbox"]   # one colour per CNM object, in every picture
+
+
+def cnm_side_by_side(demo: CniCnmDemo) -> HtmlTable:
+    """CNM's network / endpoint / sandbox in both models, read off the live kernel state."""
+    return HtmlTable(["CNM object", "model", "on the slide", "in the API", "in the kernel now"],
+                     [[r["cnm"], r["model"], r["meaning"], r["api"], r["kernel"]] for r in demo.rows()])
+
+
+def cnm_sequences(demo: CniCnmDemo) -> HtmlTable:
+    """The same life of a container, phase by phase: plugin execs vs HTTP calls."""
+    return HtmlTable(["phase", "CNI: the runtime execs plugins", "CNM: libnetwork calls the driver"],
+                     demo.sequence_rows(), "what actually ran in this session")
+
+
+def cnm_who_configured(demo: CniCnmDemo) -> HtmlTable:
+    """Slide 56: which process changed which network namespace."""
+    return HtmlTable(["model", "who", "changed the kernel in"], demo.who_configured_rows())
+
+
+def cnm_wire(demo: CniCnmDemo, last: int | None = None) -> HtmlTable:
+    """The HTTP exchanges with the driver (all, or the ``last`` ones): path, request, reply."""
+    import json
+    calls = demo.ctl.calls if demo.ctl else []
+    calls = calls[-last:] if last else calls
+
+    def js(v: Any) -> str:
+        return "(empty body)" if v is None else json.dumps(v, indent=1)[:600]
+
+    return HtmlTable(["POST", "request body", "HTTP", "reply"],
+                     [[c.path, js(c.request), c.status, js(c.reply)] for c in calls])
+
+
+def cnm_api_comparison(demo: CniCnmDemo) -> HtmlTable:
+    """The whole remote driver protocol (both APIs), each endpoint with when libnetwork calls it
+    and whether this session did."""
+    return HtmlTable(["API", "method", "when libnetwork calls it", "", "called here"],
+                     demo.api_rows(), "libnetwork remote drivers: docs/remote.md and docs/ipam.md")
+
+
+def cni_commands(demo: CniCnmDemo) -> HtmlTable:
+    return HtmlTable(["CNI_COMMAND", "exec'd here"], demo.cni_command_rows(),
+                     "CNI (SPEC.md §2): one executable, run once per command")
+
+
+def cnm_pings(demo: CniCnmDemo) -> HtmlTable:
+    return HtmlTable(["between", "ping", "answer"], demo.pings(),
+                     "the kernel does not care which model made the links")
+
+
+def cnm_conclusion(demo: CniCnmDemo) -> HtmlTable:
+    """The numbers behind slide 59, from this session."""
+    return HtmlTable(["slide 59, measured here", "value"], demo.conclusion_rows())
 
 
 def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
-    """The live topology, each object labelled with the CNM term it plays."""
+    """Both networks in the node, their sandboxes, and — dashed — who made what: the CNI plugin
+    (a process that has exited) made its bridge *and* each eth0; the CNM driver (still running)
+    made only node-side links, and the controller configured each sandbox."""
     from sandbox.net import netns
     node = netns.snapshot(demo.node)
-    order = ["Network", "Endpoint", "Sandbox"]
-    g = digraph("cnm_cni", rankdir="LR", compound="true")
-    with g.subgraph(name="cluster_node") as c:
-        c.attr(label=f"node netns {demo.node}", style="rounded")
-        c.node("bridge", f"{demo.bridge} (bridge)\\nCNM: Network", shape="box3d",
-               fillcolor=color_for("Network", order) + "55")
-        for l in node["links"]:
-            if l.get("kind") == "veth" and l.get("master") == demo.bridge:
-                c.node(f"h{l['index']}", f"{l['name']}", fillcolor=color_for("Endpoint", order) + "55")
-                c.edge("bridge", f"h{l['index']}", arrowhead="none")
-    for i, name in enumerate(demo.names):
-        snap = netns.snapshot(name)
-        with g.subgraph(name=f"cluster_c{i}") as c:
-            c.attr(label=f"{name}\\nCNM: Sandbox", style="rounded,filled",
-                   fillcolor=color_for("Sandbox", order) + "33")
-            for l in snap["links"]:
-                if l["name"] == "eth0":
-                    addrs = ", ".join(a for a in l["addrs"] if ":" not in a)
-                    c.node(f"c{i}eth0", f"eth0\\n{addrs}", fillcolor="white")
-                    peer = next((h for h in node["links"] if h["index"] == l.get("peer_index")
-                                 and h.get("master") == demo.bridge), None)
-                    if peer:
-                        g.edge(f"h{peer['index']}", f"c{i}eth0", label="veth pair\\nCNM: Endpoint",
-                               dir="both", color=color_for("Endpoint", order))
+    links = {l["name"]: l for l in node["links"]}
+    col = {k: color_for(k, _CNM_ORDER) for k in _CNM_ORDER}
+    who = dict(style="dashed", color="#555555", fontcolor="#555555", constraint="false")
+    g = digraph("cnm_cni", rankdir="LR", compound="true", nodesep="0.3", ranksep="0.6")
+    cnm_bridge = next((l["name"] for l in node["links"] if l.get("kind") == "bridge"
+                       and l["name"] != demo.bridge), None)
+    sides = [("CNI", demo.bridge, demo.names), ("CNM", cnm_bridge, demo.cnm_names)]
+    g.node("plugin", "CNI bridge plugin\\nexec'd once per call,\\nexited", shape="component",
+           style="dashed,filled", fillcolor="#ffffff")
+    with g.subgraph(name="cluster_node") as n:
+        n.attr(label=f"node netns {demo.node} (plays the host)", style="rounded", color="#666666")
+        for model, br, _ in sides:
+            with n.subgraph(name=f"cluster_{model}") as c:
+                title = (f"CNI network {demo.network}" if model == "CNI" else
+                         f"CNM network {demo.net.id[:12]}…" if demo.net else "CNM network")
+                c.attr(label=title, style="rounded,dashed", color="#999999")
+                if model == "CNM" and demo.driver is not None:
+                    alive = demo.driver.proc.poll() is None
+                    c.node("driver", f"CNM remote driver, pid {demo.driver.pid}\\n"
+                                     f"{'running' if alive else 'stopped'}, socket {demo.driver.socket.name}",
+                           shape="component", fillcolor="#ffffff")
+                if not br or br not in links:
+                    continue
+                addrs = ", ".join(a for a in links[br]["addrs"] if ":" not in a)
+                c.node(f"br_{br}", f"{br} (bridge)\\n{addrs}\\nCNM: Network", shape="box3d",
+                       fillcolor=col["Network"] + "55")
+                for l in node["links"]:
+                    if l.get("kind") == "veth" and l.get("master") == br:
+                        c.node(f"h{l['index']}", l["name"], fillcolor=col["Endpoint"] + "55")
+                        g.edge(f"br_{br}", f"h{l['index']}", arrowhead="none")
+                g.edge("plugin" if model == "CNI" else "driver", f"br_{br}", label="made", **who)
+    if demo.ctl is not None:
+        g.node("controller", "CNM controller\\n(libnetwork's part,\\nin this kernel process)",
+               shape="component", fillcolor="#ffffff")
+    for model, br, names in sides:
+        for name in names:
+            snap = netns.snapshot(name)
+            eth0 = next((l for l in snap["links"] if l["name"] == "eth0"), None)
+            with g.subgraph(name=f"cluster_{name}") as c:
+                c.attr(label=f"{name} ({model})\\nCNM: Sandbox", style="rounded,filled",
+                       fillcolor=col["Sandbox"] + "33", color=col["Sandbox"])
+                if eth0 is None:
+                    c.node(f"{name}_none", "no eth0", fillcolor="white")
+                    continue
+                addrs = ", ".join(a for a in eth0["addrs"] if ":" not in a)
+                c.node(f"{name}_eth0", f"eth0\\n{addrs}", fillcolor="white")
+            peer = next((h for h in node["links"] if h["index"] == eth0.get("peer_index")), None)
+            if peer:
+                g.edge(f"h{peer['index']}", f"{name}_eth0", dir="both", penwidth="2",
+                       color=col["Endpoint"], label="veth pair:\\nEndpoint")
+            if model == "CNI":
+                g.edge("plugin", f"{name}_eth0", label="configured", **who)
+            elif demo.ctl is not None:
+                g.edge(f"{name}_eth0", "controller", style="invis")
+                g.edge("controller", f"{name}_eth0", label="configured", **who)
     return g
-
-
-def cnm_calls(demo: CniCnmDemo) -> HTMLText:
-    """Every plugin the runtime exec'd: a process that got env + stdin and exited."""
-    return _table(["runtime", "plugin", "CNI_COMMAND", "CNI_* env vars", "stdin bytes",
-                   "stdout bytes", "exit", "ms"], demo.call_rows())
-
-
-def cnm_api_comparison() -> HTMLText:
-    n = max(len(CNI_COMMANDS), len(CNM_REMOTE_ENDPOINTS))
-    rows = [[CNI_COMMANDS[i] if i < len(CNI_COMMANDS) else "",
-             CNM_REMOTE_ENDPOINTS[i] if i < len(CNM_REMOTE_ENDPOINTS) else ""] for i in range(n)]
-    rows.append([f"{len(CNI_COMMANDS)} commands; an executable, run once per call, env + "
-                 "stdin JSON in, stdout JSON out",
-                 f"{len(CNM_REMOTE_ENDPOINTS)} endpoints; a long-running service answering "
-                 "JSON over HTTP on a socket"])
-    return _table(["CNI (SPEC.md §2)", "CNM remote driver (libnetwork docs/remote.md)"], rows)
-
-
-def cnm_conclusion(demo: CniCnmDemo) -> HTMLText:
-    """The numbers behind slide 59, from this session."""
-    return _table(["slide 59, measured here", "value"], demo.conclusion_rows())

@@ -34,30 +34,49 @@ def test_slide_explorer_updates_when_a_slide_is_picked() -> None:
 
 
 @pytest.mark.root
-def test_cnm_objects_are_read_off_the_cni_state(sandbox_dir: Path) -> None:
-    demo = CniCnmDemo(subnet="10.87.0.0/24")
+def test_cnm_and_cni_side_by_side_are_read_off_live_state(sandbox_dir: Path) -> None:
+    demo = CniCnmDemo(subnet="10.87.0.0/24", pool="10.86.0.0/24")
     try:
-        a = demo.attach()
-        b = demo.attach("upstream")
+        demo.start_plugin()
+        demo.create_networks()
+        a, b = demo.connect_both()
+        c = demo.attach("upstream")
         rows = demo.rows()
-        assert [r["cnm"] for r in rows] == ["Network", "Endpoint", "Sandbox", "Endpoint", "Sandbox"]
-        assert "10.87.0.1/24" in rows[0]["kernel"]
-        for name, row in ((a, rows[1]), (b, rows[3])):
-            ip = demo.results[name]["ips"][0]["address"]
-            assert ipaddress.ip_interface(ip).ip in ipaddress.ip_network("10.87.0.0/24")
-            assert f"eth0 in {name} ({ip})" in row["kernel"], row
-            assert "veth" in row["kernel"] and "?" not in row["kernel"].split("(on")[0]
-        # each endpoint is its own veth pair: distinct host ends, each the peer of that eth0
+        assert [(r["cnm"], r["model"]) for r in rows] == [
+            ("Network", "CNI"), ("Network", "CNM"), ("Endpoint", "CNI"), ("Sandbox", "CNI"),
+            ("Endpoint", "CNI"), ("Sandbox", "CNI"), ("Endpoint", "CNM"), ("Sandbox", "CNM")]
+        assert "10.87.0.1/24" in rows[0]["kernel"] and "10.86.0.1/24" in rows[1]["kernel"]
         node = {l["name"]: l for l in netns.snapshot(demo.node)["links"]}
-        ends = [r["kernel"].split()[1] for r in (rows[1], rows[3])]
-        assert len(set(ends)) == 2
-        for name, end in zip((a, b), ends):
+        for name, row in ((a, rows[2]), (c, rows[4]), (b, rows[6])):
             eth0 = next(l for l in netns.snapshot(name)["links"] if l["name"] == "eth0")
-            assert node[end]["index"] == eth0["peer_index"] and node[end]["master"] == "sbxcnm0"
+            ip = next(x for x in eth0["addrs"] if ":" not in x)
+            assert f"eth0 in {name} ({ip})" in row["kernel"], row
+            end = row["kernel"].split()[1]           # "veth <host end> (on <bridge>) ⇄ …"
+            assert node[end]["index"] == eth0["peer_index"] and node[end]["master"] in row["kernel"]
+        assert ipaddress.ip_interface(demo.endpoints[b].address).ip in ipaddress.ip_network("10.86.0.0/24")
+        # slide 56, from the logs: the driver changed only the node, the controller the sandbox
+        who = demo.who_configured_rows()
+        node_ino = netns.ns_inode(netns.path_of(demo.node))
+        assert f"net:[{node_ino}] = the node only" in who[-2][2]
+        assert f"net:[{netns.ns_inode(netns.path_of(b))}]" in who[-1][2]
         src = course.cnm_picture(demo).source
-        assert src.count("CNM: Endpoint") == 2
-        assert {c.plugin for rt in demo.runtimes.values() for c in rt.calls} == {"bridge"}
-        assert "sbxcnm0" in course.cnm_picture(demo).source
+        assert src.count("CNM: Sandbox") == 3 and src.count("CNM: Network") == 2
+        assert src.count("configured") == 3 and "remote driver, pid" in src
+        phases = [r[0] for r in demo.sequence_rows()]
+        assert phases == ["set up the plugin", "create the network", "connect a container"]
+        connect = demo.sequence_rows()[2][2].splitlines()
+        assert [l.split()[1] for l in connect if l.startswith("POST")] == [
+            "/IpamDriver.RequestAddress", "/NetworkDriver.CreateEndpoint", "/NetworkDriver.Join",
+            "/NetworkDriver.ProgramExternalConnectivity"]
+        assert connect[3].startswith("· controller: moved sbx")   # between Join and Program…
+        assert [r[2] for r in demo.pings()] == ["reply", "reply"]
+        demo.disconnect_one()
+        demo.remove_networks()
+        assert [r[0] for r in demo.sequence_rows()][-2:] == ["disconnect it", "remove the network"]
+        called = {r[1]: r[4] for r in demo.api_rows()}
+        assert called["DeleteNetwork"].startswith("yes") and called["DiscoverNew"] == "no"
+        assert {l["name"] for l in netns.snapshot(demo.node)["links"]} == {"lo", "sbxcni0"}
     finally:
         demo.close()
+    assert demo.driver.proc.poll() is not None and not demo.driver.socket.exists()
     assert not netns.exists(demo.node) and not netns.exists(a)

@@ -83,12 +83,14 @@ SLIDE_TERMS: dict[int, list[str]] = {
     40: ["network namespace"],
     47: ["10-mynet.conf", "host-local"],
     51: ["CoreOS", "Kubernetes", "Weaveworks"],
-    54: ["cluster", "local"],
-    55: ["overlay", "remote"],
-    56: ["remote", "long-running|long running"],
+    52: ["libnetwork", "CNM"],
+    53: ["network", "endpoint", "sandbox"],
+    54: ["cluster", "local", "scope"],
+    55: ["bridge", "overlay", "remote"],
+    56: ["remote", "API", "driver"],
     57: ["Docker", "Tencent"],
     58: ["CNI", "CNM"],
-    59: ["Kubernetes", "Linux network stack"],
+    59: ["Kubernetes", "Linux network stack|full Linux network", "API"],
 }
 
 
