@@ -93,6 +93,8 @@ def test_handshake_capabilities_and_errors_on_the_wire(start: Callable[..., Driv
     status, reply = post(d.socket, "/NetworkDriver.CreateNetwork", raw=b"{not json")
     assert status == 400 and "cannot decode" in reply["Err"]
     assert post(d.socket, "/NetworkDriver.CreateNetwork", [1, 2])[0] == 400
+    status, reply = post(d.socket, "/NetworkDriver.CreateNetwork", raw=b"[" * 100 + b"]" * 100)
+    assert status == 400 and "nested deeper" in reply["Err"]
     status, reply = post(d.socket, "/NetworkDriver.CreateNetwork", raw=b"{}", length=api.MAX_BODY + 1)
     assert status == 413 and "Err" in reply
     # a request the driver cannot do: 500 + {"Err": …}

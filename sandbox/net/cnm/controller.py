@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.net import netns as _netns
 from sandbox.net.cnm import api
@@ -154,9 +155,11 @@ class Controller:
             finally:
                 conn.close()
         ms = (time.perf_counter() - t0) * 1000
+        if len(raw) > api.MAX_BODY:
+            raise CnmError(f"{ep.path[1:]}: the driver's reply is larger than {api.MAX_BODY} bytes.")
         try:
-            reply: Any = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            reply: Any = bounded.loads(raw, "the driver's reply") if raw.strip() else {}
+        except ValueError:   # bounded.BadJSON too: shown as text
             reply = raw.decode(errors="replace").strip()
         if status == 404 and ep.optional:
             self.calls.append(Call(ep.path, body, status, reply, ms,

@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.net.cnm import api
 
@@ -353,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(length) if length else b""
         try:
-            body = json.loads(raw) if raw.strip() else {}
+            body = bounded.loads(raw, "the request body") if raw.strip() else {}
             if not isinstance(body, dict):
                 raise ValueError("the body is not a JSON object")
         except ValueError as e:
