@@ -57,6 +57,7 @@ class CniCnmDemo:
         if self.state is not None:
             self.session, self.dir = self.state.netns, self.state.path / "cnm-demo"
             self.dir.mkdir()
+            self.state.on_close(self.close)   # the driver stops with the notebook, whatever failed
         else:
             self.session = netns.Session()
             self.dir = self.session.tmpdir("sbx-cnm-")
@@ -338,6 +339,8 @@ class CniCnmDemo:
 
     # -- clean up ----------------------------------------------------------------------------------
     def close(self) -> list[str]:
+        """DEL what is attached, disconnect and remove the CNM network, stop the driver
+        (idempotent)."""
         done = []
         for name in list(self.names):
             try:
@@ -348,7 +351,7 @@ class CniCnmDemo:
         self.names.clear()
         if self.ctl is not None and self.driver is not None and self.driver.proc.poll() is None:
             done += self.ctl.close()
-        if self.driver is not None:
+        if self.driver is not None and self.driver.proc.poll() is None:
             self.driver.stop()
             done.append(f"stopped the CNM driver (pid {self.driver.pid})")
         if self.state is None:

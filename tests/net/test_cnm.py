@@ -8,10 +8,15 @@ controller and check the kernel's state in the node and in the sandboxes.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -310,3 +315,26 @@ def test_stop_ends_the_process_and_removes_the_socket(start: Callable[..., Drive
     d.stop()
     assert d.proc.poll() is not None and not d.socket.exists()
     assert d.log()[-1]["kind"] == "stopped"             # it shut down cleanly on SIGTERM
+
+
+def test_the_driver_goes_when_the_process_that_started_it_dies(node: Path, sockdir: Path) -> None:
+    """A kernel that dies (SIGKILL, no clean-up) must not leave its driver running."""
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from sandbox.net.cnm.driver import spawn\n"
+        f"d = spawn({str(sockdir / 'k.sock')!r}, {str(node)!r})\n"
+        "print(d.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    pid = int(starter.stdout.readline())
+    assert post(sockdir / "k.sock", "/Plugin.Activate")[0] == 200
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        time.sleep(0.05)
+    gone = not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    if not gone:
+        os.kill(pid, signal.SIGKILL)          # do not leave it behind even when the test fails
+    assert gone, "the driver outlived the process that started it"
+    assert not (sockdir / "k.sock").exists()

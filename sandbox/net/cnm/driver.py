@@ -384,15 +384,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(socketserver.UnixStreamServer):
-    def __init__(self, path: str, driver: BridgeDriver, log: Callable[..., None]) -> None:
-        self.driver, self.log = driver, log
+    def __init__(self, path: str, driver: BridgeDriver, log: Callable[..., None],
+                 parent: int | None = None) -> None:
+        self.driver, self.log, self.parent = driver, log, parent
         super().__init__(path, _Handler)
+
+    def service_actions(self) -> None:
+        # Called between requests (every poll interval): a driver started for a notebook, a
+        # lab or a test goes when the process that started it is gone (a kernel that died),
+        # instead of running on in a node netns nobody can reach any more.
+        if self.parent is not None and os.getppid() != self.parent:
+            self.log("parent gone", parent=self.parent)
+            threading.Thread(target=self.shutdown).start()
+            self.parent = None
 
 
 def serve(socket_path: str | os.PathLike[str], driver_class: type[BridgeDriver] = BridgeDriver,
           state_dir: str | os.PathLike[str] | None = None,
-          log_path: str | os.PathLike[str] | None = None) -> None:
-    """Answer the protocol on ``socket_path`` until SIGTERM/SIGINT (then remove the socket)."""
+          log_path: str | os.PathLike[str] | None = None, exit_with_parent: bool = False) -> None:
+    """Answer the protocol on ``socket_path`` until SIGTERM/SIGINT — or, with
+    ``exit_with_parent``, until the process that started it is gone — then remove the socket."""
     import signal
     sock = Path(socket_path)
     state = Path(state_dir) if state_dir else sock.parent
@@ -403,7 +414,7 @@ def serve(socket_path: str | os.PathLike[str], driver_class: type[BridgeDriver] 
 
     driver = driver_class(state, log)
     driver.save()
-    server = _Server(str(sock), driver, log)
+    server = _Server(str(sock), driver, log, os.getppid() if exit_with_parent else None)
 
     def stop(*_: Any) -> None:
         threading.Thread(target=server.shutdown).start()   # shutdown() waits for serve_forever
@@ -428,8 +439,10 @@ def main(argv: list[str] | None = None, driver_class: type[BridgeDriver] = Bridg
                                 description="A CNM remote driver (bridge + IPAM) on a unix socket.")
     p.add_argument("--socket", required=True, help="the unix socket to listen on")
     p.add_argument("--state", help="directory for state.json and driver.log (default: the socket's)")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="stop when the process that started this one is gone")
     a = p.parse_args(argv)
-    serve(a.socket, driver_class, a.state)
+    serve(a.socket, driver_class, a.state, exit_with_parent=a.exit_with_parent)
     return 0
 
 
@@ -485,7 +498,8 @@ def spawn(socket_path: str | os.PathLike[str], node: str | os.PathLike[str], *,
           state_dir: str | os.PathLike[str] | None = None,
           script: str | os.PathLike[str] | None = None, timeout: float = 15.0) -> DriverProcess:
     """Start a driver process inside the ``node`` netns, listening on ``socket_path``; return
-    once it accepts connections. ``script``: a Python file that runs :func:`main` with its own
+    once it accepts connections. It stops with SIGTERM (:meth:`DriverProcess.stop`), and by
+    itself when this process is gone (a kernel that died). ``script``: a Python file that runs :func:`main` with its own
     :class:`BridgeDriver` subclass (a learner's driver); default: this module's driver."""
     from sandbox.net import netns
     sock = Path(socket_path)
@@ -499,7 +513,8 @@ def spawn(socket_path: str | os.PathLike[str], node: str | os.PathLike[str], *,
                              hint="Stop it, or pick another socket path.")
     argv = ([sys.executable, str(script)] if script else
             [sys.executable, "-m", "sandbox.net.cnm.driver"]) + ["--socket", str(sock),
-                                                                 "--state", str(state)]
+                                                                 "--state", str(state),
+                                                                 "--exit-with-parent"]
     pre = netns.preexec_setns(node)
     err = open(state / "driver.stderr", "ab")
     try:
