@@ -21,14 +21,12 @@ from __future__ import annotations
 import bz2
 import collections
 import contextlib
-import errno
 import gzip
 import hashlib
 import io
 import json
 import lzma
 import os
-import posixpath
 import shutil
 import stat
 import struct
@@ -40,6 +38,8 @@ from typing import IO, Any, BinaryIO, Iterator
 
 from sandbox import bounded
 from sandbox.errors import SandboxError
+from sandbox.image.extract import (ArchiveTooLarge, Extractor, Result, Rules, UnsafeArchive,
+                                   normalize_entry)
 from sandbox.image.manifest import ImageManifest, ManifestError
 from sandbox.steps import Steps, record
 
@@ -60,14 +60,6 @@ class InvalidImage(SandboxError):
     def __init__(self, problems: list[str], source: str = "image") -> None:
         self.problems = list(problems)
         super().__init__(f"{source} is not a valid ACI: " + "; ".join(self.problems))
-
-
-class UnsafeArchive(SandboxError):
-    """Extraction refused an entry that would write outside the target or plant a danger."""
-
-
-class ArchiveTooLarge(bounded.InputTooLarge):
-    """The archive expands past the size or entry-count limit (a decompression bomb?)."""
 
 
 # What reading a damaged archive raises, besides the kit's own errors: tarfile's, the
@@ -367,20 +359,6 @@ def image_id(path: str | os.PathLike[str], steps: Steps | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------- names
-
-def normalize_entry(name: str) -> str | None:
-    """The entry name as the spec layout sees it, or None when it is unsafe.
-
-    ``./rootfs/bin/`` -> ``rootfs/bin``. Absolute names and names with a ``..`` component are
-    unsafe (None): an archive must never address anything outside its own tree.
-    """
-    if name.startswith("/") or not name:
-        return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts) or not parts:
-        return None
-    return "/".join(parts)
-
 
 # ---------------------------------------------------------------------------- reading / validating
 
@@ -853,91 +831,7 @@ def build(layout: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 # ---------------------------------------------------------------------------- safe extraction
 
-@dataclass
-class ExtractResult:
-    """What :func:`extract_rootfs` did."""
-
-    dest: Path
-    entries: int = 0
-    bytes_written: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-def safe_dir_fd(dest_fd: int, parts: list[str], create: bool) -> int:
-    """An fd for the directory ``parts`` under dest, walked with O_NOFOLLOW at every step.
-
-    A component that is a symlink (or a non-directory) is refused: writing through it could land
-    outside the target. Missing components are created (0755) when ``create``.
-    """
-    fd = os.dup(dest_fd)
-    try:
-        for i, p in enumerate(parts):
-            try:
-                nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(p, 0o755, dir_fd=fd)
-                nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise UnsafeArchive(
-                        f"'{'/'.join(parts[:i + 1])}' is a symlink or a file, and an entry wants "
-                        "to write below it; extraction never follows links, so the archive is "
-                        "refused.") from None
-                raise
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def remove_existing(parent_fd: int, name: str, want_dir: bool) -> None:
-    """Make room for an entry: the spec says an existing path MUST be overwritten (ace.md)."""
-    try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if not want_dir:
-            _rmtree_at(parent_fd, name)
-    else:
-        os.unlink(name, dir_fd=parent_fd)
-
-
-def _rmtree_at(parent_fd: int, name: str) -> None:
-    """Remove the directory ``name`` below ``parent_fd`` and all it holds, never following a
-    symlink (every level is opened with O_NOFOLLOW relative to its parent)."""
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-    try:
-        for n in os.listdir(fd):
-            if stat.S_ISDIR(os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode):
-                _rmtree_at(fd, n)
-            else:
-                os.unlink(n, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=parent_fd)
-
-
-def symlink_escapes(entry: str, target: str) -> bool:
-    """True when the relative symlink target of ``entry`` (a path in the rootfs, with or without
-    a leading "/") climbs above the rootfs, resolved lexically ("../../etc"). Such a link is
-    harmless inside a chroot but sends a host-side reader out of the tree."""
-    if target.startswith("/"):
-        return False   # absolute targets mean the container's root; they are never followed here
-    base = posixpath.dirname(entry.lstrip("/"))
-    depth = len([p for p in base.split("/") if p])
-    for p in target.split("/"):
-        if p == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif p not in ("", "."):
-            depth += 1
-    return False
+ExtractResult = Result      # what extract_rootfs did (entries, bytes, warnings)
 
 
 def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
@@ -946,21 +840,17 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                    steps: Steps | None = None) -> ExtractResult:
     """Extract the ``rootfs`` of an ACI into ``dest`` (its contents become dest's contents).
 
-    Safety rules (nothing is ever written outside ``dest``):
-
-    * absolute names and names with ``..`` are refused (:class:`UnsafeArchive`);
-    * no path is walked through a symlink: every parent is opened with O_NOFOLLOW, so a symlink
-      planted by the archive (or already in ``dest``) can never redirect a write;
-    * relative symlinks whose target climbs above the rootfs, and hard links to anything but an
-      earlier entry of this archive, are refused;
-    * device nodes are skipped with a warning unless ``allow_devices`` and running as root;
-    * setuid/setgid bits are dropped (with a warning) unless ``keep_setid``;
-    * the uncompressed stream may not exceed ``max_bytes`` (default: the free space of dest's
-      file system) nor ``max_entries`` entries (default ARCHIVE_ENTRIES, sandbox.bounded)
-      (:class:`ArchiveTooLarge`); tar headers are bounded by :class:`BoundedTarInfo`.
+    By the rules of the one extractor (:mod:`sandbox.image.extract`, docs/security.md): nothing
+    is written outside ``dest`` nor through a symlink; absolute and ``..`` names, duplicate
+    entries, relative symlinks climbing above the rootfs and hard links to anything but an
+    earlier entry are refused (:class:`UnsafeArchive`); device nodes are skipped unless
+    ``allow_devices`` (and root); setuid/setgid bits and file capabilities are dropped unless
+    ``keep_setid``; the uncompressed stream and the files may not exceed ``max_bytes`` (default:
+    the free space of dest's file system) nor ``max_entries`` entries (default ARCHIVE_ENTRIES, :mod:`sandbox.bounded`)
+    (:class:`ArchiveTooLarge`); tar headers are bounded by :class:`BoundedTarInfo`.
 
     Existing paths in ``dest`` are replaced (ace.md: a path that exists MUST be overwritten; a
-    symlink to a directory is replaced, not followed).
+    symlink is replaced, never followed).
     """
     dest = Path(dest)
     comp = detect_compression(aci)     # before touching dest: a missing file creates nothing
@@ -968,19 +858,16 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SandboxError(f"cannot create the directory {dest}: {e.strerror}.") from None
+        raise SandboxError(f"cannot create the directory {dest}: {e.strerror}.") from e
     if max_bytes is None:
         sv = os.statvfs(dest)
         max_bytes = sv.f_bavail * sv.f_frsize
-    if max_entries is None:
-        max_entries = bounded.ARCHIVE_ENTRIES.value
-    is_root = os.geteuid() == 0
-    res = ExtractResult(dest)
-    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
-    seen: set[str] = set()
-    dirs: list[tuple[str, tarfile.TarInfo]] = []
     ok = False
+    ex: Extractor | None = None
     try:
+        ex = Extractor(dest, Rules(keep_setid=keep_setid, allow_devices=allow_devices,
+                                   max_bytes=max_bytes, max_entries=max_entries),
+                       steps=steps, show="rootfs/", log_entries=True)
         with open(aci, "rb") as raw:
             if comp == "unknown":
                 raise InvalidImage(["the file is neither a tar nor gzip, bzip2 or xz"], str(aci))
@@ -989,185 +876,24 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
             try:
                 with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|",
                                   tarinfo=BoundedTarInfo) as tar:
-                    for m in tar:
-                        if len(seen) >= max_entries:
-                            raise ArchiveTooLarge(
-                                f"{aci} has more than {max_entries} entries, the extraction limit "
-                                "(raise max_entries if you trust it).")
-                        _extract_one(tar, m, dest_fd, seen, dirs, res, allow_devices and is_root,
-                                     keep_setid, is_root, max_bytes, meter, steps)
+                    ex.apply(tar, prefix="rootfs", what=str(aci))
             finally:
                 if stream is not raw:
                     stream.close()
-        if "" not in seen:
+        if not ex.root_seen:
             raise InvalidImage(["no 'rootfs' directory entry at the top level"], str(aci))
-        # Directory modes and times last, deepest first, so later entries could still be created.
-        for rel, m in sorted(dirs, key=lambda x: x[0].count("/"), reverse=True):
-            _apply_meta(dest_fd, rel, m, is_root, keep_setid, res, steps, is_dir=True)
         ok = True
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-        raise InvalidImage([f"the archive is unreadable ({e})"], str(aci)) from None
+        raise InvalidImage([f"the archive is unreadable ({e})"], str(aci)) from e
     except OSError as e:
         raise SandboxError(f"extracting {aci} into {dest} failed: {e.strerror or e}"
-                           + (f" ({e.filename})" if e.filename else "") + ".") from None
+                           + (f" ({e.filename})" if e.filename else "") + ".") from e
     finally:
-        os.close(dest_fd)
+        if ex is not None:
+            ex.close()
         if not ok and created:
             shutil.rmtree(dest, ignore_errors=True)
+    res = ex.result
     record(steps, "write", str(dest), entries=res.entries, bytes=res.bytes_written,
            warnings=len(res.warnings))
     return res
-
-
-def _apply_meta(dest_fd: int, rel: str, m: tarfile.TarInfo, is_root: bool, keep_setid: bool,
-                res: ExtractResult, steps: Steps | None, is_dir: bool = False) -> None:
-    parts = rel.split("/") if rel else []
-    mode = m.mode & 0o7777
-    if mode & (stat.S_ISUID | stat.S_ISGID) and not keep_setid:
-        mode &= ~(stat.S_ISUID | stat.S_ISGID)
-        msg = f"rootfs/{rel}: setuid/setgid bits dropped (keep_setid to keep them)"
-        res.warnings.append(msg)
-        record(steps, "check", f"rootfs/{rel}", rule="setuid/setgid dropped", mode=oct(m.mode))
-    if not parts:
-        fd = os.dup(dest_fd)
-    else:
-        pfd = safe_dir_fd(dest_fd, parts[:-1], create=False)
-        try:
-            if not (m.isreg() or m.isdir()):   # fifo/device: never open them; set by name
-                if is_root:
-                    os.chown(parts[-1], m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
-                os.chmod(parts[-1], mode, dir_fd=pfd)
-                os.utime(parts[-1], (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
-                return
-            flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if is_dir else 0)
-            fd = os.open(parts[-1], flags, dir_fd=pfd)
-        finally:
-            os.close(pfd)
-    try:
-        if is_root:
-            os.fchown(fd, m.uid, m.gid)   # chown first: it clears setid bits
-        os.fchmod(fd, mode)
-        _set_xattrs(fd, rel, m, keep_setid, res, steps)
-        os.utime(fd, (m.mtime, m.mtime))
-    finally:
-        os.close(fd)
-
-
-def _set_xattrs(fd: int, rel: str, m: tarfile.TarInfo, keep_setid: bool, res: ExtractResult,
-                steps: Steps | None) -> None:
-    """Restore xattrs (aci.md: files keep them). File capabilities grant privileges like setuid
-    does, so ``security.capability`` is dropped unless ``keep_setid``."""
-    for key, value in (m.pax_headers or {}).items():
-        if not key.startswith("SCHILY.xattr."):
-            continue
-        name = key[len("SCHILY.xattr."):]
-        if name == "security.capability" and not keep_setid:
-            res.warnings.append(f"rootfs/{rel}: file capabilities dropped (keep_setid to keep them)")
-            continue
-        try:
-            os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
-            record(steps, "write", f"rootfs/{rel}", xattr=name)
-        except OSError as e:
-            res.warnings.append(f"rootfs/{rel}: xattr {name} not restored ({e.strerror})")
-
-
-def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, dest_fd: int, seen: set[str],
-                 dirs: list, res: ExtractResult, devices_ok: bool, keep_setid: bool,
-                 is_root: bool, max_bytes: int, meter: _Meter, steps: Steps | None) -> None:
-    name = normalize_entry(m.name)
-    if name is None:
-        raise UnsafeArchive(f"the entry '{m.name}' is absolute or contains '..'; "
-                            "it would write outside the target, so the archive is refused.")
-    if name == "manifest" or not (name == "rootfs" or name.startswith("rootfs/")):
-        return
-    rel = name[len("rootfs/"):] if name != "rootfs" else ""
-    dir_names = {r for r, _ in dirs}
-    if rel in seen:
-        raise UnsafeArchive(f"the entry '{m.name}' appears twice; an ACI has no duplicate "
-                            "entries (aci.md §Image Archives).")
-    if rel == "":
-        if not m.isdir():
-            raise InvalidImage(["entry 'rootfs': must be a directory"], "archive")
-        seen.add("")
-        dirs.append(("", m))
-        return
-    parts = rel.split("/")
-    if m.ischr() or m.isblk():
-        if not devices_ok:
-            res.warnings.append(f"rootfs/{rel}: device node skipped (only root with "
-                                "allow_devices may create devices)")
-            record(steps, "skip", f"rootfs/{rel}", reason="device node")
-            seen.add(rel)
-            return
-    if m.islnk():   # validate before touching anything
-        target = normalize_entry(m.linkname)
-        if target is None or not target.startswith("rootfs/") or target[7:] not in seen \
-                or target[7:] in dir_names:
-            raise UnsafeArchive(f"the hard link '{m.name}' points to '{m.linkname}', which is not "
-                                "an earlier file of this archive's rootfs; refused.")
-    if m.issym() and symlink_escapes(rel, m.linkname):
-        raise UnsafeArchive(f"the symlink '{m.name}' -> '{m.linkname}' climbs above the rootfs; "
-                            "refused.")
-    if m.isreg() and m.size > max_bytes - res.bytes_written:
-        raise ArchiveTooLarge(f"the entry '{m.name}' is {m.size} bytes, more than the "
-                              f"{max_bytes - res.bytes_written} bytes left under the extraction "
-                              "limit; it may be a decompression bomb.")
-    pfd = safe_dir_fd(dest_fd, parts[:-1], create=True)
-    leaf = parts[-1]
-    try:
-        remove_existing(pfd, leaf, want_dir=m.isdir())
-        if m.isdir():
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(leaf, 0o700, dir_fd=pfd)
-            dirs.append((rel, m))
-        elif m.isreg():
-            fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                         dir_fd=pfd)
-            try:
-                src = tar.extractfile(m)
-                left = m.size
-                while left > 0 and src is not None:
-                    chunk = src.read(min(BUFSIZE, left))
-                    if not chunk:
-                        raise InvalidImage([f"entry {m.name!r} is truncated"], "archive")
-                    os.write(fd, chunk)
-                    left -= len(chunk)
-                res.bytes_written += m.size
-            finally:
-                os.close(fd)
-        elif m.issym():
-            os.symlink(m.linkname, leaf, dir_fd=pfd)
-            if is_root:
-                with contextlib.suppress(OSError):
-                    os.chown(leaf, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
-            with contextlib.suppress(OSError, NotImplementedError):
-                os.utime(leaf, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
-        elif m.islnk():
-            tparts = normalize_entry(m.linkname)[7:].split("/")  # type: ignore[index]
-            sfd = safe_dir_fd(dest_fd, tparts[:-1], create=False)
-            try:
-                os.link(tparts[-1], leaf, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
-            finally:
-                os.close(sfd)
-        elif m.isfifo():
-            os.mkfifo(leaf, 0o600, dir_fd=pfd)
-        elif m.ischr() or m.isblk():
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(leaf, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
-        else:
-            res.warnings.append(f"rootfs/{rel}: unsupported entry type {m.type!r} skipped")
-            seen.add(rel)
-            return
-    finally:
-        os.close(pfd)
-    seen.add(rel)
-    res.entries += 1
-    if steps is not None:
-        steps.add("write", f"rootfs/{rel}", type=_kind(m))
-    if not m.isdir() and not m.islnk() and not m.issym():
-        _apply_meta(dest_fd, rel, m, is_root, keep_setid, res, steps)
-
-
-def _kind(m: tarfile.TarInfo) -> str:
-    return ("dir" if m.isdir() else "file" if m.isreg() else "symlink" if m.issym()
-            else "hardlink" if m.islnk() else "fifo" if m.isfifo() else "device")

@@ -17,6 +17,7 @@ from typing import Any
 
 from sandbox._sys import platform
 from sandbox.image import aci
+from sandbox.image.extract import Extractor, Rules
 from sandbox.image.manifest import ImageManifest
 from sandbox.oci.layer import apply_layer, layer_paths, write_layer
 from sandbox.oci.layout import (
@@ -252,16 +253,22 @@ def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None
         rootfs.mkdir(parents=True)
         os.chmod(rootfs, 0o755)
         infos = []
-        for i, ldesc in enumerate(manifest.get("layers") or []):
-            data = layout.read_blob(ldesc, steps)
-            raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-            got = "sha256:" + hashlib.sha256(raw).hexdigest()
-            if i < len(diff_ids) and got != diff_ids[i]:
-                raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in the config "
-                               f"({got} != {diff_ids[i]}).")
-            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-                counts = apply_layer(tar, rootfs, steps)
-            infos.append({"digest": ldesc["digest"], "diff_id": got, **counts})
+        # one extractor for the whole stack: it knows which layer wrote what (whiteouts remove
+        # lower layers' content only); setid bits kept in this private (0700) temp dir
+        ex = Extractor(rootfs, Rules(keep_setid=True), steps=steps, show="")
+        try:
+            for i, ldesc in enumerate(manifest.get("layers") or []):
+                data = layout.read_blob(ldesc, steps)
+                raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+                got = "sha256:" + hashlib.sha256(raw).hexdigest()
+                if i < len(diff_ids) and got != diff_ids[i]:
+                    raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in the "
+                                   f"config ({got} != {diff_ids[i]}).")
+                with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+                    counts = apply_layer(tar, rootfs, steps, extractor=ex)
+                infos.append({"digest": ldesc["digest"], "diff_id": got, **counts})
+        finally:
+            ex.close()
         m = manifest_from_config(config, name, tag)
         (Path(tmp) / "layout" / "manifest").write_text(json.dumps(m, indent=2))
         image_id = aci.build(Path(tmp) / "layout", Path(out_aci), compression=compression,

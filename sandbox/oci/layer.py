@@ -4,26 +4,20 @@ are whiteouts (``.wh.<name>``), a directory replaced as a whole is an opaque whi
 """
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
 import os
-import posixpath
-import shutil
 import stat
 import tarfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from sandbox.image import aci
+from sandbox.image.extract import (OPAQUE, WHITEOUT, ArchiveTooLarge, Extractor, Rules,
+                                   UnsafeArchive)
 from sandbox.oci.layout import OciError
 from sandbox.steps import Steps, record
 
-WHITEOUT = ".wh."            # layer.md §Whiteouts
-
-
-OPAQUE = ".wh..wh..opq"      # layer.md §Opaque Whiteout
 
 
 def _iter_tree(root: Path) -> Iterator[str]:
@@ -107,117 +101,32 @@ class _HashFile(io.RawIOBase):
 
 
 
-def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None) -> dict[str, int]:
-    """Apply one layer on ``rootfs`` (layer.md §Applying Changesets).
-
-    Whiteouts first — ``.wh.NAME`` deletes NAME from the lower layers, ``.wh..wh..opq`` empties
-    its directory of lower-layer content — then the layer's entries, replacing what exists. The
-    same safety rules as ACI extraction hold: no absolute or ``..`` names, no writing through a
-    symlink, no hard link to outside the layer stack.
-    """
-    counts = {"whiteouts": 0, "opaque": 0, "entries": 0}
-    members = tar.getmembers()
-    root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY)
+def apply_layer(tar: tarfile.TarFile, rootfs: Path, steps: Steps | None = None, *,
+                extractor: Extractor | None = None) -> dict[str, int]:
+    """Apply one layer on ``rootfs`` (layer.md §Applying Changesets) with the one extractor
+    (:mod:`sandbox.image.extract`): ``.wh.NAME`` deletes NAME from the lower layers,
+    ``.wh..wh..opq`` empties its directory of lower-layer content (wherever they sit in the
+    tar), the layer's entries replace what exists; the same safety rules as ACI extraction and
+    rendering. ``extractor``: one that applied the layers below (its bookkeeping then knows the
+    tree; without it, what is on disk counts as lower layers)."""
+    own = extractor is None
     try:
-        entries = []
-        for m in members:
-            if m.name.rstrip("/") in ("", "."):      # the layer's root itself (umoci writes ./)
-                continue
-            name = aci.normalize_entry(m.name)
-            if name is None:
-                raise OciError(f"layer entry '{m.name}' is absolute or contains '..'; refused.")
-            base = posixpath.basename(name)
-            parent = posixpath.dirname(name)
-            if base == OPAQUE:
-                counts["opaque"] += 1
-                record(steps, "whiteout", parent + "/", kind="opaque")
-                with contextlib.suppress(FileNotFoundError):
-                    fd = aci.safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
-                    try:
-                        for child in os.listdir(fd):
-                            aci.remove_existing(fd, child, want_dir=False)
-                    finally:
-                        os.close(fd)
-            elif base.startswith(WHITEOUT):
-                counts["whiteouts"] += 1
-                target = base[len(WHITEOUT):]
-                record(steps, "whiteout", posixpath.join(parent, target), kind="file")
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    fd = aci.safe_dir_fd(root_fd, parent.split("/") if parent else [], False)
-                    try:
-                        aci.remove_existing(fd, target, want_dir=False)
-                    finally:
-                        os.close(fd)
-            else:
-                entries.append((name, m))
-        dirs = []
-        for name, m in entries:
-            _apply_entry(tar, m, name, root_fd, rootfs)
-            counts["entries"] += 1
-            if m.isdir():
-                dirs.append((name, m))
-        for name, m in sorted(dirs, key=lambda x: x[0].count("/"), reverse=True):
-            fd = aci.safe_dir_fd(root_fd, name.split("/"), False)
-            try:
-                if os.geteuid() == 0:
-                    os.fchown(fd, m.uid, m.gid)
-                os.fchmod(fd, m.mode & 0o7777)
-                os.utime(fd, (m.mtime, m.mtime))
-            finally:
-                os.close(fd)
-    finally:
-        os.close(root_fd)
+        ex = extractor or Extractor(rootfs, Rules(keep_setid=True), steps=steps, show="")
+        try:
+            c = ex.apply(tar, whiteouts=True, root_meta=False, what=f"the layer applied to {rootfs}")
+        finally:
+            if own:
+                ex.close()
+    except (UnsafeArchive, ArchiveTooLarge) as e:
+        raise OciError(str(e)) from e
+    except OSError as e:
+        raise OciError(f"applying a layer to {rootfs} failed: {e.strerror or e}"
+                       + (f" ({e.filename})" if e.filename else "") + ".") from e
+    except (tarfile.TarError, EOFError) as e:
+        raise OciError(f"a layer applied to {rootfs} is unreadable ({e}).") from e
+    counts = {"whiteouts": c["whiteouts"], "opaque": c["opaque"], "entries": c["entries"]}
     record(steps, "write", f"layer applied to {rootfs}", **counts)
     return counts
-
-
-def _apply_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, name: str, root_fd: int,
-                 rootfs: Path) -> None:
-    parts = name.split("/")
-    if m.issym() and aci.symlink_escapes(name, m.linkname):
-        raise OciError(f"layer symlink '{m.name}' -> '{m.linkname}' climbs above the rootfs; "
-                       "refused.")
-    pfd = aci.safe_dir_fd(root_fd, parts[:-1], True)
-    leaf = parts[-1]
-    try:
-        aci.remove_existing(pfd, leaf, want_dir=m.isdir())
-        if m.isdir():
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(leaf, 0o755, dir_fd=pfd)
-            return
-        if m.isreg():
-            fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                         dir_fd=pfd)
-            with os.fdopen(fd, "wb") as out:
-                src = tar.extractfile(m)
-                if src is not None:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                if os.geteuid() == 0:
-                    os.fchown(out.fileno(), m.uid, m.gid)
-                os.fchmod(out.fileno(), m.mode & 0o7777)
-                os.utime(out.fileno(), (m.mtime, m.mtime))
-        elif m.issym():
-            os.symlink(m.linkname, leaf, dir_fd=pfd)
-            if os.geteuid() == 0:
-                os.chown(leaf, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
-            os.utime(leaf, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
-        elif m.islnk():
-            target = aci.normalize_entry(m.linkname)
-            if target is None:
-                raise OciError(f"layer hard link '{m.name}' -> '{m.linkname}' is unsafe; refused.")
-            tparts = target.split("/")
-            sfd = aci.safe_dir_fd(root_fd, tparts[:-1], False)
-            try:
-                os.link(tparts[-1], leaf, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
-            finally:
-                os.close(sfd)
-        elif m.isfifo():
-            os.mkfifo(leaf, m.mode & 0o777, dir_fd=pfd)
-        elif m.isdev() and os.geteuid() == 0:
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(leaf, kind | (m.mode & 0o777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
-    finally:
-        os.close(pfd)
 
 
 def layer_paths(rootfs: Path, owner_of: dict[str, int], n_layers: int) -> list[list[str]]:

@@ -20,7 +20,7 @@ from sandbox.image.manifest import Dependency, ImageManifest
 from sandbox.steps import Steps, record
 
 # Bumped whenever the rendering rules change, so cached trees of an older renderer are not reused.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2      # 2: the one extractor (xattrs kept, an archive never overwrites its own entries)
 
 
 # A DAG with many shared dependencies flattens to many layers (each path is examined again, as
