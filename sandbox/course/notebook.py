@@ -337,6 +337,21 @@ class NotebookState:
         return f"NotebookState({self.name!r}: {self.path})"
 
 
+def abandoned() -> list[str]:
+    """Notebooks whose state directory belongs to a kernel that is gone (it died without its
+    last cell or exit handler): what they made is still there (``sandbox doctor`` says so)."""
+    out = []
+    d = notebooks_dir()
+    for path in sorted(d.iterdir()) if d.is_dir() else []:
+        try:
+            owner = json.loads((path / "owner.json").read_text())
+        except (OSError, ValueError):
+            owner = {}
+        if not owner or not _alive(owner):
+            out.append(path.name)
+    return out
+
+
 def start(name: str) -> NotebookState:
     """The notebook ``name``'s directory (``"05"``, ``"06b"``…), empty and owned by this process.
 
