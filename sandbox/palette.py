@@ -19,4 +19,4 @@ def color_for(key: str, order: list[str] | None = None) -> str:
 
 # What a verdict looks like everywhere (lab reports, doctor, quizzes, progress).
 STATUS = {"ok": "#009E73", "bad": "#D55E00", "info": "#0072B2", "muted": "#999999",
-          "warn": "#E69F00"}
+          "warn": "#E69F00", "new": "#EE3377"}

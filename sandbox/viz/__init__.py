@@ -7,6 +7,7 @@ Each area adds its own pictures in a sibling module (``viz.image``, ``viz.net``,
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 import graphviz
@@ -25,6 +26,12 @@ def digraph(name: str = "g", *, rankdir: str = "LR", **graph_attr: str) -> graph
     g.attr("edge", fontname=FONT, fontsize="9")
     return g
 
+
+
+def static_mode() -> bool:
+    """True when pages are built for reading without a kernel (``SANDBOX_STATIC=1``, set by
+    ``make site``): widgets that need a kernel to answer show static HTML instead."""
+    return bool(os.environ.get("SANDBOX_STATIC"))
 
 
 def _esc(s: Any) -> str:

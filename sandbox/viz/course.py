@@ -291,3 +291,120 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
                 g.edge(f"{name}_eth0", "controller", style="invis")
                 g.edge("controller", f"{name}_eth0", label="configured", **who)
     return g
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the learner stands (notebook 00), and the toolbar at the top of every notebook
+
+def _when(t: float | None) -> str:
+    import time
+    if not t:
+        return ""
+    lt, now = time.localtime(t), time.localtime()
+    return time.strftime("today %H:%M" if lt[:3] == now[:3] else "%d %b %H:%M", lt)
+
+
+def overview_html(root: Path | None = None) -> str:
+    """The course overview as HTML: notebooks visited, self-checks answered, labs passed."""
+    from sandbox.course import labs as labs_mod
+    from sandbox.course import progress, selfchecks
+    from sandbox.palette import STATUS
+    chs = chapters(root)
+    names = [p.stem for _, _, p in chs]
+    counts = selfchecks.counts()
+    found = labs_mod.discover()
+    s = progress.summary(names, {n: counts[n] for n in names if n in counts},
+                         [l.number for l in found])
+    ok = f"<span style='color:{STATUS['ok']}'>✓</span>"
+    rows = []
+    for num, title, p in chs:
+        seen = s["notebooks"].get(p.stem)
+        q = s["quizzes"].get(p.stem)
+        rows.append([f"{num} · {title}", _Raw(f"{ok} {_when(seen.get('last'))}" if seen else "–"),
+                     _Raw((ok + " " if q[0] == q[1] else "") + f"{q[0]} of {q[1]}") if q else "–"])
+    nb_table = _table(["notebook", "visited", "self-check right"], rows)
+    lrows = []
+    for lab in found:
+        rec = s["labs"].get(lab.number)
+        total = len(lab.checks)
+        lrows.append([f"lab {lab.number} · {lab.title}",
+                      _Raw((ok + " " if rec and rec.get("done") else "")
+                           + (f"{rec['passed']} of {rec.get('total', total)}" if rec else f"0 of {total}")),
+                      _when(rec.get("time")) if rec else "not checked yet"])
+    lab_table = _table(["lab", "checks passed", "last check"], lrows)
+    head = (f"<div class='sbx-overview'><b>{s['visited']} of {len(names)} notebooks visited · "
+            f"{s['answered']} of {s['questions']} self-check questions answered right · "
+            f"{s['labs_passed']} of {len(found)} labs passed</b>"
+            f"<div style='font-size:11px'>from {html.escape(str(progress.path()))} — it never "
+            "leaves this machine</div>")
+    return f"{head}{nb_table.html}<br>{lab_table.html}</div>"
+
+
+def course_overview() -> Any:
+    """Notebook 00's progress widget: the overview, with a Refresh button."""
+    from sandbox.viz import static_mode
+    if static_mode():
+        return HTMLText(overview_html(), "course overview")
+    import ipywidgets as w
+    body = w.HTML(overview_html())
+    button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="100px"))
+
+    def refresh(_: Any = None) -> None:
+        body.value = overview_html()
+
+    button.on_click(refresh)
+    box = w.VBox([button, body])
+    box.add_class("sbx-course-overview")
+    box.refresh = refresh
+    return box
+
+
+def doctor_html() -> str:
+    """``sandbox doctor``'s lines as HTML."""
+    from sandbox.course import doctor
+    from sandbox.palette import STATUS
+    colour = {"ok": STATUS["ok"], "warn": STATUS["warn"], "fail": STATUS["bad"]}
+    rows = "".join(f"<div style='color:{colour[f.status]}'><code>{html.escape(f.line(10))}</code></div>"
+                   for f in doctor.run())
+    return f"<div class='sbx-doctor'>{rows}</div>"
+
+
+def toolbar(notebook: str) -> Any:
+    """The bar under every notebook's title: records the visit (progress), and opens the live
+    state view, the environment checks (``sandbox doctor``) or the course overview below it."""
+    from sandbox.course import progress
+    from sandbox.viz import static_mode
+    if static_mode():
+        return HTMLText("<div class='sbx-toolbar' style='font-size:12px;color:#666'>In JupyterLab "
+                        "this bar opens the live state view, <code>sandbox doctor</code> and your "
+                        "progress.</div>", "")
+    progress.record_visit(notebook)
+    import ipywidgets as w
+    from sandbox.viz.state import StateView
+    pick = w.ToggleButtons(options=["–", "state view", "doctor", "my progress"], value="–",
+                           tooltips=["close", "what the kit made on this machine, live",
+                                     "sandbox doctor: is this machine ready?",
+                                     "notebooks visited, self-checks, labs"],
+                           style=w.ToggleButtonsStyle(button_width="110px"))
+    panel = w.VBox([])
+    current: dict[str, Any] = {}
+
+    def show(change: Any = None) -> None:
+        old = current.pop("view", None)
+        if old is not None and hasattr(old, "close") and not isinstance(old, w.Widget):
+            old.close()      # stops a state view's timer
+        if pick.value == "state view":
+            view = current["view"] = StateView()
+            panel.children = [view.box]
+        elif pick.value == "doctor":
+            panel.children = [w.HTML(doctor_html())]
+        elif pick.value == "my progress":
+            panel.children = [w.HTML(overview_html())]
+        else:
+            panel.children = []
+
+    pick.observe(show, names="value")
+    box = w.VBox([pick, panel])
+    box.add_class("sbx-toolbar")
+    box.pick, box.panel = pick, panel
+    return box
