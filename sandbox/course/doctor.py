@@ -113,33 +113,9 @@ def check_cgroups(root: Path | None = None) -> Finding:
     return Finding("cgroups", OK, "cgroup v1 (or hybrid) with memory and cpu")
 
 
-def _openat2_available() -> bool:
-    """The in-root resolver's probe (``sandbox._sys.inroot``); until that module is on this
-    branch, the same probe: openat2 of "/" with RESOLVE_IN_ROOT succeeds."""
-    try:
-        from sandbox._sys.inroot import openat2_available
-    except ImportError:
-        import ctypes
-
-        from sandbox._sys import platform
-
-        class How(ctypes.Structure):
-            _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                        ("resolve", ctypes.c_uint64)]
-        if os.environ.get("SANDBOX_NO_OPENAT2") == "1":
-            return False
-        how = How(os.O_PATH | os.O_CLOEXEC, 0, 0x10 | 0x02)   # RESOLVE_IN_ROOT|NO_MAGICLINKS
-        fd = ctypes.CDLL(None, use_errno=True).syscall(
-            ctypes.c_long(platform.SYS_OPENAT2), ctypes.c_int(-100), b"/", ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)))
-        if fd >= 0:
-            os.close(fd)
-        return fd >= 0
-    return openat2_available()
-
-
 def check_openat2() -> Finding:
-    if _openat2_available():
+    from sandbox._sys import inroot
+    if inroot.openat2_available():
         return Finding("openat2", OK, "openat2(RESOLVE_IN_ROOT) resolves image paths in the kernel")
     if os.environ.get("SANDBOX_NO_OPENAT2") == "1":
         return Finding("openat2", WARN, "openat2 turned off by SANDBOX_NO_OPENAT2=1",
