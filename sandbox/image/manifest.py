@@ -19,6 +19,10 @@ Notes for callers: a pod's annotation names are AC *Names* (pods.md: no '.' or '
 are AC Identifiers (aci.md). os/arch labels must be a whitelisted pair (sandbox._sys.platform.VALID_OS_ARCH).
 Pass the manifest text (not an already-decoded dict) to get repeated JSON keys reported.
 
+Each object declares its JSON fields once (``FIELDS``: key, attribute, how it is read and
+checked, when it is written); the parser, ``to_json`` and the list of appc fields behind
+``ignored_fields`` are derived from that declaration.
+
 Validation collects every problem, each as ``<json path>: <rule>``, e.g.
 ``app.ports[0].port: 70000 is outside 1..65535``. It follows the spec text; where actool 0.8.11
 decides differently, docs/appc-vs-actool.md lists the case. Unknown fields are ignored (not kept
@@ -32,7 +36,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from sandbox import bounded
 from sandbox.errors import SandboxError
@@ -108,32 +112,116 @@ class Isolator:
         return {"name": self.name, "value": self.value}
 
 
+# --------------------------------------------------------------------------- the fields, once
+#
+# Every appc object below declares its JSON fields once, in ``FIELDS``, in the order the spec
+# lists them: the key, the attribute it fills, how it is read and checked, and when it is
+# written. The parser (:func:`_read`), the canonical JSON (:meth:`_Object.to_json`) and the
+# field list that :func:`ignored_fields` compares against are all derived from that one
+# declaration (as appc's Go ``schema/types`` keeps a type's JSON mapping and its checks together).
+
+
+def _is_set(v: Any) -> bool:
+    return v is not None
+
+
+def _always(v: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _F:
+    """One JSON field of an appc object."""
+    key: str                                   # as the spec spells it (camelCase)
+    attr: str                                  # the typed object's attribute
+    kind: str                                  # str int bool strs gids labels annotations
+    #                                            pod-annotations env isolators strmap obj objs
+    required: bool = False                     # absent: a problem, and no object is made
+    nonempty: bool = False                     # "" (or []) is a problem
+    check: Callable[[Any], str | None] | None = None   # a rule for the value (each item of strs)
+    veto: bool = False                         # a value that breaks ``check`` drops the object
+    of: Any = None                             # obj / objs: the class of the element
+    unique: str = ""                           # objs: attribute that must differ between items
+    dup: str = "duplicate {what} {value!r} (first at {first})"
+    what: str = ""                             # objs: the item's name in the duplicate message
+    scope: str = ""                            # isolators: "app" or "pod"
+    keep: Callable[[Any], bool] = bool         # to_json writes the field when keep(value)
+
+
+def _nv_json(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+_NAME_VALUE_KINDS = ("labels", "annotations", "pod-annotations", "env")
+
+
+def _emit(f: _F, v: Any) -> Any:
+    """A field's value as JSON (a copy: the typed object stays independent of the document)."""
+    if f.kind in _NAME_VALUE_KINDS:
+        return _nv_json(v)
+    if f.kind == "obj":
+        return v.to_json()
+    if f.kind in ("objs", "isolators"):
+        return [x.to_json() for x in v]
+    if isinstance(v, (list, dict)):
+        return type(v)(v)
+    return v
+
+
+class _Object:
+    """An appc object made of declared fields."""
+    FIELDS: ClassVar[tuple[_F, ...]] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in self.FIELDS:
+            v = getattr(self, f.attr)
+            if f.keep(v):
+                d[f.key] = _emit(f, v)
+        return d
+
+    @classmethod
+    def _post(cls, p: _Parser, at: str, values: dict[str, Any]) -> bool:
+        """Rules between fields, after each field was read; False drops the object."""
+        return True
+
+
 @dataclass
-class EventHandler:
+class EventHandler(_Object):
     """aci.md §app.eventHandlers: ``pre-start`` or ``post-stop`` and what to exec."""
     name: str
     exec: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "exec": list(self.exec)}
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, keep=_always),
+        _F("exec", "exec", "strs", required=True, nonempty=True, keep=_always),
+    )
+
+    @classmethod
+    def _post(cls, p: _Parser, at: str, values: dict[str, Any]) -> bool:
+        name = values.get("name")
+        if name is not None and name not in ("pre-start", "post-stop"):
+            p.bad(f"{at}.name", f"{name!r} is not an event (pre-start or post-stop)")
+            return False
+        return True
 
 
 @dataclass
-class MountPoint:
+class MountPoint(_Object):
     """aci.md §app.mountPoints: where the app expects external data."""
     name: str
     path: str
     read_only: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "path": self.path}
-        if self.read_only:
-            d["readOnly"] = True
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("path", "path", "str", required=True, nonempty=True, keep=_always),
+        _F("readOnly", "read_only", "bool"),
+    )
 
 
 @dataclass
-class Port:
+class Port(_Object):
     """aci.md §app.ports: a port or a range [port, port+count-1]."""
     name: str
     protocol: str
@@ -141,17 +229,31 @@ class Port:
     count: int = 1
     socket_activated: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "protocol": self.protocol, "port": self.port}
-        if self.count != 1:
-            d["count"] = self.count
-        if self.socket_activated:
-            d["socketActivated"] = True
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("protocol", "protocol", "str", required=True, nonempty=True, keep=_always),
+        _F("port", "port", "int", required=True, keep=_always),
+        _F("count", "count", "int", keep=lambda c: c != 1),
+        _F("socketActivated", "socket_activated", "bool"),
+    )
+
+    @classmethod
+    def _post(cls, p: _Parser, at: str, values: dict[str, Any]) -> bool:
+        port, count = values.get("port"), values.get("count")
+        ok = True
+        if port is not None and not 1 <= port <= 65535:
+            p.bad(f"{at}.port", f"{port} is outside 1..65535")
+            ok = False
+        if count is not None and count < 1:
+            p.bad(f"{at}.count", f"{count} is below 1")
+            ok = False
+        if ok and port is not None and count is not None and port + count - 1 > 65535:
+            p.bad(f"{at}.count", f"the range {port}..{port + count - 1} goes past 65535")
+        return True
 
 
 @dataclass
-class App:
+class App(_Object):
     """aci.md §app: how to execute the image (also a pod's per-app override, pods.md)."""
     user: str
     group: str
@@ -166,73 +268,62 @@ class App:
     user_annotations: dict[str, str] = field(default_factory=dict)
     user_labels: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        if self.exec:
-            d["exec"] = list(self.exec)
-        d["user"] = self.user
-        d["group"] = self.group
-        if self.supplementary_gids:
-            d["supplementaryGIDs"] = list(self.supplementary_gids)
-        if self.event_handlers:
-            d["eventHandlers"] = [e.to_json() for e in self.event_handlers]
-        if self.working_directory is not None:
-            d["workingDirectory"] = self.working_directory
-        if self.environment:
-            d["environment"] = [{"name": k, "value": v} for k, v in self.environment.items()]
-        if self.isolators:
-            d["isolators"] = [i.to_json() for i in self.isolators]
-        if self.mount_points:
-            d["mountPoints"] = [m.to_json() for m in self.mount_points]
-        if self.ports:
-            d["ports"] = [p.to_json() for p in self.ports]
-        if self.user_annotations:
-            d["userAnnotations"] = dict(self.user_annotations)
-        if self.user_labels:
-            d["userLabels"] = dict(self.user_labels)
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("exec", "exec", "strs"),
+        _F("user", "user", "str", required=True, nonempty=True, keep=_always),
+        _F("group", "group", "str", required=True, nonempty=True, keep=_always),
+        _F("supplementaryGIDs", "supplementary_gids", "gids"),
+        _F("eventHandlers", "event_handlers", "objs", of=EventHandler, unique="name",
+           dup="only one {value} handler is allowed (first at {first})"),
+        _F("workingDirectory", "working_directory", "str", check=t.check_absolute,
+           keep=_is_set),
+        _F("environment", "environment", "env"),
+        _F("isolators", "isolators", "isolators", scope="app"),
+        _F("mountPoints", "mount_points", "objs", of=MountPoint),
+        _F("ports", "ports", "objs", of=Port, unique="name", what="port name"),
+        _F("userAnnotations", "user_annotations", "strmap"),
+        _F("userLabels", "user_labels", "strmap"),
+    )
 
     def event_handler(self, name: str) -> EventHandler | None:
         return next((e for e in self.event_handlers if e.name == name), None)
 
 
 @dataclass
-class Dependency:
+class Dependency(_Object):
     """aci.md §dependencies: an image to lay down before this one."""
     image_name: str
     image_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     size: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"imageName": self.image_name}
-        if self.image_id is not None:
-            d["imageID"] = self.image_id
-        if self.labels:
-            d["labels"] = _labels_json(self.labels)
-        if self.size is not None:
-            d["size"] = self.size
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("imageName", "image_name", "str", required=True, check=t.check_ac_identifier,
+           keep=_always),
+        _F("imageID", "image_id", "str", check=t.check_image_id, keep=_is_set),
+        _F("labels", "labels", "labels"),
+        _F("size", "size", "int", check=lambda n: f"{n} is negative" if n < 0 else None,
+           keep=_is_set),
+    )
 
 
-def _labels_json(labels: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"name": k, "value": v} for k, v in labels.items()]
-
-
-def _coerce(value: Any, parse: Callable[[_Parser, Any, str], Any], what: str) -> Any:
+def _coerce(value: Any, cls: type, what: str) -> Any:
     """Let callers build objects from plain dicts (e.g. ``app={...}``): parse and check them."""
     p = _Parser()
-    out = parse(p, value, what)
+    out = _read(cls, p, value, what)
     if p.problems:
         raise ManifestError(p.problems, source=what)
     return out
 
 
-class _Document:
-    """What an image and a pod manifest share as whole documents."""
+class _Document(_Object):
+    """What an image and a pod manifest share as whole documents: ``acKind`` and ``acVersion``
+    (types.md §AC Kind Type, §AC Version Type) come first."""
+    ac_kind: ClassVar[str] = ""
+    ac_version: str
 
     def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {"acKind": self.ac_kind, "acVersion": self.ac_version, **super().to_json()}
 
     def to_bytes(self) -> bytes:
         """The canonical manifest file content (2-space indented JSON, trailing newline)."""
@@ -241,6 +332,12 @@ class _Document:
     def problems(self) -> list[str]:
         """Re-check an object built in code (e.g. after editing fields)."""
         return validate_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
+                  source: str = "") -> Any:
+        """Parse and validate; raises ManifestError listing every problem."""
+        return _parse_checked(data, cls, source or _SOURCE[cls.ac_kind], steps)
 
 
 @dataclass
@@ -255,36 +352,24 @@ class ImageManifest(_Document):
     annotations: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    ac_kind = "ImageManifest"
+    ac_kind: ClassVar[str] = "ImageManifest"
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, nonempty=True, check=t.check_ac_identifier,
+           keep=_always),
+        _F("labels", "labels", "labels"),
+        _F("app", "app", "obj", of=App, keep=_is_set),
+        _F("dependencies", "dependencies", "objs", of=Dependency),
+        _F("pathWhitelist", "path_whitelist", "strs", check=t.check_absolute),
+        _F("annotations", "annotations", "annotations"),
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.app, dict):
-            self.app = _coerce(self.app, _parse_app, "app")
-        self.dependencies = [_coerce(d, _parse_dependency, "dependency") if isinstance(d, dict)
+            self.app = _coerce(self.app, App, "app")
+        self.dependencies = [_coerce(d, Dependency, "dependency") if isinstance(d, dict)
                              else d for d in self.dependencies]
         if not self.raw:   # built in code: the document is its canonical form
             self.raw = self.to_json()
-
-    @classmethod
-    def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
-                  source: str = "image manifest") -> "ImageManifest":
-        """Parse and validate; raises ManifestError listing every problem."""
-        return _parse_checked(data, _parse_image_manifest, "ImageManifest", source, steps)
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": self.ac_version,
-                             "name": self.name}
-        if self.labels:
-            d["labels"] = _labels_json(self.labels)
-        if self.app is not None:
-            d["app"] = self.app.to_json()
-        if self.dependencies:
-            d["dependencies"] = [x.to_json() for x in self.dependencies]
-        if self.path_whitelist:
-            d["pathWhitelist"] = list(self.path_whitelist)
-        if self.annotations:
-            d["annotations"] = _labels_json(self.annotations)
-        return d
 
     @property
     def label_list(self) -> list[Label]:
@@ -317,25 +402,21 @@ class ImageManifest(_Document):
 
 
 @dataclass
-class RuntimeImage:
+class RuntimeImage(_Object):
     """pods.md §apps[].image: the image by ID (a template may leave the ID out), name, labels."""
     id: str | None = None
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        if self.id is not None:
-            d["id"] = self.id
-        if self.name is not None:
-            d["name"] = self.name
-        if self.labels:
-            d["labels"] = _labels_json(self.labels)
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("id", "id", "str", check=t.check_image_id, keep=_is_set),
+        _F("name", "name", "str", check=t.check_ac_identifier, keep=_is_set),
+        _F("labels", "labels", "labels"),
+    )
 
 
 @dataclass
-class Volume:
+class Volume(_Object):
     """pods.md §volumes: ``empty`` (a fresh directory) or ``host`` (a bind of ``source``)."""
     name: str
     kind: str
@@ -352,32 +433,56 @@ class Volume:
             self.uid = 0 if self.uid is None else self.uid
             self.gid = 0 if self.gid is None else self.gid
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        for key, val in (("source", self.source), ("readOnly", self.read_only),
-                         ("recursive", self.recursive), ("mode", self.mode),
-                         ("uid", self.uid), ("gid", self.gid)):
-            if val is not None:
-                d[key] = val
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("kind", "kind", "str", required=True, veto=True, keep=_always,
+           check=lambda k: None if k in ("empty", "host")
+           else f"{k!r} is not a volume kind (empty or host)"),
+        _F("source", "source", "str", keep=_is_set),
+        _F("readOnly", "read_only", "bool", keep=_is_set),
+        _F("recursive", "recursive", "bool", keep=_is_set),
+        _F("mode", "mode", "str", keep=_is_set),
+        _F("uid", "uid", "int", keep=_is_set),
+        _F("gid", "gid", "int", keep=_is_set),
+    )
+
+    @classmethod
+    def _post(cls, p: _Parser, at: str, values: dict[str, Any]) -> bool:
+        """pods.md §volumes: a host volume needs an absolute source; mode, uid and gid only
+        mean something for an empty one (and are dropped from a host one)."""
+        kind = values.get("kind")
+        if kind == "host":
+            if values.get("source") is None:
+                p.bad(f"{at}.source", "is required for a host volume")
+            else:
+                _check(p, f"{at}.source", values["source"], t.check_absolute)
+            values["mode"] = values["uid"] = values["gid"] = None
+        elif kind == "empty":
+            _check(p, f"{at}.mode", values.get("mode"), t.check_mode)
+            for k in ("uid", "gid"):
+                x = values.get(k)
+                if x is not None and not 0 <= x <= 0xFFFFFFFF:
+                    p.bad(f"{at}.{k}", f"{x} is not a valid {k.upper()}")
+            values["source"] = values["recursive"] = None
+        return True
 
 
 @dataclass
-class Mount:
+class Mount(_Object):
     """pods.md §apps[].mounts: volume name -> path in the app (appVolume overrides the lookup)."""
     volume: str
     path: str
     app_volume: Volume | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"volume": self.volume, "path": self.path}
-        if self.app_volume is not None:
-            d["appVolume"] = self.app_volume.to_json()
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("volume", "volume", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("path", "path", "str", required=True, nonempty=True, keep=_always),
+        _F("appVolume", "app_volume", "obj", of=Volume, keep=_is_set),
+    )
 
 
 @dataclass
-class RuntimeApp:
+class RuntimeApp(_Object):
     """pods.md §apps[]."""
     name: str
     image: RuntimeImage
@@ -386,34 +491,44 @@ class RuntimeApp:
     mounts: list[Mount] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "image": self.image.to_json()}
-        if self.app is not None:
-            d["app"] = self.app.to_json()
-        if self.read_only_rootfs:
-            d["readOnlyRootFS"] = True
-        if self.mounts:
-            d["mounts"] = [m.to_json() for m in self.mounts]
-        if self.annotations:
-            d["annotations"] = _labels_json(self.annotations)
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("image", "image", "obj", of=RuntimeImage, required=True, keep=_always),
+        _F("app", "app", "obj", of=App, keep=_is_set),
+        _F("readOnlyRootFS", "read_only_rootfs", "bool"),
+        _F("mounts", "mounts", "objs", of=Mount),
+        _F("annotations", "annotations", "pod-annotations"),
+    )
+
+    @classmethod
+    def _post(cls, p: _Parser, at: str, values: dict[str, Any]) -> bool:
+        """pods.md §ports: port names MUST be unique among the apps of a pod."""
+        app, name = values.get("app"), values.get("name")
+        if app is not None and name is not None:
+            owners = p.state.setdefault("port owners", {})
+            for j, port in enumerate(app.ports):
+                owner = owners.setdefault(port.name, name)
+                if owner != name:
+                    p.bad(f"{at}.app.ports[{j}].name",
+                          f"port name {port.name!r} is also used by app {owner!r}")
+        return True
 
 
 @dataclass
-class ExposedPort:
+class ExposedPort(_Object):
     """pods.md §ports: expose an app port (by name) on the host."""
     name: str
     host_port: int
     host_ip: str | None = None
     pod_port: Port | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "hostPort": self.host_port}
-        if self.host_ip is not None:
-            d["hostIP"] = self.host_ip
-        if self.pod_port is not None:
-            d["podPort"] = self.pod_port.to_json()
-        return d
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("name", "name", "str", required=True, check=t.check_ac_name, keep=_always),
+        _F("hostPort", "host_port", "int", required=True, keep=_always,
+           check=lambda n: None if 1 <= n <= 65535 else f"{n} is outside 1..65535"),
+        _F("hostIP", "host_ip", "str", check=t.check_ipv4, keep=_is_set),
+        _F("podPort", "pod_port", "obj", of=Port, keep=_is_set),
+    )
 
 
 @dataclass
@@ -430,34 +545,21 @@ class PodManifest(_Document):
     user_labels: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    ac_kind = "PodManifest"
+    ac_kind: ClassVar[str] = "PodManifest"
+    FIELDS: ClassVar[tuple[_F, ...]] = (
+        _F("apps", "apps", "objs", of=RuntimeApp, required=True, unique="name",
+           what="app name", keep=_always),
+        _F("volumes", "volumes", "objs", of=Volume, unique="name", what="volume name"),
+        _F("isolators", "isolators", "isolators", scope="pod"),
+        _F("annotations", "annotations", "pod-annotations"),
+        _F("ports", "ports", "objs", of=ExposedPort),
+        _F("userAnnotations", "user_annotations", "strmap"),
+        _F("userLabels", "user_labels", "strmap"),
+    )
 
     def __post_init__(self) -> None:
         if not self.raw:   # built in code: the document is its canonical form
             self.raw = self.to_json()
-
-    @classmethod
-    def from_json(cls, data: bytes | str | dict[str, Any], *, steps: Steps | None = None,
-                  source: str = "pod manifest") -> "PodManifest":
-        """Parse and validate; raises ManifestError listing every problem."""
-        return _parse_checked(data, _parse_pod_manifest, "PodManifest", source, steps)
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"acKind": "PodManifest", "acVersion": self.ac_version,
-                             "apps": [a.to_json() for a in self.apps]}
-        if self.volumes:
-            d["volumes"] = [v.to_json() for v in self.volumes]
-        if self.isolators:
-            d["isolators"] = [i.to_json() for i in self.isolators]
-        if self.annotations:
-            d["annotations"] = _labels_json(self.annotations)
-        if self.ports:
-            d["ports"] = [p.to_json() for p in self.ports]
-        if self.user_annotations:
-            d["userAnnotations"] = dict(self.user_annotations)
-        if self.user_labels:
-            d["userLabels"] = dict(self.user_labels)
-        return d
 
     def _repr_html_(self) -> str:
         import html
@@ -518,6 +620,7 @@ class PodManifest(_Document):
 class _Parser:
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.state: dict[str, Any] = {}          # rules across objects (a pod's port names)
 
     def bad(self, path: str, rule: str) -> None:
         self.problems.append(f"{path}: {rule}")
@@ -571,17 +674,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
-def _parse_checked(data: bytes | str | dict[str, Any], parse: Any, kind: str, source: str,
+_SOURCE = {"ImageManifest": "image manifest", "PodManifest": "pod manifest"}
+
+
+def _parse_checked(data: bytes | str | dict[str, Any], cls: Any, source: str,
                    steps: Steps | None) -> Any:
-    """Load JSON, run ``parse`` collecting every problem, record the check; raise
+    """Load JSON, read it as ``cls`` collecting every problem, record the check; raise
     ManifestError when anything is wrong."""
     d, problems = _load(data)
     obj = None
     if not problems:
         p = _Parser()
-        obj = parse(p, d)
+        obj = _read(cls, p, d, ROOT)
         problems = p.problems
-    record(steps, "check", source, kind=kind, problems=len(problems))
+    record(steps, "check", source, kind=cls.ac_kind, problems=len(problems))
     if problems:
         raise ManifestError(problems, source=source)
     assert obj is not None
@@ -889,117 +995,75 @@ def _parse_isolators(p: _Parser, d: dict, key: str, path: str, scope: str) -> li
     return out
 
 
-def _parse_port(p: _Parser, v: Any, at: str) -> Port | None:
-    """aci.md §app.ports."""
-    if _obj(p, v, at) is None:
-        return None
-    name = _str(p, v, "name", at, required=True)
-    _check(p, f"{at}.name", name, t.check_ac_name)
-    protocol = _str(p, v, "protocol", at, required=True, nonempty=True)
-    port = _int(p, v, "port", at, required=True)
-    count = _int(p, v, "count", at)
-    sa = _bool(p, v, "socketActivated", at)
-    ok = True
-    if port is not None and not 1 <= port <= 65535:
-        p.bad(f"{at}.port", f"{port} is outside 1..65535")
-        ok = False
-    if count is not None and count < 1:
-        p.bad(f"{at}.count", f"{count} is below 1")
-        ok = False
-    if ok and port is not None and count is not None and port + count - 1 > 65535:
-        p.bad(f"{at}.count", f"the range {port}..{port + count - 1} goes past 65535")
-    if name is None or protocol is None or port is None:
-        return None
-    return Port(name, protocol, port, count if count is not None else 1, bool(sa))
-
-
-def _parse_app(p: _Parser, v: Any, at: str) -> App | None:
-    """aci.md §app (also pods.md apps[].app)."""
-    if _obj(p, v, at) is None:
-        return None
-    exec_ = _strings(p, v, "exec", at)
-    user = _str(p, v, "user", at, required=True, nonempty=True)
-    group = _str(p, v, "group", at, required=True, nonempty=True)
-    gids = []
-    for i, g in enumerate(_list(p, v, "supplementaryGIDs", at) or []):
+def _gids(p: _Parser, d: dict, key: str, path: str) -> list[int]:
+    """aci.md §app.supplementaryGIDs: unsigned 32-bit group IDs."""
+    out = []
+    for i, g in enumerate(_list(p, d, key, path) or []):
         if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= 0xFFFFFFFF:
-            p.bad(f"{at}.supplementaryGIDs[{i}]", f"{json.dumps(g)} is not an unsigned 32-bit group ID")
+            p.bad(_at(_at(path, key), i), f"{json.dumps(g)} is not an unsigned 32-bit group ID")
         else:
-            gids.append(g)
-    handlers: list[EventHandler] = []
-    first: dict[str, int] = {}
-    for i, h in enumerate(_list(p, v, "eventHandlers", at) or []):
-        hat = f"{at}.eventHandlers[{i}]"
-        if _obj(p, h, hat) is None:
-            continue
-        name = _str(p, h, "name", hat, required=True)
-        hexec = _strings(p, h, "exec", hat)
-        if h.get("exec") is None:
-            _missing(p, h, "exec", f"{hat}.exec")
-        elif hexec is not None and not hexec:
-            p.bad(f"{hat}.exec", "must not be empty")
-        if name is None:
-            continue
-        if name not in ("pre-start", "post-stop"):
-            p.bad(f"{hat}.name", f"{name!r} is not an event (pre-start or post-stop)")
-            continue
-        if name in first:
-            p.bad(f"{hat}.name", f"only one {name} handler is allowed (first at {at}.eventHandlers[{first[name]}])")
-            continue
-        first[name] = i
-        handlers.append(EventHandler(name, hexec or []))
-    wd = _str(p, v, "workingDirectory", at)
-    if wd is not None:
-        _check(p, f"{at}.workingDirectory", wd, t.check_absolute)
-    env, _ = _name_value_list(p, v, "environment", at, "environment variable", t.check_env_name)
-    isolators = _parse_isolators(p, v, "isolators", at, "app")
-    mps = []
-    for i, m in enumerate(_list(p, v, "mountPoints", at) or []):
-        mat = f"{at}.mountPoints[{i}]"
-        if _obj(p, m, mat) is None:
-            continue
-        name = _str(p, m, "name", mat, required=True)
-        _check(p, f"{mat}.name", name, t.check_ac_name)
-        path = _str(p, m, "path", mat, required=True, nonempty=True)
-        ro = _bool(p, m, "readOnly", mat)
-        if name is not None and path is not None:
-            mps.append(MountPoint(name, path, bool(ro)))
-    ports = []
-    pfirst: dict[str, int] = {}
-    for i, pv in enumerate(_list(p, v, "ports", at) or []):
-        port = _parse_port(p, pv, f"{at}.ports[{i}]")
-        if port is None:
-            continue
-        if port.name in pfirst:
-            p.bad(f"{at}.ports[{i}].name", f"duplicate port name {port.name!r} (first at {at}.ports[{pfirst[port.name]}])")
-            continue
-        pfirst[port.name] = i
-        ports.append(port)
-    ua = _strmap(p, v, "userAnnotations", at)
-    ul = _strmap(p, v, "userLabels", at)
-    if user is None or group is None:
-        return None
-    return App(user=user, group=group, exec=exec_ or [], supplementary_gids=gids,
-               event_handlers=handlers, working_directory=wd, environment=env,
-               isolators=isolators, mount_points=mps, ports=ports,
-               user_annotations=ua, user_labels=ul)
+            out.append(g)
+    return out
 
 
-def _parse_dependency(p: _Parser, v: Any, at: str) -> Dependency | None:
-    """aci.md §dependencies."""
-    if _obj(p, v, at) is None:
-        return None
-    name = _str(p, v, "imageName", at, required=True)
-    _check(p, f"{at}.imageName", name, t.check_ac_identifier)
-    image_id = _str(p, v, "imageID", at)
-    _check(p, f"{at}.imageID", image_id, t.check_image_id)
-    labels = _parse_labels(p, v, "labels", at)
-    size = _int(p, v, "size", at)
-    if size is not None and size < 0:
-        p.bad(f"{at}.size", f"{size} is negative")
-    if name is None:
-        return None
-    return Dependency(name, image_id, labels, size)
+def _read_field(p: _Parser, d: dict, at: str, f: _F) -> Any:
+    """One declared field of the JSON object ``d`` at path ``at``; problems go to ``p``."""
+    key, where, k = f.key, _at(at, f.key), f.kind
+    if k in ("str", "int"):
+        v = (_str(p, d, key, at, required=f.required, nonempty=f.nonempty) if k == "str"
+             else _int(p, d, key, at, required=f.required))
+        if v is not None and f.check is not None:
+            rule = f.check(v)
+            if rule:
+                p.bad(where, rule)
+                if f.veto:
+                    return None
+        return v
+    if k == "bool":
+        return _bool(p, d, key, at)
+    if k == "strs":
+        v = _strings(p, d, key, at)
+        if f.required and d.get(key) is None:
+            _missing(p, d, key, where)
+        elif f.nonempty and v is not None and not v:
+            p.bad(where, "must not be empty")
+        for i, s in enumerate(v or []):
+            _check(p, _at(where, i), s, f.check) if f.check else None
+        return v
+    if k == "gids":
+        return _gids(p, d, key, at)
+    if k == "labels":
+        return _parse_labels(p, d, key, at)
+    if k in ("annotations", "pod-annotations"):
+        return _parse_annotations(p, d, key, at, pod=k == "pod-annotations")
+    if k == "env":
+        return _name_value_list(p, d, key, at, "environment variable", t.check_env_name)[0]
+    if k == "isolators":
+        return _parse_isolators(p, d, key, at, f.scope)
+    if k == "strmap":
+        return _strmap(p, d, key, at)
+    if k == "obj":
+        if d.get(key) is None:
+            if f.required:
+                _missing(p, d, key, where)
+            return None
+        return _read(f.of, p, d[key], where)
+    assert k == "objs", k
+    out: list[Any] = []
+    first: dict[Any, int] = {}
+    for i, item in enumerate(_list(p, d, key, at, required=f.required) or []):
+        x = _read(f.of, p, item, _at(where, i))
+        if x is None:
+            continue
+        if f.unique:
+            u = getattr(x, f.unique)
+            if u in first:
+                p.bad(f"{_at(where, i)}.{f.unique}",
+                      f.dup.format(what=f.what, value=u, first=_at(where, first[u])))
+                continue
+            first[u] = i
+        out.append(x)
+    return out
 
 
 def _parse_head(p: _Parser, d: dict, kind: str) -> str:
@@ -1012,163 +1076,42 @@ def _parse_head(p: _Parser, d: dict, kind: str) -> str:
     return ver or ""
 
 
-def _parse_image_manifest(p: _Parser, d: dict) -> ImageManifest | None:
-    """aci.md §Image Manifest Schema."""
-    ver = _parse_head(p, d, "ImageManifest")
-    name = _str(p, d, "name", ROOT, required=True, nonempty=True)
-    _check(p, "name", name, t.check_ac_identifier)
-    labels = _parse_labels(p, d, "labels", ROOT)
-    app = _parse_app(p, d["app"], "app") if d.get("app") is not None else None
-    deps = []
-    for i, dep in enumerate(_list(p, d, "dependencies", ROOT) or []):
-        x = _parse_dependency(p, dep, f"dependencies[{i}]")
-        if x is not None:
-            deps.append(x)
-    pwl = _strings(p, d, "pathWhitelist", ROOT) or []
-    for i, path in enumerate(pwl):
-        _check(p, f"pathWhitelist[{i}]", path, t.check_absolute)
-    ann = _parse_annotations(p, d, "annotations", ROOT)
-    if name is None:
-        return None
-    return ImageManifest(name=name, ac_version=ver, labels=labels, app=app, dependencies=deps,
-                         path_whitelist=pwl, annotations=ann, raw=d)
-
-
-def _parse_volume(p: _Parser, v: Any, at: str) -> Volume | None:
-    """pods.md §volumes."""
+def _read(cls: Any, p: _Parser, v: Any, at: str) -> Any:
+    """The JSON value ``v`` at path ``at`` as a ``cls`` (one of the objects above), every field
+    read and checked in declared order; None when it is not an object or a required field is
+    missing or unusable (the problems say why)."""
     if _obj(p, v, at) is None:
         return None
-    name = _str(p, v, "name", at, required=True)
-    _check(p, f"{at}.name", name, t.check_ac_name)
-    kind = _str(p, v, "kind", at, required=True)
-    if kind is not None and kind not in ("empty", "host"):
-        p.bad(f"{at}.kind", f"{kind!r} is not a volume kind (empty or host)")
-        kind = None
-    source = _str(p, v, "source", at)
-    ro = _bool(p, v, "readOnly", at)
-    rec = _bool(p, v, "recursive", at)
-    mode = _str(p, v, "mode", at)
-    uid = _int(p, v, "uid", at)
-    gid = _int(p, v, "gid", at)
-    if kind == "host":
-        if source is None:
-            p.bad(f"{at}.source", "is required for a host volume")
-        else:
-            _check(p, f"{at}.source", source, t.check_absolute)
-    elif kind == "empty":
-        _check(p, f"{at}.mode", mode, t.check_mode)
-        for k, x in (("uid", uid), ("gid", gid)):
-            if x is not None and not 0 <= x <= 0xFFFFFFFF:
-                p.bad(f"{at}.{k}", f"{x} is not a valid {k.upper()}")
-    if name is None or kind is None:
+    values: dict[str, Any] = {}
+    if issubclass(cls, _Document):
+        values["ac_version"] = _parse_head(p, v, cls.ac_kind)
+        values["raw"] = v
+    for f in cls.FIELDS:
+        values[f.attr] = _read_field(p, v, at, f)
+    if not cls._post(p, at, values):
         return None
-    if kind == "empty":   # only interpreted for empty volumes (pods.md)
-        return Volume(name, kind, None, ro, None, mode, uid, gid)
-    return Volume(name, kind, source, ro, rec)
+    if any(values[f.attr] is None for f in cls.FIELDS if f.required):
+        return None
+    return cls(**{k: x for k, x in values.items() if x is not None})
 
 
-def _parse_pod_manifest(p: _Parser, d: dict) -> PodManifest | None:
-    """pods.md §Pod Manifest Schema."""
-    ver = _parse_head(p, d, "PodManifest")
-    apps: list[RuntimeApp] = []
-    first: dict[str, int] = {}
-    port_owner: dict[str, str] = {}
-    for i, a in enumerate(_list(p, d, "apps", ROOT, required=True) or []):
-        at = f"apps[{i}]"
-        if _obj(p, a, at) is None:
-            continue
-        name = _str(p, a, "name", at, required=True)
-        _check(p, f"{at}.name", name, t.check_ac_name)
-        if name is not None and name in first:
-            p.bad(f"{at}.name", f"duplicate app name {name!r} (first at apps[{first[name]}])")
-        elif name is not None:
-            first[name] = i
-        img = None
-        if a.get("image") is None:
-            _missing(p, a, "image", f"{at}.image")
-        elif _obj(p, a["image"], f"{at}.image") is not None:
-            iv = a["image"]
-            iid = _str(p, iv, "id", f"{at}.image")
-            _check(p, f"{at}.image.id", iid, t.check_image_id)
-            iname = _str(p, iv, "name", f"{at}.image")
-            _check(p, f"{at}.image.name", iname, t.check_ac_identifier)
-            img = RuntimeImage(iid, iname, _parse_labels(p, iv, "labels", f"{at}.image"))
-        app = _parse_app(p, a["app"], f"{at}.app") if a.get("app") is not None else None
-        if app is not None and name is not None:
-            # pods.md §ports: port names MUST be unique among the apps of a pod.
-            for j, port in enumerate(app.ports):
-                owner = port_owner.setdefault(port.name, name)
-                if owner != name:
-                    p.bad(f"{at}.app.ports[{j}].name", f"port name {port.name!r} is also used by app {owner!r}")
-        ro = _bool(p, a, "readOnlyRootFS", at)
-        mounts = []
-        for j, m in enumerate(_list(p, a, "mounts", at) or []):
-            mat = f"{at}.mounts[{j}]"
-            if _obj(p, m, mat) is None:
-                continue
-            vol = _str(p, m, "volume", mat, required=True)
-            _check(p, f"{mat}.volume", vol, t.check_ac_name)
-            path = _str(p, m, "path", mat, required=True, nonempty=True)
-            av = _parse_volume(p, m["appVolume"], f"{mat}.appVolume") if m.get("appVolume") is not None else None
-            if vol is not None and path is not None:
-                mounts.append(Mount(vol, path, av))
-        ann = _parse_annotations(p, a, "annotations", at, pod=True)
-        if name is not None and img is not None:
-            apps.append(RuntimeApp(name, img, app, bool(ro), mounts, ann))
-    volumes = []
-    vfirst: dict[str, int] = {}
-    for i, v in enumerate(_list(p, d, "volumes", ROOT) or []):
-        vol = _parse_volume(p, v, f"volumes[{i}]")
-        if vol is None:
-            continue
-        if vol.name in vfirst:
-            p.bad(f"volumes[{i}].name", f"duplicate volume name {vol.name!r} (first at volumes[{vfirst[vol.name]}])")
-            continue
-        vfirst[vol.name] = i
-        volumes.append(vol)
-    isolators = _parse_isolators(p, d, "isolators", ROOT, "pod")
-    ann = _parse_annotations(p, d, "annotations", ROOT, pod=True)
-    ports = []
-    for i, pv in enumerate(_list(p, d, "ports", ROOT) or []):
-        at = f"ports[{i}]"
-        if _obj(p, pv, at) is None:
-            continue
-        name = _str(p, pv, "name", at, required=True)
-        _check(p, f"{at}.name", name, t.check_ac_name)
-        hp = _int(p, pv, "hostPort", at, required=True)
-        if hp is not None and not 1 <= hp <= 65535:
-            p.bad(f"{at}.hostPort", f"{hp} is outside 1..65535")
-        hip = _str(p, pv, "hostIP", at)
-        _check(p, f"{at}.hostIP", hip, t.check_ipv4)
-        pp = _parse_port(p, pv["podPort"], f"{at}.podPort") if pv.get("podPort") is not None else None
-        if name is not None and hp is not None:
-            ports.append(ExposedPort(name, hp, hip, pp))
-    ua = _strmap(p, d, "userAnnotations", ROOT)
-    ul = _strmap(p, d, "userLabels", ROOT)
-    return PodManifest(apps=apps, ac_version=ver, volumes=volumes, isolators=isolators,
-                       annotations=ann, ports=ports, user_annotations=ua, user_labels=ul, raw=d)
+def _schema(cls: Any) -> dict[str, Any]:
+    """The fields the spec defines for ``cls``, nested (None: a leaf or a free-form value;
+    [x]: a list of x) — for :func:`ignored_fields`."""
+    out: dict[str, Any] = dict.fromkeys(("acKind", "acVersion")) if issubclass(cls, _Document) else {}
+    for f in cls.FIELDS:
+        if f.kind == "obj":
+            out[f.key] = _schema(f.of)
+        elif f.kind == "objs":
+            out[f.key] = [_schema(f.of)]
+        elif f.kind in _NAME_VALUE_KINDS or f.kind == "isolators":
+            out[f.key] = [{"name": None, "value": None}]
+        else:
+            out[f.key] = None
+    return out
 
 
-# The fields the spec defines, per object (None: a leaf or a free-form value; [x]: a list of x).
-_NV = {"name": None, "value": None}
-_PORT = {"name": None, "protocol": None, "port": None, "count": None, "socketActivated": None}
-_VOLUME = dict.fromkeys(("name", "kind", "source", "readOnly", "recursive", "mode", "uid", "gid"))
-_APP = {"exec": None, "user": None, "group": None, "supplementaryGIDs": None,
-        "eventHandlers": [{"name": None, "exec": None}], "workingDirectory": None,
-        "environment": [_NV], "isolators": [_NV], "mountPoints": [{"name": None, "path": None, "readOnly": None}],
-        "ports": [_PORT], "userAnnotations": None, "userLabels": None}
-_SCHEMA = {
-    "ImageManifest": {"acKind": None, "acVersion": None, "name": None, "labels": [_NV], "app": _APP,
-                      "dependencies": [{"imageName": None, "imageID": None, "labels": [_NV], "size": None}],
-                      "pathWhitelist": None, "annotations": [_NV]},
-    "PodManifest": {"acKind": None, "acVersion": None,
-                    "apps": [{"name": None, "image": {"id": None, "name": None, "labels": [_NV]}, "app": _APP,
-                              "readOnlyRootFS": None, "annotations": [_NV],
-                              "mounts": [{"volume": None, "path": None, "appVolume": _VOLUME}]}],
-                    "volumes": [_VOLUME], "isolators": [_NV], "annotations": [_NV],
-                    "ports": [{"name": None, "hostPort": None, "hostIP": None, "podPort": _PORT}],
-                    "userAnnotations": None, "userLabels": None},
-}
+_SCHEMA = {"ImageManifest": _schema(ImageManifest), "PodManifest": _schema(PodManifest)}
 
 
 def ignored_fields(data: bytes | str | dict[str, Any]) -> list[str]:
@@ -1232,10 +1175,8 @@ def validate_json(data: bytes | str | dict[str, Any], kind: str | None = None) -
         return problems
     kind = kind or d.get("acKind")
     p = _Parser()
-    if kind == "PodManifest":
-        _parse_pod_manifest(p, d)
-    elif kind == "ImageManifest":
-        _parse_image_manifest(p, d)
+    if kind in ("ImageManifest", "PodManifest"):
+        _read(ImageManifest if kind == "ImageManifest" else PodManifest, p, d, ROOT)
     elif d.get("acKind") is None:
         p.bad("acKind", "is required ('ImageManifest' or 'PodManifest')")
     else:
