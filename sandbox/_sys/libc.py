@@ -76,6 +76,16 @@ def umount(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount2({target!r}, {flags:#x})")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: int) -> None:
+    """prctl(PR_SET_PDEATHSIG): get ``sig`` when the *thread* that forked this process ends
+    (for a child started from a kernel's or a test's main thread: when that process dies)."""
+    _check(_libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl(PR_SET_PDEATHSIG, {sig})")
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make ``new_root`` the root, moving the old root to ``put_old``."""
     from sandbox._sys import platform

@@ -189,11 +189,12 @@ def coverage_markdown(coverage: dict[str, Any], slides: dict[int, str] | None = 
 
 
 def chapters(root: Path | None = None) -> list[tuple[str, str, Path]]:
-    """(number, title, path) of every notebook in notebooks/, in order."""
+    """(number, title, path) of every notebook in notebooks/, in order. A number may carry a
+    letter (``06b``: a notebook between 06 and 07)."""
     root = root or config.project_root()
     out = []
-    for p in sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+    for p in sorted((root / "notebooks").glob("[0-9][0-9]*-*.ipynb")):
         hs = [h for h in notebook_headings(p) if h.startswith("# ")]
         title = hs[0][2:].split("·", 1)[-1].strip() if hs else p.stem
-        out.append((p.name[:2], title, p))
+        out.append((p.name.split("-", 1)[0], title, p))
     return out

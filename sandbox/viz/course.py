@@ -408,3 +408,42 @@ def toolbar(notebook: str) -> Any:
     box.add_class("sbx-toolbar")
     box.pick, box.panel = pick, panel
     return box
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 06b: CNI beyond one bridge (sandbox.course.cni_tour)
+
+def json_side_by_side(docs: dict[str, Any]) -> HtmlTable:
+    """Several JSON documents in one row, each under its title."""
+    import json
+    return HtmlTable(list(docs), [[json.dumps(d, indent=2) for d in docs.values()]])
+
+
+def tour_plugins(tour: Any) -> HtmlTable:
+    return HtmlTable(["type", "found in", "VERSION: supportedVersions", "what it does"],
+                     tour.plugins(), "CNI_PATH = " + ":".join(tour.cni_path[1:]))
+
+
+def tour_topologies(tour: Any) -> HtmlTable:
+    return HtmlTable(["plugin", "the container's interface", "made in the node",
+                      "routes in c1", "routes in the node", "who reaches whom"],
+                     tour.topology_rows(), "two containers per plugin, each plugin in a node of its own")
+
+
+def tour_nodes(tour: Any) -> HtmlTable:
+    return HtmlTable(["", "netns", "address", "routes"], tour.node_rows())
+
+
+def tour_ipam(tour: Any) -> HtmlTable:
+    return HtmlTable(["IPAM plugin", "slide 44", "network", "container", "address", "ADD took"],
+                     [[r["ipam"] + (f" ({r['origin']})" if r["origin"] else ""), r["slide"],
+                       r["network"], r["container"], r["address"], f"{r['ms']:.0f} ms"]
+                      for r in tour.ipam_rows_])
+
+
+def tour_ipam_state(tour: Any) -> HtmlTable:
+    return HtmlTable(["IPAM plugin", "its state lives in", "what it holds now"], tour.ipam_state())
+
+
+def tour_multi(tour: Any) -> HtmlTable:
+    return HtmlTable(["the container", "now"], tour.multi_rows())

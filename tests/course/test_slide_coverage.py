@@ -81,6 +81,10 @@ def test_markdown_table_is_up_to_date(seed: Path, coverage: dict) -> None:
 SLIDE_TERMS: dict[int, list[str]] = {
     # networking (slides 40-59)
     40: ["network namespace"],
+    41: ["rkt", "appc/cni"],
+    42: ["IP per pod", "cluster", "route"],
+    43: ["bridge", "macvlan", "ipvlan", "Open vSwitch|Calico|flannel"],
+    44: ["host-local", "DHCP", "SQL"],
     47: ["10-mynet.conf", "host-local"],
     51: ["CoreOS", "Kubernetes", "Weaveworks"],
     52: ["libnetwork", "CNM"],

@@ -150,6 +150,15 @@ lab5.attach(rt_up, n["upstream"], n["c2"])
 LAB5_PLUGIN = "sqlite-ipam"
 
 
+def reference_plugin() -> str:
+    """The reference solution's plugin source (notebook 06b runs it beside host-local and dhcp
+    when the learner has not installed their own)."""
+    cell = next(c for c in CELLS if c.kind == "todo")
+    scope: dict[str, Any] = {}
+    exec(cell.source, scope)   # the cell only assigns PLUGIN, a string literal of this module
+    return scope["PLUGIN"]
+
+
 UPSTREAM_CNI = DEBIAN_CNI_DIR
 
 
