@@ -86,6 +86,7 @@ SLIDE_TERMS: dict[int, list[str]] = {
     43: ["bridge", "macvlan", "ipvlan", "Open vSwitch|Calico|flannel"],
     44: ["host-local", "DHCP", "SQL"],
     47: ["10-mynet.conf", "host-local"],
+    48: ["namespace", "handle", "bind"],
     51: ["CoreOS", "Kubernetes", "Weaveworks"],
     52: ["libnetwork", "CNM"],
     53: ["network", "endpoint", "sandbox"],
@@ -101,6 +102,12 @@ SLIDE_TERMS: dict[int, list[str]] = {
 def test_each_mapped_section_mentions_its_slides_terms(coverage: dict) -> None:
     problems = course.term_problems(coverage, SLIDE_TERMS, ROOT)
     assert not problems, "\n".join(problems)
+
+
+def test_every_networking_slide_has_its_terms(seed: Path) -> None:
+    """Slides 18-20 and 40-59 (the networking rows): each seed slide there has a term list."""
+    mine = [n for n in course.seed_slides(seed) if 40 <= n <= 59]
+    assert mine and not [n for n in mine if n not in SLIDE_TERMS]
 
 
 def test_a_section_that_only_names_the_slide_fails(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Compare two attachments of the same configuration made by different plugin sets (ours vs
 upstream): results modulo what is random by design (MAC addresses, host veth names, the netns
-path), and kernel state read back with pyroute2 modulo the same."""
+path), and kernel state read back with pyroute2 modulo the same. :func:`twins` makes such a pair
+(each plugin set in a node of its own), :func:`del_without_netns` DELs the hard ways."""
 from __future__ import annotations
 
 import copy
@@ -59,3 +60,88 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
             out += differences(x, y, f"{path}[{i}]")
         return out
     return [] if a == b else [f"{path or '.'}: {a!r} vs {b!r}"]
+
+
+# -- the same configuration through two plugin sets (notebook 06) --------------------------------
+
+class Twin:
+    """One plugin set's run of a configuration: its runtime, node, container and ADD result."""
+
+    def __init__(self, label: str, runtime: Any, node: Any, container: Any,
+                 result: dict[str, Any]) -> None:
+        self.label, self.runtime, self.node, self.container, self.result = (
+            label, runtime, node, container, result)
+
+    def __repr__(self) -> str:
+        return f"Twin({self.label}: node {self.node}, container {self.container})"
+
+
+def twins(session: Any, conf: dict[str, Any], plugin_sets: dict[str, Any],
+          workdir: Any) -> dict[str, Twin]:
+    """ADD one container with ``conf`` through each plugin set (``{label: CNI_PATH}``), each
+    set in a node of its own (``session`` makes the namespaces) with its own state under
+    ``workdir/<label>``."""
+    import json
+    from pathlib import Path
+
+    from sandbox.net.cni.runtime import Runtime
+    out = {}
+    for label, cni_path in plugin_sets.items():
+        d = Path(workdir) / label
+        (d / "net.d").mkdir(parents=True)
+        (d / "net.d" / f"10-{conf['name']}.conf").write_text(json.dumps(conf, indent=2))
+        node, container = session.node(), session.create()
+        rt = Runtime(conf_dir=d / "net.d", cni_path=cni_path, cache_dir=d / "cache", node=node,
+                     plugin_state_dir=d / "state")
+        out[label] = Twin(label, rt, node, container, rt.add(conf["name"], container))
+    return out
+
+
+def twin_differences(pair: dict[str, Twin]) -> dict[str, list[str]]:
+    """What differs between the first two twins, modulo what is random by design: the results,
+    the nodes' kernel state and the containers' (read back with netlink)."""
+    from sandbox.net import netns
+    a, b = list(pair.values())[:2]
+    return {
+        "result": differences(normalize_result(a.result), normalize_result(b.result)),
+        "node": differences(normalize_snapshot(netns.snapshot(a.node)),
+                            normalize_snapshot(netns.snapshot(b.node))),
+        "container": differences(normalize_snapshot(netns.snapshot(a.container)),
+                                 normalize_snapshot(netns.snapshot(b.container))),
+    }
+
+
+def del_without_netns(twin: Twin, how: str) -> dict[str, Any]:
+    """ADD one more container through ``twin``'s plugins, then DEL it the hard way:
+    ``how="gone"`` — its netns is deleted first, DEL names a path that no longer exists;
+    ``how="empty"`` — DEL with an empty CNI_NETNS (what plugins#810 is about). Returns what was
+    left behind in the node: NAT rules naming the container, and whether its address is free."""
+    from sandbox.net import netns
+    from sandbox.net.plugins import ipmasq
+    if how not in ("gone", "empty"):
+        raise ValueError("how is 'gone' or 'empty'")
+    rt, name = twin.runtime, json_name(twin)
+    c = netns.unique_name("sbx")
+    path = netns.create(c)
+    try:
+        res = rt.add(name, path)
+        cid = rt.container_id_for(path)
+        ip = res["ips"][0]["address"].split("/")[0]
+        if how == "gone":
+            netns.delete(c)
+            rt.delete(name, path, container_id=cid)
+        else:
+            rt.delete(name, "", container_id=cid)
+        chain = ipmasq.chain_name(name, cid)
+        left = [r for r in netns.nat_rules(twin.node) if chain in r]
+        state = rt.plugin_state_dir / "networks" / name / ip if rt.plugin_state_dir else None
+        return {"plugins": twin.label, "DEL with CNI_NETNS": "a path that is gone" if how == "gone"
+                else "'' (empty)", "NAT rules left for it": len(left),
+                "address freed": state is not None and not state.exists()}
+    finally:
+        netns.delete(c, missing_ok=True)
+
+
+def json_name(twin: Twin) -> str:
+    """The network name of a twin (its one configuration)."""
+    return twin.runtime.networks()[0].name
