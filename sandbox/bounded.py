@@ -66,9 +66,12 @@ TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
                            "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
 ARCHIVE_ENTRIES = Limit("ARCHIVE_ENTRIES", 1_000_000, "entries", "SANDBOX_MAX_ARCHIVE_ENTRIES",
                         "entries in one image archive or OCI layer")
+ACCOUNT_FILE_BYTES = Limit("ACCOUNT_FILE_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_ACCOUNT_FILE_BYTES",
+                           "an image's /etc/passwd or /etc/group, read to turn a user or group "
+                           "name into a number")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
-    ARCHIVE_ENTRIES)
+    ARCHIVE_ENTRIES, ACCOUNT_FILE_BYTES)
 
 
 class InputTooLarge(SandboxError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sandbox.errors import SandboxError
+
 DEFAULT_DIR = "/var/lib/sandbox"
 NAME_PREFIX = "sbx"  # prefix of every netns, link, bridge and chain the kit names itself
 
@@ -17,6 +19,61 @@ NAME_PREFIX = "sbx"  # prefix of every netns, link, bridge and chain the kit nam
 def sandbox_dir() -> Path:
     """The state directory: ``$SANDBOX_DIR`` or /var/lib/sandbox."""
     return Path(os.environ.get("SANDBOX_DIR") or DEFAULT_DIR)
+
+
+_checked: set[str] = set()
+
+
+def check_state_dir() -> Path:
+    """The state directory, made (0700) when missing, and checked once per process: it must be
+    the current user's and writable by nobody else — a directory another local user can write
+    to (SANDBOX_DIR=/tmp, mode 0777) lets them swap the trees and pods the kit runs as root."""
+    d = sandbox_dir()
+    key = str(d)
+    if key in _checked:
+        return d
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except PermissionError as e:
+        raise SandboxError(f"cannot create the state directory {d}: permission denied.",
+                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+    st = os.stat(d)
+    if st.st_uid != os.geteuid():
+        raise SandboxError(f"the state directory {d} belongs to user {st.st_uid}, not to you "
+                           f"({os.geteuid()}); the kit keeps image trees there and will not share "
+                           "them.", hint="Pick another --dir / $SANDBOX_DIR.")
+    if st.st_mode & 0o022:
+        raise SandboxError(f"the state directory {d} is writable by other users (mode "
+                           f"{st.st_mode & 0o7777:04o}); they could swap the image trees and pods "
+                           "the kit runs as root.", hint=f"Run `chmod go-w {d}` or pick another "
+                           "--dir / $SANDBOX_DIR.")
+    _checked.add(key)
+    return d
+
+
+def private_dir(name: str) -> Path:
+    """``$SANDBOX_DIR/<name>`` as a directory only its owner can enter (0700), after
+    :func:`check_state_dir`. Image trees, clean copies and pods (overlay upper dirs,
+    ``--no-overlay`` copies) live in these: they keep the image's setuid files and owners, which
+    no other local user may reach."""
+    d = check_state_dir() / name
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except PermissionError as e:
+        raise SandboxError(f"cannot write under {d.parent}: permission denied.",
+                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+    st = os.lstat(d)
+    if not os.path.isdir(d) or os.path.islink(d) or st.st_uid != os.geteuid():
+        raise SandboxError(f"{d} is not a directory of yours (a link, a file or another user's); "
+                           "the kit keeps image trees there.", hint=f"Remove {d} and try again.")
+    if st.st_mode & 0o077:
+        os.chmod(d, 0o700)   # made by an older kit with 0755: setuid files were reachable
+    return d
 
 
 def project_root() -> Path:

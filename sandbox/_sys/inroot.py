@@ -215,31 +215,20 @@ def mkdirs_in(root_fd: int, path: str, mode: int = 0o755, *, follow: bool = True
 
 def create_in(root_fd: int, path: str, mode: int = 0o644, *, dir_mode: int = 0o755,
               follow: bool = True) -> int | None:
-    """Create the regular file ``path`` inside the tree (and its directories) and return an fd
-    open for writing; None when something is already there (nothing is replaced or written
-    through). A dangling symlink is resolved in the tree and its target created."""
+    """Create the regular file ``path`` inside the tree (its directories too, resolved in the
+    tree) and return an fd open for writing; None when anything is already there, a link
+    included (nothing is replaced or written through)."""
     parent, _, leaf = path.rstrip("/").rpartition("/")
     if leaf in ("", ".", ".."):
         return None
     pfd = mkdirs_in(root_fd, parent or "/", dir_mode, follow=follow)
     try:
-        try:
-            return os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC,
-                           mode, dir_fd=pfd)
-        except FileExistsError:
-            if not follow or not stat.S_ISLNK(os.stat(leaf, dir_fd=pfd, follow_symlinks=False).st_mode):
-                return None
+        return os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC,
+                       mode, dir_fd=pfd)
+    except FileExistsError:
+        return None
     finally:
         os.close(pfd)
-    try:                # a symlink: is its target (in the tree) there?
-        os.close(open_in(root_fd, path, O_PATH))
-        return None
-    except FileNotFoundError:
-        pass
-    try:
-        return open_in(root_fd, path, os.O_WRONLY | os.O_CREAT, mode)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError):
-        return None
 
 
 def read_in(root_fd: int, path: str, limit: int) -> bytes:

@@ -53,7 +53,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     copy = treestore.clean_copy(tree, args.dir, overlay=False if args.no_overlay else None)
     print(copy.describe())
     if copy.mode == "overlay":
-        print(f"  mount -t overlay overlay -o {copy.mount_options} {copy.path}")
+        print(f"  mount -t overlay overlay -o nosuid,nodev,{copy.mount_options} {copy.path}")
         print(f"  When done: sandbox image unrender {args.dir}   (or: umount {copy.path})")
     else:
         # a plain copy is the caller's directory from now on: forget our bookkeeping

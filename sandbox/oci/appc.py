@@ -353,6 +353,9 @@ def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: s
     if out.exists() and any(out.iterdir()):
         raise OciError(f"{out} is not empty; give a new directory for the bundle.")
     tree = treestore.render_image(store, image, steps=steps, progress=progress)
+    if not out.exists():    # the copy keeps the image's setuid files: only its owner enters
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700)
     rootfs = out / "rootfs"
     rootfs.mkdir(parents=True, exist_ok=True)
     treestore.copy_tree(tree.rootfs, rootfs, steps)

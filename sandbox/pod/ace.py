@@ -4,7 +4,7 @@ bundle writer, so both run an app the same way.
 """
 from __future__ import annotations
 
-import os
+import errno
 from pathlib import Path
 
 from sandbox.errors import SandboxError
@@ -58,28 +58,60 @@ def app_environment(environment: dict[str, str], app_name: str, metadata_url: st
     return env
 
 
-def _lookup(rootfs: Path, spec: str, file: str, what: str) -> int:
-    if spec.isdigit():
-        return int(spec)
+def _lookup(root: Any, spec: str, file: str, what: str) -> int:
+    """One of appc's ``user``/``group`` forms as a number. The image's files are read through the
+    in-root resolver: its links resolve inside its own tree, only a regular file is read, and at
+    most ACCOUNT_FILE_BYTES of it (a link to /dev/zero, a FIFO or the host's /etc cannot be)."""
+    if spec.isascii() and spec.isdigit():
+        return _id(int(spec), spec, what)
     if spec.startswith("/"):   # ace.md: a path in the rootfs: its owner (user) or group
-        st = os.lstat(rootfs / spec.lstrip("/"))
+        try:
+            st = root.stat(spec)
+        except OSError as e:
+            raise AceError(f"the {what} is the path {spec}, which the image does not have "
+                           f"({e.strerror}); give an existing path, a number or a name.") from e
         return st.st_uid if what == "user" else st.st_gid
+    from sandbox import bounded
+    limit = bounded.ACCOUNT_FILE_BYTES.value
     try:
-        for line in (rootfs / "etc" / file).read_text().splitlines():
-            f = line.split(":")
-            if len(f) > 2 and f[0] == spec:
-                return int(f[2])
+        data = root.read(f"/etc/{file}", limit)
     except FileNotFoundError:
-        pass
+        data = b""
+    except OSError as e:
+        why = {errno.EINVAL: "it is not a regular file",
+               errno.EFBIG: f"it is larger than {limit} bytes (the ACCOUNT_FILE_BYTES limit; "
+                            f"raise it with ${bounded.ACCOUNT_FILE_BYTES.env})",
+               errno.ELOOP: "its links loop"}.get(e.errno or 0, e.strerror or str(e))
+        raise AceError(f"the image's /etc/{file} cannot be read to look up the {what} "
+                       f"'{spec}': {why}; use a number instead.") from e
+    for line in data.decode("utf-8", "replace").splitlines():
+        f = line.split(":")
+        if len(f) > 2 and f[0] == spec:
+            if not (f[2].isascii() and f[2].isdigit()):
+                raise AceError(f"the image's /etc/{file} gives '{spec}' the id {f[2][:20]!r}, "
+                               f"which is not a number; use a number for the {what}.")
+            return _id(int(f[2]), spec, what)
     raise AceError(f"the {what} '{spec}' is not a number and not in the image's /etc/{file}; "
                    f"use a number or add it to /etc/{file} in the image.")
 
 
+def _id(n: int, spec: str, what: str) -> int:
+    if n >= 0xFFFFFFFF:     # uid_t is 32 bits and (uid_t)-1 means "no change" to the kernel
+        raise AceError(f"the {what} '{spec[:20]}' is {n}, beyond Linux's ids (0..4294967294).")
+    return n
+
+
 def resolve_user(rootfs: Path | str, user: str, group: str) -> tuple[int, int]:
     """appc ``user``/``group`` as numbers: a number, a name from the image's /etc/passwd and
-    /etc/group, or an absolute path whose owner is used (ace.md §user, §group)."""
-    rootfs = Path(rootfs)
-    return _lookup(rootfs, str(user), "passwd", "user"), _lookup(rootfs, str(group), "group", "group")
+    /etc/group, or an absolute path whose owner is used (ace.md §user, §group). Paths are
+    resolved inside ``rootfs`` as the app would see them (sandbox._sys.inroot)."""
+    from sandbox._sys import inroot
+    try:
+        root = inroot.Root(rootfs)
+    except OSError as e:
+        raise AceError(f"the app's root filesystem {rootfs} cannot be opened ({e.strerror}).") from e
+    with root:
+        return _lookup(root, str(user), "passwd", "user"), _lookup(root, str(group), "group", "group")
 
 
 def hosts_content(hostname: str) -> str:

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import posixpath
 import re
 import signal
 import sys
@@ -249,6 +250,21 @@ class Pod:
                 "</table></div>")
 
 
+def mount_target(path: str, app: str) -> str:
+    """A mountPoint's path as the app will see it. aci.md: the path "stipulates where it is to be
+    mounted inside the rootfs" — so it is a path inside the app's root, where ".." stops at the
+    root as it does for any path the app opens: "/../../etc" is the app's /etc. stage1 then
+    resolves it inside the rootfs (its links too), never on the host. The root itself is
+    refused: a volume over it would hide the whole image."""
+    if "\0" in path:
+        raise PodError(f"the mount path {path!r} of app '{app}' holds a NUL byte; no path can.")
+    target = posixpath.normpath("/" + path.lstrip("/"))
+    if target == "/":
+        raise PodError(f"the mount path {path!r} of app '{app}' is the app's root directory; "
+                       "a volume is mounted on a directory inside the rootfs (e.g. /data).")
+    return target
+
+
 def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: bool,
               steps: Steps | None, progress: bool) -> dict[str, Any]:
     """Everything stage1 needs to start one app, decided here (stage0)."""
@@ -275,7 +291,7 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
             raise PodError(f"app '{ra.name}' mounts the volume '{m.volume}', which the pod does "
                            "not define; add --volume NAME,kind=… for it.")
         mp = mount_points.get(m.path)
-        target = m.path
+        target = mount_target(m.path, ra.name)
         ro = vol.read_only if vol.read_only is not None else bool(mp and mp.read_only)
         if vol.kind == "host":
             source = vol.source or ""
@@ -332,7 +348,8 @@ def prepare(store: Any, images: list[str] | None = None, *,
     if bool(images) == bool(pod_manifest):
         raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
     uid = new_uuid()
-    embryo = pods_dir() / "embryo" / uid
+    # pods hold overlay upper dirs and --no-overlay copies (the image's setuid files): 0700
+    embryo = config.private_dir("pods") / "embryo" / uid
     embryo.mkdir(parents=True)
     record(steps, "write", str(embryo), state="embryo")
     with _locked(embryo):

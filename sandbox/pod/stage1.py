@@ -29,11 +29,12 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
 
-from sandbox._sys import libc
+from sandbox._sys import inroot, libc
 from sandbox.pod.ace import CAPS, DEV_NODES
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
@@ -88,45 +89,107 @@ def _write_json(dir_fd: int, name: str, obj: Any) -> None:
     os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def _mkdirs(path: Path) -> None:
-    if not os.path.lexists(path):
-        os.makedirs(path, 0o755, exist_ok=True)
+# Before pivot_root every path into the app's rootfs is the image's to shape (its /etc may be a
+# link to the host's /etc, a mountPoint may climb with ".."): each one is resolved inside the
+# rootfs (sandbox._sys.inroot) as the app will see it, and mounts are made on the descriptor
+# the lookup returned (/proc/self/fd/N), never on a path a link could redirect afterwards.
 
 
-def _setup_dev(rootfs: Path) -> None:
+def _pseudo_fs(root: inroot.Root, name: str, fstype: str, flags: int, data: str | None) -> None:
+    """Mount ``fstype`` on the image's /``name`` (proc, sys, dev): a real directory or none —
+    a link there is refused, as runc refuses one for /proc."""
+    try:
+        fd = root.mkdirs(name, follow=False)
+    except OSError as e:
+        what = "a symbolic link" if e.errno == errno.ELOOP else "not a directory"
+        raise RuntimeError(f"the image's /{name} is {what}; the runtime mounts {fstype} there "
+                           "and follows no link") from e
+    try:
+        libc.mount(fstype, inroot.proc_path(fd), fstype, flags, data)
+    finally:
+        os.close(fd)
+
+
+def _setup_dev(root: inroot.Root) -> None:
     """/dev as ace.md lists it: a tmpfs with null, zero, full, random, urandom, tty, a console,
-    a private devpts with ptmx, and a tmpfs /dev/shm."""
-    dev = rootfs / "dev"
-    _mkdirs(dev)
-    libc.mount("tmpfs", str(dev), "tmpfs", libc.MS_NOSUID, "mode=755,size=65536k")
-    for name, (major, minor) in DEV_NODES.items():
-        os.mknod(dev / name, 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(dev / name, 0o666)
-    (dev / "pts").mkdir()
-    libc.mount("devpts", str(dev / "pts"), "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
-                 "newinstance,ptmxmode=0666,mode=0620")
-    os.symlink("pts/ptmx", dev / "ptmx")
-    (dev / "shm").mkdir()
-    libc.mount("shm", str(dev / "shm"), "tmpfs",
-                 libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "mode=1777,size=65536k")
-    # /dev/console: the pod has no terminal; it is the null device (writes are discarded).
-    os.mknod(dev / "console", 0o620 | 0o020000, os.makedev(1, 3))
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, dev / link)
+    a private devpts with ptmx, and a tmpfs /dev/shm. Nodes and links are made relative to the
+    new tmpfs's descriptor (nothing of the image is below it)."""
+    _pseudo_fs(root, "dev", "tmpfs", libc.MS_NOSUID, "mode=755,size=65536k")
+    dev = root.open("dev", os.O_PATH | os.O_DIRECTORY, follow=False)   # the tmpfs now
+    try:
+        for name, (major, minor) in DEV_NODES.items():
+            os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
+            os.chmod(name, 0o666, dir_fd=dev)   # the umask took bits off at mknod
+        for sub, fstype, flags, data in (
+                ("pts", "devpts", libc.MS_NOSUID | libc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+                ("shm", "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "mode=1777,size=65536k")):
+            os.mkdir(sub, 0o755, dir_fd=dev)
+            fd = os.open(sub, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+            try:
+                libc.mount("shm" if sub == "shm" else fstype, inroot.proc_path(fd), fstype, flags, data)
+            finally:
+                os.close(fd)
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+        # /dev/console: the pod has no terminal; it is the null device (writes are discarded).
+        os.mknod("console", 0o620 | stat.S_IFCHR, os.makedev(1, 3), dir_fd=dev)
+        for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, link, dir_fd=dev)
+    finally:
+        os.close(dev)
 
 
-def _bind(source: str, target: Path, read_only: bool, recursive: bool = True) -> None:
-    if os.path.isdir(source):
-        _mkdirs(target)
-    elif not os.path.lexists(target):
-        _mkdirs(target.parent)
-        target.touch(0o644)
+def _bind(root: inroot.Root, source: str, target: str, read_only: bool,
+          recursive: bool = True) -> None:
+    """Bind-mount the host path ``source`` on ``target`` inside the app's root (made there, as
+    a directory or an empty file like the source, when missing)."""
+    try:
+        if os.path.isdir(source):
+            fd = root.mkdirs(target)
+        else:
+            try:
+                fd = root.open(target)
+            except FileNotFoundError:
+                w = root.create(target, 0o644)
+                if w is None:
+                    raise FileExistsError(errno.EEXIST, "a dangling link is in the way", target) from None
+                os.close(w)
+                fd = root.open(target)
+    except OSError as e:
+        raise RuntimeError(f"the mount target {target} cannot be made in the app's rootfs "
+                           f"({e.strerror})") from e
     flags = libc.MS_BIND | (libc.MS_REC if recursive else 0)
-    libc.mount(source, str(target), None, flags)
-    if read_only:
-        libc.mount(None, str(target), None,
-                     libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | (libc.MS_REC if recursive else 0))
+    try:
+        libc.mount(source, inroot.proc_path(fd), None, flags)
+    finally:
+        os.close(fd)
+    if read_only:   # a remount acts on the new mount: look the target up again (it is on top now)
+        fd = root.open(target)
+        try:
+            libc.mount(None, inroot.proc_path(fd), None,
+                       libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | (libc.MS_REC if recursive else 0))
+        finally:
+            os.close(fd)
+
+
+def _prepare_root(app: dict[str, Any], pod_dir: Path, rootfs: Path) -> None:
+    """Everything the runner does in the app's rootfs before pivot_root: its volumes, /etc/hosts
+    (when neither the image nor a volume has one, ace.md), /proc, /sys and /dev."""
+    with inroot.Root(rootfs) as root:
+        for m in app.get("mounts", []):
+            source = m["source"] if m["source"].startswith("/") else str(pod_dir / m["source"])
+            _bind(root, source, m["target"], m["readOnly"], m.get("recursive", True))
+        if app.get("hosts"):
+            try:
+                fd = root.create("/etc/hosts", 0o644)
+            except OSError as e:
+                raise RuntimeError(f"/etc/hosts cannot be written in the app's rootfs ({e.strerror})") from e
+            if fd is not None:
+                with os.fdopen(fd, "w") as f:
+                    f.write(app["hosts"])
+        _pseudo_fs(root, "proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, None)
+        _pseudo_fs(root, "sys", "sysfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RDONLY, None)
+        _setup_dev(root)
 
 
 def _resolve_exec(argv0: str, env: dict[str, str]) -> str:
@@ -226,20 +289,7 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
         for d in app.get("cgroups", []):
             Path(d, "cgroup.procs").write_text("0")
         rootfs = app_dir / "rootfs"
-        for m in app.get("mounts", []):
-            source = m["source"] if m["source"].startswith("/") else str(pod_dir / m["source"])
-            _bind(source, rootfs / m["target"].lstrip("/"), m["readOnly"], m.get("recursive", True))
-        _mkdirs(rootfs / "proc")
-        libc.mount("proc", str(rootfs / "proc"), "proc",
-                     libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-        _mkdirs(rootfs / "sys")
-        libc.mount("sysfs", str(rootfs / "sys"), "sysfs",
-                     libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RDONLY)
-        _setup_dev(rootfs)
-        hosts = rootfs / "etc" / "hosts"
-        if app.get("hosts") and not os.path.lexists(hosts):
-            _mkdirs(hosts.parent)
-            hosts.write_text(app["hosts"])
+        _prepare_root(app, pod_dir, rootfs)
         if app.get("readOnlyRootFS"):
             libc.mount(None, str(rootfs), None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
         os.chdir(rootfs)

@@ -202,16 +202,6 @@ def list_trees() -> list[Tree]:
     return out
 
 
-def _make_private_dir(d: Path) -> None:
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
-    except PermissionError:
-        raise SandboxError(f"cannot write under {d}: permission denied.",
-                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable."
-                           ) from None
-
-
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,8 +246,7 @@ def ensure(store: Any, graph: render.DependencyGraph, *, steps: Steps | None = N
         record(steps, "check", key, rule="tree store hit: already rendered", tree=str(tree.path))
         tree.hit = True
         return tree
-    base = trees_dir()
-    _make_private_dir(base)  # rendered trees keep setuid files and owners: root only
+    base = config.private_dir("trees")  # rendered trees keep setuid files and owners: 0700
     with _flock(base / ".locks" / key):
         tree = lookup(key)  # someone else rendered it while we waited
         if tree is not None:
@@ -471,8 +460,7 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
     ``target``: where the root appears (created, or an existing *empty* directory); default a
     new directory under ``$SANDBOX_DIR/copies``. Use it as a context manager, or call close().
     """
-    base = copies_dir()
-    _make_private_dir(base)
+    base = config.private_dir("copies")    # upper dirs and plain copies: 0700
     state = base / f"sbx-{os.urandom(6).hex()}"
     state.mkdir()
     created = False
@@ -512,7 +500,10 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
             copy.upper.mkdir()
             copy.work.mkdir()
             try:
-                libc.mount("overlay", str(path), "overlay", 0, copy.mount_options)
+                # nosuid, nodev: the copy may sit where other users can reach it (a directory
+                # the caller named); the image's setuid files and devices do nothing there
+                libc.mount("overlay", str(path), "overlay", libc.MS_NOSUID | libc.MS_NODEV,
+                           copy.mount_options)
                 record(steps, "mount", str(path), fstype="overlay", lowerdir=str(tree.rootfs),
                        upperdir=str(copy.upper), workdir=str(copy.work))
             except OSError as e:
