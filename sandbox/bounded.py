@@ -66,12 +66,26 @@ TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
                            "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
 ARCHIVE_ENTRIES = Limit("ARCHIVE_ENTRIES", 1_000_000, "entries", "SANDBOX_MAX_ARCHIVE_ENTRIES",
                         "entries in one image archive or OCI layer")
+DOWNLOAD_BYTES = Limit("DOWNLOAD_BYTES", 2 * GiB, "bytes", "SANDBOX_MAX_DOWNLOAD_BYTES",
+                       "one image download (`sandbox fetch --max-size`)")
+SMALL_DOWNLOAD_BYTES = Limit("SMALL_DOWNLOAD_BYTES", 1 * MiB, "bytes", None,
+                             "a discovery page, a signature or a public key over HTTP(S)")
+STALL_SECONDS = Limit("STALL_SECONDS", 20, "seconds", "SANDBOX_STALL_SECONDS",
+                      "the longest wait for the next byte of a download (connect included)")
+DOWNLOAD_SECONDS = Limit("DOWNLOAD_SECONDS", 3600, "seconds", "SANDBOX_DOWNLOAD_SECONDS",
+                         "the whole of one image download, however it trickles "
+                         "(`sandbox fetch --deadline`)")
+SMALL_DOWNLOAD_SECONDS = Limit("SMALL_DOWNLOAD_SECONDS", 60, "seconds", None,
+                               "the whole of one discovery page, signature or key download")
+KEY_FILE_BYTES = Limit("KEY_FILE_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_KEY_BYTES",
+                       "an OpenPGP key or signature file, from disk or a URL")
 ACCOUNT_FILE_BYTES = Limit("ACCOUNT_FILE_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_ACCOUNT_FILE_BYTES",
                            "an image's /etc/passwd or /etc/group, read to turn a user or group "
                            "name into a number")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
-    ARCHIVE_ENTRIES, ACCOUNT_FILE_BYTES)
+    ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
+    SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES)
 
 
 class InputTooLarge(SandboxError):
@@ -202,6 +216,123 @@ def loads(data: bytes | bytearray | str, what: str = "the JSON document", *,
         raise BadJSON("nested too deeply to be parsed", what) from e
     except ValueError as e:
         raise BadJSON(f"not valid JSON ({e})", what) from e
+
+
+# ---------------------------------------------------------------------------------------- time
+
+class TookTooLong(SandboxError):
+    """A download stalled, or went on past its deadline; the message names the limit."""
+
+
+class Deadline:
+    """The time limit of one whole exchange (every redirect hop, the headers, the body).
+
+    A socket timeout only bounds each ``recv``: a server that sends one byte every few seconds
+    never trips it, in the headers or in the body. ``watch(sock)`` arms a timer that shuts the
+    socket down when the time is up, which ends any read blocked on it; ``check()`` then raises
+    :class:`TookTooLong`. Use as a context manager (the timer is cancelled on exit)."""
+
+    def __init__(self, limit: Limit, what: str, seconds: float | None = None) -> None:
+        import time
+        self.limit, self.what = limit, what
+        self.seconds = float(limit.value if seconds is None else seconds)
+        self._clock = time.monotonic
+        self.end = self._clock() + self.seconds
+        self.fired = False
+        self._timer: Any = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - self._clock())
+
+    def watch(self, sock: Any) -> None:
+        """Shut ``sock`` down when the deadline passes (a new call replaces the old watch)."""
+        import threading
+        self.cancel()
+        self._timer = threading.Timer(self.remaining(), self._fire, (sock,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self, sock: Any) -> None:
+        import socket
+        self.fired = True
+        try:     # the plain socket's shutdown: an SSLSocket's would drop its TLS state under a reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def connection_class(self, base: Any) -> Any:
+        """``base`` (http.client's HTTP or HTTPS connection class) made to hand its socket to
+        this deadline once connected: a server that drips its headers is cut off too."""
+        deadline = self
+
+        class Watched(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+        return Watched
+
+    def expired(self) -> bool:
+        return self.fired or self._clock() >= self.end
+
+    def error(self, got: int | None = None) -> TookTooLong:
+        how = (f" Raise it with ${self.limit.env} (or the command's --deadline) if the link is "
+               "just slow." if self.limit.env else "")
+        have = f" after {got} bytes" if got is not None else ""
+        return TookTooLong(f"{_sentence_start(self.what)} took longer than {self.seconds:g} s "
+                           f"(the {self.limit.name} limit) and was stopped{have}; the server is too "
+                           "slow or drips its answer." + how)
+
+    def check(self, got: int | None = None) -> None:
+        if self.expired():
+            raise self.error(got)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __enter__(self) -> "Deadline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+def stalled(what: str, seconds: float) -> TookTooLong:
+    """The error for a read that got nothing for ``seconds`` (the socket timeout)."""
+    return TookTooLong(f"{_sentence_start(what)} stalled: no data for {seconds:g} s (the "
+                       f"STALL_SECONDS limit); the server or the network stopped. Try again, or raise "
+                       f"${STALL_SECONDS.env} for a very slow link.")
+
+
+def copy_limited(read1: Callable[[int], bytes], write: Callable[[bytes], Any], *, limit: Limit,
+                 what: str, deadline: Deadline, max_bytes: int | None = None,
+                 stall: float | None = None, chunk: int = 1 << 16) -> int:
+    """Copy a response body from ``read1`` (one ``recv`` per call, e.g. HTTPResponse.read1) to
+    ``write`` until EOF: at most ``max_bytes`` (default ``limit``'s value), within ``deadline``,
+    and a read that times out is a stall. Returns the bytes copied."""
+    bound = limit.value if max_bytes is None else max_bytes
+    got = 0
+    while True:
+        deadline.check(got)
+        try:
+            data = read1(chunk)
+        except TimeoutError as e:
+            if deadline.expired():
+                raise deadline.error(got) from e
+            raise stalled(what, stall if stall is not None else STALL_SECONDS.value) from e
+        except Exception as e:   # a reset, an IncompleteRead, a TLS error...
+            if deadline.expired():   # ... caused by our own watchdog shutting the socket down
+                raise deadline.error(got) from e
+            raise
+        if not data:
+            if deadline.fired:       # shut down mid-body: an early EOF, not the end
+                raise deadline.error(got)
+            return got
+        got += len(data)
+        if got > bound:
+            raise too_large(limit, what, None, bound)
+        write(data)
 
 
 def read_at_most(f: Any, limit: Limit, what: str, bound: int | None = None) -> bytes:

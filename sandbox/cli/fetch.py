@@ -2,6 +2,7 @@
 
     sandbox fetch APP|FILE|URL [--insecure-options=image,http,tls,pubkey,all-fetch]
                                [--discovery-port N] [--ca-file CA.pem] [--no-cache]
+                               [--max-size SIZE] [--deadline SECONDS]
     sandbox discover APP [--discovery-port N] [--insecure-options=http] [--json]
 """
 from __future__ import annotations
@@ -36,9 +37,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             raise UsageError(f"--label {kv!r} must be written NAME=VALUE.")
         k, v = kv.split("=", 1)
         labels[k] = v
+    max_size = None
+    if args.max_size is not None:
+        from sandbox.bounded import parse_size
+        max_size = parse_size(args.max_size)
+        if not max_size:
+            raise UsageError(f"--max-size {args.max_size!r} is not a size; write bytes with an "
+                             "optional K, M or G, e.g. --max-size 4G.")
     res = fetch.fetch(args.ref, labels or None, options=args.insecure_options,
                       discovery_port=args.discovery_port, ca_file=args.ca_file,
-                      cache=not args.no_cache, steps=steps)
+                      cache=not args.no_cache, max_size=max_size, deadline=args.deadline,
+                      steps=steps)
     if steps is not None:
         print(steps, file=sys.stderr)
     print(res.id)
@@ -73,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--label", action="append", metavar="K=V", help="require a label (repeatable)")
     p.add_argument("--no-cache", action="store_true", help="ignore and do not fill the HTTP cache")
+    p.add_argument("--max-size", metavar="SIZE",
+                   help="refuse an image larger than this, e.g. 500M or 4G (default 2G, "
+                        "$SANDBOX_MAX_DOWNLOAD_BYTES)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS",
+                   help="give up on an image download that takes longer than this in all "
+                        "(default 3600, $SANDBOX_DOWNLOAD_SECONDS); a stall of 20 s ends it anyway")
     p.add_argument("--steps", action="store_true", help="print every request and check to stderr")
     p.set_defaults(func=cmd_fetch)
 

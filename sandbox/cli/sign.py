@@ -25,10 +25,12 @@ def _slug(uid: str) -> str:
 
 
 def _read(path: str, what: str) -> bytes:
+    """A key or signature file, at most KEY_FILE_BYTES (sandbox.bounded)."""
+    from sandbox import bounded
     p = Path(path)
     if not p.is_file():
         raise SandboxError(f"The {what} {path} does not exist.")
-    return p.read_bytes()
+    return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the {what} {path}")
 
 
 def cmd_key_gen(args: argparse.Namespace) -> int:

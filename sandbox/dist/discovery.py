@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from sandbox.image.types import App, AppStringError, parse_app
+from sandbox import bounded
 from sandbox.errors import SandboxError, UsageError
+from sandbox.image.types import App, AppStringError, parse_app
 from sandbox.steps import Steps, record
 from sandbox.image.types import AC_IDENTIFIER_RE  # types.md §AC Identifier Type
 
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     import ssl
 
 DEFAULT_VERSION = "latest"           # discovery.go: defaultVersion
-TIMEOUT = 20.0                       # seconds per connection, like http.go's dial timeout
 MAX_REDIRECTS = 10                   # Go's http.Client follows at most 10
 USER_AGENT = "sandbox-discovery/0.1 (Container Standards Lab)"
 
@@ -206,7 +206,13 @@ class Transport:
     allow_http: bool = False        # insecure-options=http
     insecure_tls: bool = False      # insecure-options=tls: no certificate checks
     ca_file: str | None = None      # an extra CA to trust (e.g. `sandbox serve --tls`)
-    timeout: float = TIMEOUT
+    # the longest wait for a connection or the next bytes (bounded.STALL_SECONDS when None);
+    # the whole exchange has its own deadline (bounded.Deadline)
+    timeout: float | None = None
+
+    @property
+    def stall(self) -> float:
+        return float(self.timeout if self.timeout is not None else bounded.STALL_SECONDS.value)
 
     def ssl_context(self) -> ssl.SSLContext:
         return _ssl_context(self.insecure_tls, self.ca_file)
@@ -232,10 +238,13 @@ class Opened:
     """An open response at the end of a redirect chain; read it, then close it."""
 
     def __init__(self, url: str, conn: http.client.HTTPConnection,
-                 resp: http.client.HTTPResponse, chain: list[tuple[str, int]]) -> None:
+                 resp: http.client.HTTPResponse, chain: list[tuple[str, int]],
+                 deadline: bounded.Deadline | None = None, stall: float | None = None) -> None:
         self.url, self._conn, self._resp, self.chain = url, conn, resp, chain
         self.status = resp.status
         self.headers = resp.headers
+        self.deadline = deadline
+        self.stall = stall
 
     def header(self, name: str) -> str | None:
         return self._resp.getheader(name)
@@ -248,7 +257,16 @@ class Opened:
     def read(self, n: int = -1) -> bytes:
         return self._resp.read() if n < 0 else self._resp.read(n)
 
+    def copy_to(self, write: Any, *, limit: bounded.Limit, what: str,
+                max_bytes: int | None = None) -> int:
+        """Copy the body to ``write`` within the size limit and this exchange's deadline."""
+        assert self.deadline is not None
+        return bounded.copy_limited(self._resp.read1, write, limit=limit, what=what,
+                                    deadline=self.deadline, max_bytes=max_bytes, stall=self.stall)
+
     def close(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
         self._resp.close()
         self._conn.close()
 
@@ -259,28 +277,56 @@ class Opened:
         self.close()
 
 
-def _connect(url: str, transport: Transport) -> tuple[http.client.HTTPConnection, str]:
+def _connect(url: str, transport: Transport, deadline: bounded.Deadline
+             ) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` (not yet connected) whose socket the deadline watches."""
     import http.client
-    u = urlsplit(url)
+    try:
+        u = urlsplit(url)
+        host, port = u.hostname, u.port          # .port raises ValueError for "h:99999"
+    except ValueError as e:
+        raise TransportError(f"Cannot fetch {url[:200]}: it is not a valid URL ({e}).") from None
+    if u.scheme not in ("http", "https"):
+        raise TransportError(f"Cannot fetch {url[:200]}: only https (and http when allowed) are "
+                             "supported.")
+    if not host:
+        raise TransportError(f"Cannot fetch {url[:200]}: the URL names no host.")
+    timeout = min(transport.stall, max(deadline.remaining(), 0.001))
     if u.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            u.hostname or "", u.port, timeout=transport.timeout, context=transport.ssl_context())
-    elif u.scheme == "http":
-        conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=transport.timeout)
+        cls: Any = deadline.connection_class(http.client.HTTPSConnection)
+        conn: http.client.HTTPConnection = cls(host, port, timeout=timeout,
+                                               context=transport.ssl_context())
     else:
-        raise TransportError(f"Cannot fetch {url}: only https (and http when allowed) are supported.")
+        conn = deadline.connection_class(http.client.HTTPConnection)(host, port, timeout=timeout)
     target = (u.path or "/") + (f"?{u.query}" if u.query else "")
     return conn, target
 
 
+
 def open_url(url: str, transport: Transport, *, headers: Mapping[str, str] | None = None,
-             steps: Steps | None = None, purpose: str = "") -> Opened:
+             steps: Steps | None = None, purpose: str = "",
+             deadline: bounded.Deadline | None = None) -> Opened:
     """GET ``url``, following 3xx (spec: "All HTTP redirects MUST be followed").
 
     Plain http (first hop or after a redirect) is refused unless ``transport.allow_http``.
     Each hop is recorded as an ``http`` step. Raises :class:`TransportError` when no response
-    could be had; non-2xx final statuses are returned for the caller to judge.
+    could be had; non-2xx final statuses are returned for the caller to judge. The whole
+    exchange, redirects and body included, ends by ``deadline`` (default: a small document's,
+    SMALL_DOWNLOAD_SECONDS); the response owns it and cancels it when closed.
     """
+    import http.client
+    import ssl
+    if deadline is None:
+        deadline = bounded.Deadline(bounded.SMALL_DOWNLOAD_SECONDS, f"GET {url[:200]}")
+    try:
+        return _open_url(url, transport, headers, steps, purpose, deadline)
+    except BaseException:
+        deadline.cancel()
+        raise
+
+
+def _open_url(url: str, transport: Transport, headers: Mapping[str, str] | None,
+              steps: Steps | None, purpose: str, deadline: bounded.Deadline) -> Opened:
     import http.client
     import ssl
     chain: list[tuple[str, int]] = []
@@ -292,12 +338,17 @@ def open_url(url: str, transport: Transport, *, headers: Mapping[str, str] | Non
             raise TransportError(
                 f"Refusing plain-HTTP request to {url}.",
                 hint="Pass --insecure-options=http to allow unencrypted HTTP (labs on loopback only).")
-        conn, target = _connect(url, transport)
+        conn, target = _connect(url, transport, deadline)
         try:
             conn.request("GET", target, headers={"User-Agent": USER_AGENT, **(headers or {})})
             resp = conn.getresponse()
-        except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+        except (OSError, ssl.SSLError, http.client.HTTPException, ValueError) as e:
+            # ValueError: UnicodeError from IDNA (a host label over 63 characters), bad headers
             conn.close()
+            if deadline.expired():
+                record(steps, "http", url, method="GET", status="error", purpose=purpose,
+                       error="deadline")
+                raise deadline.error() from e
             reason = _explain(e)
             record(steps, "http", url, method="GET", status="error", purpose=purpose, error=reason)
             raise TransportError(f"GET {url} failed: {reason}.") from e
@@ -307,17 +358,22 @@ def open_url(url: str, transport: Transport, *, headers: Mapping[str, str] | Non
                **({"location": location} if location and 300 <= resp.status < 400 else {}),
                **({"bytes": resp.getheader("Content-Length")} if resp.getheader("Content-Length") else {}))
         if resp.status in (301, 302, 303, 307, 308) and location:
-            resp.read()
-            resp.close()
+            resp.close()          # the body of a redirect is not read (it could be endless)
             conn.close()
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError as e:
+                raise TransportError(f"GET {url} redirects to {location[:200]!r}, which is not a "
+                                     f"valid URL ({e}).") from None
             continue
-        return Opened(url, conn, resp, chain)
+        return Opened(url, conn, resp, chain, deadline, transport.stall)
     raise TransportError(f"Too many redirects (more than {MAX_REDIRECTS}) starting at {chain[0][0]}.")
 
 
 def _explain(e: BaseException) -> str:
     import ssl
+    if isinstance(e, UnicodeError):
+        return f"the host name is not valid ({e})"
     if isinstance(e, ssl.SSLCertVerificationError):
         return (f"the TLS certificate was not accepted ({e.verify_message}); trust its CA with "
                 "--ca-file, or pass --insecure-options=tls")
@@ -328,23 +384,21 @@ def _explain(e: BaseException) -> str:
     if isinstance(e, socket.gaierror):
         return "the host name does not resolve"
     if isinstance(e, (socket.timeout, TimeoutError)):
-        return "timed out"
+        return (f"no answer within {bounded.STALL_SECONDS.value} s (the STALL_SECONDS limit; "
+                f"${bounded.STALL_SECONDS.env} raises it)")
     return str(e) or e.__class__.__name__
-
-
-MAX_PAGE = 1 << 20    # a discovery page (or a signature) larger than 1 MiB is refused
 
 
 def get(url: str, transport: Transport, *, headers: Mapping[str, str] | None = None,
         steps: Steps | None = None, purpose: str = "",
-        max_bytes: int = MAX_PAGE) -> tuple[int, bytes, str, Opened]:
-    """GET and read the whole body (at most ``max_bytes``): (status, body, final URL, response)."""
+        max_bytes: int | None = None) -> tuple[int, bytes, str, Opened]:
+    """GET and read the whole body: (status, body, final URL, response). A small document: at
+    most SMALL_DOWNLOAD_BYTES (or ``max_bytes``), all within SMALL_DOWNLOAD_SECONDS."""
+    what = f"the {purpose or 'document'} at {url[:200]}"
     with open_url(url, transport, headers=headers, steps=steps, purpose=purpose) as r:
-        body = r.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise TransportError(f"GET {r.url} returned more than {max_bytes} bytes; that is not a "
-                             f"{purpose or 'small'} document.")
-    return r.status, body, r.url, r
+        parts: list[bytes] = []
+        r.copy_to(parts.append, limit=bounded.SMALL_DOWNLOAD_BYTES, what=what, max_bytes=max_bytes)
+    return r.status, b"".join(parts), r.url, r
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +473,7 @@ def _fetch_page(prefix: str, transport: Transport, port: int | None,
         tries.append(a)
         try:
             status, body, final, _ = get(url, transport, steps=steps, purpose="discovery")
-        except TransportError as e:
+        except (TransportError, bounded.InputTooLarge, bounded.TookTooLong) as e:
             a.error = e.message.removeprefix(f"GET {url} failed: ").rstrip(".")
             continue
         a.status, a.final_url = status, final

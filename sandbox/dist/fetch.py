@@ -42,14 +42,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from sandbox import bounded
 from sandbox.dist import discovery as disc
 from sandbox.config import sandbox_dir
 from sandbox.dist.discovery import App, Discovery, Transport, TransportError
 from sandbox.errors import SandboxError, UsageError
 from sandbox.steps import Steps, record
-
-CHUNK = 1 << 16
-
 
 class FetchError(SandboxError):
     """A download failed or an image was refused."""
@@ -219,12 +217,19 @@ class Download:
 def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | None = None,
              keep_body: bool = True, resolve: "Callable[[str], Path | None] | None" = None,
              progress: bool = False, label: str | None = None, purpose: str = "",
-             max_bytes: int | None = None, steps: Steps | None = None) -> Download:
+             max_bytes: int | None = None, deadline: float | None = None, small: bool = False,
+             steps: Steps | None = None) -> Download:
     """GET ``url`` into ``work``, or reuse the cache; raise :class:`FetchError` unless 200/304.
 
     ``keep_body=False`` (ACIs) keeps only the validators in the cache: the caller calls
     :meth:`HttpCache.remember` after importing, and ``resolve(image_id)`` finds the body later.
+    Bounds (sandbox.bounded): an image may be ``max_bytes`` long (DOWNLOAD_BYTES) and the whole
+    exchange takes at most ``deadline`` seconds (DOWNLOAD_SECONDS); a ``small`` document (a
+    signature) has the small limits; every read waits at most the transport's stall time.
     """
+    size_limit = bounded.SMALL_DOWNLOAD_BYTES if small else bounded.DOWNLOAD_BYTES
+    time_limit = bounded.SMALL_DOWNLOAD_SECONDS if small else bounded.DOWNLOAD_SECONDS
+    bound = size_limit.value if max_bytes is None else max_bytes
     entry = cache.lookup(url) if cache else None
     body = None
     if entry is not None:
@@ -237,10 +242,13 @@ def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | N
         return Download(url, body, entry.size, "fresh", 200, entry.etag, entry.max_age, True,
                         entry.image_id)
     headers = {"If-None-Match": entry.etag} if entry and entry.etag else {}
+    what = f"the {label or 'file'} at {url[:200]}"
+    clock = bounded.Deadline(time_limit, f"downloading {what}", deadline)
     try:
-        r = disc.open_url(url, transport, headers=headers, steps=steps, purpose=purpose)
+        r = disc.open_url(url, transport, headers=headers, steps=steps, purpose=purpose,
+                          deadline=clock)
     except TransportError as e:
-        raise FetchError(e.message, hint=e.hint) from None
+        raise FetchError(e.message, hint=e.hint) from e
     with r:
         max_age, storable = _cache_control(r.header("Cache-Control"))
         etag = r.header("ETag")
@@ -252,21 +260,24 @@ def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | N
         if r.status != 200:
             raise FetchError(f"GET {r.url} answered {r.status} {r._resp.reason}; "
                              f"the {label or 'file'} is not there.")
+        if r.length is not None and r.length > bound:   # refused before a byte is read
+            raise bounded.too_large(size_limit, what, r.length, bound)
         fd, tmp_name = tempfile.mkstemp(dir=work, prefix="dl-")
         tmp = Path(tmp_name)
-        size = 0
         bar = _progress(r.length, label or Path(urlsplit(url).path).name, progress)
+        got = [0]
+
+        def write(chunk: bytes) -> None:
+            out.write(chunk)
+            got[0] += len(chunk)
+            bar.update(len(chunk))
+
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := r.read(CHUNK):
-                    out.write(chunk)
-                    size += len(chunk)
-                    bar.update(len(chunk))
-                    if max_bytes is not None and size > max_bytes:
-                        raise FetchError(f"{url} is larger than {max_bytes} bytes; that is not a "
-                                         f"{label or 'small file'}.")
-        except OSError as e:
-            raise FetchError(f"Downloading {url} broke off after {size} bytes ({e}); try again.") from None
+                size = r.copy_to(write, limit=size_limit, what=what, max_bytes=bound)
+        except (OSError, http_errors()) as e:
+            raise FetchError(f"Downloading {url} broke off after {got[0]} bytes ({e}); "
+                             "try again.") from e
         finally:
             bar.close()
         if r.length is not None and size != r.length:
@@ -277,6 +288,12 @@ def download(url: str, work: Path, transport: Transport, *, cache: HttpCache | N
         record(steps, "cache", url, result="stored", etag=etag, max_age=max_age, purpose=purpose)
         return Download(url, entry.body or tmp, size, "stored", 200, etag, max_age, True)
     return Download(url, tmp, size, "none", 200, etag, max_age, cacheable)
+
+
+def http_errors() -> type[Exception]:
+    """http.client's base error (a body cut short is an IncompleteRead), imported when needed."""
+    import http.client
+    return http.client.HTTPException
 
 
 def _progress(total: int | None, desc: str, enabled: bool):
@@ -364,14 +381,30 @@ def _untrusted_hint(err: SandboxError, name: str, pubkeys: list[str],
     return err
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """How big and how slow an image download may be (``sandbox fetch --max-size --deadline``);
+    None = the limits in force (sandbox.bounded DOWNLOAD_BYTES, DOWNLOAD_SECONDS)."""
+
+    max_bytes: int | None = None
+    deadline: float | None = None
+
+
 def fetch(ref: "str | App", labels: Mapping[str, str] | None = None, *,
           options: "InsecureOptions | str | Iterable[str] | None" = None,
           store: object | None = None, trust_store: object | None = None,
           discovery_port: int | None = None, ca_file: str | None = None,
           cache: "HttpCache | bool" = True, progress: bool | None = None,
+          max_size: int | None = None, deadline: float | None = None,
           steps: Steps | None = None) -> FetchResult:
     """Fetch ``ref`` (app string / :class:`App`, ``https://...aci`` URL, or a local ``.aci``
-    path) into the store and return what happened. Raises :class:`SandboxError` subclasses."""
+    path) into the store and return what happened. Raises :class:`SandboxError` subclasses.
+
+    ``max_size`` (bytes) and ``deadline`` (seconds for the whole image download) override
+    DOWNLOAD_BYTES and DOWNLOAD_SECONDS (sandbox.bounded)."""
+    if max_size is not None and max_size <= 0 or deadline is not None and deadline <= 0:
+        raise UsageError("--max-size and --deadline must be positive.")
+    bounds = Bounds(max_size, deadline)
     from sandbox.image.store import Store
     from sandbox.trust.truststore import TrustStore
 
@@ -391,12 +424,12 @@ def fetch(ref: "str | App", labels: Mapping[str, str] | None = None, *,
             return _fetch_file(str(ref), labels or {}, opts, store, trust, steps)
         if kind == "url":
             return _fetch_url(str(ref), labels or {}, opts, store, trust, transport, http_cache,
-                              work, show, steps)
+                              work, show, bounds, steps)
         app = ref if isinstance(ref, App) else disc.parse_app(ref, labels)
         if isinstance(ref, App) and labels:
             app = app.with_labels(**labels)
         return _fetch_app(app, opts, store, trust, transport, http_cache, work, show,
-                          discovery_port, ca_file, steps)
+                          discovery_port, ca_file, bounds, steps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -409,7 +442,7 @@ def fetch_image(ref: "str | App", labels: Mapping[str, str] | None = None, **kwa
 
 def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transport,
                cache: HttpCache | None, work: Path, show: bool, port: int | None,
-               ca_file: str | None, steps: Steps | None) -> FetchResult:
+               ca_file: str | None, bounds: Bounds, steps: Steps | None) -> FetchResult:
     requested = dict(app.labels)
     full = app.with_platform_defaults()
     defaults = [k for k in ("os", "arch") if k not in requested]
@@ -429,7 +462,7 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
     else:
         # 2. the small signature first; fail fast before the big download (rkt checkIdentity)
         dl = download(endpoint.asc, work, transport, cache=cache, label="signature",
-                      purpose="signature", max_bytes=disc.MAX_PAGE, steps=steps)
+                      purpose="signature", small=True, steps=steps)
         result.downloads.append(dl)
         sig = dl.path.read_bytes()
         pubkeys = d.public_keys
@@ -446,9 +479,10 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
     # 3. the image itself
     dl = download(endpoint.aci, work, transport, cache=cache, keep_body=False,
                   resolve=lambda iid: _stored_path(store, iid), progress=show, label=app.name,
-                  purpose="image", steps=steps)
+                  purpose="image", max_bytes=bounds.max_bytes, deadline=bounds.deadline,
+                  steps=steps)
     result.downloads.append(dl)
-    _finish(result, dl.path, sig, app.name, dict(full.labels), defaults, store, trust,
+    _finish(result, dl, sig, app.name, dict(full.labels), defaults, store, trust,
             latest="version" not in requested, steps=steps)
     _remember(cache, dl, result, steps)
     return result
@@ -456,20 +490,21 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
 
 def _fetch_url(url: str, labels: Mapping[str, str], opts: InsecureOptions, store, trust,
                transport: Transport, cache: HttpCache | None, work: Path, show: bool,
-               steps: Steps | None) -> FetchResult:
+               bounds: Bounds, steps: Steps | None) -> FetchResult:
     asc_url = signature_url_for(url)
     result = FetchResult(None, "url", url, None if opts.image else asc_url)
     sig = None
     if not opts.image:
         dl = download(asc_url, work, transport, cache=cache, label="signature",
-                      purpose="signature", max_bytes=disc.MAX_PAGE, steps=steps)
+                      purpose="signature", small=True, steps=steps)
         result.downloads.append(dl)
         sig = dl.path.read_bytes()
     dl = download(url, work, transport, cache=cache, keep_body=False,
                   resolve=lambda iid: _stored_path(store, iid), progress=show,
-                  label=Path(urlsplit(url).path).name, purpose="image", steps=steps)
+                  label=Path(urlsplit(url).path).name, purpose="image",
+                  max_bytes=bounds.max_bytes, deadline=bounds.deadline, steps=steps)
     result.downloads.append(dl)
-    _finish(result, dl.path, sig, None, dict(labels), [], store, trust, latest=False, steps=steps)
+    _finish(result, dl, sig, None, dict(labels), [], store, trust, latest=False, steps=steps)
     _remember(cache, dl, result, steps)
     return result
 
@@ -477,9 +512,11 @@ def _fetch_url(url: str, labels: Mapping[str, str], opts: InsecureOptions, store
 def _fetch_file(ref: str, labels: Mapping[str, str], opts: InsecureOptions, store, trust,
                 steps: Steps | None) -> FetchResult:
     path = Path(ref[len("file://"):] if ref.startswith("file://") else ref)
-    if not path.is_file():
+    if not path.exists():
         raise FetchError(f"{path} does not exist; give the path of an .aci file, a URL, "
                          "or an image name to discover.")
+    if not path.is_file():
+        raise FetchError(f"{path} is not a regular file; give the path of an .aci file.")
     asc = Path(signature_url_for(str(path)))
     result = FetchResult(None, "file", str(path), None if opts.image else str(asc))
     sig = None
@@ -488,42 +525,40 @@ def _fetch_file(ref: str, labels: Mapping[str, str], opts: InsecureOptions, stor
             raise FetchError(f"No signature beside {path} (looked for {asc}).",
                              hint=f"Sign it with `sandbox sign {path} --key SECRET.asc`, or pass "
                                   "--insecure-options=image to import it unverified.")
-        sig = asc.read_bytes()
+        sig = bounded.read_file(asc, bounded.KEY_FILE_BYTES, f"the signature {asc}")
         record(steps, "read", str(asc), role="signature", bytes=len(sig))
     return _finish(result, path, sig, None, dict(labels), [], store, trust, latest=False,
                    steps=steps)
 
 
-def _read_manifest(aci_path: Path, where: str, steps: Steps | None):
-    from sandbox.image import aci
-    try:
-        return aci.read_manifest(aci_path, steps=steps)
-    except SandboxError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a corrupt archive (bad gzip CRC, truncated tar, ...)
-        raise FetchError(f"{where} is not a readable ACI ({e}).") from None
-
-
-def _finish(result: FetchResult, aci_path: Path, sig: bytes | None, name: str | None,
+def _finish(result: FetchResult, source: "Download | Path", sig: bytes | None, name: str | None,
             labels: dict[str, str], optional: list[str], store, trust, *, latest: bool,
             steps: Steps | None) -> FetchResult:
-    manifest = None
-    if name is None:
-        # A file or URL: the keyring depends on the manifest name, so the manifest is read
-        # first (as rkt's validator does); an unreadable archive is refused here.
-        manifest = _read_manifest(aci_path, result.aci_url, steps)
-    if sig is not None:
-        # 4. the signature over the bytes as served, before anything else reads them
-        keyring_name = name or manifest.name  # type: ignore[union-attr]
-        result.verification = trust.verify(aci_path, sig, keyring_name, steps=steps)
-        record(steps, "verify", str(result.aci_url), ok=True,
-               signer=result.verification.signer_fingerprint)  # type: ignore[attr-defined]
-    if manifest is None:
-        manifest = _read_manifest(aci_path, result.aci_url, steps)
-    # 5. identity: name and labels as requested
-    check_identity(manifest.name, manifest.labels, name, labels, optional=optional, steps=steps)
-    # 6. into the store
-    result.image = store.import_aci(aci_path, steps=steps, latest=latest)
+    """Steps 4-6 on ONE copy: the image is copied (or, when it is our own download, moved)
+    into the store's temporary file once; the signature is verified over that copy, the
+    manifest read from it, and that same copy is what the store keeps. A local file swapped
+    after the check cannot be imported as verified."""
+    from sandbox.image import aci
+    own = isinstance(source, Download) and source.cache == "none"   # our fresh download
+    path = source.path if isinstance(source, Download) else source
+    with store.stage(path, move=own, steps=steps) as staged:
+        manifest = None
+        if name is None:
+            # A file or URL: the keyring depends on the manifest name, so the manifest is read
+            # first (as rkt's validator does); an unreadable archive is refused here.
+            manifest = aci.read_manifest(staged.path, steps=steps)
+        if sig is not None:
+            # 4. the signature over the staged bytes, before anything else trusts them
+            keyring_name = name or manifest.name  # type: ignore[union-attr]
+            result.verification = trust.verify(staged.path, sig, keyring_name, steps=steps)
+            record(steps, "verify", str(result.aci_url), ok=True,
+                   signer=result.verification.signer_fingerprint)  # type: ignore[attr-defined]
+        if manifest is None:
+            manifest = aci.read_manifest(staged.path, steps=steps)
+        # 5. identity: name and labels as requested
+        check_identity(manifest.name, manifest.labels, name, labels, optional=optional, steps=steps)
+        # 6. into the store: the very bytes verified above
+        result.image = staged.commit(latest=latest, steps=steps)
     record(steps, "import", result.image.id, name=manifest.name)  # type: ignore[attr-defined]
     return result
 

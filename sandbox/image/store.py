@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -121,6 +123,33 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _in_use(p: Path) -> bool:
+    """Does a running import hold ``p`` (an flock on it, see Store.stage)?"""
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+class Staged:
+    """An image copied into the store's temporary directory (see :meth:`Store.stage`): check
+    :attr:`path`, then :meth:`commit` it."""
+
+    def __init__(self, store: "Store", path: Path, source: str) -> None:
+        self.store, self.path, self.source = store, path, source
+
+    def commit(self, *, latest: bool = False, steps: Steps | None = None) -> Image:
+        """Hash, validate and store these bytes (the same ones that were checked)."""
+        return self.store._commit(self.path, self.source, latest, steps)
+
+
 class Store:
     """A content-addressed image store under ``root`` (default: ``$SANDBOX_DIR/images``)."""
 
@@ -193,43 +222,97 @@ class Store:
 
         ``latest`` marks the image as fetched without a version (rkt's "latest" flag).
         """
+        with self.stage(path, steps=steps) as staged:
+            return staged.commit(latest=latest, steps=steps)
+
+    @contextlib.contextmanager
+    def stage(self, path: str | os.PathLike[str], *, move: bool = False,
+              steps: Steps | None = None) -> Iterator["Staged"]:
+        """Copy ``path`` once into the store's temporary directory and hold it there: check
+        that copy (verify its signature, read its manifest), then :meth:`Staged.commit` it. What
+        is stored is the very bytes that were checked, whatever happens to ``path`` meanwhile.
+
+        ``move``: ``path`` is the caller's own file (a download); it is renamed, not copied.
+        The copy is flock(2)ed while staged, so :meth:`gc` leaves it alone; it is removed on
+        exit unless committed."""
         src = Path(path)
-        if not src.is_file():
-            raise SandboxError(f"{src} is not a file; give the path of an .aci file.")
         self._ensure()
-        fd_tmp = self.tmp / f"import.{os.getpid()}.{os.urandom(4).hex()}"
+        tmp = self.tmp / f"import.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            try:
-                shutil.copyfile(src, fd_tmp)   # hash what we store, not a file that may change
-            except OSError as e:
-                raise SandboxError(f"cannot copy {src} into the store: {e.strerror or e}.") from None
-            record(steps, "read", str(src), bytes=fd_tmp.stat().st_size)
-            ins = _aci.inspect(fd_tmp, steps=steps)
-            if ins.problems or ins.image_id is None or ins.manifest is None:
-                raise InvalidImage(ins.problems or ["the manifest could not be read"], str(src))
-            iid = ins.image_id
-            with self._locked(exclusive=True):
-                idx = self._read_index()
-                blob = self.blobs / iid[len("sha512-"):]
-                if iid in idx and blob.exists():
-                    record(steps, "check", iid, rule="already in the store (import is idempotent)")
-                    if latest and not idx[iid].get("latest"):
-                        idx[iid]["latest"] = True
-                        self._write_index(idx)
-                    return self._image(iid, idx[iid])
-                os.chmod(fd_tmp, 0o644)
-                os.replace(fd_tmp, blob)
-                record(steps, "write", str(blob), bytes=blob.stat().st_size)
-                m = ins.manifest
-                idx[iid] = {"name": m.name, "labels": dict(m.labels), "size": blob.stat().st_size,
-                            "imported_at": _now(), "compression": ins.compression,
-                            "latest": latest, "manifest": json.loads(ins.manifest_bytes or b"{}")}
-                self._write_index(idx)
-                record(steps, "write", str(self.index_path), image_id=iid, name=m.name)
-                return self._image(iid, idx[iid])
+            fcntl.flock(fd, fcntl.LOCK_EX)         # "in use": gc skips a locked temp file
+            size = self._fill(fd, tmp, src, move)
+            record(steps, "read", str(src), bytes=size, into=str(tmp))
+            yield Staged(self, tmp, str(src))
         finally:
+            os.close(fd)
             with contextlib.suppress(FileNotFoundError):
-                fd_tmp.unlink()
+                tmp.unlink()
+
+    @staticmethod
+    def _fill(fd: int, tmp: Path, src: Path, move: bool) -> int:
+        """Put the bytes of ``src`` into the temp file ``tmp`` (open as ``fd``), read once."""
+        if move:
+            # lock the file before it takes the temp name, so gc never sees it unlocked there
+            mfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                fcntl.flock(mfd, fcntl.LOCK_EX)
+                os.replace(src, tmp)
+                os.dup2(mfd, fd, inheritable=False)   # fd now holds the moved file and its lock
+                return os.fstat(fd).st_size
+            except OSError as e:
+                if e.errno != errno.EXDEV:      # another file system: copy it below
+                    raise SandboxError(f"cannot move {src} into the store: {e.strerror or e}.") from e
+            finally:
+                os.close(mfd)
+        try:   # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+            sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise SandboxError(f"{src} does not exist; give the path of an .aci file.") from None
+        except IsADirectoryError:
+            raise SandboxError(f"{src} is a directory; give the path of an .aci file.") from None
+        except OSError as e:
+            raise SandboxError(f"cannot read {src}: {e.strerror or e}.") from e
+        try:
+            st = os.fstat(sfd)
+            if not stat.S_ISREG(st.st_mode):    # a FIFO would block, /dev/zero never ends
+                raise SandboxError(f"{src} is not a regular file; give the path of an .aci file.")
+            left = st.st_size                    # what the file held when opened, no more
+            while left > 0:
+                n = os.sendfile(fd, sfd, None, min(left, 1 << 30))
+                if n == 0:
+                    break                        # it shrank meanwhile: the checks will tell
+                left -= n
+            return st.st_size - left
+        except OSError as e:
+            raise SandboxError(f"cannot copy {src} into the store: {e.strerror or e}.") from e
+        finally:
+            os.close(sfd)
+
+    def _commit(self, tmp: Path, source: str, latest: bool, steps: Steps | None) -> Image:
+        ins = _aci.inspect(tmp, steps=steps)
+        if ins.problems or ins.image_id is None or ins.manifest is None:
+            raise InvalidImage(ins.problems or ["the manifest could not be read"], source)
+        iid = ins.image_id
+        with self._locked(exclusive=True):
+            idx = self._read_index()
+            blob = self.blobs / iid[len("sha512-"):]
+            if iid in idx and blob.exists():
+                record(steps, "check", iid, rule="already in the store (import is idempotent)")
+                if latest and not idx[iid].get("latest"):
+                    idx[iid]["latest"] = True
+                    self._write_index(idx)
+                return self._image(iid, idx[iid])
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, blob)
+            record(steps, "write", str(blob), bytes=blob.stat().st_size)
+            m = ins.manifest
+            idx[iid] = {"name": m.name, "labels": dict(m.labels), "size": blob.stat().st_size,
+                        "imported_at": _now(), "compression": ins.compression,
+                        "latest": latest, "manifest": json.loads(ins.manifest_bytes or b"{}")}
+            self._write_index(idx)
+            record(steps, "write", str(self.index_path), image_id=iid, name=m.name)
+            return self._image(iid, idx[iid])
 
     def remove(self, ref: str, steps: Steps | None = None) -> Image:
         """Remove one image (by ID, ID prefix or app string) from the store; return it."""
@@ -252,8 +335,11 @@ class Store:
         with self._locked(exclusive=True):
             idx = self._read_index()
             for p in sorted(self.tmp.iterdir()):
-                p.unlink()
-                removed.append(str(p))
+                if _in_use(p):
+                    continue      # an import in progress holds it (Store.stage)
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed.append(str(p))
             for p in sorted(self.blobs.iterdir()):
                 if "sha512-" + p.name not in idx:
                     p.unlink()

@@ -160,6 +160,11 @@ class SignatureExpired(SignatureError):
     pass
 
 
+class TextModeSignature(SignatureError):
+    """A canonical-text signature (type 0x01): it survives line-ending changes, so an image could
+    be altered and still verify; images need a binary-document signature (type 0x00)."""
+
+
 # --------------------------------------------------------------------------- packets (§4.2)
 
 
@@ -1267,11 +1272,6 @@ def _hash_source(h, source: Source, steps: Steps | None = None, progress: bool =
     return n
 
 
-def _canonical_text(source: Source) -> bytes:
-    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
-    return re.sub(rb"\r?\n", b"\r\n", data)
-
-
 def sign(data_or_path: Source, secret: SecretKey, armored: bool = True, steps: Steps | None = None,
          *, hash_algo: str = "SHA256", created: int | None = None, progress: bool = False,
          notations: dict[str, str] | None = None) -> bytes:
@@ -1357,7 +1357,16 @@ def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: i
                 steps: Steps | None, progress: bool = False) -> Verification:
     record(steps, "read", "signature packet", type=sig.type_name, hash=sig.hash_name,
            issuer=sig.issuer_fingerprint or sig.issuer_key_id)
-    if sig.sig_type not in (0x00, 0x01):
+    if sig.sig_type == 0x01:
+        # RFC 9580 §5.2.1.2: a text signature hashes the document with every line ending made
+        # CR LF, so moving a CR between lines changes the file but not the digest. An image is
+        # bytes: only a binary-document signature (0x00) pins every one of them.
+        record(steps, "check", "binary document signature", ok=False, type="0x01 text")
+        raise TextModeSignature(
+            "This is a canonical-text signature (type 0x01), which still verifies after line "
+            "endings in the file change; an image needs a binary signature (type 0x00).",
+            hint="Sign the image with `sandbox sign`, or with `gpg --detach-sign` without --textmode.")
+    if sig.sig_type != 0x00:
         raise BadSignature(f"This is a {sig.type_name} signature, not a signature over a file.")
     if sig.hash_name not in ACCEPTED_HASHES:
         raise WeakHash(f"The signature uses {sig.hash_name}, which is not acceptable for data "
@@ -1374,10 +1383,7 @@ def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: i
     cert, key = found
     record(steps, "check", "signer in keyring", ok=True, key=key.fingerprint)
     h = hashlib.new(_HASHLIB[sig.hash_name])
-    if sig.sig_type == 0x01:
-        h.update(_canonical_text(source))
-    else:
-        _hash_source(h, source, steps, progress)
+    _hash_source(h, source, steps, progress)
     h.update(sig.hashed_part)
     h.update(sig.trailer)
     digest = h.digest()

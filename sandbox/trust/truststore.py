@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sandbox import bounded
 from sandbox.config import sandbox_dir
 from sandbox.errors import SandboxError
 from sandbox.steps import Steps, record
@@ -303,7 +304,7 @@ class TrustStore:
         if not sig_path.exists():
             raise pgp.SignatureError(f"No signature found at {sig_path}; sign the image with "
                                      f"`sandbox sign {aci_path} --key SECRET.asc` or pass --signature.")
-        signature = sig_path.read_bytes()
+        signature = bounded.read_file(sig_path, bounded.KEY_FILE_BYTES, f"the signature {sig_path}")
         record(steps, "read", str(sig_path), role="signature")
         unreadable: Exception | None = None
         if image_name is None:
@@ -380,25 +381,55 @@ def image_name_of(aci_path: str | os.PathLike) -> str:
 
 
 def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | None = None,
-              timeout: float = 30) -> bytes:
-    """A key from a local file or an https URL (http only when explicitly allowed)."""
-    u = urlparse(source)
+              timeout: float | None = None) -> bytes:
+    """A key from a local file or an https URL (http only when explicitly allowed): at most
+    KEY_FILE_BYTES, a URL within SMALL_DOWNLOAD_SECONDS in all and ``timeout`` (default
+    STALL_SECONDS) per read (sandbox.bounded)."""
+    try:
+        u = urlparse(source)
+    except ValueError as e:
+        raise TrustError(f"{source[:200]!r} is neither a key file nor a valid URL ({e}).") from None
     if u.scheme in ("http", "https"):
         if u.scheme == "http" and not insecure_allow_http:
             raise TrustError(f"Refusing to fetch a key over plain http ({source}); use https, or pass "
                                "--insecure-allow-http if you really mean it.")
-        try:
-            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
-            with urllib.request.urlopen(source, timeout=timeout, context=ctx) as r:
-                return r.read()
-        except (urllib.error.URLError, OSError) as e:
-            raise TrustError(f"Could not fetch the key from {source} ({getattr(e, 'reason', e)}).") from None
+        return _get_key(source, ca_file, timeout)
     if u.scheme and len(u.scheme) > 1:
         raise TrustError(f"Keys can come from a file or an https URL, not {u.scheme}:.")
     p = Path(source)
     if not p.is_file():
         raise TrustError(f"The key file {source} does not exist.")
-    return p.read_bytes()
+    return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the key file {source}")
+
+
+def _get_key(url: str, ca_file: str | None, timeout: float | None) -> bytes:
+    """GET a key with urllib (redirects followed), its connections watched by a deadline."""
+    import http.client
+    stall = float(timeout if timeout is not None else bounded.STALL_SECONDS.value)
+    with bounded.Deadline(bounded.SMALL_DOWNLOAD_SECONDS, f"fetching the key {url}") as clock:
+        plain = clock.connection_class(http.client.HTTPConnection)
+        tls = clock.connection_class(http.client.HTTPSConnection)
+        ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+        class Plain(urllib.request.HTTPHandler):
+            def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+                return self.do_open(plain, req)
+
+        class Secure(urllib.request.HTTPSHandler):
+            def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+                return self.do_open(tls, req, context=ctx)
+
+        opener = urllib.request.build_opener(Plain(), Secure(context=ctx))
+        parts: list[bytes] = []
+        try:
+            with opener.open(url, timeout=stall) as r:
+                bounded.copy_limited(r.read1, parts.append, limit=bounded.KEY_FILE_BYTES,
+                                     what=f"the key at {url}", deadline=clock, stall=stall)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
+            if clock.expired():
+                raise clock.error() from e
+            raise TrustError(f"Could not fetch the key from {url} ({getattr(e, 'reason', e)}).") from e
+    return b"".join(parts)
 
 
 def describe(cert: pgp.PublicKey) -> str:

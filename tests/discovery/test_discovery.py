@@ -304,11 +304,12 @@ def test_same_answer_as_actool_discover(server) -> None:
 
 
 def test_oversized_discovery_page_is_refused(pages) -> None:
-    pages.page("/myapp", "<html>" + " " * (d.MAX_PAGE + 10))
+    from sandbox import bounded
+    pages.page("/myapp", "<html>" + " " * (bounded.SMALL_DOWNLOAD_BYTES.value + 10))
     pages.fixture("/", "meta01.html")
     r = d.discover(_app("localhost/myapp"), transport=HTTP, port=pages.port)
     assert r.prefix == "localhost"                     # the huge page counted as a failure
-    assert any("more than" in (a.error or "") for a in r.attempts)
+    assert any("SMALL_DOWNLOAD_BYTES" in (a.error or "") for a in r.attempts)
 
 
 def test_template_and_walk_pictures_tell_each_fate(pages) -> None:

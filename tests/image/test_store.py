@@ -70,7 +70,7 @@ def test_import_refuses_invalid_images(store, tmp_path, write_tar):
     with pytest.raises(InvalidImage, match="rootfs"):
         store.import_aci(p)
     assert store.list() == [] and not list(store.tmp.iterdir())
-    with pytest.raises(Exception, match="not a file"):
+    with pytest.raises(Exception, match="does not exist"):
         store.import_aci(tmp_path / "missing.aci")
 
 
