@@ -447,3 +447,32 @@ def tour_ipam_state(tour: Any) -> HtmlTable:
 
 def tour_multi(tour: Any) -> HtmlTable:
     return HtmlTable(["the container", "now"], tour.multi_rows())
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07b: the same container ×3 (sandbox.course.replicas)
+
+def replica_addresses(reps: Any) -> HtmlTable:
+    return HtmlTable(["", "pod", "hostname", "eth0 address", "eth0 MAC"], reps.address_rows(),
+                     f"three pods of {reps.image}")
+
+
+def replica_pings(reps: Any) -> HtmlTable:
+    return HtmlTable(["ping", "target", "answer"], reps.ping_rows(), "asked from inside replica 1")
+
+
+def replica_shared(reps: Any) -> HtmlTable:
+    return HtmlTable(["", "replica 1", "replica 2", "replica 3", "the same in all three"],
+                     reps.shared_rows())
+
+
+def replica_writes(reps: Any) -> HtmlTable:
+    return HtmlTable(["", "cat /tmp/only-mine inside it", "in its writable layer on the host"],
+                     reps.write_and_look(), "replica 1 wrote /tmp/only-mine")
+
+
+def replica_picture(reps: Any) -> graphviz.Digraph:
+    """The node and the three replicas' network namespaces, read back with netlink."""
+    from sandbox.viz.net import topology
+    node, spaces = reps.nodes()
+    return topology(node, spaces)
