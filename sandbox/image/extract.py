@@ -359,8 +359,10 @@ class Extractor:
             return
         if have is not None:
             if have.layer == self.layer:
+                how = ("wrote before it" if have.explicit
+                       else "made as the directory of its earlier entries")
                 raise self._refuse(m, f"would replace '{self.show}{rel}', which the same archive "
-                                      "wrote before it")
+                                      f"{how}")
             self._remove(rel, pfd, leaf, have)
             self._event(rel, "overrode", typ, other=have.layer)
         else:

@@ -220,3 +220,29 @@ def hostile_archive(path: str | Path, kind: str) -> Path:
         elif kind == "setuid":
             add(t, "rootfs/rootshell", b"#!/bin/sh\n", mode=0o4755)
     return path
+
+
+def link_over_dir_archive(path: str | Path, target: str | Path) -> Path:
+    """The hostile image of notebook 01 §11 (docs/security.md): ``rootfs/a/b/`` with mode 0777
+    and owner 4242, then ``rootfs/a`` as a symlink to ``target``. A renderer that set directory
+    modes by path at the end of the archive would chmod/chown ``target/b`` on the host."""
+    import io
+    import json as _json
+    path = Path(path)
+    manifest = _json.dumps({"acKind": "ImageManifest", "acVersion": "0.8.11",
+                            "name": "example.com/hostile-link-over-dir"}).encode()
+    with tarfile.open(path, "w") as t:
+        ti = tarfile.TarInfo("manifest")
+        ti.size = len(manifest)
+        t.addfile(ti, io.BytesIO(manifest))
+        for name, kw in (("rootfs", {"mode": 0o755}),     # no entry for a/: b implies it
+                         ("rootfs/a/b", {"mode": 0o777, "uid": 4242, "gid": 4242})):
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            t.addfile(ti)
+        ti = tarfile.TarInfo("rootfs/a")        # then a link where that directory is
+        ti.type, ti.linkname = tarfile.SYMTYPE, str(target)
+        t.addfile(ti)
+    return path
