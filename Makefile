@@ -28,18 +28,22 @@ bench: install
 clean-state: install
 	$(VENV)/bin/sandbox reset --yes
 
-# --- The workshop VM (docs/vm.md). Host tools come from provision/packages/optional/vm-host.txt. ---
-VM_BOX ?= build/vm/lab-bookworm64.box
+# --- The workshop VM (docs/vm.md). Host tools: provision/packages/optional/vm-host*.txt. ---
+# ARCH: the guest's architecture (amd64 or arm64; default: this machine's).
+ARCH   ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,amd64)
+VM_BOX ?= build/vm/lab-bookworm-$(ARCH).box
 .PHONY: vm-host vm-box vm-e2e
 
 vm-host:
-	bash provision/bootstrap.sh --with vm-host
+	bash provision/bootstrap.sh --with vm-host $(if $(filter arm64,$(ARCH)),--with vm-host-arm64)
 
-# A Debian 12 box built locally with debootstrap (~2.5-6 min, needs root): for offline rooms.
+# The ready-to-run lab box, built locally (needs root): Debian packages, the .venv, actool and the
+# ACE validator, the image catalogue and JupyterLab's unit baked in, so `vagrant up` needs no network.
 vm-box: vm-host
-	bash provision/vm/build-box.sh $(VM_BOX)
+	bash provision/vm/build-box.sh --arch $(ARCH) $(VM_BOX)
 
-# Opt-in, slow (~25-35 min under TCG): vagrant up in a private namespace, JupyterLab through the
-# forwarded port, smoke tests in the guest, vagrant destroy; nothing left behind. Not in `make test`.
+# Opt-in, slow (TCG here): vagrant up with the guest offline in a private namespace, JupyterLab through
+# the forwarded port, the learners' root tests and notebooks in the guest, vagrant destroy; nothing
+# left behind. Not in `make test`.
 vm-e2e: vm-host
-	LAB_BOX_FILE=$(abspath $(VM_BOX)) bash provision/vm/e2e.sh
+	LAB_ARCH=$(ARCH) LAB_BOX_FILE=$(abspath $(VM_BOX)) bash provision/vm/e2e.sh
