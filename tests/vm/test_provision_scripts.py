@@ -148,3 +148,17 @@ PY
     assert "skipping" in r.stderr and "notes.crt" in r.stderr
     assert not src.exists()  # the uploaded copy is removed after install
     assert bundle.read_bytes() == before  # the host's own store was never touched
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("build-box.sh", ["--arch", "sparc"], "--arch must be amd64 or arm64, not 'sparc'"),
+    ("build-box.sh", ["--frob"], "unknown option '--frob'"),
+    ("e2e.sh", [], "LAB_ARCH must be amd64 or arm64, not sparc"),
+])
+def test_vm_scripts_refuse_bad_arguments_in_one_sentence(script: str, args: list[str], message: str) -> None:
+    # Refused before anything is made (no disk, namespace or daemon).
+    env = {**os.environ, "LAB_ARCH": "sparc"} if script == "e2e.sh" else dict(os.environ)
+    r = subprocess.run(["bash", str(TOP / "provision" / "vm" / script), *args], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What learners do in the workshop VM, as tests, run where they run it: in the guest, as root, on
+# Debian's kernel with systemd as PID 1 and cgroups v2 only. `make vm-e2e` runs it through
+# `vagrant ssh`; an instructor can run it in any lab VM:
+#
+#   vagrant ssh -c 'sudo bash /vagrant/provision/vm/guest-tests.sh'
+#
+# 1. the guest is what learners get: systemd as PID 1, the unified cgroup v2 hierarchy only;
+#    with LAB_EXPECT_OFFLINE=1, no name outside the VM resolves (the e2e cut the network off)
+# 2. the root tests of the parts learners drive: network namespaces, CNI (the kit's and the
+#    upstream plugins), pods (cgroups, the ACE validator), overlay rendering
+# 3. notebooks 05 (namespaces), 06 (CNI) and 07 (pods), executed headless
+# 4. `sandbox doctor`, when this version of the kit has it
+# Prints `guest-times: NAME=SECONDS ...` at the end (the e2e reports them).
+#
+# Knobs: LAB_GUEST_TESTS (pytest paths for step 2), LAB_GUEST_NOTEBOOKS (notebook names for step 3).
+set -euo pipefail
+dir=${LAB_DIR:-/vagrant}
+cd "$dir"
+say() { printf '\033[1m[guest %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[guest] %s\n' "$*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run me as root: sudo bash $0"
+[ -x .venv/bin/python ] || die "$dir/.venv is missing: run 'sudo bash provision/bootstrap.sh' first."
+times=()
+lap() { times+=("$1=$((SECONDS - t_lap))"); t_lap=$SECONDS; }
+t_lap=$SECONDS
+
+# -- 1. the learners' machine ----------------------------------------------------------------
+[ "$(cat /proc/1/comm)" = systemd ] || die "PID 1 is $(cat /proc/1/comm), not systemd."
+[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || die "/sys/fs/cgroup is not the cgroup v2 hierarchy."
+[ -z "$(awk '$3 == "cgroup"' /proc/self/mounts)" ] || die "a cgroup v1 hierarchy is mounted: the lab VM is v2 only."
+say "systemd is PID 1, cgroups v2 only, kernel $(uname -r) ($(uname -m))"
+if [ "${LAB_EXPECT_OFFLINE:-}" = 1 ]; then
+  # Only the guest's own resolver is asked; with the network cut off it cannot answer.
+  for name in deb.debian.org pypi.org; do
+    if getent hosts "$name" >/dev/null; then die "$name resolves: the guest is not offline."; fi
+  done
+  say "offline: deb.debian.org and pypi.org do not resolve"
+fi
+
+# -- 2. root tests of what learners drive -------------------------------------------------------
+py=(.venv/bin/python -m pytest -p no:cacheprovider -q)
+tests=${LAB_GUEST_TESTS:-tests/net tests/pod tests/render/test_clean_copy.py tests/render/test_render_cli.py}
+say "root tests: ${tests}"
+# shellcheck disable=SC2086  # a list of paths
+"${py[@]}" $tests
+lap root_tests
+
+# -- 3. notebooks 05, 06, 07 headless ----------------------------------------------------------
+ids=()
+for nb in ${LAB_GUEST_NOTEBOOKS:-05-namespaces 06-cni 07-pods}; do
+  [ -f "notebooks/$nb.ipynb" ] || die "notebooks/$nb.ipynb is missing."
+  ids+=("tests/notebooks/test_notebooks.py::test_notebook_runs_headless[$nb]")
+done
+say "notebooks: ${LAB_GUEST_NOTEBOOKS:-05-namespaces 06-cni 07-pods}"
+"${py[@]}" "${ids[@]}"
+lap notebooks
+
+# -- 4. sandbox doctor -------------------------------------------------------------------------
+if .venv/bin/sandbox doctor --help >/dev/null 2>&1; then
+  say "sandbox doctor"
+  .venv/bin/sandbox doctor
+  lap doctor
+else
+  say "this version of the kit has no 'sandbox doctor': skipped"
+fi
+say "all green"
+echo "guest-times: ${times[*]}"
