@@ -11,7 +11,8 @@
 #      room without Wi-Fi. (LAB_E2E_ONLINE=1 gives it slirp4netns instead - user-mode networking:
 #      host sockets, no host NAT, ip_forward untouched - for the base box, which downloads.)
 #   4. wait until JupyterLab answers through Vagrant's forwarded port on 127.0.0.1 (token needed)
-#      and starts a kernel; the time from `vagrant up` to this answer is the learner's wait
+#      and a kernel runs a cell in the guest (jupyter_check.py); the time from `vagrant up` to
+#      this answer is the learner's wait
 #   5. provision/vm/guest-tests.sh in the guest (`vagrant ssh`): systemd + cgroup v2, offline,
 #      the root tests of netns/CNI/pods/overlay, notebooks 05-07 headless, `sandbox doctor`
 #   6. `vagrant destroy`, box removed, and checks that no domain, network, pool, volume, process,
@@ -26,8 +27,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 case "${LAB_ARCH:-$(uname -m)}" in
-  amd64|x86_64) arch=amd64 qemu=qemu-system-x86_64 ;;
-  arm64|aarch64) arch=arm64 qemu=qemu-system-aarch64 ;;
+  amd64|x86_64) arch=amd64 machine=x86_64 qemu=qemu-system-x86_64 ;;
+  arm64|aarch64) arch=arm64 machine=aarch64 qemu=qemu-system-aarch64 ;;
   *) printf '[vm-e2e] LAB_ARCH must be amd64 or arm64, not %s.\n' "$LAB_ARCH" >&2; exit 1 ;;
 esac
 export LAB_ARCH=$arch
@@ -130,7 +131,9 @@ EOF
   local t0=$SECONDS
   set +e
   timeout 5400 vagrant up --provider=libvirt ${LAB_E2E_BOOT_ONLY:+--no-provision} 2>&1 |
-    while IFS= read -r line; do printf '%s %s\n' "$(date +%T)" "$line"; done | tee "$tmp/vagrant-up.log"
+    while IFS= read -r line; do  # time-stamped, without the box upload's progress meter
+      printf '%s %s\n' "$(date +%T)" "${line//*Progress: [0-9]*%/}"
+    done | tee "$tmp/vagrant-up.log"
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 0 ] || die "vagrant up failed (rc=$rc, log above)."
@@ -147,48 +150,8 @@ EOF
   url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/lab?token=[0-9a-f]*' "$tmp/vagrant-up.log" | tail -1)
   [ "$url" = "http://127.0.0.1:$port/lab?token=$token" ] || die "post_up_message did not print the JupyterLab URL (got '$url')."
   say "JupyterLab through the forwarded port 127.0.0.1:$port"
-  python3 - "$port" "$token" <<'PY' || die "JupyterLab did not answer through the forwarded port."
-import json, sys, time, urllib.error, urllib.request
-port, token = sys.argv[1], sys.argv[2]
-base = f"http://127.0.0.1:{port}"
-def call(path, tok=token, method="GET"):
-    h = {"Authorization": "token " + tok} if tok else {}
-    req = urllib.request.Request(base + path, headers=h, method=method, data=b"{}" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, b""
-deadline = time.monotonic() + 300
-while True:
-    try:
-        code, _ = call("/api/status")
-        break
-    except OSError:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(2)
-assert code == 200, f"with the token: HTTP {code}"
-assert call("/api/status", None)[0] == 403, "without a token JupyterLab must refuse"
-code, page = call(f"/lab/tree/notebooks?token={token}", None)
-assert code == 200 and b"JupyterLab" in page, f"/lab: HTTP {code}"
-code, body = call("/api/contents/notebooks")
-names = {c["name"] for c in json.loads(body)["content"]}
-assert "05-namespaces.ipynb" in names, f"the notebooks are not served: {sorted(names)}"
-# A learner's first click: a kernel starts in the guest (and is shut down again).
-code, body = call("/api/kernels", method="POST")
-assert code == 201, f"starting a kernel: HTTP {code}"
-kid = json.loads(body)["id"]
-for _ in range(120):
-    code, body = call(f"/api/kernels/{kid}")
-    if code == 200 and json.loads(body).get("execution_state") in ("idle", "busy"):
-        break
-    time.sleep(1)
-else:
-    raise SystemExit(f"the kernel never became idle: {body[:200]!r}")
-assert call(f"/api/kernels/{kid}", method="DELETE")[0] == 204
-print(f"JupyterLab answers on 127.0.0.1:{port}: 200 with the token, 403 without, notebooks served, a kernel started")
-PY
+  "$top/.venv/bin/python" "$here/jupyter_check.py" "$port" "$token" "$machine" ||
+    die "JupyterLab did not work through the forwarded port (above)."
   echo "up_to_jupyter_s=$((SECONDS - t0))" >> "$tmp/times"
   say "vagrant up -> JupyterLab answering: $((SECONDS - t0)) s"
 
@@ -217,8 +180,9 @@ fi
 # ----------------------------------------------------------------------------------------------
 # Outer part: host namespaces. Makes the namespaces, gives them slirp4netns, checks the host after.
 for tool in unshare libvirtd virtlogd virsh vagrant "$qemu" git rsync ${online:+slirp4netns}; do
-  command -v "$tool" >/dev/null || die "'$tool' is missing: run 'bash provision/bootstrap.sh --with vm-host'."
+  command -v "$tool" >/dev/null || die "'$tool' is missing: run 'make vm-host ARCH=$arch'."
 done
+[ -x "$top/.venv/bin/python" ] || die "$top/.venv is missing (the JupyterLab check uses it): run 'make install'."
 T0=$SECONDS
 if [ ! -f "$box_file" ]; then
   say "no box at $box_file: building it (make vm-box)"

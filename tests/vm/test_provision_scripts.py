@@ -58,7 +58,7 @@ def _status(port: int, token: str | None) -> int:
 
 
 @pytest.mark.slow
-def test_unit_command_runs_jupyterlab_with_a_token(tmp_path: Path) -> None:
+def test_unit_command_runs_jupyterlab_with_a_token_and_a_kernel(tmp_path: Path) -> None:
     argv = _exec_start(TOP)
     assert argv[0] == f"{TOP}/.venv/bin/jupyter" and argv[1] == "lab"
     assert "--LabApp.news_url=None" in argv
@@ -83,6 +83,17 @@ def test_unit_command_runs_jupyterlab_with_a_token(tmp_path: Path) -> None:
                 time.sleep(0.5)
         assert code == 200, (tmp_path / "jl.log").read_text()[-3000:]
         assert _status(port, None) == 403  # no token, no Lab
+        assert _status(port, "wrong") == 403
+        # The e2e's browser-side check against this server: a kernel runs a cell over the websocket.
+        check = TOP / "provision" / "vm" / "jupyter_check.py"
+        r = subprocess.run([sys.executable, str(check), str(port), token, os.uname().machine],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"lab-kernel {os.uname().machine} {os.geteuid()} sandbox" in r.stdout
+        other = "aarch64" if os.uname().machine != "aarch64" else "x86_64"
+        r = subprocess.run([sys.executable, str(check), str(port), token, other],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode != 0 and "expected" in r.stderr  # it checks the guest's architecture
         assert _status(port, "wrong") == 403
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
