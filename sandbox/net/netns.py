@@ -28,6 +28,7 @@ import re
 import threading
 from pathlib import Path
 
+from sandbox import config
 from sandbox._sys import libc, mountinfo
 from sandbox.errors import NotRootError, SandboxError
 from sandbox.steps import Steps, record
@@ -90,7 +91,13 @@ def is_netns(path: str | os.PathLike[str]) -> bool:
 # -- the directory, shared like iproute2's ---------------------------------------------------
 
 _dir_lock = threading.RLock()  # also held across create, so a release never races a bind
-_we_mounted: set[str] = set()   # directories this process bind-mounted onto themselves
+
+
+def _made_by_kit(key: str) -> Path:
+    """The marker saying the kit bound ``key`` onto itself. Whichever process of the kit
+    deletes the last handle undoes that mount: the one that made it (often a pod's supervisor)
+    has usually exited by then, and on a fresh machine (the VM) the mount was left behind."""
+    return Path(key + f".{config.NAME_PREFIX}-shared")
 
 
 @contextlib.contextmanager
@@ -129,26 +136,29 @@ def _ensure_dir(d: Path, steps: Steps | None) -> None:
         return
     libc.mount(key, key, None, libc.MS_BIND | libc.MS_REC)
     libc.mount(None, key, None, libc.MS_SHARED | libc.MS_REC)
-    _we_mounted.add(key)
+    _made_by_kit(key).touch()
     record(steps, "mount", key, how="bind onto itself, then make-shared (like ip netns)")
 
 
 def _release_dir(d: Path, steps: Steps | None) -> None:
-    """Undo :func:`_ensure_dir` once the directory holds no handle any more, if this process
-    made that mount (iproute2 leaves it; we leave the machine as we found it). A plain
-    umount(2) fails with EBUSY while any handle is still mounted inside, whoever made it."""
+    """Undo :func:`_ensure_dir` once the directory holds no handle any more, if the kit made
+    that mount (iproute2 leaves it; we leave the machine as we found it). A plain umount(2)
+    fails with EBUSY while any handle is still mounted inside, whoever made it."""
     key = str(d.resolve())
+    marker = _made_by_kit(key)
     with _dir_lock:
-        if key not in _we_mounted:
+        if not marker.exists():
             return
         with _dir_flock(d):
             if any(p.startswith(key + "/") for p in mountinfo.mount_points()):
                 return
             try:
                 libc.umount(key)
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.EINVAL:   # no mount point any more: the marker is stale
+                    marker.unlink(missing_ok=True)
                 return
-        _we_mounted.discard(key)
+            marker.unlink(missing_ok=True)
         record(steps, "umount", key, note="no handles left: the shared bind mount is undone")
 
 

@@ -144,6 +144,27 @@ def test_handles_propagate_to_other_mount_namespaces(tmp_path: Path) -> None:
     assert f" {d} " not in Path("/proc/self/mountinfo").read_text()
 
 
+def test_shared_dir_is_released_by_whichever_process_deletes_the_last_handle(tmp_path: Path) -> None:
+    """A pod's supervisor (another process) often makes the dir a shared mount and exits before
+    the last handle goes: the process deleting that handle undoes the mount (as on a fresh VM)."""
+    d = tmp_path / "netns"
+    name = netns.unique_name()
+    made = subprocess.run([sys.executable, "-c", "import sys; from sandbox.net import netns; "
+                           "netns.create(sys.argv[1], sys.argv[2])", name, str(d)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    try:
+        assert str(d) in mountinfo.mount_points()                      # outlived its maker
+        assert netns.is_netns(d / name)
+        netns.delete(name, d)
+        assert str(d) not in mountinfo.mount_points()
+        assert list(tmp_path.iterdir()) == [d]                         # no marker left either
+    finally:
+        netns.delete(name, d, missing_ok=True)
+        if str(d) in mountinfo.mount_points():                         # nothing left on failure
+            subprocess.run(["umount", str(d)], check=True)
+
+
 def test_user_mistakes_are_clear_errors(netns_factory) -> None:
     path = netns_factory()
     with pytest.raises(SandboxError, match="already exists"):
