@@ -147,7 +147,7 @@ class MetadataService:
         self.key = hmac_key or os.urandom(64)
         self.requests: list[str] = []
         self._sock = sock
-        self._server: Any = None        # built on the first connection (see _serve)
+        self._server: Any = None        # built by the service's thread (see _serve)
         self._thread: threading.Thread | None = None
         self.url = url_for(sock, token)
 
@@ -168,16 +168,18 @@ class MetadataService:
         return self
 
     def _serve(self) -> None:
+        # The HTTP server (and the import of http.server, ~15 ms) is built here, in this thread,
+        # which starts once the pod's PID 1 is running: the pod's start does not wait for it, and
+        # neither does the first request. (Built on the first connection instead, it missed the
+        # 100 ms that appc's ACE validator gives a metadata request on a loaded or emulated
+        # machine.) Until it is ready, early callers wait in the socket's backlog.
+        self._server = _make_server(self._sock, self)
         # socketserver's serve_forever notices a shutdown only at its next poll; waiting on the
         # socket and a pipe instead lets stop() end the loop at once (a pod's teardown waits).
-        # The HTTP server (and the import of http.server, ~15 ms) waits for the first
-        # connection: most pods never ask, and a pod's start should not pay for it.
         while True:
             ready = select.select([self._sock, self._wake[0]], [], [])[0]
             if self._wake[0] in ready:
                 return
-            if self._server is None:
-                self._server = _make_server(self._sock, self)
             self._server.handle_request()
 
     def stop(self) -> None:
