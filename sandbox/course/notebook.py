@@ -168,13 +168,16 @@ def _undo_journal(path: Path) -> list[str]:
 
 
 def _hollow(d: Path) -> bool:
-    """Only empty directories, lock files and an empty JSON index below ``d``."""
+    """Only empty directories, lock files (``.lock``, empty files in ``.locks/``) and an empty
+    JSON index below ``d``."""
     if not d.is_dir() or d.is_symlink():
         return False
     for root, _dirs, files in os.walk(d):
         for f in files:
             p = Path(root) / f
-            if f == ".lock" or (f == "index.json" and p.read_text().strip() in ("{}", "[]", "")):
+            if f == ".lock" or (Path(root).name == ".locks" and p.stat().st_size == 0):
+                continue
+            if f == "index.json" and p.read_text().strip() in ("{}", "[]", ""):
                 continue
             return False
     return True

@@ -555,6 +555,168 @@ def build(out_dir: str | os.PathLike[str], *, import_to=None, steps: Steps | Non
     return result
 
 
+# ---------------------------------------------------------------------------- slides 12 and 13
+
+RUNTIME_APP = """\
+import os
+import sys
+
+print("Hello, world!")
+print(f"I am {sys.argv[0]}, run by {sys.executable} (Python {sys.version.split()[0]})")
+print("my / holds:", " ".join(sorted(os.listdir("/"))))
+"""
+
+# The modules a CPython 3.11+ interpreter reads from disk to start (the rest of its start-up
+# modules are frozen into the binary), and os.py, the landmark it finds its prefix by.
+DEBIAN_PYTHON = "/usr/bin/python3"
+PYTHON_START_FILES = ("encodings/__init__.py", "encodings/aliases.py", "encodings/utf_8.py", "os.py")
+
+
+def _ldd(binary: Path) -> list[tuple[str, Path]]:
+    """(path the binary asks for, the file it resolves to) for each shared library and the
+    dynamic loader, as ``ldd`` (Debian's libc-bin) reports them."""
+    try:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise CatalogError(f"cannot list the libraries {binary} needs ({e}).",
+                           hint="Install Debian's libc-bin (it provides ldd).") from e
+    libs = []
+    for line in out.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0] if parts else ""
+        if path.startswith("/"):
+            libs.append((path, Path(os.path.realpath(path))))
+    return libs
+
+
+def _debian_packages(paths: list[str | Path]) -> dict[str, tuple[str, str]]:
+    """{path: (package, version)} for files installed by Debian packages: one ``dpkg -S`` and
+    one ``dpkg-query`` for all of them (with merged /usr a package may list either spelling)."""
+    spellings = {str(p): list(dict.fromkeys([str(p), os.path.realpath(p)])) for p in paths}
+    q = subprocess.run(["dpkg", "-S", *{c for cs in spellings.values() for c in cs}],
+                       capture_output=True, text=True)
+    owner: dict[str, str] = {}
+    for line in q.stdout.splitlines():
+        pkgs, sep, path = line.partition(": ")
+        if sep:
+            owner[path.strip()] = pkgs.split(",")[0].strip().split(":")[0]
+    out: dict[str, tuple[str, str]] = {}
+    for p, cands in spellings.items():
+        pkg = next((owner[c] for c in cands if c in owner), None)
+        if pkg is None:
+            raise CatalogError(f"no Debian package owns {p}; the runtime images are built only "
+                               "from installed Debian packages.")
+        out[p] = (pkg, "")
+    names = sorted({pkg for pkg, _ in out.values()})
+    q = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", *names],
+                       capture_output=True, text=True)
+    versions = dict(line.split(" ", 1) for line in q.stdout.splitlines() if " " in line)
+    return {p: (pkg, versions.get(pkg, "")) for p, (pkg, _) in out.items()}
+
+
+def runtime_stack(out_dir: str | os.PathLike[str], *, import_to: Any = None,
+                  steps: Steps | None = None, compression: str = "gzip") -> dict[str, Path]:
+    """Slides 12 and 13 for real: *your* app on a runtime image on the C library, three ACIs
+    built offline from Debian packages already installed (never downloaded):
+
+    * ``example.com/libc`` — glibc (libc6): the dynamic loader, libc.so.6, libm.so.6;
+    * ``example.com/python-runtime`` — ``/usr/bin/python3`` (python3.X-minimal), the other
+      libraries it links (zlib, expat) and the few standard-library files Python reads to start;
+      depends on ``example.com/libc``;
+    * ``example.com/hello-python`` — only ``/opt/app.py`` and ``exec: python3 /opt/app.py``;
+      depends on ``example.com/python-runtime``.
+
+    Each image's ``debian-packages`` annotation names the packages (with versions) its files
+    came from. Returns {image name: .aci path}; ``import_to`` imports them too.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arch = platform.host().appc
+    # Debian's interpreter (not necessarily the one running this code: a venv may use another)
+    python = Path(os.path.realpath(DEBIAN_PYTHON))
+    major_minor = python.name.removeprefix("python")
+    stdlib = Path("/usr/lib") / python.name
+    if not python.is_file() or not (stdlib / "os.py").is_file():
+        raise CatalogError(f"Debian's python3 is not installed ({DEBIAN_PYTHON}).",
+                           hint="Install python3-minimal (provision/packages/base.txt has python3-venv).")
+    libs = _ldd(python)
+    owners = _debian_packages([req for req, _ in libs] + [python, stdlib / "os.py"])
+    py_pkg, std_pkg = owners[str(python)], owners[str(stdlib / "os.py")]
+    libc_pkg = next((v for v in owners.values() if v[0] == "libc6"), None)
+    if libc_pkg is None:
+        raise CatalogError(f"{python} does not link Debian's libc6 (ldd lists "
+                           f"{', '.join(r for r, _ in libs)}).")
+    result: dict[str, Path] = {}
+    work = Path(tempfile.mkdtemp(prefix="sbx-runtime-"))
+
+    def copy(rootfs: Path, rel: str, src: Path, mode: int = 0o644) -> None:
+        dst = rootfs / rel.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        os.chmod(dst, mode)
+        record(steps, "read", str(src), to=rel)
+
+    def finish(name: str, version: str, layout: Path, deps: list[dict], app: dict | None,
+               packages: list[tuple[str, str]], description: str) -> dict:
+        m = {"acKind": "ImageManifest", "acVersion": AC_VERSION, "name": name,
+             "labels": _labels(version, arch)}
+        if app:
+            m["app"] = app
+        if deps:
+            m["dependencies"] = deps
+        m["annotations"] = [
+            {"name": "created", "value": _rfc3339(APP_EPOCH)},
+            {"name": "description", "value": description},
+            *([{"name": "debian-packages",
+                "value": " ".join(f"{p}={v}" for p, v in sorted(set(packages)))}] if packages else [])]
+        (layout / "manifest").write_text(json.dumps(m, indent=2) + "\n")
+        _fix_times(layout, APP_EPOCH)
+        fn = out / f"{name.split('/')[-1]}-{version}-linux-{arch}.aci"
+        iid = aci.build(layout, fn, compression=compression, owner_root=True, overwrite=True,
+                        steps=steps)
+        result[name] = fn
+        if import_to is not None:
+            import_to.import_aci(fn, steps=steps)
+        return {"imageName": name, "imageID": iid, "labels": _labels(version, arch)}
+
+    try:
+        libc_version = upstream_version(libc_pkg[1])
+        rootfs = work / "libc" / "rootfs"
+        for req, real in libs:
+            if owners[req][0] == "libc6":
+                copy(rootfs, req, real, 0o755)
+        libc_dep = finish("example.com/libc", libc_version, work / "libc", [], None, [libc_pkg],
+                          "the GNU C library: the dynamic loader, libc and libm (Debian's libc6)")
+
+        py_version = upstream_version(py_pkg[1])
+        rootfs = work / "python" / "rootfs"
+        copy(rootfs, f"/usr/bin/python{major_minor}", python, 0o755)
+        os.symlink(f"python{major_minor}", rootfs / "usr" / "bin" / "python3")
+        extra = [owners[req] for req, _ in libs if owners[req][0] != "libc6"]
+        for req, real in libs:
+            if owners[req][0] != "libc6":
+                copy(rootfs, req, real, 0o644)
+        for rel in PYTHON_START_FILES:
+            copy(rootfs, f"/usr/lib/python{major_minor}/{rel}", stdlib / rel)
+        (rootfs / "usr" / "lib" / f"python{major_minor}" / "lib-dynload").mkdir()
+        py_dep = finish("example.com/python-runtime", py_version, work / "python", [libc_dep], None,
+                        [py_pkg, std_pkg, *extra],
+                        "a Python interpreter and only what it needs to start (Debian's python3)")
+
+        layout = work / "app"
+        _write(layout / "rootfs", "/opt/app.py", RUNTIME_APP)
+        finish("example.com/hello-python", VERSION, layout,
+               [{k: v for k, v in py_dep.items() if k != "imageID"}],   # by name and labels
+               {"exec": ["/usr/bin/python3", "/opt/app.py"], "user": "0", "group": "0",
+                "workingDirectory": "/"}, [],
+               "your app: one Python file, nothing else; python-runtime provides the interpreter")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    record(steps, "write", str(out), images=len(result))
+    return result
+
+
 def tiny_image(store: Any, workdir: str | os.PathLike[str], name: str,
                deps: list[str] | tuple[str, ...] = ()) -> Any:
     """A teaching image ``example.com/NAME`` whose rootfs holds one file, ``/who`` = NAME, and

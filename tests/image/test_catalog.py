@@ -3,6 +3,7 @@ validators, carry the package's own busybox, and their programs really run."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import os
 import signal
 import socket
@@ -236,3 +237,83 @@ def test_the_apps_really_work(built, tmp_path):
         else:
             os.killpg(with_pg, signal.SIGKILL)
             pytest.fail("httpd outlived its reduce-worker")
+
+
+# --------------------------------------------------------------------------- slides 12 and 13
+
+RUNTIME = ["example.com/libc", "example.com/python-runtime", "example.com/hello-python"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> dict[str, Path]:
+    return catalog.runtime_stack(tmp_path_factory.mktemp("runtime"))
+
+
+def _dpkg_owner(path: str) -> str:
+    """The package that owns ``path``, asked of dpkg directly (either /usr spelling)."""
+    for p in (path, os.path.realpath(path)):
+        q = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
+        if q.returncode == 0:
+            return q.stdout.split(":", 1)[0]
+    raise AssertionError(f"dpkg knows no owner of {path}")
+
+
+def test_runtime_stack_is_three_images_in_a_chain(stack, actool):
+    assert list(stack) == RUNTIME
+    libc, runtime, app = (aci.read_manifest(stack[n]) for n in RUNTIME)
+    assert libc.dependencies == [] and [d.image_name for d in runtime.dependencies] == [RUNTIME[0]]
+    assert runtime.dependencies[0].image_id == aci.image_id(stack[RUNTIME[0]])
+    assert [d.image_name for d in app.dependencies] == [RUNTIME[1]]
+    assert app.dependencies[0].image_id is None              # by name and labels
+    assert app.app.exec == ["/usr/bin/python3", "/opt/app.py"]
+    for path in stack.values():
+        assert aci.validate(path) == []
+        p = subprocess.run([actool, "validate", str(path)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+
+
+def test_runtime_images_hold_what_their_debian_packages_say(stack):
+    """Each file comes from the package its image's annotation names (dpkg asked directly), the
+    app image holds only the app, and the libc image only libc6's files."""
+    python = os.path.realpath("/usr/bin/python3")
+    files = {}
+    for n in RUNTIME:
+        with aci.open_tar(stack[n]) as t:
+            files[n] = {m.name[len("rootfs"):] for m in t if m.isfile() and m.name.startswith("rootfs/")}
+    assert files["example.com/hello-python"] == {"/opt/app.py"}
+    assert python in files["example.com/python-runtime"]
+    for name in RUNTIME[:2]:
+        annotated = aci.read_manifest(stack[name]).annotations["debian-packages"]
+        for f in files[name]:
+            pkg = _dpkg_owner(f)
+            assert f"{pkg}=" in annotated, (name, f, pkg)
+            if name == "example.com/libc":
+                assert pkg == "libc6"
+    assert any(f.endswith("/libc.so.6") for f in files["example.com/libc"])
+
+
+def test_runtime_stack_is_reproducible(stack, tmp_path):
+    again = catalog.runtime_stack(tmp_path)
+    assert [aci.image_id(p) for p in again.values()] == [aci.image_id(p) for p in stack.values()]
+
+
+@pytest.mark.root
+def test_the_python_app_runs_on_the_rendered_stack(stack, sandbox_dir):
+    from sandbox import render
+    from sandbox.render import treestore
+    store = Store()
+    for p in stack.values():
+        store.import_aci(p)
+    app = store.get("example.com/hello-python")
+    assert render.resolve(store, app).order_names() == RUNTIME
+    tree = treestore.render_image(store, app)
+    trace = tree.trace()
+    assert trace.owner("/opt/app.py") == "example.com/hello-python"
+    assert trace.owner(os.path.realpath("/usr/bin/python3")) == "example.com/python-runtime"
+    with treestore.clean_copy(tree, overlay=False) as copy:
+        out = subprocess.run([shutil.which("chroot"), str(copy.path), *app.manifest.app.exec], env={},
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "Hello, world!"
+    # what the app lists is what the three images put at the top of the tree, nothing else
+    assert out.stdout.splitlines()[-1] == "my / holds: " + " ".join(sorted(os.listdir(tree.rootfs)))
