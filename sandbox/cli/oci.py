@@ -18,7 +18,8 @@ def _store():
 
 def cmd_export(args: argparse.Namespace) -> int:
     from sandbox import oci
-    e = oci.export_image(_store(), args.ref, args.out_dir, tag=args.tag, progress=True)
+    e = oci.export_image(_store(), args.ref, args.out_dir, tag=args.tag, progress=True,
+                         digest=args.digest)
     for i, l in enumerate(e.layers, 1):
         print(f"layer {i}: {l['digest']}  {l['paths']:5} paths  from {l['image']}")
     print(f"manifest {e.manifest_digest}")
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ref", metavar="REF", help="image ID (prefix) or name[:version][,label=value]")
     p.add_argument("out_dir", metavar="DIR", help="the OCI image layout directory to write")
     p.add_argument("--tag", help="the ref name in index.json (default: the version label)")
+    p.add_argument("--digest", choices=("sha256", "sha512"), default="sha256",
+                   help="the digest algorithm blobs are named by (sha256 is the convention; the "
+                        "image-spec registers sha512 too)")
     p.set_defaults(func=cmd_export)
     p = g.add_parser("import", help="turn an OCI layout DIR[:TAG] into an ACI in the store")
     p.add_argument("ref", metavar="DIR[:TAG]")

@@ -360,6 +360,25 @@ def image_id(path: str | os.PathLike[str], steps: Steps | None = None) -> str:
 
 # ---------------------------------------------------------------------------- names
 
+def flip_byte(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, *,
+              needle: bytes | None = None, offset: int | None = None) -> int:
+    """Content addressing's experiment: copy ``src`` to ``dst`` (default: in place) with one
+    byte changed — the lowest bit of the first byte of ``needle``'s first occurrence, or of the
+    byte at ``offset`` (default: the middle). Returns the offset."""
+    data = bytearray(Path(src).read_bytes())
+    if needle is not None:
+        i = data.find(needle)
+        if i < 0:
+            raise SandboxError(f"{needle!r} does not occur in {src}.")
+    else:
+        i = len(data) // 2 if offset is None else offset
+        if not 0 <= i < len(data):
+            raise SandboxError(f"{src} has {len(data)} bytes; there is no byte {i}.")
+    data[i] ^= 1
+    Path(dst if dst is not None else src).write_bytes(bytes(data))
+    return i
+
+
 # ---------------------------------------------------------------------------- reading / validating
 
 @dataclass

@@ -43,6 +43,7 @@ from sandbox.oci.layout import (
                               Descriptor,
                               Layout,
                               OciError,
+                              digest_of,
                               parse_ref,
 )
 
@@ -50,5 +51,5 @@ __all__ = ["APPC_NAME", "MT_CONFIG", "MT_DOCKER_LAYER", "MT_INDEX", "MT_LAYER_GZ
            "MT_MANIFEST", "OPAQUE", "REF_NAME", "WHITEOUT", "Descriptor", "Exported", "Imported",
            "Layout", "OciError", "appc_arch_to_oci", "apply_layer", "compare_formats",
            "export_image", "image_config", "import_layout", "layer_paths", "make_bundle",
-           "manifest_from_config", "oci_arch_to_appc", "parse_ref", "round_trip_report",
+           "manifest_from_config", "oci_arch_to_appc", "parse_ref", "digest_of", "round_trip_report",
            "runtime_config", "write_layer"]

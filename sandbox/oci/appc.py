@@ -5,7 +5,6 @@ imported as an ACI, and an OCI runtime bundle (runtime-spec config.md) made from
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from sandbox.oci.layout import (
     Descriptor,
     Layout,
     OciError,
+    digest_of,
     parse_ref,
 )
 from sandbox.pod import ace
@@ -260,7 +260,8 @@ def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None
             for i, ldesc in enumerate(manifest.get("layers") or []):
                 data = layout.read_blob(ldesc, steps)
                 raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-                got = "sha256:" + hashlib.sha256(raw).hexdigest()
+                algo = diff_ids[i].split(":", 1)[0] if i < len(diff_ids) else "sha256"
+                got = digest_of(raw, algo)
                 if i < len(diff_ids) and got != diff_ids[i]:
                     raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in the "
                                    f"config ({got} != {diff_ids[i]}).")
@@ -294,11 +295,13 @@ class Exported:
 
 
 def export_image(store: Any, ref: str, out_dir: str | os.PathLike[str], *, tag: str | None = None,
-                 steps: Steps | None = None, progress: bool = False) -> Exported:
+                 steps: Steps | None = None, progress: bool = False,
+                 digest: str = "sha256") -> Exported:
     """Write ``ref`` with its dependencies as an OCI image layout in ``out_dir``.
 
     The image is rendered (sandbox.render.treestore), then split into one gzip layer per image of the
-    override order, each holding the files that image contributed to the final tree.
+    override order, each holding the files that image contributed to the final tree. ``digest``
+    names every blob: sha256 (what everyone writes) or sha512 (registered too; support is a MAY).
     """
     from sandbox.render import treestore
     image = store.get(ref, steps=steps)
@@ -306,7 +309,7 @@ def export_image(store: Any, ref: str, out_dir: str | os.PathLike[str], *, tag: 
     trace = tree.trace()
     owner = {p.lstrip("/"): h.final for p, h in trace.final_paths().items() if h.final}
     per = layer_paths(tree.rootfs, owner, len(trace.layers))
-    layout = Layout(out_dir)
+    layout = Layout(out_dir, digest)
     layout.init()
     tag = tag or image.labels.get("version") or "latest"
     layers, diff_ids, history, descs = [], [], [], []
@@ -315,13 +318,13 @@ def export_image(store: Any, ref: str, out_dir: str | os.PathLike[str], *, tag: 
             continue
         with tempfile.NamedTemporaryFile(dir=layout.root / "blobs", delete=False) as t:
             tmp = Path(t.name)
-        digest, diff_id = write_layer(tree.rootfs, paths, tmp)
-        desc = layout.put_file(tmp, MT_LAYER_GZIP, digest, steps)
+        blob_digest, diff_id = write_layer(tree.rootfs, paths, tmp, algorithm=digest)
+        desc = layout.put_file(tmp, MT_LAYER_GZIP, blob_digest, steps)
         descs.append(desc)
         diff_ids.append(diff_id)
         history.append({"created_by": f"appc dependency {info['name']} "
                                       f"({info['id'][:19]}…), layer {info['index']}"})
-        layers.append({"image": info["name"], "image_id": info["id"], "digest": digest,
+        layers.append({"image": info["name"], "image_id": info["id"], "digest": blob_digest,
                        "diff_id": diff_id, "size": desc.size, "paths": len(paths)})
     config = image_config(image.manifest, diff_ids, history)
     cdesc = layout.put_json(config, MT_CONFIG, steps)
@@ -371,35 +374,82 @@ def make_bundle(store: Any, ref: str, out_dir: str | os.PathLike[str], *, app: s
     return out
 
 
-def compare_formats(image: Any, exported: Exported) -> list[dict[str, str]]:
-    """Rows of the slides' comparison, each filled from the two real artefacts."""
+def compare_formats(image: Any, exported: Exported, *, v1: Any = None, v1_again: Any = None,
+                    v2: Any = None, signature: Any = None) -> list[dict[str, str]]:
+    """Rows of the slides' comparison (25, 32, and OCI's), each cell read off a real artefact:
+    the ACI and the OCI layout, and — when given (:mod:`sandbox.oci.docker`) — a 2014-style
+    ``docker save`` archive (``v1``; ``v1_again``: a second export of the same image), a Docker
+    v2.2 image directory (``v2``) and a simple signature of it (``signature``). Columns:
+    ``docker 2014``, ``appc``, ``docker v2.2``, ``oci`` (the Docker ones only when given)."""
     layout = Layout(exported.layout)
     index = layout.index()
     mdesc = layout.resolve(exported.tag)
     manifest = json.loads(layout.read_blob(mdesc))
-    blobs = sorted(p.name for p in (layout.root / "blobs" / "sha256").iterdir())
+    algo = mdesc["digest"].split(":", 1)[0]
+    blobs = sorted(p.name for d in (layout.root / "blobs").iterdir() if d.is_dir() for p in d.iterdir())
     sig = Path(str(image.path) + ".asc")
-    return [
-        {"property": "content-addressable",
-         "appc": f"yes: one ID, {image.id.split('-')[0]} of the whole uncompressed tar",
-         "oci": f"yes: every blob by {mdesc['digest'].split(':')[0]} ({len(blobs)} blobs)"},
-        {"property": "what the ID covers",
-         "appc": "manifest + rootfs, in one archive",
-         "oci": f"a Merkle DAG: index → manifest → config + {len(manifest['layers'])} layers"},
+    rebuilt = aci.image_id(image.path)
+    rows = [
+        {"property": "what names the image",
+         "appc": f"{image.id[:19]}…: {image.id.split('-')[0]} of the whole uncompressed tar",
+         "oci": f"{mdesc['digest'][:19]}…: {algo} of the manifest, which names a config and "
+                f"{len(manifest['layers'])} layers by {algo}"},
+        {"property": "content-addressable (the name checks the bytes)",
+         "appc": "yes: hashing the stored archive again gives "
+                 + ("the same ID" if rebuilt == image.id else f"another ID ({rebuilt[:19]}…)"),
+         "oci": f"yes: every blob ({len(blobs)}) is re-hashed when read (our reader, skopeo, umoci)"},
+        {"property": "layers / dependencies",
+         "appc": f"by name + labels in the manifest ({len(image.manifest.dependencies)} listed), "
+                 "resolved and rendered at run time",
+         "oci": f"frozen in as {len(exported.layers)} layers, applied in order"},
         {"property": "serialized format",
          "appc": f"one .aci file ({image.compression}; the ID ignores compression)",
          "oci": f"a directory: oci-layout, index.json, blobs/ (schemaVersion {index['schemaVersion']})"},
-        {"property": "dependencies",
-         "appc": f"by name + labels in the manifest ({len(image.manifest.dependencies)} listed), "
-                 "resolved and rendered at run time",
-         "oci": f"frozen in as layers ({len(exported.layers)}), applied in order"},
-        {"property": "naming",
-         "appc": f"{image.name}: a DNS-based name, found by meta discovery (federated)",
-         "oci": f"a tag in index.json ('{exported.tag}'); no discovery in the layout"},
+        {"property": "naming and discovery",
+         "appc": f"{image.name}: a DNS name whose owner says, by meta discovery, where its "
+                 "images are (delegation, as an MX record delegates a domain's mail)",
+         "oci": f"a tag in index.json ('{exported.tag}'); no discovery in the format"},
         {"property": "signatures",
-         "appc": "detached OpenPGP .aci.asc over the file" + (" (present)" if sig.exists() else ""),
-         "oci": "not part of the layout (optional, out of band)"},
+         "appc": "detached OpenPGP .aci.asc over the file, trusted per name prefix"
+                 + (" (present)" if sig.exists() else ""),
+         "oci": "not part of the format (image-spec 1.0); signing was left to other projects"},
     ]
+    if v1 is not None:
+        same = v1_again is not None and [l.sha256 for l in v1.layers] == [l.sha256 for l in v1_again.layers]
+        differ = v1_again is not None and v1.top != v1_again.top
+        unrelated = all(l.sha256.split(":", 1)[1] != l.id for l in v1.layers)
+        names = ", ".join(f"{n}:{t}" for n, tags in v1.repositories.items() for t in tags)
+        rows[0]["docker 2014"] = (f"{v1.top[:12]}…: the ID of its top layer, 64 random hex "
+                                  "digits drawn at build time")
+        rows[1]["docker 2014"] = ("no: " + ("two exports of the same layers got different IDs "
+                                            f"({v1.top[:12]}… / {v1_again.top[:12]}…)" if same and differ
+                                            else "IDs are drawn at random")
+                                  + ("; no ID is the hash of its layer.tar" if unrelated else ""))
+        rows[2]["docker 2014"] = f"{len(v1.layers)} layers, each json names its parent"
+        rows[3]["docker 2014"] = ("a tar of <id>/{VERSION, json, layer.tar} dirs and a "
+                                  "repositories file" + (" (+ manifest.json)" if v1.has_manifest else ""))
+        rows[4]["docker 2014"] = (f"repositories maps {names} to the top ID; the registry host is "
+                                  "part of the name, and nothing like an MX record lets its owner "
+                                  "point it elsewhere")
+        rows[5]["docker 2014"] = "none"
+    if v2 is not None:
+        rows[0]["docker v2.2"] = (f"{v2.manifest_digest[:19]}…: sha256 of manifest.json, which "
+                                  f"names a config and {len(v2.layers)} layers by sha256")
+        bad = v2.problems()
+        rows[1]["docker v2.2"] = ("yes: every blob's file hashes to its digest (skopeo checks "
+                                  "while copying)" if not bad else f"yes — and {len(bad)} blob(s) "
+                                  "no longer match, so tools refuse them")
+        rows[2]["docker v2.2"] = f"{len(v2.layers)} layers, listed in order in the manifest"
+        rows[3]["docker v2.2"] = "manifest.json + one file per blob, named by its digest"
+        rows[4]["docker v2.2"] = ("registry/repository:tag; the registry maps the tag to the "
+                                  "manifest digest; no delegation or discovery")
+        rows[5]["docker v2.2"] = ("optional and not prescribed: nothing in the format"
+                                  + (f"; here a simple signature beside it claims "
+                                     f"{signature.reference} = {signature.manifest_digest[:19]}… "
+                                     f"({'good' if signature.good else 'bad'})" if signature else ""))
+    order = ["property"] + [k for k in ("docker 2014", "appc", "docker v2.2", "oci")
+                            if k in rows[0]]
+    return [{k: r[k] for k in order} for r in rows]
 
 
 def round_trip_report(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:

@@ -29,15 +29,16 @@ def _iter_tree(root: Path) -> Iterator[str]:
             yield n if rel == "." else f"{rel}/{n}"
 
 
-def write_layer(rootfs: Path, paths: Iterable[str], out: Path, *, gzip_level: int = 6
-                ) -> tuple[str, str]:
+def write_layer(rootfs: Path, paths: Iterable[str], out: Path, *, gzip_level: int = 6,
+                algorithm: str = "sha256") -> tuple[str, str]:
     """Write the entries ``paths`` (relative to ``rootfs``; parents must be listed) as a gzip
-    layer to ``out``. Returns (digest of the blob, diff_id = sha256 of the uncompressed tar).
+    layer to ``out``. Returns (digest of the blob, diff_id = digest of the uncompressed tar),
+    both with ``algorithm`` (sha256, the convention, or sha512).
 
     Deterministic: entries in the given order, PAX format, the gzip header's mtime is 0; owners,
     modes and mtimes come from the files. Hard links inside one layer are kept as links.
     """
-    diff = hashlib.sha256()
+    diff = hashlib.new(algorithm)
 
     class _Tee(io.RawIOBase):
         def __init__(self, inner: BinaryIO) -> None:
@@ -51,7 +52,7 @@ def write_layer(rootfs: Path, paths: Iterable[str], out: Path, *, gzip_level: in
             return self.inner.write(b)
 
     with open(out, "wb") as raw:
-        blob = _HashFile(raw)
+        blob = _HashFile(raw, algorithm)
         with gzip.GzipFile(fileobj=blob, mode="wb", compresslevel=gzip_level, mtime=0) as gz:
             with tarfile.open(fileobj=_Tee(gz), mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 inodes: dict[tuple[int, int], str] = {}
@@ -84,12 +85,12 @@ def write_layer(rootfs: Path, paths: Iterable[str], out: Path, *, gzip_level: in
                         ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
                         ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
                         tar.addfile(ti)
-    return "sha256:" + blob.sha.hexdigest(), "sha256:" + diff.hexdigest()
+    return f"{algorithm}:{blob.sha.hexdigest()}", f"{algorithm}:{diff.hexdigest()}"
 
 
 class _HashFile(io.RawIOBase):
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner, self.sha = inner, hashlib.sha256()
+    def __init__(self, inner: BinaryIO, algorithm: str = "sha256") -> None:
+        self.inner, self.sha = inner, hashlib.new(algorithm)
 
     def writable(self) -> bool:
         return True

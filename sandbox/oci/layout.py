@@ -40,8 +40,20 @@ REF_NAME = "org.opencontainers.image.ref.name"
 APPC_NAME = "org.appc.image.name"
 
 
+# descriptor.md §Registered algorithms: sha256 (implementations MUST verify it) and sha512
+# (they MAY). sha256 is the convention everybody writes; sha512 is allowed.
+DIGEST_HEX = {"sha256": 64, "sha512": 128}
+
+
 class OciError(SandboxError):
     """An OCI layout or bundle problem."""
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    """``algorithm:hex`` of ``data`` (a registered algorithm: sha256 or sha512)."""
+    if algorithm not in DIGEST_HEX:
+        raise OciError(f"'{algorithm}' is not a registered OCI digest algorithm; use sha256 or sha512.")
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -68,18 +80,21 @@ def _canonical(obj: Any) -> bytes:
 class Layout:
     """An OCI image layout directory (image-layout.md)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], algorithm: str = "sha256") -> None:
         self.root = Path(root)
+        if algorithm not in DIGEST_HEX:
+            raise OciError(f"'{algorithm}' is not a registered OCI digest algorithm; use sha256 or sha512.")
+        self.algorithm = algorithm          # what this writer names new blobs by
 
     def blob_path(self, digest: str) -> Path:
         algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
-            raise OciError(f"'{digest}' is not a sha256 digest; this layout reader handles sha256 "
-                           "blobs only.")
+        if DIGEST_HEX.get(algo) != len(hexd) or not all(c in "0123456789abcdef" for c in hexd):
+            raise OciError(f"'{digest}' is not a sha256 or sha512 digest (lowercase hex), the two "
+                           "algorithms the image-spec registers.")
         return self.root / "blobs" / algo / hexd
 
     def init(self) -> None:
-        (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (self.root / "blobs" / self.algorithm).mkdir(parents=True, exist_ok=True)
         (self.root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
         if not (self.root / "index.json").exists():
             self._write_index({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []})
@@ -91,12 +106,12 @@ class Layout:
 
     def put_bytes(self, data: bytes, media_type: str, steps: Steps | None = None,
                   **annotations: str) -> Descriptor:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digest_of(data, self.algorithm)
         p = self.blob_path(digest)
         if not p.exists():
             p.write_bytes(data)
-        record(steps, "write", f"blobs/sha256/{digest[7:19]}…", mediaType=media_type,
-               size=len(data))
+        record(steps, "write", f"blobs/{digest.replace(':', '/')[:19 + len(self.algorithm) - 6]}…",
+               mediaType=media_type, size=len(data))
         return Descriptor(media_type, digest, len(data), dict(annotations))
 
     def put_json(self, obj: Any, media_type: str, steps: Steps | None = None) -> Descriptor:
@@ -108,7 +123,10 @@ class Layout:
         size = src.stat().st_size
         if not p.exists():
             shutil.move(str(src), p)
-        record(steps, "write", f"blobs/sha256/{digest[7:19]}…", mediaType=media_type, size=size)
+        else:                       # the same content is already there: keep one copy
+            src.unlink()
+        record(steps, "write", f"blobs/{digest.replace(':', '/')[:19 + len(self.algorithm) - 6]}…",
+               mediaType=media_type, size=size)
         return Descriptor(media_type, digest, size)
 
     def read_blob(self, desc: dict[str, Any], steps: Steps | None = None) -> bytes:
@@ -117,11 +135,12 @@ class Layout:
         if not p.exists():
             raise OciError(f"the layout {self.root} lacks blob {desc['digest']}.")
         data = p.read_bytes()
-        got = "sha256:" + hashlib.sha256(data).hexdigest()
+        algo = desc["digest"].split(":", 1)[0]
+        got = digest_of(data, algo)
         if got != desc["digest"] or len(data) != desc.get("size", len(data)):
             raise OciError(f"blob {desc['digest']} in {self.root} is corrupt: its content hashes "
                            f"to {got}.")
-        record(steps, "hash", f"blobs/sha256/{desc['digest'][7:19]}…", sha256="ok")
+        record(steps, "hash", f"blobs/{algo}/{desc['digest'].split(':', 1)[1][:12]}…", **{algo: "ok"})
         return data
 
     def index(self) -> dict[str, Any]:

@@ -7,12 +7,14 @@ Status text may hold bytes that are not UTF-8 (notations), so it is decoded with
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from sandbox.errors import SandboxError
 
@@ -60,29 +62,44 @@ def available() -> bool:
     return shutil.which("gpg") is not None
 
 
-def verify(signature: bytes, data_path: str | os.PathLike[str], keys: list[bytes],
-           *, timeout: float = 60) -> GpgVerification:
-    """Import ``keys`` into a fresh GNUPGHOME, run ``gpg --verify`` on the detached
-    ``signature`` over ``data_path``, and remove the home (and its agent) again."""
+@contextlib.contextmanager
+def home(keys: list[bytes] = (), *, timeout: float = 60) -> Iterator[Path]:
+    """A throwaway GNUPGHOME holding ``keys`` (public or secret, armored or binary), for tools
+    that sign or verify through gpg (``skopeo standalone-sign``); removed with its agent."""
     gpg = shutil.which("gpg")
     if gpg is None:
         raise GnuPGError("gpg is not installed; install Debian's gnupg (provision/packages/base.txt).")
     # a short path: gpg-agent's socket name must fit in a unix socket address
-    home = Path(tempfile.mkdtemp(prefix="sbxgpg"))
+    d = Path(tempfile.mkdtemp(prefix="sbxgpg"))
     try:
-        home.chmod(0o700)
-        base = [gpg, "--homedir", str(home), "--batch", "--no-tty"]
+        d.chmod(0o700)
         for key in keys:
-            subprocess.run(base + ["--import"], input=key, capture_output=True, timeout=timeout)
-        sig = home / "check.sig"
-        sig.write_bytes(signature)
-        p = subprocess.run(base + ["--status-fd", "1", "--verify", str(sig), os.fspath(data_path)],
-                           capture_output=True, timeout=timeout)
+            p = subprocess.run([gpg, "--homedir", str(d), "--batch", "--no-tty", "--import"],
+                               input=key, capture_output=True, timeout=timeout)
+            if p.returncode != 0:
+                raise GnuPGError("gpg could not import a key: "
+                                 + p.stderr.decode(errors="replace").strip().splitlines()[-1])
+        yield d
     except (OSError, subprocess.TimeoutExpired) as e:
         raise GnuPGError(f"gpg could not be run ({e}).") from e
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+        subprocess.run(["gpgconf", "--homedir", str(d), "--kill", "all"], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def verify(signature: bytes, data_path: str | os.PathLike[str], keys: list[bytes],
+           *, timeout: float = 60) -> GpgVerification:
+    """Import ``keys`` into a fresh GNUPGHOME, run ``gpg --verify`` on the detached
+    ``signature`` over ``data_path``, and remove the home (and its agent) again."""
+    with home(keys, timeout=timeout) as d:
+        sig = d / "check.sig"
+        sig.write_bytes(signature)
+        try:
+            p = subprocess.run([shutil.which("gpg") or "gpg", "--homedir", str(d), "--batch",
+                                "--no-tty", "--status-fd", "1", "--verify", str(sig),
+                                os.fspath(data_path)], capture_output=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise GnuPGError(f"gpg could not be run ({e}).") from e
     status = parse_status(p.stdout)
     fpr = next((args[0].lower() for k, args in status if k == "VALIDSIG" and args), None)
     return GpgVerification(verdict(status), status, fpr)

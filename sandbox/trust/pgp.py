@@ -23,6 +23,7 @@ Public API (what the rest of the kit and the notebooks use)::
     sign(data_or_path, secret, armored=True, steps=None) -> bytes
     verify(data_or_path, signature, keyring, steps=None) -> Verification   (raises SignatureError)
     read_signature(bytes) -> Signature;  parse_packets(bytes) -> list[Packet]
+    read_signed_message(bytes) -> (literal data, Signature)   an inline-signed message (gpg --sign)
     signed_bytes(signature) -> list[(label, bytes)]   the hashed suffix, for the notebook
 
 Every refusal is a :class:`SignatureError` subclass whose message is one sentence saying why.
@@ -613,6 +614,59 @@ def read_signatures(data: bytes | str) -> list[Signature]:
 def read_signature(data: bytes | str) -> Signature:
     """The first signature packet in armored or binary input."""
     return read_signatures(data)[0]
+
+
+# --------------------------------------------------------------------------- signed messages (§11.3)
+
+MAX_MESSAGE_BYTES = 16 << 20     # a signed message's literal data, decompressed: bounded
+
+
+def _decompress(algo: int, body: bytes) -> bytes:
+    """A Compressed Data packet's contents (RFC 4880 §5.6): 0 none, 1 ZIP (raw deflate),
+    2 ZLIB, 3 BZip2 — never more than :data:`MAX_MESSAGE_BYTES`."""
+    import bz2
+    import zlib
+    if algo == 0:
+        out = body
+    elif algo in (1, 2):
+        d = zlib.decompressobj(-15 if algo == 1 else 15)
+        try:
+            out = d.decompress(body, MAX_MESSAGE_BYTES + 1)
+        except zlib.error as e:
+            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from None
+    elif algo == 3:
+        d = bz2.BZ2Decompressor()
+        try:
+            out = d.decompress(body, MAX_MESSAGE_BYTES + 1)
+        except (OSError, ValueError) as e:
+            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from None
+    else:
+        raise UnsupportedSignature(f"The message uses compression algorithm {algo}, which this kit "
+                                   "does not read.")
+    if len(out) > MAX_MESSAGE_BYTES:
+        raise MalformedSignature(f"The message decompresses to more than {MAX_MESSAGE_BYTES} bytes.")
+    return out
+
+
+def read_signed_message(data: bytes | str) -> tuple[bytes, Signature]:
+    """An inline-signed message — ``[Compressed[`` One-Pass Signature, Literal Data,
+    Signature ``]]``, what ``gpg --sign`` writes and containers/image's "simple signing" stores
+    as ``signature-1`` — as (the literal data, its signature). Verify it with
+    ``verify(literal, signature.packet(), keyring)``."""
+    packets = parse_packets(_binary(data))
+    for _ in range(2):                        # at most one level of compression
+        if len(packets) == 1 and packets[0].tag == 8 and packets[0].body:
+            body = packets[0].body
+            packets = parse_packets(_decompress(body[0], body[1:]))
+    literal = [p for p in packets if p.tag == 11]
+    sigs = [p for p in packets if p.tag == 2]
+    if len(literal) != 1 or not sigs:
+        raise MalformedSignature("This is not a signed message: it needs one literal data packet "
+                                 "and a signature packet.")
+    b = literal[0].body
+    if len(b) < 6 or 2 + b[1] + 4 > len(b):
+        raise MalformedSignature("The literal data packet is cut short.")
+    return b[2 + b[1] + 4:], parse_signature_body(sigs[0].body)
 
 
 # --------------------------------------------------------------------------- keys (§5.5)

@@ -43,3 +43,18 @@ def formats_side_by_side(image: Any, exported: Any) -> graphviz.Digraph:
                    fillcolor=color_for(l["image"], order))
             o.edge("man", f"l{i}")
     return g
+
+
+def v1_layers(v1: Any, again: Any = None) -> Any:
+    """The layers of a 2014-style ``docker save`` archive: each layer's ID next to the sha256 of
+    its layer.tar (and the ID a second export of the same image got)."""
+    from sandbox.viz import rows_table
+    rows = []
+    for i, l in enumerate(v1.layers):
+        row = {"layer": i + 1, "ID (json 'id')": l.id[:16] + "…",
+               "parent": (l.parent or "-")[:16] + ("…" if l.parent else "")}
+        if again is not None and i < len(again.layers):
+            row["ID, second export"] = again.layers[i].id[:16] + "…"
+        row["sha256 of layer.tar"] = l.sha256[:23] + "…"
+        rows.append(row)
+    return rows_table(rows, f"{v1.path.name}: {len(v1.layers)} layers, base first")
