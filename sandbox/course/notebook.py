@@ -195,10 +195,22 @@ def _remove_dir(path: Path, state_before: list[str] | None) -> list[str]:
         path.parent.rmdir()
     state = config.sandbox_dir()
     if state_before is not None and state.is_dir():
-        for name in sorted(set(os.listdir(state)) - set(state_before)):
+        new = sorted(set(os.listdir(state)) - set(state_before))
+        for name in new:
             if _hollow(state / name):
                 shutil.rmtree(state / name, ignore_errors=True)
+        # The default network's files (its conflist, plugin launchers, host-local's state)
+        # appeared with the notebook's pod; they go when no pod of this state dir is left.
+        if {"net.d", "cni"} & set(new) and _no_pods(state):
+            for name in ("net.d", "cni"):
+                if name in new:
+                    shutil.rmtree(state / name, ignore_errors=True)
     return done
+
+
+def _no_pods(state: Path) -> bool:
+    pods = state / "pods"
+    return not any(d.iterdir() for d in pods.iterdir() if d.is_dir()) if pods.is_dir() else True
 
 
 def recover(path: str | os.PathLike[str]) -> list[str]:

@@ -572,15 +572,18 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 PYTHON_START_FILES = ("encodings/__init__.py", "encodings/aliases.py", "encodings/utf_8.py", "os.py")
 
 
-def _ldd(binary: Path) -> list[tuple[str, Path]]:
+def shared_libraries(binary: str | os.PathLike[str], steps: Steps | None = None
+                     ) -> list[tuple[str, Path]]:
     """(path the binary asks for, the file it resolves to) for each shared library and the
-    dynamic loader, as ``ldd`` (Debian's libc-bin) reports them."""
+    dynamic loader, as ``ldd`` (Debian's libc-bin) reports them; empty for a static binary.
+    An image that carries the binary must carry each file at the path asked for."""
     try:
-        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True,
-                             timeout=30).stdout
+        p = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as e:
         raise CatalogError(f"cannot list the libraries {binary} needs ({e}).",
                            hint="Install Debian's libc-bin (it provides ldd).") from e
+    record(steps, "exec", f"ldd {binary}", rc=p.returncode)
+    out = p.stdout if p.returncode == 0 else ""      # "not a dynamic executable": none
     libs = []
     for line in out.splitlines():
         parts = line.split()
@@ -640,7 +643,7 @@ def runtime_stack(out_dir: str | os.PathLike[str], *, import_to: Any = None,
     if not python.is_file() or not (stdlib / "os.py").is_file():
         raise CatalogError(f"Debian's python3 is not installed ({DEBIAN_PYTHON}).",
                            hint="Install python3-minimal (provision/packages/base.txt has python3-venv).")
-    libs = _ldd(python)
+    libs = shared_libraries(python, steps)
     owners = _debian_packages([req for req, _ in libs] + [python, stdlib / "os.py"])
     py_pkg, std_pkg = owners[str(python)], owners[str(stdlib / "os.py")]
     libc_pkg = next((v for v in owners.values() if v[0] == "libc6"), None)

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,20 +60,6 @@ def validator_binary() -> Path:
                                hint="Run `bash provision/build-tools.sh` (needs Debian's "
                                     "golang-go and golang-github-appc-spec-dev).")
     return p
-
-
-def shared_libraries(binary: Path, steps: Steps | None = None) -> list[Path]:
-    """What the dynamic loader needs for ``binary`` (from ``ldd``): empty for a static binary.
-    Debian's Go build of the validator links libc (cgo's net package), so the image must carry
-    the loader and libc at the paths the ELF names."""
-    p = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
-    record(steps, "exec", f"ldd {binary}", rc=p.returncode)
-    libs = []
-    for line in p.stdout.splitlines():
-        m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
-        if m:
-            libs.append(Path(m.group(1)))
-    return libs
 
 
 def image_manifest(kind: str, arch: str) -> dict[str, Any]:
@@ -115,8 +100,9 @@ def build_images(store: Any, *, work_dir: str | os.PathLike[str] | None = None,
     """Build the ``main`` and ``sidekick`` images (the validator, its loader and libraries, an
     empty working directory) and import them into ``store``; returns {kind: Image}."""
     from sandbox._sys import platform
+    from sandbox.image.catalog import shared_libraries
     binary = validator_binary()
-    libs = shared_libraries(binary, steps)
+    libs = [Path(asked) for asked, _ in shared_libraries(binary, steps)]
     arch = platform.host().appc
     tmp = Path(tempfile.mkdtemp(prefix="sbx-ace-", dir=work_dir))
     out: dict[str, Any] = {}

@@ -144,6 +144,38 @@ def inspect(uuid: str) -> dict[str, Any]:
             "metadataURL": st.get("metadataURL")}
 
 
+def stages(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """rkt's three stages (slide 29) as this pod's own processes: stage0 (the supervisor the
+    ``sandbox`` command forked, on the host), stage1 (the pod's PID 1), stage2 (the apps), with
+    the PIDs on the host and in the pod and which namespaces each does *not* share with the host."""
+    host = info["host"]["ns"]
+
+    def own(p: dict[str, Any]) -> str:
+        return ", ".join(t for t in ("pid", "net", "ipc", "uts", "mnt")
+                         if p["ns"].get(t) and p["ns"].get(t) != host.get(t)) or "none (the host's)"
+
+    rows = []
+    for stage, what, p in (("stage0", "supervisor: decided everything, set up the netns and CNI, "
+                                      "started stage1, waits and tears down", info.get("supervisor")),
+                           ("stage1", "the pod's PID 1: mounts each app's rootfs, starts the apps, "
+                                      "reaps orphans", info.get("init"))):
+        if p:
+            sup = info.get("supervisor") or {}
+            forked = stage == "stage1" and p["cmdline"] == sup.get("cmdline")
+            rows.append({"stage": stage, "what": what, "host PID": p["host_pid"],
+                         "PID in the pod": p["pod_pid"] if stage != "stage0" else "-",
+                         "own namespaces": own(p),
+                         "command": "(forked from stage0: the same command line)" if forked
+                         else p["cmdline"][:60]})
+    for p in info.get("processes", []):
+        if p.get("role") in ("app", "runner"):
+            rows.append({"stage": "stage2", "what": f"app {p['app']}"
+                         + (" (its runner)" if p["role"] == "runner" else ""),
+                         "host PID": p["host_pid"], "PID in the pod": p["pod_pid"],
+                         "own namespaces": own(p), "command": p["cmdline"][:60]})
+    return rows
+
+
 def namespace_table(info: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per namespace type: the host's inode, PID 1's, and each app's — the "shared or
     not" table of pods.md."""

@@ -721,6 +721,16 @@ def status(uuid: str) -> dict[str, Any]:
             "finished": run.get("finished")}
 
 
+def stage1_plan(uuid: str) -> dict[str, Any]:
+    """What stage0 hands to stage1 — ``stage1.json`` in the pod directory: every decision,
+    resolved (the contract between them; a different stage1 would read the same file)."""
+    _, d = find(uuid)
+    plan = _read_json(d / "stage1.json")
+    if not plan:
+        raise PodError(f"pod {d.name} has no stage1 plan yet (it has not been started).")
+    return plan
+
+
 def list_pods() -> list[dict[str, Any]]:
     out = []
     for state in STATES:

@@ -45,4 +45,15 @@ def test_inspect_seed_pod(store: Store, stop_pods) -> None:
     assert rw["interfaces"] == ["lo"]          # --net=none: only loopback
     src = pod_picture(info).source
     assert "reduce-worker" in src and "worker-backup" in src and f"pid:[{info['shared']['pid']}]" in src
+    # slide 29's stages, checked against the kernel: stage0 in the host's pid namespace, stage1
+    # PID 1 of the pod, stage2 the apps' processes; stage1 got exactly stage0's plan
+    rows = podview.stages(info)
+    by = {r["stage"]: [x for x in rows if x["stage"] == r["stage"]] for r in rows}
+    assert ns(by["stage0"][0]["host PID"], "pid") == ns("self", "pid")
+    assert by["stage1"][0]["PID in the pod"] == 1 and by["stage1"][0]["host PID"] == info["init"]["host_pid"]
+    assert {r["host PID"] for r in by["stage2"]} >= set(rw["pids"]) | set(wb["pids"])
+    assert all("pid" in r["own namespaces"] for r in by["stage1"] + by["stage2"])
+    plan = pod.stage1_plan(p.uuid)
+    assert [a["name"] for a in plan["apps"]] == ["reduce-worker", "worker-backup"]
+    assert plan["apps"][0]["exec"] == ["/bin/sh", "/opt/reduce-worker/run"]
     pod.stop(p.uuid)
