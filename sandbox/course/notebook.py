@@ -260,18 +260,15 @@ class NotebookState:
     def store(self, root: str | os.PathLike[str] | None = None):
         """The image store (the learner's own), remembering which images *this notebook*
         imported: only those are removed at the end."""
-        from sandbox.image import aci
         from sandbox.image.store import Store
         nb = self
 
         class NotebookStore(Store):
-            def import_aci(self, path, steps=None, **kw):  # type: ignore[override]
-                try:
-                    new = aci.image_id(path) not in {i.id for i in self.list()}
-                except (SandboxError, OSError):
-                    new = False          # an unreadable file: import_aci says why
-                img = super().import_aci(path, steps, **kw)
-                if new:
+            # every way into the store (import_aci, fetch's stage + commit) ends in _commit
+            def _commit(self, tmp, source, latest, steps):  # type: ignore[override]
+                before = set(self._read_index())
+                img = super()._commit(tmp, source, latest, steps)
+                if img.id not in before:
                     nb._record({"kind": "image", "id": img.id, "name": img.name,
                                 "store": str(self.root)})
                 return img

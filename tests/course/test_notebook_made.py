@@ -123,3 +123,17 @@ def test_cli_runs_this_environments_sandbox_on_the_same_state(sandbox_dir: Path,
         assert "example.com/listed" in nb.cli("image", "list")
     finally:
         nb.close()
+
+
+def test_an_image_that_arrives_by_stage_and_commit_is_recorded(sandbox_dir: Path, tmp_path: Path) -> None:
+    """fetch stores what it verified through Store.stage(...).commit(): the notebook's store
+    records that way in too, so a fetched image is removed at the end."""
+    nb = notebook.start("92")
+    try:
+        store = nb.store()
+        with store.stage(_image(tmp_path, "fetched")) as staged:
+            staged.commit()
+        assert [m["name"] for m in nb.made()] == ["example.com/fetched"]
+    finally:
+        nb.close()
+    assert Store().list() == []
