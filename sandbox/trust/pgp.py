@@ -402,6 +402,9 @@ class Subpacket:
 
     def describe(self) -> str:
         """The value in words (for the packet dump)."""
+        problem = subpacket_problem(self)
+        if problem:
+            return f"malformed, ignored ({problem})"
         d = self.data
         if self.type in (2,):
             return _iso(int.from_bytes(d, "big"))
@@ -439,7 +442,16 @@ class Subpacket:
         return d.hex()
 
 
+# RFC 9580 §5.2.3: the body sizes of the subpackets whose size is fixed (or has a minimum);
+# a subpacket of another size is malformed, as gpg's parser says ("subpacket too short").
+_SUBPACKET_SIZE = {2: (4, 4), 3: (4, 4), 4: (1, 1), 5: (2, 2), 7: (1, 1), 9: (4, 4), 16: (8, 8),
+                   25: (1, 1), 29: (1, None), 20: (8, None), 32: (1, None), 33: (1, None),
+                   30: (0, None), 27: (0, None), 21: (0, None)}
+
+
 def parse_subpackets(data: bytes) -> list[Subpacket]:
+    """The subpackets of a hashed or unhashed area (§5.2.3.7); any malformed one is a
+    MalformedSignature naming it."""
     out = []
     i = 0
     while i < len(data):
@@ -447,6 +459,8 @@ def parse_subpackets(data: bytes) -> list[Subpacket]:
         if o1 < 192:
             n, i = o1, i + 1
         elif o1 < 255:
+            if i + 1 >= len(data):
+                raise MalformedSignature("A signature subpacket has a bad length.")
             n, i = ((o1 - 192) << 8) + data[i + 1] + 192, i + 2
         else:
             n, i = int.from_bytes(data[i + 1:i + 5], "big"), i + 5
@@ -456,6 +470,22 @@ def parse_subpackets(data: bytes) -> list[Subpacket]:
         out.append(Subpacket(t & 0x7F, bool(t & 0x80), data[i + 1:i + n]))
         i += n
     return out
+
+
+def subpacket_problem(sp: Subpacket) -> str | None:
+    """Why a subpacket of a known type cannot be read (its size is not RFC 9580's), else None.
+    Such a subpacket is ignored, as gpg ignores it (tests/signing/test_malformed.py asks gpg),
+    unless it is critical, which makes the signature unusable (§5.2.3.7)."""
+    low, high = _SUBPACKET_SIZE.get(sp.type, (0, None))
+    size = len(sp.data)
+    if sp.type == 33 and size >= 1:        # issuer fingerprint: version, then 20 (v4) or 32 (v6)
+        low = high = 1 + {4: 20, 6: 32}.get(sp.data[0], size - 1)
+    elif sp.type == 20 and size >= 8:      # notation: flags, name and value lengths, both
+        low = high = 8 + int.from_bytes(sp.data[4:6], "big") + int.from_bytes(sp.data[6:8], "big")
+    if size < low or (high is not None and size > high):
+        want = f"{low}" if low == high else f"at least {low}"
+        return f"{size} bytes long where RFC 9580 says {want}"
+    return None
 
 
 # --------------------------------------------------------------------------- signatures (§5.2)
@@ -485,9 +515,23 @@ class Signature:
         return SIG_TYPES.get(self.sig_type, f"type 0x{self.sig_type:02x}")
 
     def _first(self, t: int, hashed_only: bool = True) -> Subpacket | None:
+        """The first readable subpacket of type ``t`` (malformed ones are skipped, as gpg does)."""
         for sp in self.hashed if hashed_only else (*self.hashed, *self.unhashed):
-            if sp.type == t:
+            if sp.type == t and subpacket_problem(sp) is None:
                 return sp
+        return None
+
+    def critical_problem(self) -> str | None:
+        """A critical hashed subpacket this kit cannot honour (unknown or malformed), if any:
+        RFC 9580 §5.2.3.7 says the signature must then be treated as invalid."""
+        for sp in self.hashed:
+            if not sp.critical:
+                continue
+            if sp.type not in SUBPACKETS:
+                return f"a critical subpacket ({sp.type}) this kit does not understand"
+            problem = subpacket_problem(sp)
+            if problem:
+                return f"a critical {sp.name} subpacket that is {problem}"
         return None
 
     @property
@@ -534,8 +578,14 @@ class Signature:
 
     @property
     def embedded(self) -> "Signature | None":
+        """The embedded signature (subpacket 32), None if absent or unreadable."""
         sp = self._first(32, hashed_only=False)
-        return parse_signature_body(sp.data) if sp else None
+        if sp is None:
+            return None
+        try:
+            return parse_signature_body(sp.data)
+        except SignatureError:
+            return None
 
     @property
     def revocation_reason(self) -> str | None:
@@ -743,11 +793,19 @@ class KeyPacket:
         return (int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
 
 
+def _need(body: bytes, i: int, n: int, what: str) -> None:
+    if i + n > len(body):
+        raise MalformedSignature(f"The key packet is cut short: it ends inside its {what}.")
+
+
 def _parse_key_body(body: bytes) -> tuple[KeyPacket, int]:
-    """A v4 public-key body: (KeyPacket, index where the public part ends)."""
+    """A v4 public-key body (RFC 9580 §5.5.2): (KeyPacket, index where the public part ends).
+    A body cut short anywhere is a MalformedSignature; parameters no real key has (an RSA
+    exponent of 1, an Ed25519 point that is not 0x40 and 32 bytes) are an InvalidKey."""
     if not body or body[0] != 4:
         v = body[0] if body else "?"
         raise UnsupportedSignature(f"This is a version {v} key; this kit reads version 4 keys.")
+    _need(body, 1, 5, "creation time and algorithm")
     created = int.from_bytes(body[1:5], "big")
     algo = body[5]
     i = 6
@@ -762,44 +820,77 @@ def _parse_key_body(body: bytes) -> tuple[KeyPacket, int]:
         for k in ("p", "g", "y"):
             params[k], i = read_mpi(body, i)
     elif algo in (18, 19, 22):
+        _need(body, i, 1, "curve OID length")
         n = body[i]
+        _need(body, i + 1, n, "curve OID")
         oid = body[i + 1:i + 1 + n]
         params["curve"] = CURVE_OIDS.get(oid, oid.hex())
         i += 1 + n
+        _need(body, i, 2, "public point")
         bits = int.from_bytes(body[i:i + 2], "big")
         nb = (bits + 7) // 8
+        _need(body, i + 2, nb, "public point")
         params["point"] = body[i + 2:i + 2 + nb]
         i += 2 + nb
         if algo == 18:                       # ECDH KDF parameters
+            _need(body, i, 1, "KDF parameters")
+            _need(body, i + 1, body[i], "KDF parameters")
             i += 1 + body[i]
     elif algo in (25, 27):
+        _need(body, i, 32, "public key")
         i += 32
     elif algo in (26, 28):
+        _need(body, i, 57, "public key")
         i += 57
     else:
         i = len(body)
-    return KeyPacket(body[:i], created, algo, params), i
+    key = KeyPacket(body[:i], created, algo, params)
+    _check_parameters(key)
+    return key, i
+
+
+def _check_parameters(key: KeyPacket) -> None:
+    """The public parameters of the algorithms this kit verifies with must be ones a real key
+    can have; ``cryptography`` says which (RSA: 3 <= e < n, e and n odd; Ed25519: 32 bytes)."""
+    problem = None
+    if key.algo in (1, 2, 3):
+        try:
+            rsa.RSAPublicNumbers(key.params["e"], key.params["n"]).public_key()
+        except ValueError as e:
+            problem = f"RSA parameters no real key has ({e}; e = {str(key.params['e'])[:20]})"
+    elif key.algo == 22 and key.params.get("curve") == "Ed25519":
+        point = key.params["point"]
+        if len(point) != 33 or point[0] != 0x40:
+            problem = (f"an Ed25519 public point of {len(point)} bytes (a real one is 0x40 and "
+                       "32 bytes)")
+    if problem:
+        raise InvalidKey(f"Key {key.key_id.upper()} has {problem}; it is refused.")
 
 
 def _parse_secret_body(body: bytes) -> KeyPacket:
     """A v4 secret-key body (§5.5.3): the public part, then unencrypted secret MPIs (usage 0)."""
     key, i = _parse_key_body(body)
+    _need(body, i, 1, "secret key usage")
     usage = body[i]
     if usage != 0:
         raise UnsupportedSignature("The secret key is passphrase-protected; export it without protection for the lab.")
     i += 1
-    if key.algo in (1, 3):
-        d, i = read_mpi(body, i)
-        p, i = read_mpi(body, i)
-        q, i = read_mpi(body, i)
-        n, e = key.params["n"], key.params["e"]
-        priv = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
-                                     rsa.RSAPublicNumbers(e, n)).private_key()
-    elif key.algo == 22 and key.params.get("curve") == "Ed25519":
-        seed, i = read_mpi(body, i)
-        priv = ed25519.Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big"))
-    else:
-        raise UnsupportedSignature(f"This kit cannot use a {key.algo_name} secret key.")
+    try:
+        if key.algo in (1, 3):
+            d, i = read_mpi(body, i)
+            p, i = read_mpi(body, i)
+            q, i = read_mpi(body, i)
+            n, e = key.params["n"], key.params["e"]
+            priv = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                         rsa.RSAPublicNumbers(e, n)).private_key()
+        elif key.algo == 22 and key.params.get("curve") == "Ed25519":
+            seed, i = read_mpi(body, i)
+            priv = ed25519.Ed25519PrivateKey.from_private_bytes(seed.to_bytes(32, "big"))
+        else:
+            raise UnsupportedSignature(f"This kit cannot use a {key.algo_name} secret key.")
+    except (ValueError, OverflowError, ZeroDivisionError) as e:
+        raise InvalidKey(f"The secret key {key.key_id.upper()} does not hold a usable private "
+                         f"key ({e}); export it again.") from e
     return replace(key, secret=priv)
 
 
@@ -908,7 +999,7 @@ class PublicKey:
             return False
         if sig.hash_algo not in HASH_ALGOS or HASH_ALGOS[sig.hash_algo] not in _CRYPTO_HASH:
             return False
-        if any(sp.critical and sp.type not in SUBPACKETS for sp in sig.hashed):
+        if sig.critical_problem():
             return False
         h = hashlib.new(_HASHLIB[sig.hash_name])
         h.update(self.primary.hash_prefix())
@@ -921,7 +1012,7 @@ class PublicKey:
             return False
         try:
             return signer.verify_digest(sig.hash_name, digest, sig.mpis)
-        except UnsupportedSignature:
+        except SignatureError:
             return False
 
     def _primary_sig(self, now: int) -> Signature | None:
@@ -1425,9 +1516,9 @@ def _verify_one(source: Source, sig: Signature, keyring: list[PublicKey], now: i
     if sig.hash_name not in ACCEPTED_HASHES:
         raise WeakHash(f"The signature uses {sig.hash_name}, which is not acceptable for data "
                        "(MD5 and SHA-1 are broken); re-sign with SHA256 or better.")
-    for sp in sig.hashed:
-        if sp.critical and sp.type not in SUBPACKETS:
-            raise UnsupportedSignature(f"The signature has a critical subpacket ({sp.type}) this kit does not understand.")
+    critical = sig.critical_problem()
+    if critical:
+        raise UnsupportedSignature(f"The signature has {critical}, so it cannot be relied on.")
     found = _lookup(keyring, sig)
     issuer = (sig.issuer_fingerprint or sig.issuer_key_id or "?").upper()
     if found is None:
