@@ -79,16 +79,17 @@ def test_module_declares_what_the_framework_needs(lab: labs.Lab) -> None:
 
 
 def test_report_lists_every_check_when_a_gate_stops_the_run(sandbox_dir: Path) -> None:
-    """Lab 1's first gate fails: the other two checks are reported as not checked yet."""
+    """Lab 1's first gate fails (half the predictions given): the other three checks are
+    reported as not checked yet."""
     ws = labs.workspace(1)
-    (ws.path / "hello").mkdir()
-    (ws.path / "hello" / "manifest").write_text("{}")
+    ws.answer("predictions", {"rename": False, "content": True, "mtime": True})
     report = labs.run_checks(1)
     assert [r.name for r in report.results] == labs.get(1).checks
-    assert [r.kind for r in report.results] == ["check", "pending", "pending"]
-    assert report.headline() == "lab 1: 0 of 3 checks pass (1 fails, 2 not checked yet)"
+    assert [r.kind for r in report.results] == ["check", "pending", "pending", "pending"]
+    assert report.headline() == "lab 1: 0 of 4 checks pass (1 fails, 3 not checked yet)"
+    assert "missing: label, rebuild, recompress" in str(report)
     assert "not checked yet" in str(report) and not report.ok
-    assert progress.lab(1)["passed"] == 0 and progress.lab(1)["total"] == 3
+    assert progress.lab(1)["passed"] == 0 and progress.lab(1)["total"] == 4
 
 
 def test_check_cell_reports_and_does_not_raise(sandbox_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""Lab 2: sign, trust a prefix, watch a tampered copy be refused (slide 15; signatures.md).
+"""Lab 2: why was it refused? Three images that Bob's trust store refuses, each for another
+reason — diagnose them (slide 15; signatures.md, rkt's trust store, RFC 4880 §5.2.3.23).
 
 The lab's notebook (``CELLS``), its checks, the helpers its cells call and the mistake the tests
 make live here together (see :mod:`sandbox.course.labs`).
@@ -7,222 +8,300 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import Result, Workspace, gate
-from sandbox.errors import SandboxError
+from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
+from sandbox.errors import SandboxError
 
 NUMBER = 2
 SLUG = "sign-and-trust"
-TITLE = "Sign an image, trust a prefix, refuse a tampered copy"
+TITLE = "Why was it refused? Diagnose three signed images"
 FOLLOWS = "03"
 INTRO = """
 Slide 15: *Signed By: Alice*. appc signs the `.aci` file with a detached, armored OpenPGP
-signature (`hello.aci.asc`), and the runtime accepts it only when the signer's key is trusted for
-the image's name — for the whole name space (root) or for a *prefix* like `example.com`."""
+signature (`hello.aci.asc`), and the runtime accepts it only when the signature is good **and**
+its key is trusted for the image's *name* — for the whole name space (root) or for a *prefix* of
+it, whole path segments only — **and** the key is still valid for a signature of that date.
 
-# One entry per check, in the order checks() yields them (a branch may word its check
-# more precisely); the report lists those a failed gate kept from running as "not checked yet".
+Bob's trust store (this lab's own) trusts Alice and Dave for `example.com`. Three images arrive,
+each signed, each refused. Your job is Bob's on-call: find out *why* each one was refused, from
+the evidence, and answer two follow-up questions. The keys are RSA (the kit's default: rkt's
+verifier cannot read Ed25519 keys)."""
+
 CHECKS = [
-    'hello.aci has a signature next to it',
-    "Alice's key is trusted for a prefix of example.com/hello (not as root)",
-    'the signed image is accepted',
-    'a tampered copy is refused as a bad signature',
-    'you recorded why it was refused',
+    "you recorded a diagnosis for every case",
+    "each diagnosis matches the evidence",
+    "you found the file that was changed in the tampered copy",
+    "you said whether the revoked key's older signatures still count",
+    "the trust store was not loosened to let a refused image in",
 ]
-# What the untouched student notebook's check says first (tests/course/test_labs.py).
-STUDENT_HINT = 'no hello.aci.asc yet'
+STUDENT_HINT = "record a diagnosis for each case"
+
+CAUSES = ("wrong prefix", "revoked key", "tampered copy")
 
 CELLS = [
     *header(NUMBER, TITLE, INTRO),
     code('''
-import shutil
-
 from sandbox.course import labs
-from sandbox.course.labs import lab1, lab2
-
+from sandbox.course.labs import lab2
+from sandbox.image import aci
 from sandbox.trust import pgp, truststore as trust
+
 ws = labs.workspace(2)
-aci_path = lab2.lab2_image(ws)        # example.com/hello, uncompressed so one byte is easy to change
-trusted = lab2.trust_store(ws)        # the lab's own trust store (rkt's root.d / prefix.d layout)
-aci_path
+trusted, cases = lab2.setup(ws)      # Bob's trust store, and three refused images
+print(lab2.evidence(trusted, cases))
 '''),
-    md("## 1. Alice's key\n\n**TODO**: make Alice a key (`pgp.generate_key(\"Alice <alice@example.com>\", "
-       "type=\"ed25519\")`) and save her public key to `ws.path / \"alice.pub.asc\"`."),
-    todo('''
-alice = pgp.generate_key("Alice <alice@example.com>", type="ed25519")
-(ws.path / "alice.pub.asc").write_bytes(alice.public().armored())
-alice.public().fingerprint
-''', '''
-alice = None  # TODO: pgp.generate_key(...), then save alice.public().armored()
+    md("""## 1. What does Bob trust?
+
+Every file in the trust store is one key for one prefix (rkt's layout). Look at them — what they
+say, and what the keys themselves say (`trust.describe` shows a key's own warnings):"""),
+    code('''
+for k in trusted.list():
+    print(k.scope, k.prefix, k.fingerprint[:16], k.uids, "|", k.problem or "can sign")
 '''),
-    md("## 2. Sign\n\n**TODO**: `pgp.sign(aci_path, alice)` returns the armored signature; write "
-       "it where appc looks for it: `trust.signature_path_for(aci_path)`."),
+    md(f"""## 2. Diagnose
+
+For each case, decide which of {", ".join(repr(c) for c in CAUSES)} explains the refusal,
+from evidence you gather yourself: the image's manifest name (`aci.read_manifest`), the
+signature's issuer (`pgp.read_signature(...).issuer_fingerprint`), what the signer's key says
+about itself, and what `trusted.verify_image(...)` raises. Record
+`ws.answer("diagnosis", {{"case-1": …, "case-2": …, "case-3": …}})`."""),
     todo('''
-signature = pgp.sign(aci_path, alice)
-trust.signature_path_for(aci_path).write_bytes(signature)
-print(signature.decode())
+diagnosis = {}
+for name, path in cases.items():
+    try:
+        trusted.verify_image(path)
+    except pgp.KeyRevoked:
+        diagnosis[name] = "revoked key"
+    except pgp.BadSignature:
+        diagnosis[name] = "tampered copy"
+    except trust.UntrustedSigner:
+        diagnosis[name] = "wrong prefix"
+ws.answer("diagnosis", diagnosis)
 ''', '''
-# TODO: sign aci_path with alice and write the signature to trust.signature_path_for(aci_path)
+diagnosis = {}
+ws.answer("diagnosis", diagnosis)
 '''),
-    md("Bob (the runtime) does not know Alice yet:"),
-    code('lab2.verdict(trusted, aci_path)'),
-    md("## 3. Trust Alice — for `example.com` only\n\n**TODO**: `trusted.add(prefix, key)` with the "
-       "prefix `example.com` (not as a root key: she should not be able to sign `other.org/…`)."),
+    md("""## 3. Two follow-up questions
+
+**The tampered copy.** Alice still has the original (`lab2.original(ws)`). Which file *inside*
+the tampered archive was changed? Compare the two archives entry by entry (they are tar files
+inside gzip: `tarfile.open(path)` reads them) and record its path as the image sees it
+(`ws.answer("changed_file", "/…")`).
+
+**The revoked key.** A revocation carries a *reason*. Would a signature this key made *before*
+its revocation still be accepted? Read the revocation from the key (`pgp.read_keys(...)`,
+`.status()`; the revocation's `revocation_reason` and `hard_revocation`) and record
+`ws.answer("older_signatures_count", True or False)`."""),
     todo('''
-trusted.add("example.com", alice.public().armored())
-trusted.list()
+import tarfile, hashlib
+
+def digests(path):
+    with tarfile.open(path) as t:
+        return {m.name: hashlib.sha256(t.extractfile(m).read()).hexdigest()
+                for m in t if m.isfile()}
+
+tampered = next(cases[n] for n, why in diagnosis.items() if why == "tampered copy")
+a, b = digests(lab2.original(ws)), digests(tampered)
+ws.answer("changed_file", next("/" + n.removeprefix("rootfs/") for n in a if a[n] != b.get(n)))
+
+revoked_case = next(cases[n] for n, why in diagnosis.items() if why == "revoked key")
+signer = pgp.read_signature(trust.signature_path_for(revoked_case).read_bytes()).issuer_fingerprint
+key = next(c for c in trusted.keyring_for("example.com/x") if c.find(signer))
+ws.answer("older_signatures_count", not key.status()[0].revocation.hard_revocation)
 ''', '''
-# TODO: trusted.add("example.com", <Alice's armored public key>)
-'''),
-    code('lab2.verdict(trusted, aci_path)'),
-    md("## 4. Mallory changes one byte\n\n**TODO**: make `ws.path / \"tampered.aci\"`: a copy of "
-       "hello.aci with one byte of `Hello, world!` changed (`lab1.flip_byte(src, dst, b\"Hello, world!\")`), "
-       "and put Alice's signature next to it as `tampered.aci.asc`."),
-    todo('''
-tampered = ws.path / "tampered.aci"
-lab1.flip_byte(aci_path, tampered, b"Hello, world!")
-shutil.copy(trust.signature_path_for(aci_path), trust.signature_path_for(tampered))
-''', '''
-tampered = ws.path / "tampered.aci"
-# TODO: copy aci_path to tampered with one byte changed, and copy the signature next to it
-'''),
-    md("**TODO**: verify the tampered copy with `trusted.verify_image(tampered)`; catch the "
-       "`pgp.SignatureError` and record its class name with `ws.answer(\"refused_because\", …)`."),
-    todo('''
-try:
-    trusted.verify_image(tampered)
-except pgp.SignatureError as e:
-    print(f"{type(e).__name__}: {e}")
-    ws.answer("refused_because", type(e).__name__)
-''', '''
-# TODO: try trusted.verify_image(tampered); record type(e).__name__ of the refusal
 '''),
     *footer(NUMBER),
 ]
 
 
-LAB2_IMAGE = "example.com/hello"
-
-
-def lab2_image(ws: Workspace) -> Path:
-    """Build the image to sign: ``example.com/hello`` as an *uncompressed* ACI (so one byte of
-    hello.txt can be changed without breaking the archive)."""
-    from sandbox.image import aci
-    layout = ws.path / "hello"
-    (layout / "rootfs").mkdir(parents=True, exist_ok=True)
-    (layout / "rootfs" / "hello.txt").write_text("Hello, world!\n")
-    (layout / "manifest").write_text(json.dumps({
-        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": LAB2_IMAGE,
-        "labels": [{"name": "version", "value": "1.0.0"}]}, indent=2))
-    out = ws.path / "hello.aci"
-    aci.build(layout, out, compression="none", overwrite=True)
-    return out
+# ------------------------------------------------------------------------------- the lab's world
 
 
 def trust_store(ws: Workspace):
-    """The lab's own trust store (``trustedkeys`` in the workspace, no system keys)."""
+    """Bob's trust store: the lab's own (``trustedkeys`` in the workspace, no system keys)."""
     from sandbox.trust.truststore import TrustStore
     return TrustStore(root=ws.path / "trustedkeys", system_root=ws.path / "no-system-keys")
 
 
+def _image(layout: Path, name: str, files: dict[str, str], out: Path) -> Path:
+    from sandbox.image import aci
+    for rel, text in files.items():
+        p = layout / "rootfs" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (layout / "manifest").write_text(json.dumps({
+        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+        "labels": [{"name": "version", "value": "1.0.0"}]}, indent=2))
+    for p in [layout, *layout.rglob("*")]:   # fixed times: only what differs, differs
+        os.utime(p, (1459468800, 1459468800))
+    aci.build(layout, out, overwrite=True)
+    return out
+
+
+def setup(ws: Workspace) -> tuple[Any, dict[str, Path]]:
+    """Alice's and Dave's keys (RSA), Bob's trust store trusting both for ``example.com``, and
+    three refused images under shuffled names ``case-1..3``: one named outside Alice's prefix
+    (``examples.com/…``), one signed by Dave whose key now carries a revocation (at random a
+    soft or a hard one), one changed after Alice signed it. Idempotent per workspace."""
+    from sandbox.trust import pgp
+    from sandbox.trust.truststore import signature_path_for
+    store = trust_store(ws)
+    d = ws.path / "cases"
+    if (d / "cases.json").is_file():
+        names = json.loads((d / "cases.json").read_text())
+        return store, {n: d / n / "hello.aci" for n in sorted(names)}
+    d.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(os.urandom(8))
+    now = int(__import__("time").time())
+    day = 86400
+    alice = pgp.generate_key("Alice <alice@example.com>", bits=2048, created=now - 90 * day)
+    dave = pgp.generate_key("Dave <dave@example.com>", bits=2048, created=now - 90 * day)
+    names = ["case-1", "case-2", "case-3"]
+    rng.shuffle(names)
+    causes = dict(zip(names, CAUSES))
+    files = {"hello.txt": "hello, world!\n", "etc/hello.conf": "greeting=hello\n",
+             "bin/hello": "#!/bin/sh\ncat /hello.txt\n"}      # each holds "hello": one letter changes
+    # the original, as Alice signed it
+    orig = _image(ws.path / "layouts" / "original", "example.com/hello", files, d / "original.aci")
+    signature_path_for(orig).write_bytes(pgp.sign(orig, alice, created=now - 30 * day))
+    for name, cause in causes.items():
+        (d / name).mkdir()
+        target = d / name / "hello.aci"
+        if cause == "wrong prefix":
+            _image(ws.path / "layouts" / name, "examples.com/hello", files, target)
+            signature_path_for(target).write_bytes(pgp.sign(target, alice, created=now - 20 * day))
+        elif cause == "revoked key":
+            _image(ws.path / "layouts" / name, "example.com/hello-tools", files, target)
+            signature_path_for(target).write_bytes(pgp.sign(target, dave, created=now - 2 * day))
+        else:
+            changed = rng.choice(sorted(files))
+            bad = dict(files)
+            bad[changed] = files[changed].replace("hello", "hellO", 1)
+            _image(ws.path / "layouts" / name, "example.com/hello", bad, target)
+            signature_path_for(target).write_bytes(signature_path_for(orig).read_bytes())
+            (d / name / ".changed").write_text("/" + changed)
+    soft = rng.random() < 0.5
+    dave_revoked = pgp.revoke(dave, "moved to a new key" if soft else "laptop stolen",
+                              code=pgp.REASON_SUPERSEDED if soft else pgp.REASON_COMPROMISED,
+                              created=now - 10 * day)
+    store.add("example.com", alice.public().armored())
+    store.add("example.com", dave_revoked.public().armored())
+    (ws.path / "alice.pub.asc").write_bytes(alice.public().armored())
+    (d / "cases.json").write_text(json.dumps(causes))
+    return store, {n: d / n / "hello.aci" for n in sorted(names)}
+
+
+def original(ws: Workspace) -> Path:
+    """Alice's image as she signed it (for the comparison)."""
+    p = ws.path / "cases" / "original.aci"
+    if not p.is_file():
+        raise LabError("Run the lab's first cell: the cases are not made yet.")
+    return p
+
+
+def evidence(store: Any, cases: dict[str, Path]) -> str:
+    """What Bob's on-call sees first: each case's verdict in one line."""
+    return "\n".join(f"{name}: {store.verdict(path)}" for name, path in cases.items())
+
+
 def verdict(store: Any, aci_path: str | os.PathLike[str]) -> str:
     """Verify an image against a trust store and say what happened, never raising."""
+    return store.verdict(aci_path)
+
+
+# ------------------------------------------------------------------------------- the checks
+
+
+def _truth(ws: Workspace) -> dict[str, str]:
     try:
-        v = store.verify_image(aci_path)
-    except SandboxError as e:
-        return f"REFUSED ({type(e).__name__}): {e}"
-    except OSError as e:
-        return f"REFUSED: {e}"
-    return (f"ACCEPTED: {Path(aci_path).name} is signed by {', '.join(v.uids) or '?'} "
-            f"(key {v.primary_fingerprint}), trusted for its name")
+        return json.loads((ws.path / "cases" / "cases.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def checks(ws: Workspace) -> Iterable[Result]:
+    from sandbox.image import aci
     from sandbox.trust import pgp
     from sandbox.trust.truststore import signature_path_for
-    img = ws.path / "hello.aci"
-    sig = signature_path_for(img)
-    if not img.is_file():
-        yield gate("hello.aci has a signature next to it", False,
-                   "there is no hello.aci to sign yet: run the setup cell (lab2.lab2_image(ws))")
+    truth = _truth(ws)
+    if not truth:
+        yield gate(CHECKS[0], False, "run the lab's first cell: lab2.setup(ws) makes the cases")
         return
-    yield gate("hello.aci has a signature next to it", sig.is_file(),
-                f"no {sig.name} yet: sign with pgp.sign(aci_path, alice) and write the bytes to "
-                "trust.signature_path_for(aci_path)")
-    if not sig.is_file():
+    a = ws.answers()
+    diag = a.get("diagnosis") or {}
+    missing = sorted(set(truth) - set(diag))
+    yield gate(CHECKS[0], not missing,
+               f"record a diagnosis for each case ({', '.join(missing)} missing): "
+               f"ws.answer('diagnosis', {{'case-1': …}}) with one of {', '.join(CAUSES)}")
+    if missing:
         return
     store = trust_store(ws)
-    keys = store.list()
-    root_keys = [k for k in keys if k.scope == "root" and not k.masked]
-    prefixed = [k for k in keys if k.scope == "prefix" and k.prefix and not k.masked]
-    if not keys:
-        yield gate("Alice's key is trusted for a prefix", False,
-                    "the lab's trust store is empty: trusted.add('example.com', "
-                    "alice.public().armored())")
-        return
-    hint = ""
-    if root_keys:
-        hint = ("a key is trusted as a root key (for every name); trust Alice only for the "
-                "prefix example.com: trusted.remove(fingerprint, root=True), then "
-                "trusted.add('example.com', …)")
-    elif not any(LAB2_IMAGE == k.prefix or LAB2_IMAGE.startswith(k.prefix + "/")
-                 for k in prefixed):
-        hint = (f"the trusted prefixes ({', '.join(k.prefix for k in prefixed)}) do not cover "
-                f"{LAB2_IMAGE}: a prefix is whole path segments, e.g. 'example.com'")
-    yield Result("Alice's key is trusted for a prefix of example.com/hello (not as root)",
-                 not hint, hint)
+    cases = {n: ws.path / "cases" / n / "hello.aci" for n in truth}
+    hints = []
+    for n in sorted(truth):
+        if diag[n] == truth[n]:
+            continue
+        path = cases[n]
+        try:
+            name = aci.read_manifest(path).name
+        except SandboxError:
+            name = "(unreadable)"
+        sig = pgp.read_signature(signature_path_for(path).read_bytes())
+        if truth[n] == "wrong prefix":
+            hints.append(f"{n}: the signature is good and Alice's key is trusted — but the manifest "
+                         f"says {name}, and 'example.com' is not a whole-segment prefix of it")
+        elif truth[n] == "revoked key":
+            key = next((c for c in store.keyring_for("example.com/x") if c.find(sig.issuer_fingerprint or "")), None)
+            why = key.status()[0].problem if key else "the key is gone"
+            hints.append(f"{n}: the bytes match the signature, but {why}")
+        else:
+            hints.append(f"{n}: the name and the signer are fine, but the file's bytes no longer hash "
+                         "to what the signature covers (BadSignature)")
+        if diag[n] not in CAUSES:
+            hints[-1] += f" (and {diag[n]!r} is not one of {', '.join(CAUSES)})"
+    yield Result(CHECKS[1], not hints, "; ".join(hints))
+    tampered = next(n for n, c in truth.items() if c == "tampered copy")
+    changed = (ws.path / "cases" / tampered / ".changed").read_text()
+    said = a.get("changed_file")
+    yield Result(CHECKS[2], said == changed,
+                 "compare the two archives entry by entry and record the path the image sees, "
+                 "like '/etc/hello.conf': ws.answer('changed_file', …)" if said is None else
+                 f"you said {said!r}; in {tampered}, a different file's bytes differ from the "
+                 "original's" + (" (write it as the image sees it: /path, not rootfs/path)"
+                                 if isinstance(said, str) and said.startswith("rootfs") else ""))
+    revoked = next(n for n, c in truth.items() if c == "revoked key")
+    sig = pgp.read_signature(signature_path_for(cases[revoked]).read_bytes())
+    key = next((c for c in store.keyring_for("example.com/x") if c.find(sig.issuer_fingerprint or "")), None)
+    rev = key.status()[0].revocation if key else None
+    said = a.get("older_signatures_count")
+    real = rev is not None and not rev.hard_revocation
+    yield Result(CHECKS[3], said is real,
+                 "record ws.answer('older_signatures_count', True or False)" if said is None else
+                 f"the revocation says '{rev.revocation_reason if rev else '?'}': "
+                 + ("a soft reason (superseded, retired) withdraws only signatures made after it"
+                    if real else "a hard reason withdraws every signature the key ever made"))
+    loosened = [f"{k.scope} {k.prefix or ''}".strip() for k in store.list()
+                if k.scope == "root" or (k.prefix and k.prefix != "example.com")]
+    orig_ok = True
     try:
-        store.verify_image(img)
-        yield Result("the signed image is accepted", True)
-    except SandboxError as e:
-        yield Result("the signed image is accepted", False, str(e))
-    tampered = ws.path / "tampered.aci"
-    if not tampered.is_file():
-        yield Result("a tampered copy is refused", False,
-                     "no tampered.aci yet: copy hello.aci, change one byte of hello.txt inside "
-                     "it, and copy the signature next to it as tampered.aci.asc")
-        return
-    if tampered.read_bytes() == img.read_bytes():
-        yield Result("a tampered copy is refused", False,
-                     "tampered.aci is byte-for-byte hello.aci: change one byte")
-        return
-    if not signature_path_for(tampered).is_file():
-        yield Result("a tampered copy is refused", False,
-                     "tampered.aci has no tampered.aci.asc: copy hello.aci.asc there, so the "
-                     "signature claims to be for it")
-        return
-    try:
-        store.verify_image(tampered)
-        yield Result("a tampered copy is refused", False,
-                     "tampered.aci was ACCEPTED: is it really different from the signed bytes?")
-    except pgp.BadSignature:
-        yield Result("a tampered copy is refused as a bad signature", True)
-    except SandboxError as e:
-        yield Result("a tampered copy is refused as a bad signature", False,
-                     f"it was refused, but for another reason ({type(e).__name__}: {e})")
-    said = ws.answers().get("refused_because")
-    yield Result("you recorded why it was refused", said == "BadSignature",
-                 "catch the error of trusted.verify_image(tampered) and record its class name: "
-                 "ws.answer('refused_because', type(e).__name__)" if said is None else
-                 f"you recorded {said!r}; the refusal raised pgp.BadSignature")
-    # failcheck: the signature's key is gone for good
-    try:
-        signer = pgp.read_signature(sig.read_bytes()).issuer_fingerprint
-    except Exception:  # noqa: BLE001
-        signer = None
-    have = {k.fingerprint for k in keys}
-    if signer and signer not in have and not (ws.path / "alice.pub.asc").is_file():
-        yield Result("the key that signed hello.aci is still known", False,
-                     "hello.aci.asc was made by a key that is neither trusted nor saved "
-                     "(alice.pub.asc); run `sandbox lab reset 2` and do the lab again",
-                     "failcheck")
+        store.verify_image(original(ws))
+    except SandboxError:
+        orig_ok = False
+    yield Result(CHECKS[4], not loosened and orig_ok,
+                 (f"the store now trusts keys for {', '.join(loosened)}: a refusal is diagnosed, not "
+                  "fixed by trusting more — remove those (trusted.remove(fingerprint, prefix))"
+                  if loosened else "Alice's original image no longer verifies: was her key removed?"))
 
 
 def mistake(ws: Workspace) -> str:
-    """A mistake learners make on the finished lab: a "tampered" copy that is not changed.
-    Returns what the check then says."""
-    (ws.path / "tampered.aci").write_bytes((ws.path / "hello.aci").read_bytes())
-    return "tampered.aci is byte-for-byte hello.aci"
+    """A mistake learners make on the finished lab: take the tampered copy for a revocation."""
+    truth = _truth(ws)
+    d = dict(ws.answers()["diagnosis"])
+    tampered = next(n for n, c in truth.items() if c == "tampered copy")
+    d[tampered] = "revoked key"
+    ws.answer("diagnosis", d)
+    return "the file's bytes no longer hash to what the signature covers"

@@ -18,10 +18,13 @@ SLUG = "render-predict"
 TITLE = "Render an app with dependencies and a pathWhitelist — predict first"
 FOLLOWS = "02"
 INTRO = """
-The spec's Filesystem Setup: extract the image's dependencies' `rootfs` in order, then the image's
-own, and when the image has a `pathWhitelist`, remove *every* path not listed. Three small images
-are made for you below. Before rendering, **write down what you expect** — then let the kit render
-it and compare with its trace."""
+The spec's Filesystem Setup, as appc 0.7 and later (and rkt, and this kit) have it: extract the
+image's dependencies' `rootfs` in order, then the image's own, and when the image has a
+`pathWhitelist`, remove *every* path not listed. (The seed slide quotes an earlier `ace.md`,
+v0.6, whose list extracts the image's **own** `rootfs` first and its dependencies after it —
+notebook 02 shows which revision says what; question 3 below asks what that order would do.)
+Three small images are made for you below. Before rendering, **write down what you expect** —
+then let the kit render it and compare with its trace."""
 
 # One entry per check, in the order checks() yields them (a branch may word its check
 # more precisely); the report lists those a failed gate kept from running as "not checked yet".
@@ -30,6 +33,7 @@ CHECKS = [
     'example.com/lab3-app is rendered',
     'your prediction equals the rendered files',
     'you named the image whose /etc/app.conf wins',
+    "you said whose /bin/tool the seed's (v0.6) order would leave",
 ]
 # What the untouched student notebook's check says first (tests/course/test_labs.py).
 STUDENT_HINT = 'write the set of files you expect'
@@ -54,9 +58,9 @@ prediction = {"/app/run", "/bin/tool", "/etc/app.conf", "/lib/libc.so"}
 ws.answer("prediction", prediction)
 ws.answer("app_conf_from", "example.com/lab3-config")
 ''', '''
-prediction = set()  # TODO: the files you expect, e.g. {"/app/run", ...}
+prediction = set()  # the paths of the files you expect
 ws.answer("prediction", prediction)
-# TODO: ws.answer("app_conf_from", "<the image whose /etc/app.conf wins>")
+# ws.answer("app_conf_from", "example.com/…")
 '''),
     md("## 2. Render\n\n**TODO**: `treestore.render_image(store, \"example.com/lab3-app\")` renders "
        "it (once; later calls reuse the tree) and returns the tree with its trace."),
@@ -67,6 +71,16 @@ tree = None  # TODO: treestore.render_image(store, "example.com/lab3-app")
 '''),
     code('''
 print(tree.trace().text() if tree is not None else "not rendered yet")
+'''),
+    md("## 3. The seed's order\n\nThe seed quotes `ace.md` v0.6: *the `rootfs` contained in the ACI "
+       "is extracted*, then *the `rootfs` of each dependent image … in the order in which they are "
+       "listed*. Read literally, with a later copy still overriding an earlier one: whose "
+       "`/bin/tool` would `example.com/lab3-app` end up with? (appc/spec issue #425 asked this, "
+       "and v0.7 reversed the order.) Record `ws.answer(\"bin_tool_v06\", \"example.com/…\")`."),
+    todo('''
+ws.answer("bin_tool_v06", "example.com/lab3-base")
+''', '''
+# ws.answer("bin_tool_v06", "example.com/…")
 '''),
     *footer(NUMBER),
 ]
@@ -185,11 +199,31 @@ def checks(ws: Workspace) -> Iterable[Result]:
         reasons.append(f"{p} is in the tree ({trace.describe(p)})")
     yield Result("your prediction equals the rendered files", not extra and not missing,
                  "; ".join(reasons))
+    who_v06 = answers.get("bin_tool_v06")
+    real_v06 = v06_owner("/bin/tool")
+    v06_hint = ""
+    if who_v06 != real_v06:
+        v06_hint = ("record it with ws.answer('bin_tool_v06', 'example.com/…')" if who_v06 is None else
+                    f"you said {who_v06}; v0.6 extracts {' then '.join(v06_order())}, and the last "
+                    f"one with /bin/tool is {real_v06} — its copy overwrites the app's own")
     who = answers.get("app_conf_from")
     real_who = trace.owner("/etc/app.conf")
     yield Result("you named the image whose /etc/app.conf wins", who == real_who,
                  "record it with ws.answer('app_conf_from', 'example.com/…')" if who is None else
                  f"you said {who}; {trace.describe('/etc/app.conf')}")
+    yield Result(CHECKS[4], who_v06 == real_v06, v06_hint)
+
+
+def v06_order() -> list[str]:
+    """The seed's (ace.md v0.6) extraction order read literally: the image's own rootfs, then
+    its dependencies in listed order."""
+    _, deps, _ = LAB3_IMAGES[LAB3_APP]
+    return [LAB3_APP, *deps]
+
+
+def v06_owner(path: str) -> str | None:
+    """Whose copy of ``path`` that order leaves (the last image that has it)."""
+    return next((n for n in reversed(v06_order()) if path in LAB3_IMAGES[n][0]), None)
 
 
 def reset(ws: Workspace) -> list[str]:

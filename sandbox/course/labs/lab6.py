@@ -5,7 +5,7 @@ make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from sandbox import config
 from sandbox.course.labs import LabError, Result, Workspace, gate
@@ -14,26 +14,37 @@ from sandbox.course.labs.authoring import code, footer, header, md, todo
 
 NUMBER = 6
 SLUG = "pod-app-perspective"
-TITLE = "The seed's three-app pod, from the app's perspective"
+TITLE = "The seed's three-app pod: predict what the apps see, then look"
 FOLLOWS = "07"
 INTRO = """
 The spec excerpt: *the "app" perspective is how the app processes inside the pod see the
 environment*. The example pod runs `example.com/reduce-worker`, `example.com/worker-backup` and
-`example.com/reduce-worker-register` (built offline from Debian's busybox). Run it and look around
-from inside: hostname, PID 1, network interfaces, filesystem."""
+`example.com/reduce-worker-register` (built offline from Debian's busybox). A pod shares some
+namespaces between its apps (pods.md: PID, network, IPC, UTS) and not others (each app has its
+own mount namespace, rooted in its own rendered filesystem), and volumes cross that line on
+purpose. **Predict** what the apps will see — before the pod runs — then run it and look."""
+
+QUESTIONS = {
+    "same_hostname": "Do reduce-worker and worker-backup see the same hostname?",
+    "pid1_is_an_app": "Is PID 1, as an app sees it, one of the three apps?",
+    "see_each_others_processes": "Does `ps` in worker-backup show reduce-worker's processes?",
+    "tmp_shared": "A file reduce-worker writes to /tmp: does it appear in worker-backup's /tmp?",
+    "volume_shared": "A file reduce-worker writes to /var/lib/reduce (the `results` volume): "
+                     "does it appear in worker-backup?",
+    "backup_has_wget": "Can worker-backup run busybox's `wget`?",
+    "interfaces": "How many network interfaces does an app see (a number)?",
+}
 
 # One entry per check, in the order checks() yields them (a branch may word its check
 # more precisely); the report lists those a failed gate kept from running as "not checked yet".
 CHECKS = [
-    'your pod is recorded',
+    "your predictions are recorded",
+    "your pod is recorded",
     "the pod runs the seed's three apps",
-    'your hostname matches what the app sees',
-    'your pid1 matches what the app sees',
-    'your interfaces matches what the app sees',
-    'your backup_root matches what the app sees',
+    *(f"prediction {k} matches what the apps show" for k in QUESTIONS),
 ]
 # What the untouched student notebook's check says first (tests/course/test_labs.py).
-STUDENT_HINT = 'run the pod: p = pod.run(store, lab6.LAB6_APPS, detach=True)'
+STUDENT_HINT = "record your predictions"
 
 CELLS = [
     *header(NUMBER, TITLE, INTRO),
@@ -44,34 +55,33 @@ from sandbox.course.labs import lab6
 from sandbox.pod import stage0 as pod
 ws = labs.workspace(6)
 store = lab6.catalogue_store()
-lab6.LAB6_APPS
+lab6.QUESTIONS
 '''),
-    md("## 1. Run the pod\n\n**TODO**: `pod.run(store, lab6.LAB6_APPS, detach=True)` returns once "
-       "the apps started; record its UUID with `ws.answer(\"pod\", p.uuid)`."),
+    md("## 1. Predict\n\nAnswer the seven questions above from what notebook 07 taught (which "
+       "namespaces a pod shares, what a rootfs and a volume are, what the pathWhitelist keeps) "
+       "— **before** the pod runs. Record a dictionary: `True`/`False` for the yes/no questions, "
+       "a number for the last."),
+    todo('''
+ws.answer("predictions", {"same_hostname": True, "pid1_is_an_app": False,
+                          "see_each_others_processes": True, "tmp_shared": False,
+                          "volume_shared": True, "backup_has_wget": False, "interfaces": 2})
+''', '''
+ws.answer("predictions", {})
+'''),
+    md("## 2. Run the pod\n\nStart the three apps as one pod, detached (the call is in notebook "
+       "07), and record its UUID with `ws.answer(\"pod\", …)`."),
     todo('''
 p = pod.run(store, lab6.LAB6_APPS, detach=True)
 ws.answer("pod", p.uuid)
 ''', '''
-p = None  # TODO: run the pod detached and record p.uuid
 '''),
     code('print(lab6.pod_summary(ws))'),
-    md("## 2. Look around from inside\n\n`lab6.app_view(uuid, app, shell_command)` runs a command "
-       "inside an app (like `sandbox enter`). **TODO**: record what the apps see: the hostname "
-       "(`hostname`), PID 1's command line (`tr '\\0' ' ' < /proc/1/cmdline`), the interfaces "
-       "(`ls /sys/class/net`, as a list), and the names in worker-backup's `/` (`ls /`, as a list)."),
-    todo('''
-ws.answer("hostname", lab6.app_view(p.uuid, "reduce-worker", "hostname"))
-ws.answer("pid1", lab6.app_view(p.uuid, "reduce-worker", "tr '\\\\0' ' ' < /proc/1/cmdline"))
-ws.answer("interfaces", lab6.app_view(p.uuid, "reduce-worker", "ls /sys/class/net").split())
-ws.answer("backup_root", lab6.app_view(p.uuid, "worker-backup", "ls /").split())
-ws.answers()
-''', '''
-# TODO: ws.answer("hostname", ...), ws.answer("pid1", ...), ws.answer("interfaces", [...]),
-#       ws.answer("backup_root", [...])
-'''),
-    md("What did you find? All apps share one hostname, one PID namespace (PID 1 is the kit's "
-       "stage1, not your app) and one network namespace (`lo` + `eth0`), but each has its *own* "
-       "filesystem: worker-backup's whitelist left it only the few paths it needs."),
+    md("## 3. Look\n\nThe kit asks each question of the running apps (with `sandbox enter`: "
+       "`lab6.app_view(uuid, app, shell_command)` runs one command inside one app — try your own) "
+       "and puts the evidence next to your prediction:"),
+    code('lab6.observe(ws)'),
+    md("Where you were wrong, the evidence says why; the check below says it too. Change a "
+       "prediction if you must — the check notes that you did."),
     *footer(NUMBER),
 ]
 
@@ -88,7 +98,7 @@ def catalogue_store(progress: bool = False):
     have = {i.name for i in store.list()}
     if not set(LAB6_APPS) <= have:
         catalog.build(config.sandbox_dir() / "cache" / "catalog", import_to=store,
-                      progress=progress)
+                      allow_download=False, progress=progress)
     return store
 
 
@@ -114,57 +124,110 @@ def pod_summary(ws: Workspace) -> str:
     return f"pod {uuid[:8]}: {st['state']} ({apps}); networks: {st.get('networks')}"
 
 
-def checks(ws: Workspace) -> Iterable[Result]:
+def _truth(uuid: str) -> dict[str, tuple[Any, str]]:
+    """Each question asked of the running apps: {key: (answer, evidence)}. Files written to
+    find out are removed again."""
+    import secrets
+    token = f"lab6-{secrets.token_hex(4)}"
+    rw, wb = "reduce-worker", "worker-backup"
+    out: dict[str, tuple[Any, str]] = {}
+    # worker-backup's whitelist keeps few applets; the busybox binary itself runs any of them
+    h1, h2 = app_view(uuid, rw, "hostname"), app_view(uuid, wb, "busybox hostname")
+    out["same_hostname"] = (h1 == h2, f"reduce-worker: {h1}, worker-backup: {h2}")
+    pid1 = app_view(uuid, rw, "tr '\\0' ' ' < /proc/1/cmdline")
+    out["pid1_is_an_app"] = ("/opt/" in pid1, f"PID 1 is `{pid1[:70]}`")
+    ps = app_view(uuid, wb, "busybox ps -o pid,args")
+    out["see_each_others_processes"] = ("/opt/reduce-worker/run" in ps,
+                                        "ps in worker-backup: " + "; ".join(
+                                            l.strip() for l in ps.splitlines()[1:] if "ps -o" not in l)[:200])
+    app_view(uuid, rw, f"echo x > /tmp/{token}")
+    try:
+        seen = app_view(uuid, wb, f"ls /tmp/{token} 2>/dev/null || true")
+    finally:
+        app_view(uuid, rw, f"rm -f /tmp/{token}")
+    out["tmp_shared"] = (bool(seen), f"worker-backup's /tmp {'has' if seen else 'has no'} {token}")
+    app_view(uuid, rw, f"echo x > /var/lib/reduce/{token}")
+    try:
+        seen = app_view(uuid, wb, f"ls /var/lib/reduce/{token} 2>/dev/null || true")
+    finally:
+        app_view(uuid, rw, f"rm -f /var/lib/reduce/{token}")
+    out["volume_shared"] = (bool(seen), f"worker-backup's /var/lib/reduce {'has' if seen else 'has no'} "
+                                        f"{token} (both mount the `results` volume there)")
+    w = app_view(uuid, wb, "ls /bin/wget /usr/bin/wget 2>/dev/null || true")
+    out["backup_has_wget"] = (bool(w), f"worker-backup's /bin and /usr/bin {'have' if w else 'have no'} "
+                                       "wget (its pathWhitelist keeps 8 applets)")
+    ifs = app_view(uuid, rw, "ls /sys/class/net").split()
+    out["interfaces"] = (len(ifs), f"/sys/class/net: {' '.join(ifs)}")
+    return out
+
+
+def _running(ws: Workspace) -> tuple[str | None, str]:
+    """(the pod's UUID if it runs the three apps, else None; why not)."""
     from sandbox.pod import stage0 as pod
-    a = ws.answers()
-    uuid = a.get("pod")
-    yield gate("your pod is recorded", bool(uuid),
-                "run the pod: p = pod.run(store, lab6.LAB6_APPS, detach=True), then "
-                "ws.answer('pod', p.uuid)")
+    uuid = ws.answers().get("pod")
     if not uuid:
-        return
+        return None, "no pod recorded"
     try:
         st = pod.status(uuid)
     except SandboxError:
-        yield Result("the pod is running", False,
-                     f"pod {uuid[:8]} no longer exists (collected by `sandbox gc`?): run "
-                     "`sandbox lab reset 6` and run the lab again", "failcheck")
-        return
+        return None, f"pod {uuid[:8]} no longer exists"
     if st["state"] != "run":
+        return None, f"pod {uuid[:8]} is {st['state']}"
+    return uuid, ""
+
+
+def observe(ws: Workspace) -> Any:
+    """Your predictions next to what the running apps show, question by question."""
+    from sandbox.viz import rows_table
+    uuid, why = _running(ws)
+    if uuid is None:
+        return f"{why}: run the pod first (section 2)"
+    pred = ws.answers().get("predictions") or {}
+    truth = _truth(uuid)
+    return rows_table([{"question": QUESTIONS[k], "you predicted": pred.get(k, "-"),
+                        "the apps show": ans, "evidence": ev}
+                       for k, (ans, ev) in truth.items()], f"pod {uuid[:8]}")
+
+
+def checks(ws: Workspace) -> Iterable[Result]:
+    from sandbox.pod import stage0 as pod
+    a = ws.answers()
+    pred = a.get("predictions") or {}
+    missing = [k for k in QUESTIONS if k not in pred]
+    yield gate(CHECKS[0], not missing,
+               "record your predictions first: ws.answer('predictions', {question: answer}) for "
+               + ", ".join(missing))
+    if missing:
+        return
+    uuid = a.get("pod")
+    yield gate(CHECKS[1], bool(uuid),
+               "start the pod detached (notebook 07 shows the call) and record its UUID: "
+               "ws.answer('pod', p.uuid)")
+    if not uuid:
+        return
+    live, why = _running(ws)
+    if live is None:
         yield Result("the pod is running", False,
-                     f"pod {uuid[:8]} is {st['state']}: its apps cannot be inspected any more; "
-                     "run `sandbox lab reset 6` and run the lab again", "failcheck")
+                     f"{why}: its apps cannot be inspected any more; run `sandbox lab reset 6` "
+                     "and run the lab again", "failcheck")
         return
-    apps = {x["name"]: x for x in st["apps"]}
+    st = pod.status(uuid)
+    apps = {x["name"] for x in st["apps"]}
     want = {"reduce-worker", "worker-backup", "reduce-worker-register"}
-    yield gate("the pod runs the seed's three apps", set(apps) == want,
-                f"the pod's apps are {sorted(apps)}; run it with lab6.LAB6_APPS")
-    if set(apps) != want:
+    yield gate(CHECKS[2], apps == want, f"the pod's apps are {sorted(apps)}; run it with lab6.LAB6_APPS")
+    if apps != want:
         return
-    live = {
-        "hostname": lambda: app_view(uuid, "reduce-worker", "hostname"),
-        "pid1": lambda: app_view(uuid, "reduce-worker", "tr '\\0' ' ' < /proc/1/cmdline").strip(),
-        "interfaces": lambda: sorted(app_view(uuid, "reduce-worker", "ls /sys/class/net").split()),
-        "backup_root": lambda: sorted(app_view(uuid, "worker-backup", "ls /").split()),
-    }
-    asks = {
-        "hostname": "the hostname the apps see: ws.answer('hostname', …)",
-        "pid1": "the command line of PID 1 as an app sees it (/proc/1/cmdline, NULs as spaces)",
-        "interfaces": "the interface names an app sees (/sys/class/net), as a list",
-        "backup_root": "the names in worker-backup's / (ls /), as a list",
-    }
-    for key, get_live in live.items():
-        mine = a.get(key)
-        if mine is None:
-            yield Result(f"you recorded {key}", False, f"record {asks[key]}")
-            continue
-        real = get_live()
-        if isinstance(real, list):
-            mine = sorted(mine) if isinstance(mine, (list, tuple, set)) else mine
-        hint = "" if mine == real else f"you recorded {mine!r}; inside the pod it is {real!r}"
-        if key == "backup_root" and mine != real and isinstance(mine, list) and "home" in mine:
-            hint += " (worker-backup has a pathWhitelist: only what it lists survives rendering)"
-        yield Result(f"your {key} matches what the app sees", not hint, hint)
+    t = ws._read("answers.json").get("predictions", {}).get("time")
+    started = st.get("started") or st.get("created")
+    if isinstance(t, (int, float)) and isinstance(started, (int, float)) and t > started:
+        yield Result("predicted before the pod ran", True,
+                     "you changed your predictions after the pod started; next time, commit first",
+                     "advice")
+    for k, (real, evidence) in _truth(uuid).items():
+        mine = pred.get(k)
+        ok = (mine == real) if k == "interfaces" else (bool(mine) is real and isinstance(mine, bool))
+        yield Result(f"prediction {k} matches what the apps show", ok,
+                     "" if ok else f"you predicted {mine!r}, the apps show {real!r}: {evidence}")
 
 
 def reset(ws: Workspace) -> list[str]:
@@ -181,8 +244,9 @@ def reset(ws: Workspace) -> list[str]:
 
 
 def mistake(ws: Workspace) -> str:
-    """A state learners get into: the pod stopped before the answers are checked.
+    """A mistake learners make on the finished lab: expect /tmp to be shared like the network.
     Returns what the check then says."""
-    from sandbox.pod import stage0 as pod
-    pod.stop(ws.answers()["pod"], timeout=5)
-    return "its apps cannot be inspected any more; run `sandbox lab reset 6`"
+    p = dict(ws.answers()["predictions"])
+    p["tmp_shared"] = True
+    ws.answer("predictions", p)
+    return "worker-backup's /tmp has no lab6-"
