@@ -67,6 +67,7 @@ import lzma
 from sandbox.course import labs
 from sandbox.course.labs import lab1
 from sandbox.image import aci
+from sandbox.viz import rows_table
 
 ws = labs.workspace(1)          # $SANDBOX_DIR/labs/01: everything this lab makes lives here
 hello = lab1.setup(ws)          # a layout ws/hello (manifest + rootfs/hello.txt) and hello.aci
@@ -90,7 +91,7 @@ ws.answer("predictions", {"recompress": False, "rename": False, "content": True,
 
 The kit makes each change on a copy and computes the new ID. Compare with what you predicted
 (the check below says which predictions were wrong, and why):"""),
-    code('lab1.experiments(ws)'),
+    code('rows_table(lab1.experiments(ws), f"hello.aci is {aci.image_id(hello)[:23]}…")'),
     md("""## 3. An image ID by hand
 
 Compute the ID of `hello.aci` yourself, without `aci.image_id`: open the file, undo the
@@ -166,11 +167,10 @@ def setup(ws: Workspace) -> Path:
     return out
 
 
-def experiments(ws: Workspace) -> Any:
+def experiments(ws: Workspace) -> list[dict[str, Any]]:
     """Make each of :data:`CHANGES` on a copy and compute the new ID; records the results (and
-    when) in the workspace for the check; returns a table."""
+    when) in the workspace for the check; returns one row per change."""
     from sandbox.image import aci
-    from sandbox.viz import rows_table
     base = ws.path / "hello.aci"
     if not base.is_file():
         raise LabError("There is no hello.aci yet: run the first cell of the lab.")
@@ -206,8 +206,8 @@ def experiments(ws: Workspace) -> Any:
     ids["rebuild"] = aci.build(_layout(ws), d / "rebuild.aci")
     result = {"base": before, "ids": ids, "time": time.time()}
     (d / "results.json").write_text(json.dumps(result, indent=1))
-    return rows_table([{"change": CHANGES[k], "new ID": v[:23] + "…", "ID changed": v != before}
-                       for k, v in ids.items()], f"hello.aci is {before[:23]}…")
+    return [{"change": CHANGES[k], "new ID": v[:23] + "…", "ID changed": v != before}
+            for k, v in ids.items()]
 
 
 def _results(ws: Workspace) -> dict[str, Any] | None:

@@ -79,7 +79,7 @@ ws.answer("pod", p.uuid)
     md("## 3. Look\n\nThe kit asks each question of the running apps (with `sandbox enter`: "
        "`lab6.app_view(uuid, app, shell_command)` runs one command inside one app — try your own) "
        "and puts the evidence next to your prediction:"),
-    code('lab6.observe(ws)'),
+    code('from sandbox.viz import rows_table\n\nrows_table(lab6.observe(ws))'),
     md("Where you were wrong, the evidence says why; the check below says it too. Change a "
        "prediction if you must — the check notes that you did."),
     *footer(NUMBER),
@@ -176,17 +176,14 @@ def _running(ws: Workspace) -> tuple[str | None, str]:
     return uuid, ""
 
 
-def observe(ws: Workspace) -> Any:
-    """Your predictions next to what the running apps show, question by question."""
-    from sandbox.viz import rows_table
+def observe(ws: Workspace) -> list[dict[str, Any]]:
+    """Your predictions next to what the running apps show, one row per question."""
     uuid, why = _running(ws)
     if uuid is None:
-        return f"{why}: run the pod first (section 2)"
+        return [{"question": f"{why}: run the pod first (section 2)"}]
     pred = ws.answers().get("predictions") or {}
-    truth = _truth(uuid)
-    return rows_table([{"question": QUESTIONS[k], "you predicted": pred.get(k, "-"),
-                        "the apps show": ans, "evidence": ev}
-                       for k, (ans, ev) in truth.items()], f"pod {uuid[:8]}")
+    return [{"question": QUESTIONS[k], "you predicted": pred.get(k, "-"), "the apps show": ans,
+             "evidence": ev} for k, (ans, ev) in _truth(uuid).items()]
 
 
 def checks(ws: Workspace) -> Iterable[Result]:
