@@ -82,10 +82,19 @@ KEY_FILE_BYTES = Limit("KEY_FILE_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_KEY_BYTE
 ACCOUNT_FILE_BYTES = Limit("ACCOUNT_FILE_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_ACCOUNT_FILE_BYTES",
                            "an image's /etc/passwd or /etc/group, read to turn a user or group "
                            "name into a number")
+METADATA_BODY_BYTES = Limit("METADATA_BODY_BYTES", 64 * KiB, "bytes", None,
+                            "a POST body sent to a pod's metadata service (the HMAC sign/verify "
+                            "forms)")
+METADATA_REQUEST_SECONDS = Limit("METADATA_REQUEST_SECONDS", 10, "seconds", None,
+                                 "one request to a pod's metadata service, headers and body (a "
+                                 "client that stops sending is dropped)")
+CNI_CONFIG_BYTES = Limit("CNI_CONFIG_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_CNI_CONFIG_BYTES",
+                         "a CNI network configuration file, a plugin's stdin, a plugin's result")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
     ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
-    SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES)
+    SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
+    METADATA_REQUEST_SECONDS, CNI_CONFIG_BYTES)
 
 
 class InputTooLarge(SandboxError):
@@ -108,13 +117,10 @@ def too_large(limit: Limit, what: str, value: int | None = None, bound: int | No
                          f"it was refused." + how)
 
 
-_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-
-
 def parse_size(text: str) -> int | None:
     """``"500M"`` → 524288000: a byte count with an optional K/M/G/T suffix (powers of 1024),
     or None when it is not one."""
-    m = _SIZE.match(text)
+    m = re.match(r"^\s*([0-9]+)\s*([KMGT]i?B?|B)?\s*$", text, re.IGNORECASE)
     if not m:
         return None
     unit = (m[2] or "B").upper()[:1]
@@ -133,7 +139,6 @@ class BadJSON(SandboxError, ValueError):
         super().__init__(f"{_sentence_start(what)} is {reason}.")
 
 
-_NESTING = re.compile(r'[\[\]{}"\\]')
 _MAX_NUMBER_DIGITS = 309   # the widest integer a float64 holds (1.8e308), as Go decodes numbers
 
 
@@ -144,7 +149,7 @@ def nesting_depth_over(text: str, limit: int) -> bool:
     if text.count("[") + text.count("{") <= limit:
         return False          # the common case: too few openers to be that deep
     depth, in_str, skip = 0, False, -1
-    for m in _NESTING.finditer(text):
+    for m in re.finditer(r'[\[\]{}"\\]', text):   # (re caches it; compiled on first use)
         i = m.start()
         if i == skip:         # the character after a backslash inside a string
             continue

@@ -19,8 +19,8 @@ def test_the_doc_holds_the_limits_table_of_the_code() -> None:
     m = re.search(r"<!-- limits:begin[^\n]*-->\n(.*?)\n<!-- limits:end -->", text, re.S)
     assert m, "docs/security.md has no limits table between its markers"
     assert m.group(1) == bounded.markdown_table(), (
-        "docs/security.md §Limits differs from sandbox.bounded.LIMITS; paste the output of\n"
-        "  .venv/bin/python -c 'from sandbox import bounded; print(bounded.markdown_table())'")
+        "docs/security.md §Limits differs from sandbox.bounded.LIMITS; redraw it with\n"
+        "  .venv/bin/python tests/test_bounded.py")
 
 
 def test_every_limit_is_in_the_table_once_with_a_unique_override() -> None:
@@ -128,3 +128,11 @@ def test_read_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
     p.write_bytes(b"x" * ((1 << 20) + 1))
     with pytest.raises(bounded.InputTooLarge):
         bounded.read_file(p, bounded.MANIFEST_BYTES)
+
+
+if __name__ == "__main__":     # redraw docs/security.md's table: .venv/bin/python tests/test_bounded.py
+    text = DOC.read_text()
+    new = re.sub(r"(<!-- limits:begin[^\n]*-->\n)(.*?)(\n<!-- limits:end -->)",
+                 lambda m: m.group(1) + bounded.markdown_table() + m.group(3), text, flags=re.S)
+    DOC.write_text(new)
+    print("wrote", DOC)

@@ -48,12 +48,33 @@ def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
     # binds the socket and starts stage1 first, and only then builds the server (~10 ms).
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from sandbox import bounded
+
     class Handler(_Routes, BaseHTTPRequestHandler):
-        pass
+        # each recv waits at most this long, and the whole request too (an app in the pod that
+        # drips its request one byte at a time must not hold a thread of the supervisor)
+        timeout = bounded.METADATA_REQUEST_SECONDS.value
+
+        def setup(self) -> None:
+            super().setup()
+            self.deadline = bounded.Deadline(bounded.METADATA_REQUEST_SECONDS, "a metadata request")
+            self.deadline.watch(self.connection)
+
+        def finish(self) -> None:
+            self.deadline.cancel()
+            try:
+                super().finish()
+            except OSError:
+                pass
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         timeout = 0.5                   # handle_request() never blocks for long
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # a client that hangs up mid-answer (or is cut off by its deadline) is the client's
+            # business: no traceback in the pod's log
+            service.requests.append("(connection dropped)")
 
     server = Server(sock.getsockname(), Handler, bind_and_activate=False)
     server.socket.close()
@@ -86,6 +107,32 @@ class _Routes:
             self._reply(403, "missing or wrong metadata token\n")
             return None
         return parts[len(want):]
+
+    def _body(self) -> bytes | None:
+        """The request body, or None after answering 411/400/413: RFC 9110 §8.6 says
+        Content-Length is 1*DIGIT (no sign, no spaces inside), and the forms here are small
+        (METADATA_BODY_BYTES). Chunked bodies are not accepted (411: send a length)."""
+        from sandbox import bounded
+        raw = self.headers.get("Content-Length")
+        if raw is None or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self._reply(411, "a POST needs a Content-Length\n")
+            return None
+        raw = raw.strip()
+        if not raw.isdigit() or not raw.isascii():
+            self.close_connection = True
+            self._reply(400, "Content-Length must be a decimal number\n")
+            return None
+        length = int(raw) if len(raw) < 20 else bounded.METADATA_BODY_BYTES.value + 1
+        if length > bounded.METADATA_BODY_BYTES.value:
+            self.close_connection = True
+            self._reply(413, f"the body is over {bounded.METADATA_BODY_BYTES.value} bytes\n")
+            return None
+        data = self.rfile.read(length)
+        if len(data) != length:          # the client went away, or the deadline shut it
+            self.close_connection = True
+            return None
+        return data
 
     def do_GET(self) -> None:  # noqa: N802
         route = self._route()
@@ -120,8 +167,10 @@ class _Routes:
         if route is None:
             return
         svc = self.server.service
-        length = int(self.headers.get("Content-Length") or 0)
-        form = urllib.parse.parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+        body = self._body()
+        if body is None:
+            return
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         content = (form.get("content") or [""])[0]
         if route == "pod/hmac/sign":
             return self._reply(200, svc.sign(content))

@@ -110,9 +110,11 @@ class Cache:
 
     @staticmethod
     def _read(p: Path) -> Attachment | None:
-        try:
-            doc = json.loads(p.read_bytes())
-        except (OSError, json.JSONDecodeError):
+        from sandbox import bounded
+        try:      # libcni's cache files are shared with other runtimes: read them bounded
+            doc = bounded.loads(bounded.read_file(p, bounded.CNI_CONFIG_BYTES), str(p),
+                                limit=bounded.CNI_CONFIG_BYTES)
+        except (OSError, bounded.BadJSON, bounded.InputTooLarge):
             return None
         if not isinstance(doc, dict) or doc.get("kind") != KIND:
             return None
@@ -120,8 +122,13 @@ class Cache:
             config = base64.b64decode(doc.get("config") or "")
         except ValueError:
             config = b""
-        return Attachment(network=doc.get("networkName", ""), container_id=doc.get("containerId", ""),
-                          ifname=doc.get("ifName", ""), netns=doc.get("netns", ""), config=config,
-                          cni_args=doc.get("cniArgs") or [],
-                          capability_args=doc.get("capabilityArgs") or {},
-                          result=doc.get("result") or {}, path=p)
+        text = {k: doc.get(k, "") for k in ("networkName", "containerId", "ifName", "netns")}
+        if not all(isinstance(v, str) for v in text.values()):
+            return None       # not a cache file this runtime could have written
+        return Attachment(network=text["networkName"], container_id=text["containerId"],
+                          ifname=text["ifName"], netns=text["netns"], config=config,
+                          cni_args=doc.get("cniArgs") if isinstance(doc.get("cniArgs"), list) else [],
+                          capability_args=doc.get("capabilityArgs") if isinstance(
+                              doc.get("capabilityArgs"), dict) else {},
+                          result=doc.get("result") if isinstance(doc.get("result"), dict) else {},
+                          path=p)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.net.cni import version as cniversion
 from sandbox.steps import Steps, record
@@ -61,11 +62,12 @@ class NetworkConfig:
     @classmethod
     def from_bytes(cls, data: bytes, source: Path | str | None = None) -> "NetworkConfig":
         where = f"{source}" if source else "the network configuration"
-        try:
-            raw = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise ConfError(f"{where} is not valid JSON ({e.msg} at line {e.lineno}, "
-                            f"column {e.colno}).") from None
+        try:   # bounded: CNI_CONFIG_BYTES, JSON_DEPTH, numbers a float64 holds
+            raw = bounded.loads(data, where, limit=bounded.CNI_CONFIG_BYTES)
+        except bounded.BadJSON as e:
+            raise ConfError(e.message) from e
+        except bounded.InputTooLarge as e:
+            raise ConfError(e.message) from e
         if not isinstance(raw, dict):
             raise ConfError(f"{where} must be a JSON object.")
         name = raw.get("name")
@@ -114,6 +116,11 @@ class NetworkConfig:
             if not isinstance(p, dict) or not isinstance(p.get("type"), str) or not p["type"]:
                 raise ConfError(f"{where}: plugin {i} needs a \"type\" (the plugin executable's "
                                 "name, e.g. \"bridge\").")
+            caps = p.get("capabilities")
+            if caps is not None and not (isinstance(caps, dict)
+                                         and all(isinstance(v, bool) for v in caps.values())):
+                raise ConfError(f"{where}: plugin {i}'s \"capabilities\" must be an object of "
+                                "true/false, e.g. {\"portMappings\": true}.")
         return cls(name=name, cni_version=ver, plugins=plugins, disable_check=flag("disableCheck"),
                    disable_gc=flag("disableGC"), cni_versions=versions,
                    source=Path(source) if source else None, bytes=bytes(body), raw=raw)
@@ -122,9 +129,13 @@ class NetworkConfig:
     def from_file(cls, path: str | os.PathLike[str]) -> "NetworkConfig":
         p = Path(path)
         try:
-            return cls.from_bytes(p.read_bytes(), p)
+            return cls.from_bytes(bounded.read_file(p, bounded.CNI_CONFIG_BYTES), p)
         except FileNotFoundError:
             raise ConfError(f"There is no configuration file {p}.") from None
+        except IsADirectoryError:
+            raise ConfError(f"{p} is a directory, not a configuration file.") from None
+        except bounded.InputTooLarge as e:
+            raise ConfError(e.message) from e
 
     @classmethod
     def from_obj(cls, obj: dict[str, Any]) -> "NetworkConfig":

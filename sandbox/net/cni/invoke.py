@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.net import netns as _netns
 from sandbox.net.cni.errors import CniError
@@ -103,10 +104,11 @@ def _decode_error(stdout: str, stderr: str) -> dict[str, Any] | None:
     # libcni reads the error object from stdout; spec 1.0/1.1 text says stderr, so try both.
     for text in (stdout, stderr):
         try:
-            obj = json.loads(text)
-        except (json.JSONDecodeError, TypeError):
+            obj = bounded.loads(text, "the plugin's error", limit=bounded.CNI_CONFIG_BYTES)
+        except (bounded.BadJSON, bounded.InputTooLarge):
             continue
-        if isinstance(obj, dict) and "code" in obj:
+        if isinstance(obj, dict) and isinstance(obj.get("code"), int) \
+                and not isinstance(obj["code"], bool):
             return obj
     return None
 
@@ -187,12 +189,16 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
     text = call.stdout.strip()
     if not text:
         return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        raise CniError(6, "plugin printed something that is not JSON on stdout", text[:200],
-                       plugin=path.name, command=command, network=network,
+    try:   # another program's output: bounded (CNI_CONFIG_BYTES, JSON_DEPTH), an object
+        result = bounded.loads(text, "the plugin's result", limit=bounded.CNI_CONFIG_BYTES)
+    except (bounded.BadJSON, bounded.InputTooLarge) as e:
+        raise CniError(6, f"plugin printed something that is not a result on stdout ({e})",
+                       text[:200], plugin=path.name, command=command, network=network,
                        stderr=call.stderr) from None
+    if not isinstance(result, dict):
+        raise CniError(6, "plugin printed JSON that is not an object on stdout", text[:200],
+                       plugin=path.name, command=command, network=network, stderr=call.stderr)
+    return result
 
 
 def _private_var_lib_cni(state_dir: str | os.PathLike[str]) -> Any:
@@ -223,7 +229,8 @@ def supported_versions(path: Path) -> list[str]:
             out = exec_plugin(path, "VERSION", json.dumps({"cniVersion": "1.1.0"})) or {}
         except CniError:  # old plugins may refuse a newer cniVersion in VERSION
             out = exec_plugin(path, "VERSION", json.dumps({"cniVersion": "0.4.0"})) or {}
-        _version_cache[key] = list(out.get("supportedVersions") or [])
+        got = out.get("supportedVersions")
+        _version_cache[key] = [v for v in got if isinstance(v, str)] if isinstance(got, list) else []
     return _version_cache[key]
 
 
@@ -250,6 +257,7 @@ def explain(calls: list[Exec] | Steps) -> str:
 
 def _pretty(text: str) -> str:
     try:
-        return json.dumps(json.loads(text), indent=2).replace("\n", "\n        ")
-    except (json.JSONDecodeError, TypeError):
+        return json.dumps(bounded.loads(text, limit=bounded.CNI_CONFIG_BYTES),
+                          indent=2).replace("\n", "\n        ")
+    except (bounded.BadJSON, bounded.InputTooLarge):
         return text.strip()

@@ -225,21 +225,23 @@ class Runtime:
             stdin = self.plugin_config(net, plugin, version, result, capability_args)
             try:
                 result = self._exec(net, plugin, "ADD", stdin, cid, ns_path, ifname, a_str, steps)
-            except CniError:
+                if result is None:
+                    raise CniError(6, "ADD succeeded but printed no result", plugin=plugin["type"],
+                                   command="ADD", network=net.name,
+                                   explanation="A plugin must print its result JSON on ADD.")
+            except SandboxError:
+                # any failure after an earlier plugin (or this one) took something: addresses
+                # reserved by host-local, links, NAT rules. §3: the runtime then calls DEL.
                 if existed:
                     record(steps, "check", f"ADD failed; {ifname} existed before, so no DEL")
-                elif self.cleanup_on_error:  # §3: the runtime calls DEL after a failed ADD
+                elif self.cleanup_on_error:
                     record(steps, "check", "ADD failed: running DEL to undo it", network=net.name)
                     try:
                         self._del_plugins(net, version, None, cid, ns_path, ifname, a_str,
-                                          capability_args, steps)
+                                          capability_args, steps, best_effort=True)
                     except SandboxError as e:
                         record(steps, "check", "cleanup DEL failed too", error=str(e))
                 raise
-            if result is None:
-                raise CniError(6, "ADD succeeded but printed no result", plugin=plugin["type"],
-                               command="ADD", network=net.name,
-                               explanation="A plugin must print its result JSON on ADD.")
         assert result is not None
         self.cache.put(Attachment(network=net.name, container_id=cid, ifname=ifname,
                                   netns=ns_path, config=net.bytes, cni_args=args_pairs(args),
@@ -278,10 +280,23 @@ class Runtime:
 
     def _del_plugins(self, net: NetworkConfig, version: str, prev: dict[str, Any] | None,
                      cid: str, ns_path: str, ifname: str, a_str: str,
-                     caps: dict[str, Any] | None, steps: Steps | None) -> None:
-        for plugin in reversed(net.plugins):  # §3: DEL runs the list in reverse order
+                     caps: dict[str, Any] | None, steps: Steps | None,
+                     best_effort: bool = False) -> None:
+        """DEL of every plugin, in reverse order (§3). ``best_effort`` (the clean-up after a
+        failed ADD): a plugin's failure does not stop the ones before it from giving back what
+        they took (host-local's reservation); the first error is raised at the end."""
+        first: SandboxError | None = None
+        for plugin in reversed(net.plugins):
             stdin = self.plugin_config(net, plugin, version, prev, caps)
-            self._exec(net, plugin, "DEL", stdin, cid, ns_path, ifname, a_str, steps)
+            try:
+                self._exec(net, plugin, "DEL", stdin, cid, ns_path, ifname, a_str, steps)
+            except SandboxError as e:
+                if not best_effort:
+                    raise
+                record(steps, "check", f"cleanup DEL of {plugin['type']} failed", error=str(e))
+                first = first or e
+        if first is not None:
+            raise first
 
     def delete(self, net: str | NetworkConfig, netns: str | os.PathLike[str] | None = None,
                container_id: str | None = None, ifname: str = "eth0", args: Args = None,

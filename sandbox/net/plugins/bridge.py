@@ -34,13 +34,16 @@ if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings an
 from sandbox.net.plugins import attach, ipam, ipmasq, link
 from sandbox.net.plugins.skel import (
     ERR_INTERNAL,
+    ERR_INVALID_CONFIG,
     ERR_UNSUPPORTED_FIELD,
     CmdArgs,
     CNIError,
     dns_set,
+    load_netconf,
     plugin_main,
     prev_result,
     trace,
+    validate_ifname,
 )
 
 DEFAULT_BRIDGE = "cni0"
@@ -60,26 +63,28 @@ class BridgeConf:
         self.mac = ""
 
 
-def _bool(conf: dict[str, Any], key: str) -> bool:
-    v = conf.get(key, False)
-    if not isinstance(v, bool):
-        raise CNIError(ERR_INTERNAL, f"failed to load netconf: {key} must be true or false, not {v!r}")
-    return v
+# the keys bridge reads, with the JSON type upstream's NetConf gives each (error 6 otherwise)
+SPEC = {"bridge": str, "isGateway": bool, "isDefaultGateway": bool, "forceAddress": bool,
+        "ipMasq": bool, "mtu": int, "hairpinMode": bool, "promiscMode": bool, "vlan": int,
+        "vlanTrunk": list, "macspoofchk": bool, "args": {"cni": {"mac": str}},
+        "runtimeConfig": {"mac": str}}
 
 
 def load_conf(a: CmdArgs) -> BridgeConf:
     c = a.conf
-    n = BridgeConf(name=a.name, bridge=str(c.get("bridge") or DEFAULT_BRIDGE),
-                   is_gw=_bool(c, "isGateway"), is_default_gw=_bool(c, "isDefaultGateway"),
-                   force_address=_bool(c, "forceAddress"), ip_masq=_bool(c, "ipMasq"),
-                   hairpin=_bool(c, "hairpinMode"), promisc=_bool(c, "promiscMode"),
-                   ipam_type=str((c.get("ipam") or {}).get("type") or ""), dns=c.get("dns"))
-    mtu = c.get("mtu", 0)
-    if not isinstance(mtu, int) or mtu < 0:
-        raise CNIError(ERR_INTERNAL, f"failed to load netconf: mtu must be a positive integer, not {mtu!r}")
-    n.mtu = mtu
-    if len(n.bridge) > 15:
-        raise CNIError(ERR_INTERNAL, f"bridge name {n.bridge!r} is longer than 15 characters")
+    load_netconf(a, SPEC)
+    n = BridgeConf(name=a.name, bridge=c.get("bridge") or DEFAULT_BRIDGE,
+                   is_gw=bool(c.get("isGateway")), is_default_gw=bool(c.get("isDefaultGateway")),
+                   force_address=bool(c.get("forceAddress")), ip_masq=bool(c.get("ipMasq")),
+                   hairpin=bool(c.get("hairpinMode")), promisc=bool(c.get("promiscMode")),
+                   ipam_type=(c.get("ipam") or {}).get("type") or "", dns=c.get("dns"))
+    n.mtu = link.check_mtu(c.get("mtu") or 0)
+    try:
+        validate_ifname(n.bridge)
+    except CNIError as e:
+        raise CNIError(ERR_INVALID_CONFIG, f"bridge {e.msg.removeprefix('interface ')}",
+                       "The bridge is a Linux interface: at most 15 characters, no '/', ':' or "
+                       "spaces.") from None
     for key in ("vlan", "vlanTrunk", "macspoofchk"):
         if c.get(key):  # accepted by upstream, not implemented here: say so (spec error 2)
             raise CNIError(ERR_UNSUPPORTED_FIELD, f"unsupported field {key}={c[key]!r}",
@@ -92,6 +97,7 @@ def load_conf(a: CmdArgs) -> BridgeConf:
     n.mac = env.get("MAC", "")
     n.mac = ((c.get("args") or {}).get("cni") or {}).get("mac") or n.mac
     n.mac = (c.get("runtimeConfig") or {}).get("mac") or n.mac
+    link.check_mac(n.mac)
     return n
 
 

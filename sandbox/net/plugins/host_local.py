@@ -39,8 +39,10 @@ from sandbox.net.plugins.skel import (
     ERR_INTERNAL,
     ERR_INVALID_CONFIG,
     ERR_NOT_AVAILABLE,
+    ROUTE,
     CmdArgs,
     CNIError,
+    check,
     log,
     plugin_main,
 )
@@ -124,10 +126,36 @@ def range_set_str(rs: list[Range]) -> str:
     return ",".join(str(r) for r in rs)
 
 
+_RANGE = {"subnet": str, "rangeStart": str, "rangeEnd": str, "gateway": str}
+# the fields host-local reads, with the JSON type upstream's IPAMConfig gives each
+SPEC = {"ipam": {"subnet": str, "rangeStart": str, "rangeEnd": str, "gateway": str,
+                 "ranges": [[_RANGE]], "routes": [ROUTE], "dataDir": str, "resolvConf": str},
+        "args": {"cni": {"ips": [str]}},
+        "runtimeConfig": {"ips": [str], "ipRanges": [[_RANGE]]}}
+
+
+def _routes(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ipam.routes, each dst a CIDR and gw an IP (upstream parses them into net.IPNet/IP)."""
+    for i, r in enumerate(raw):
+        if not r.get("dst"):
+            raise CNIError(ERR_INVALID_CONFIG, f"ipam.routes[{i}] has no dst", 'Write {"dst": "0.0.0.0/0"}.')
+        try:
+            ipaddress.ip_network(r["dst"], strict=False)
+        except ValueError:
+            raise CNIError(ERR_INVALID_CONFIG, f"ipam.routes[{i}].dst {r['dst']!r} is not a CIDR") from None
+        if r.get("gw"):
+            _ip(r["gw"], f"ipam.routes[{i}].gw")
+    return [dict(r) for r in raw]
+
+
 def load_config(a: CmdArgs) -> IPAMConfig:
     """The ``ipam`` section plus the runtime's requests (upstream allocator/config.go)."""
     conf = a.conf
     ipam = conf.get("ipam")
+    check(conf, SPEC, "")      # shapes first: a number where a string goes is error 6
+    if not a.name:
+        raise CNIError(ERR_INVALID_CONFIG, "missing network name",
+                       "host-local keeps its reservations in <dataDir>/<name>; give the network a name.")
     if not isinstance(ipam, dict):
         raise CNIError(ERR_INTERNAL, "IPAM config missing 'ipam' key",
                        'host-local reads its settings from the "ipam" object of the network config.')
@@ -161,7 +189,7 @@ def load_config(a: CmdArgs) -> IPAMConfig:
             if r1.start.version == r2.start.version and r1.start <= r2.end and r2.start <= r1.end:
                 what = f"range set {i} overlaps with {j}" if i != j else f"invalid range set {i}: subnets {r1} and {r2} overlap"
                 raise CNIError(ERR_INTERNAL, what)
-    return IPAMConfig(name=a.name, ranges=sets, routes=list(ipam.get("routes") or []),
+    return IPAMConfig(name=a.name, ranges=sets, routes=_routes(ipam.get("routes") or []),
                       data_dir=str(ipam.get("dataDir") or DEFAULT_DATA_DIR),
                       resolv_conf=str(ipam.get("resolvConf") or ""), requested=requested)
 
@@ -362,8 +390,8 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
             if requested:
                 raise CNIError(ERR_INTERNAL, "failed to allocate all requested IPs: "
                                + " ".join(str(ip) for ip in requested))
-        except CNIError:
-            store._unlink([ip["address"].split("/")[0] for ip in result["ips"]])  # only this call's
+        except BaseException:    # whatever failed, the addresses this call reserved go back
+            store._unlink([ip["address"].split("/")[0] for ip in result["ips"]])
             raise
     return result
 

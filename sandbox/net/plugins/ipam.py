@@ -8,7 +8,6 @@ its netlink work, which hides one process start per ADD/DEL.
 """
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -58,13 +57,16 @@ class Delegation:
         rc, out = self.proc.wait()
         doc: Any = None
         if out.strip():
-            try:
-                doc = json.loads(out)
-            except ValueError:
+            from sandbox import bounded
+            try:      # another program's output: bounded like a config (CNI_CONFIG_BYTES, depth)
+                doc = bounded.loads(out, f"the output of IPAM plugin {self.type!r}",
+                                    limit=bounded.CNI_CONFIG_BYTES)
+            except (bounded.BadJSON, bounded.InputTooLarge):
                 doc = None
         if rc != 0:
-            if isinstance(doc, dict) and "code" in doc:
-                raise CNIError(int(doc["code"]), str(doc.get("msg", "")), str(doc.get("details", "")))
+            code = doc.get("code") if isinstance(doc, dict) else None
+            if isinstance(code, int) and not isinstance(code, bool):
+                raise CNIError(code, str(doc.get("msg", "")), str(doc.get("details", "")))
             raise CNIError(ERR_INTERNAL, f"IPAM plugin {self.type!r} failed (exit {rc}) with no error message")
         self.succeeded = True
         if self.command != "ADD":

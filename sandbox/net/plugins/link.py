@@ -21,12 +21,30 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any, Iterator
 
-from sandbox.net.plugins.skel import ERR_INTERNAL, CNIError
+from sandbox.net.plugins.skel import ERR_INTERNAL, ERR_INVALID_CONFIG, CNIError
 
 IFF_PROMISC = 0x100
 AF_INET, AF_INET6 = 2, 10
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3  # what iproute2 and Go's netlink put on routes they add (pyroute2 says static)
+
+
+def check_mtu(mtu: int) -> int:
+    """An MTU a link can have: 0 (the kernel's default) or 68..65535 (RFC 791 minimum for IPv4,
+    the largest a netlink u16 field holds); error 7 otherwise, before any link is made."""
+    if mtu and not 68 <= mtu <= 65535:
+        raise CNIError(ERR_INVALID_CONFIG, f"invalid mtu {mtu}",
+                       "Give an MTU between 68 and 65535, or leave it out for the default.")
+    return mtu
+
+
+def check_mac(mac: str) -> None:
+    """A MAC address as ``ip link`` writes it (six hex pairs with ':'), or "" for none."""
+    parts = mac.split(":") if mac else []
+    if mac and (len(parts) != 6 or any(len(p) != 2 or not all(c in "0123456789abcdefABCDEF"
+                                                                  for c in p) for p in parts)):
+        raise CNIError(ERR_INVALID_CONFIG, f"invalid MAC address {mac!r}",
+                       "Write a MAC like 0a:58:0a:01:00:05.")
 
 
 def setns(fd: int) -> None:

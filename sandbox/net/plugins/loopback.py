@@ -19,8 +19,8 @@ from sandbox.net.plugins.skel import (
     ERR_INTERNAL,
     CmdArgs,
     CNIError,
+    load_netconf,
     plugin_main,
-    prev_result,
 )
 
 
@@ -40,8 +40,8 @@ def _lo(a: CmdArgs, up: bool | None) -> Any:
 
 
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
+    prev = load_netconf(a)      # the config first: a bad prevResult touches nothing
     lo, addrs = _lo(a, up=True)
-    prev = prev_result(a)
     if prev is not None:  # chained: pass the previous result through
         return prev
     # what the kernel gave lo once it was up (127.0.0.1/8, and ::1/128 unless IPv6 is off in
@@ -61,12 +61,12 @@ def cmd_del(a: CmdArgs) -> None:
 
 
 def cmd_check(a: CmdArgs) -> None:
+    prev = load_netconf(a)
     lo, addrs = _lo(a, up=None)
     flags = lo["flags"]
     if not flags & IFF_UP:
         raise CNIError(ERR_INTERNAL, "loopback interface is down",
                        "Something set lo down after ADD; ADD again or run `ip link set lo up` in the container.")
-    prev = prev_result(a)
     if prev is not None:
         want = [ip for ip in prev["ips"] if ip.get("interface") is not None
                 and prev["interfaces"][ip["interface"]].get("name") == "lo"]

@@ -28,6 +28,7 @@ from sandbox.net.plugins.skel import (
     CmdArgs,
     CNIError,
     dns_set,
+    load_netconf,
     plugin_main,
     prev_result,
 )
@@ -35,9 +36,8 @@ from sandbox.net.plugins.skel import (
 
 def _conf(a: CmdArgs) -> tuple[bool, int]:
     c = a.conf
-    masq, mtu = c.get("ipMasq", False), c.get("mtu", 0)
-    if not isinstance(masq, bool) or not isinstance(mtu, int) or mtu < 0:
-        raise CNIError(ERR_INTERNAL, "failed to load netconf: ipMasq must be a boolean and mtu a positive integer")
+    load_netconf(a, {"ipMasq": bool, "mtu": int})     # upstream NetConf's types (error 6)
+    masq, mtu = bool(c.get("ipMasq")), link.check_mtu(c.get("mtu") or 0)
     if not (c.get("ipam") or {}).get("type"):
         raise CNIError(ERR_INTERNAL, "ptp needs an IPAM plugin",
                        'Add "ipam": {"type": "host-local", "subnet": "..."} to the configuration.')

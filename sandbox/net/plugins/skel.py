@@ -175,15 +175,115 @@ def parse_env(environ: dict[str, str], stdin: bytes) -> CmdArgs:
                        "A container ID starts with a letter or digit, then letters, digits, '_', '.' or '-'.")
     if cmd in ("ADD", "CHECK", "DEL"):
         validate_ifname(a.ifname)
+    a.conf = decode_config(stdin)
+    if cmd != "VERSION":
+        check(a.conf, COMMON, "")
+        name = a.conf.get("name")
+        if name is not None and not valid_id(name):
+            # the name is a file name in host-local's dataDir and goes into iptables comments
+            # (ipMasq): libcni's ValidateNetworkName, code 7 as upstream host-local answers
+            raise CNIError(ERR_INVALID_CONFIG, "invalid characters found in network name", name)
+    return a
+
+
+def decode_config(stdin: bytes) -> dict[str, Any]:
+    """The stdin JSON object, bounded (sandbox.bounded: CNI_CONFIG_BYTES, JSON_DEPTH, numbers a
+    float64 holds); error 6 otherwise, as upstream's skel answers a decoding failure."""
+    from sandbox import bounded
     try:
-        conf = json.loads(stdin or b"{}")
-    except ValueError as e:
-        raise CNIError(ERR_DECODING, f"failed to decode the network configuration on stdin: {e}",
-                       "The runtime must pass the network configuration as JSON on stdin.") from None
+        conf = bounded.loads(stdin or b"{}", "the network configuration on stdin",
+                             limit=bounded.CNI_CONFIG_BYTES)
+    except bounded.InputTooLarge as e:
+        raise CNIError(ERR_DECODING, e.message) from None
+    except bounded.BadJSON as e:
+        raise CNIError(ERR_DECODING, f"failed to decode the network configuration on stdin: "
+                       f"{e.reason}", "The runtime must pass the network configuration as JSON "
+                       "on stdin.") from None
     if not isinstance(conf, dict):
         raise CNIError(ERR_DECODING, "the network configuration on stdin is not a JSON object")
-    a.conf = conf
-    return a
+    if "cniVersion" in conf and not isinstance(conf["cniVersion"], str):
+        # upstream: "decoding version from network config: json: cannot unmarshal ..."
+        raise CNIError(ERR_DECODING, "decoding version from network config: cniVersion must be "
+                       f"a string, not {jtype(conf['cniVersion'])}")
+    return conf
+
+
+# -- the shapes of config values (what Go's typed json.Unmarshal enforces upstream) -----------
+# A spec is a type (str, bool, int), ``dict``/``list`` (any object/array), {key: spec} (an
+# object whose listed keys have those shapes; others are free) or [spec] (an array of them).
+# null counts as absent, as in Go. A wrong shape is error 6: the content cannot be decoded.
+
+_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+          list: "an array", dict: "an object"}
+
+
+def jtype(v: Any) -> str:
+    """The JSON type of a decoded value, in words."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    return "an array" if isinstance(v, list) else "an object"
+
+
+def check(value: Any, spec: Any, where: str) -> None:
+    """Raise error 6 naming the first part of ``value`` whose JSON type is not ``spec``'s."""
+    if value is None:
+        return
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            _wrong(where, "an object", value)
+        for k, sub in spec.items():
+            check(value.get(k), sub, f"{where}.{k}" if where else k)
+        return
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            _wrong(where, "an array", value)
+        for i, x in enumerate(value):
+            check(x, spec[0], f"{where}[{i}]")
+        return
+    if spec is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif spec is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, spec)
+    if not ok:
+        _wrong(where, _NAMES[spec], value)
+
+
+def _wrong(where: str, want: str, value: Any) -> None:
+    raise CNIError(ERR_DECODING, f"failed to decode the network configuration: {where} must be "
+                   f"{want}, not {jtype(value)}",
+                   "Fix that value in the network configuration.")
+
+
+ROUTE = {"dst": str, "gw": str, "mtu": int, "advmss": int, "priority": int, "table": int,
+         "scope": int}
+DNS = {"nameservers": [str], "domain": str, "search": [str], "options": [str]}
+RESULT = {"cniVersion": str, "interfaces": [{"name": str, "mac": str, "sandbox": str, "mtu": int,
+                                             "socketPath": str, "pciID": str}],
+          "ips": [{"address": str, "gateway": str, "interface": int, "version": str}],
+          "routes": [ROUTE], "dns": DNS}
+# what every plugin decodes; NETCONF: what a main plugin decodes (upstream's types.NetConf),
+# checked by load_netconf. host-local decodes its own struct (no dns, no prevResult).
+COMMON = {"cniVersion": str, "cniVersions": [str], "name": str, "type": str}
+NETCONF = {"ipam": {"type": str}, "dns": DNS, "capabilities": dict, "prevResult": dict,
+           "args": {"cni": dict}, "runtimeConfig": dict}
+
+
+def load_netconf(a: CmdArgs, spec: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A main plugin's config: the shapes of types.NetConf plus ``spec`` (the plugin's own
+    keys), and prevResult read (upstream parses it when it loads the config, before anything
+    else happens). Returns the prevResult in the internal shape, or None."""
+    check(a.conf, NETCONF, "")
+    if spec:
+        check(a.conf, spec, "")
+    return prev_result(a)
 
 
 def check_version(a: CmdArgs) -> None:
@@ -219,16 +319,46 @@ def convert_result(result: dict[str, Any], to_version: str) -> dict[str, Any]:
 
 
 def parse_result(data: Any, where: str = "prevResult") -> dict[str, Any]:
-    """Read a result of any supported version into the internal 1.1.0 shape."""
+    """Read a result of any supported version into the internal 1.1.0 shape. Shapes are
+    checked (error 6) and values too (error 7): every address is address/prefix, every gateway
+    an IP, every route's dst a CIDR, and an IP's interface index points into ``interfaces``."""
     if not isinstance(data, dict):
         raise CNIError(ERR_DECODING, f"{where} is not a JSON object")
     if "ip4" in data or "ip6" in data:
         raise CNIError(ERR_INCOMPATIBLE_VERSION, f"{where} uses the 0.2.0 result format, which these plugins do not read")
+    check(data, RESULT, where)
+    _check_result_values(data, where)
     res = _convert({"cniVersion": data.get("cniVersion", CURRENT),
                     **{k: data.get(k) or [] for k in ("interfaces", "ips", "routes")},
                     "dns": dict(data.get("dns") or {})}, CURRENT)
     res["cniVersion"] = data.get("cniVersion", CURRENT)
     return res
+
+
+def _check_result_values(data: dict[str, Any], where: str) -> None:
+    import ipaddress
+    interfaces = data.get("interfaces") or []
+    try:
+        for i, ip in enumerate(data.get("ips") or []):
+            at = f"{where}.ips[{i}]"
+            if ip.get("address") is None:
+                raise ValueError(f"{at}.address is required")
+            if "/" not in ip["address"]:
+                raise ValueError(f"{at}.address {ip['address']!r} is not an address/prefix")
+            ipaddress.ip_interface(ip["address"])
+            if ip.get("gateway") is not None:
+                ipaddress.ip_address(ip["gateway"])
+            n = ip.get("interface")
+            if n is not None and not 0 <= n < len(interfaces):
+                raise ValueError(f"{at}.interface {n} is not an index into interfaces")
+        for i, r in enumerate(data.get("routes") or []):
+            if r.get("dst") is None:
+                raise ValueError(f"{where}.routes[{i}].dst is required")
+            ipaddress.ip_network(r["dst"], strict=False)
+            if r.get("gw") is not None:
+                ipaddress.ip_address(r["gw"])
+    except ValueError as e:
+        raise CNIError(ERR_INVALID_CONFIG, f"invalid {where}: {e}") from None
 
 
 def prev_result(a: CmdArgs) -> dict[str, Any] | None:
@@ -254,7 +384,7 @@ def plugin_main(name: str, handlers: "dict[str, Callable[[CmdArgs], dict[str, An
               "VERSION) and friends and pass the network configuration on stdin.", file=sys.stderr)
         sys.exit(0)
     trace(f"{name} {environ.get('CNI_COMMAND')} start")
-    stdin = sys.stdin.buffer.read()
+    stdin = _read_stdin()
     version = CURRENT
     try:
         a = parse_env(environ, stdin)
@@ -285,6 +415,12 @@ def plugin_main(name: str, handlers: "dict[str, Callable[[CmdArgs], dict[str, An
         _emit(CNIError(ERR_INTERNAL, f"{name}: {type(e).__name__}: {e}").to_json(
             version if version in SUPPORTED_VERSIONS else CURRENT))
         sys.exit(1)
+
+
+def _read_stdin() -> bytes:
+    """stdin, at most CNI_CONFIG_BYTES (+1 so that too much shows: decode_config refuses it)."""
+    from sandbox.bounded import CNI_CONFIG_BYTES
+    return sys.stdin.buffer.read(CNI_CONFIG_BYTES.value + 1)
 
 
 def _emit(doc: dict[str, Any]) -> None:

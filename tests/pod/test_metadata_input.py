@@ -1,0 +1,95 @@
+"""The metadata service facing a hostile app: POST bodies are bounded, Content-Length must be a
+plain number, and a client that drips its request is dropped. The service runs here on a
+loopback socket of the test's own (host) network namespace, as stage0 runs it in a pod's.
+
+Before: ``Content-Length: -1`` read until the client hung up (a parked thread), a non-number was
+a ValueError traceback in the supervisor's log, and any body size was read.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Iterator
+
+import pytest
+
+from sandbox import bounded
+from sandbox.pod import metadata
+
+
+@pytest.fixture
+def service() -> Iterator[metadata.MetadataService]:
+    svc = metadata.MetadataService(metadata.listen(), token="t0k3n", uuid="u-1",
+                                   pod_manifest={"acKind": "PodManifest"}, apps={})
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def exchange(svc: metadata.MetadataService, raw: bytes, wait: float = 5) -> bytes:
+    """Send ``raw`` and read the answer until the server closes (or ``wait`` passes)."""
+    host, port = svc.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as c:
+        c.sendall(raw)
+        out = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := c.recv(65536):
+                out += chunk
+    return out
+
+
+def post(length_header: str | None, body: bytes = b"content=hi") -> bytes:
+    h = f"Content-Length: {length_header}\r\n" if length_header is not None else ""
+    return (f"POST /t0k3n/acMetadata/v1/pod/hmac/sign HTTP/1.1\r\nHost: x\r\n{h}"
+            "Content-Type: application/x-www-form-urlencoded\r\n\r\n").encode() + body
+
+
+def status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/"), answer[:100]
+    return int(answer.split()[1])
+
+
+def test_a_good_form_is_signed(service) -> None:
+    assert status(exchange(service, post("10"))) == 200
+
+
+@pytest.mark.parametrize("value, code", [("-1", 400), ("abc", 400), ("1e3", 400), ("+10", 400),
+                                         ("0x10", 400), ("9" * 5000, 413), ("99999999999999999999", 413),
+                                         (str(bounded.METADATA_BODY_BYTES.value + 1), 413)])
+def test_content_length_must_be_a_small_plain_number(service, value: str, code: int) -> None:
+    t0 = time.monotonic()
+    answer = exchange(service, post(value))
+    assert status(answer) == code and time.monotonic() - t0 < 3
+
+
+def test_a_post_without_a_length_is_411(service) -> None:
+    assert status(exchange(service, post(None, b""))) == 411
+    chunked = post(None, b"5\r\nhello\r\n0\r\n\r\n").replace(
+        b"Content-Type", b"Transfer-Encoding: chunked\r\nContent-Type")
+    assert status(exchange(service, chunked)) == 411
+
+
+def test_a_client_that_drips_its_request_is_dropped(service, monkeypatch) -> None:
+    monkeypatch.setattr(bounded.METADATA_REQUEST_SECONDS, "default", 1)
+    host, port = service.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as c:
+        c.sendall(b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        closed = False
+        for _ in range(40):                     # one header byte every 0.25 s, never finishing
+            try:
+                c.sendall(b"X")
+                if c.recv(1, socket.MSG_DONTWAIT) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+        assert closed and time.monotonic() - t0 < 4
+    assert status(exchange(service, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
