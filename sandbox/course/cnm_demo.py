@@ -126,9 +126,17 @@ class CniCnmDemo:
         self.cnm_names.append(name)
         return name
 
-    def connect_both(self) -> tuple[str, str]:
-        """One container each way."""
-        return self.attach(), self.connect()
+    def connect_both(self) -> str:
+        """One container, connected both ways: CNI's ADD gives it ``eth0`` (the kit's bridge
+        plugin), CNM's connect ``eth1`` (libnetwork's prefix ``eth`` and the next free index)."""
+        self._mark("connect a container")
+        name = self.session.create().name
+        self.results[name] = self.runtime.add(self.network, name)
+        self.names.append(name)
+        self.attached_with[name] = "kit"
+        self.endpoints[name] = self.ctl.connect(self.net, name)
+        self.cnm_names.append(name)
+        return name
 
     # -- disconnect / remove ---------------------------------------------------------------------
     def disconnect_one(self) -> tuple[str, str]:
@@ -245,12 +253,13 @@ class CniCnmDemo:
         for model, names in (("CNI", self.names), ("CNM", self.cnm_names)):
             for name in names:
                 snap = netns.snapshot(name)
-                eth0 = next((l for l in snap["links"] if l["name"] == "eth0"), {})
+                ifname = self.ifname(name, model)
+                eth0 = next((l for l in snap["links"] if l["name"] == ifname), {})
                 host_end = next((l for l in node["links"] if l.get("kind") == "veth"
                                  and l["index"] == eth0.get("peer_index")), {})
                 if model == "CNI":
                     ips = [ip["address"] for ip in self.results[name].get("ips", [])]
-                    api = f"the cached ADD result for ({name}, eth0): {', '.join(ips)}"
+                    api = f"the cached ADD result for ({name}, {ifname}): {', '.join(ips)}"
                     sbx = f"CNI_NETNS={netns.path_of(name)}"
                 else:
                     ep = self.endpoints[name]
@@ -259,7 +268,7 @@ class CniCnmDemo:
                 out.append({"cnm": "Endpoint", "model": model, "meaning": CNM_TERMS["endpoint"],
                             "api": api,
                             "kernel": f"veth {host_end.get('name', '?')} (on {host_end.get('master')}) "
-                                      f"⇄ eth0 in {name} ({v4(eth0.get('addrs', []))})"})
+                                      f"⇄ {ifname} in {name} ({v4(eth0.get('addrs', []))})"})
                 routes = [r["dst"] + (f" via {r['gateway']}" if r.get("gateway") else "")
                           for r in snap["routes"] if r["family"] == 4]
                 out.append({"cnm": "Sandbox", "model": model, "meaning": CNM_TERMS["sandbox"],
@@ -268,28 +277,33 @@ class CniCnmDemo:
         return out
 
     def pings(self) -> list[list[str]]:
-        """One ping each: CNI container to CNI container, CNM to CNM, and CNI to CNM (through
-        the node, which routes between its two bridges). Only addresses in this demo's netns."""
+        """One ping each: a CNI container to another one's CNI address, a CNM container to
+        another's CNM address, and the last CNI container to the last CNM one (through the node,
+        which routes between its two bridges). Only addresses in this demo's netns."""
         from sandbox.net import netns
-
-        def addr(name: str) -> str:
-            snap = netns.snapshot(name)
-            eth0 = next(l for l in snap["links"] if l["name"] == "eth0")
-            return next(a for a in eth0["addrs"] if ":" not in a).split("/")[0]
-
         pairs = []
         if len(self.names) > 1:
-            pairs.append(("CNI → CNI", self.names[0], self.names[1]))
+            pairs.append(("CNI → CNI", self.names[1], self.names[0], "CNI"))
         if len(self.cnm_names) > 1:
-            pairs.append(("CNM → CNM", self.cnm_names[0], self.cnm_names[1]))
-        if self.names and self.cnm_names:
-            pairs.append(("CNI → CNM (routed by the node)", self.names[0], self.cnm_names[0]))
+            pairs.append(("CNM → CNM", self.cnm_names[1], self.cnm_names[0], "CNM"))
+        if self.names and self.cnm_names and self.names[-1] != self.cnm_names[-1]:
+            pairs.append(("CNI → CNM (routed by the node)", self.names[-1], self.cnm_names[-1], "CNM"))
         rows = []
-        for label, a, b in pairs:
-            ip = addr(b)
+        for label, a, b, model in pairs:
+            ip = self.address(b, model)
             r = netns.ping(a, ip, timeout=1)
             rows.append([label, f"{a} → {b} ({ip})", "reply" if r.returncode == 0 else "no reply"])
         return rows
+
+    def ifname(self, name: str, model: str) -> str:
+        """The interface a container got from one model (CNI: eth0; CNM: what libnetwork named)."""
+        return "eth0" if model == "CNI" else self.endpoints[name].ifname
+
+    def address(self, name: str, model: str) -> str:
+        """The container's address on one model's network (no prefix)."""
+        if model == "CNI":
+            return self.results[name]["ips"][0]["address"].split("/")[0]
+        return self.endpoints[name].address.split("/")[0]
 
     def api_rows(self) -> list[list[str]]:
         """Every endpoint of the remote driver protocol, and whether this session called it."""

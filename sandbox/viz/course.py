@@ -238,7 +238,7 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
     links = {l["name"]: l for l in node["links"]}
     col = {k: color_for(k, _CNM_ORDER) for k in _CNM_ORDER}
     who = dict(style="dashed", color="#555555", fontcolor="#555555", constraint="false")
-    g = digraph("cnm_cni", rankdir="LR", compound="true", nodesep="0.3", ranksep="0.6")
+    g = digraph("cnm_cni", rankdir="LR", compound="true", nodesep="0.3", ranksep="0.45")
     cnm_bridge = next((l["name"] for l in node["links"] if l.get("kind") == "bridge"
                        and l["name"] != demo.bridge), None)
     sides = [("CNI", demo.bridge, demo.names), ("CNM", cnm_bridge, demo.cnm_names)]
@@ -265,31 +265,41 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
                     if l.get("kind") == "veth" and l.get("master") == br:
                         c.node(f"h{l['index']}", l["name"], fillcolor=col["Endpoint"] + "55")
                         g.edge(f"br_{br}", f"h{l['index']}", arrowhead="none")
-                g.edge("plugin" if model == "CNI" else "driver", f"br_{br}", label="made", **who)
+                g.edge("plugin" if model == "CNI" else "driver", f"br_{br}", taillabel="made",
+                       labeldistance="2.5", **who)
     if demo.ctl is not None:
-        g.node("controller", "CNM controller\\n(libnetwork's part,\\nin this kernel process)",
+        g.node("controller", "CNM controller\\n(libnetwork's part,\\nthis kernel)",
                shape="component", fillcolor="#ffffff")
-    for model, br, names in sides:
+    # each sandbox once, with the interface(s) each model gave it
+    sandboxes: dict[str, list[tuple[str, str]]] = {}
+    for model, _, names in sides:
         for name in names:
-            snap = netns.snapshot(name)
-            eth0 = next((l for l in snap["links"] if l["name"] == "eth0"), None)
-            with g.subgraph(name=f"cluster_{name}") as c:
-                c.attr(label=f"{name} ({model})\\nCNM: Sandbox", style="rounded,filled",
-                       fillcolor=col["Sandbox"] + "33", color=col["Sandbox"])
-                if eth0 is None:
-                    c.node(f"{name}_none", "no eth0", fillcolor="white")
-                    continue
-                addrs = ", ".join(a for a in eth0["addrs"] if ":" not in a)
-                c.node(f"{name}_eth0", f"eth0\\n{addrs}", fillcolor="white")
-            peer = next((h for h in node["links"] if h["index"] == eth0.get("peer_index")), None)
+            sandboxes.setdefault(name, []).append((model, demo.ifname(name, model)))
+    for name, ifaces in sandboxes.items():
+        snap = netns.snapshot(name)
+        links = {l["name"]: l for l in snap["links"]}
+        models = " + ".join(m for m, _ in ifaces)
+        with g.subgraph(name=f"cluster_{name}") as c:
+            c.attr(label=f"{name} ({models})\\nCNM: Sandbox", style="rounded,filled",
+                   fillcolor=col["Sandbox"] + "33", color=col["Sandbox"])
+            for model, ifname in ifaces:
+                l = links.get(ifname)
+                text = (f"{ifname}\\n" + ", ".join(a for a in l["addrs"] if ":" not in a)
+                        if l else f"no {ifname}")
+                c.node(f"{name}_{ifname}", text, fillcolor="white")
+        for model, ifname in ifaces:
+            l = links.get(ifname)
+            if l is None:
+                continue
+            peer = next((h for h in node["links"] if h["index"] == l.get("peer_index")), None)
             if peer:
-                g.edge(f"h{peer['index']}", f"{name}_eth0", dir="both", penwidth="2",
+                g.edge(f"h{peer['index']}", f"{name}_{ifname}", dir="both", penwidth="2",
                        color=col["Endpoint"], label="veth pair:\\nEndpoint")
             if model == "CNI":
-                g.edge("plugin", f"{name}_eth0", label="configured", **who)
+                g.edge("plugin", f"{name}_{ifname}", label="configured", **who)
             elif demo.ctl is not None:
-                g.edge(f"{name}_eth0", "controller", style="invis")
-                g.edge("controller", f"{name}_eth0", label="configured", **who)
+                g.edge(f"{name}_{ifname}", "controller", style="invis")
+                g.edge("controller", f"{name}_{ifname}", label="configured", **who)
     return g
 
 

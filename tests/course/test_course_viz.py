@@ -39,38 +39,42 @@ def test_cnm_and_cni_side_by_side_are_read_off_live_state(sandbox_dir: Path) -> 
     try:
         demo.start_plugin()
         demo.create_networks()
-        a, b = demo.connect_both()
-        c = demo.attach("upstream")
+        both = demo.connect_both()                   # one container: eth0 by CNI, eth1 by CNM
+        up, b2 = demo.attach("upstream"), demo.connect()
         rows = demo.rows()
         assert [(r["cnm"], r["model"]) for r in rows] == [
             ("Network", "CNI"), ("Network", "CNM"), ("Endpoint", "CNI"), ("Sandbox", "CNI"),
-            ("Endpoint", "CNI"), ("Sandbox", "CNI"), ("Endpoint", "CNM"), ("Sandbox", "CNM")]
+            ("Endpoint", "CNI"), ("Sandbox", "CNI"), ("Endpoint", "CNM"), ("Sandbox", "CNM"),
+            ("Endpoint", "CNM"), ("Sandbox", "CNM")]
         assert "10.87.0.1/24" in rows[0]["kernel"] and "10.86.0.1/24" in rows[1]["kernel"]
         node = {l["name"]: l for l in netns.snapshot(demo.node)["links"]}
-        for name, row in ((a, rows[2]), (c, rows[4]), (b, rows[6])):
-            eth0 = next(l for l in netns.snapshot(name)["links"] if l["name"] == "eth0")
-            ip = next(x for x in eth0["addrs"] if ":" not in x)
-            assert f"eth0 in {name} ({ip})" in row["kernel"], row
+        for name, ifname, row in ((both, "eth0", rows[2]), (up, "eth0", rows[4]),
+                                  (both, "eth1", rows[6]), (b2, "eth0", rows[8])):
+            link = next(l for l in netns.snapshot(name)["links"] if l["name"] == ifname)
+            ip = next(x for x in link["addrs"] if ":" not in x)
+            assert f"{ifname} in {name} ({ip})" in row["kernel"], row
             end = row["kernel"].split()[1]           # "veth <host end> (on <bridge>) ⇄ …"
-            assert node[end]["index"] == eth0["peer_index"] and node[end]["master"] in row["kernel"]
-        assert ipaddress.ip_interface(demo.endpoints[b].address).ip in ipaddress.ip_network("10.86.0.0/24")
+            assert node[end]["index"] == link["peer_index"] and node[end]["master"] in row["kernel"]
+        assert demo.endpoints[both].ifname == "eth1"  # libnetwork's prefix + the next free index
+        assert ipaddress.ip_interface(demo.endpoints[b2].address).ip in ipaddress.ip_network("10.86.0.0/24")
         # slide 56, from the logs: the driver changed only the node, the controller the sandbox
         who = demo.who_configured_rows()
         node_ino = netns.ns_inode(netns.path_of(demo.node))
         assert f"net:[{node_ino}] = the node only" in who[-2][2]
-        assert f"net:[{netns.ns_inode(netns.path_of(b))}]" in who[-1][2]
+        assert f"net:[{netns.ns_inode(netns.path_of(both))}]" in who[-1][2]
         src = course.cnm_picture(demo).source
         assert src.count("CNM: Sandbox") == 3 and src.count("CNM: Network") == 2
-        assert src.count("configured") == 3 and "remote driver, pid" in src
+        assert src.count("configured") == 4 and "remote driver, pid" in src and "CNI + CNM" in src
         phases = [r[0] for r in demo.sequence_rows()]
         assert phases == ["set up the plugin", "create the network", "connect a container"]
         connect = demo.sequence_rows()[2][2].splitlines()
-        assert [l.split()[1] for l in connect if l.startswith("POST")] == [
+        assert [l.split()[1] for l in connect if l.startswith("POST")][:4] == [
             "/IpamDriver.RequestAddress", "/NetworkDriver.CreateEndpoint", "/NetworkDriver.Join",
             "/NetworkDriver.ProgramExternalConnectivity"]
         assert connect[3].startswith("· controller: moved sbx")   # between Join and Program…
-        assert [r[2] for r in demo.pings()] == ["reply", "reply"]
+        assert [r[2] for r in demo.pings()] == ["reply", "reply", "reply"]
         demo.disconnect_one()
+        assert {l["name"] for l in netns.snapshot(both)["links"]} == {"lo"}
         demo.remove_networks()
         assert [r[0] for r in demo.sequence_rows()][-2:] == ["disconnect it", "remove the network"]
         called = {r[1]: r[4] for r in demo.api_rows()}
@@ -79,4 +83,4 @@ def test_cnm_and_cni_side_by_side_are_read_off_live_state(sandbox_dir: Path) -> 
     finally:
         demo.close()
     assert demo.driver.proc.poll() is not None and not demo.driver.socket.exists()
-    assert not netns.exists(demo.node) and not netns.exists(a)
+    assert not netns.exists(demo.node) and not netns.exists(both)
