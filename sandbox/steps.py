@@ -3,21 +3,29 @@
 Library functions take an optional ``steps: Steps | None``; when given, they append one
 :class:`Step` per thing they read, hashed, wrote, checked, mounted or executed. Nothing is
 recorded (and nothing costs) when ``steps`` is ``None``.
+
+A *snapshotting* ``Steps`` (``Steps(snapshots=True)``, or ``Steps(snapshot=fn)``) also keeps the
+state of the world right after each step (``Step.after``: a dict whose ``"kind"`` says what it
+describes), so a stepper can draw the picture at step k from what was recorded. Operations
+compute that state only when :func:`snapshotting` says a stepper asked for it.
 """
 from __future__ import annotations
 
 import json
+import time
 from collections import namedtuple
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from typing import Any, Callable, Iterator
 
 
 # (a namedtuple, not a dataclass: every pod start imports this module)
-class Step(namedtuple("Step", "action what detail")):
+class Step(namedtuple("Step", "action what detail after t", defaults=(None, 0.0))):
     """``action``: read | hash | write | check | exec | mount | netlink | ...; ``what``: the
-    object acted on (a path, an entry, a link, a command); ``detail``: a dict."""
+    object acted on (a path, an entry, a link, a command); ``detail``: a dict. Only in a
+    snapshotting :class:`Steps`: ``after``, the state right after the step (a dict with a
+    ``"kind"``), and ``t``, when it was recorded (``time.monotonic()``)."""
     __slots__ = ()
 
     def __str__(self) -> str:
@@ -26,15 +34,32 @@ class Step(namedtuple("Step", "action what detail")):
 
 
 class Steps:
-    """An ordered, filterable list of steps with text and HTML views."""
+    """An ordered, filterable list of steps with text and HTML views.
 
-    def __init__(self) -> None:
+    ``snapshots=True``: operations that can describe their state after each step do so
+    (``Step.after``). ``snapshot=fn``: ``fn(step)`` is called for every step that comes without a
+    state, and its answer kept as ``after`` (a caller watching something of its own)."""
+
+    def __init__(self, snapshots: bool = False,
+                 snapshot: Callable[[Step], dict[str, Any] | None] | None = None) -> None:
         self._items: list[Step] = []
+        self.snapshots = snapshots or snapshot is not None
+        self._snapshot = snapshot
 
-    def add(self, action: str, what: str, **detail: Any) -> Step:
-        step = Step(action, what, detail)
+    def add(self, action: str, what: str, *, after: dict[str, Any] | None = None,
+            t: float | None = None, **detail: Any) -> Step:
+        if not self.snapshots:
+            step = Step(action, what, detail)
+        else:
+            step = Step(action, what, detail, after, time.monotonic() if t is None else t)
+            if after is None and self._snapshot is not None:
+                step = step._replace(after=self._snapshot(step))
         self._items.append(step)
         return step
+
+    def extend(self, steps: Iterator[Step] | list[Step]) -> None:
+        """Append steps recorded elsewhere (e.g. by another process), in their order."""
+        self._items.extend(steps)
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self._items)
@@ -69,3 +94,9 @@ def record(steps: Steps | None, action: str, what: str, **detail: Any) -> None:
     """Append a step when recording is on (a no-op when ``steps`` is None)."""
     if steps is not None:
         steps.add(action, what, **detail)
+
+
+def snapshotting(steps: Steps | None) -> bool:
+    """True when a stepper asked for the state after each step (the costly part is skipped
+    otherwise)."""
+    return steps is not None and steps.snapshots

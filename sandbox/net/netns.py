@@ -31,7 +31,7 @@ from pathlib import Path
 from sandbox import config
 from sandbox._sys import libc, mountinfo
 from sandbox.errors import NotRootError, SandboxError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
@@ -164,18 +164,58 @@ def _release_dir(d: Path, steps: Steps | None) -> None:
 
 # -- create / delete / list -------------------------------------------------------------------
 
-def _helper_bind(target: str) -> tuple[int, int]:
+def _helper_bind(target: str, steps: Steps | None = None) -> tuple[int, int]:
     """The slide's ``unshare -n mount --bind /proc/self/ns/net target``, done by a helper
     *thread*: network namespaces belong to tasks (threads), so the thread unshares a new one for
     itself, bind-mounts its own ``/proc/thread-self/ns/net`` onto ``target`` and ends; the mount
     keeps the namespace alive. (A forked helper process does the same, but forking a Python
     process makes every page of it copy-on-write for both sides: ~2 ms per pod start.)
-    Returns (the helper thread's id, inode of the new netns)."""
+    Returns (the helper thread's id, inode of the new netns). The steps are recorded by the
+    helper itself, so a snapshot sees it at work."""
     def helper() -> tuple[int, int]:
+        tid = threading.get_native_id()
+        record(steps, "thread", f"helper thread {tid} starts", thread=tid,
+               netns_inode=current_inode(), after=_tasks(steps, target))
         libc.unshare(libc.CLONE_NEWNET)
+        ino = os.stat("/proc/thread-self/ns/net").st_ino
+        record(steps, "unshare", "CLONE_NEWNET in a helper thread", thread=tid, netns_inode=ino,
+               after=_tasks(steps, target))
         libc.mount("/proc/thread-self/ns/net", target, None, libc.MS_BIND)
-        return threading.get_native_id(), os.stat("/proc/thread-self/ns/net").st_ino
+        record(steps, "mount", target, source=f"/proc/{os.getpid()}/task/{tid}/ns/net",
+               flags="MS_BIND", netns_inode=ino, after=_tasks(steps, target))
+        return tid, ino
     return in_thread(helper)
+
+
+def tasks_state(handles: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Any]:
+    """This process's threads with the netns each one is in, and what each handle file holds
+    (a netns, or an empty file): the state a namespace picture is drawn from."""
+    pid = os.getpid()
+    threads = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        try:
+            ino = os.stat(f"/proc/{pid}/task/{tid}/ns/net").st_ino
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        threads.append({"tid": int(tid), "netns": ino, "comm": comm})
+    out = []
+    for h in handles:
+        try:
+            st = os.stat(h)
+        except FileNotFoundError:
+            out.append({"path": os.fspath(h), "exists": False, "netns": None, "inode": None})
+            continue
+        live = is_netns(h)
+        out.append({"path": os.fspath(h), "exists": True, "inode": st.st_ino,
+                    "netns": st.st_ino if live else None})
+    return {"kind": "netns", "pid": pid, "main": threading.main_thread().native_id,
+            "caller": threading.get_native_id(), "threads": threads, "handles": out}
+
+
+def _tasks(steps: Steps | None, *handles: str | os.PathLike[str]) -> dict[str, Any] | None:
+    return tasks_state(handles) if snapshotting(steps) else None
 
 
 def create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, steps: Steps | None = None) -> Path:
@@ -214,16 +254,25 @@ def bind(path: str | os.PathLike[str], steps: Steps | None = None, *, _name: str
         raise NetnsError(f"{p} must exist first (the slide's 'touch myns').")
     if is_netns(p):
         raise NetnsError(f"{p} already holds a network namespace.")
-    record(steps, "write", str(p), note="empty file: the handle (touch myns)")
+    record(steps, "write", str(p), note="empty file: the handle (touch myns)",
+           after=_tasks(steps, p))
     try:
-        tid, ino = _helper_bind(str(p))
+        tid, ino = _helper_bind(str(p), steps)
     except OSError as e:
         raise NetnsError(f"Could not create network namespace '{_name or p}': "
                          f"{e.strerror or e}.") from None
-    record(steps, "unshare", "CLONE_NEWNET in a helper thread", thread=tid, netns_inode=ino)
-    record(steps, "mount", str(p), source=f"/proc/{os.getpid()}/task/{tid}/ns/net",
-           flags="MS_BIND", netns_inode=ino)
+    if snapshotting(steps):  # join() returns before the kernel has reaped the task: wait for it
+        _wait_gone(f"/proc/self/task/{tid}")
+    record(steps, "exit", f"helper thread {tid} ends", thread=tid, netns_inode=ino,
+           note="the bind mount keeps the namespace alive", after=_tasks(steps, p))
     return ino
+
+
+def _wait_gone(path: str, budget: float = 1.0) -> None:
+    import time
+    end = time.monotonic() + budget
+    while os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.001)
 
 
 def delete(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR, *, missing_ok: bool = False,
@@ -303,12 +352,14 @@ def enter(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = DE
                              hint="Is it a netns handle (made by 'sandbox netns add')?") from None
         finally:
             os.close(new)
-        record(steps, "setns", str(path), thread=tid, netns_inode=current_inode())
+        record(steps, "setns", str(path), thread=tid, netns_inode=current_inode(),
+               after=_tasks(steps, path))
         try:
             yield path
         finally:
             libc.setns(old, libc.CLONE_NEWNET)
-            record(steps, "setns", "back", thread=tid, netns_inode=current_inode())
+            record(steps, "setns", "back", thread=tid, netns_inode=current_inode(),
+                   after=_tasks(steps, path))
     finally:
         os.close(old)
 
@@ -481,34 +532,39 @@ def unique_name(prefix: str = "sbx") -> str:
 
 def _snapshot(path: Path) -> dict[str, Any]:
     with iproute(path) as ipr:
-        links = []
-        names: dict[int, str] = {}
-        for l in ipr.get_links():
-            names[l["index"]] = l.get("ifname")
-        addrs: dict[int, builtins.list[str]] = {}
-        for a in ipr.get_addr():
-            addrs.setdefault(a["index"], []).append(f"{a.get('address')}/{a['prefixlen']}")
-        for l in ipr.get_links():
-            links.append({
-                "index": l["index"], "name": l.get("ifname"),
-                "kind": l.get(("linkinfo", "kind")) or ("loopback" if l.get("ifname") == "lo" else None),
-                "up": bool(l["flags"] & 1), "operstate": l.get("operstate"),
-                "mac": l.get("address"), "mtu": l.get("mtu"),
-                "master": names.get(l.get("master")) if l.get("master") else None,
-                "peer_index": l.get("link"),            # a veth's peer ifindex (maybe in another netns)
-                "peer_netnsid": l.get("link_netnsid"),  # set when the peer is in another netns
-                "addrs": addrs.get(l["index"], []),
-            })
-        routes = []
-        for r in ipr.get_routes(table=254):
-            if r["family"] not in (2, 10):
-                continue
-            dst = r.get("dst")
-            routes.append({"dst": f"{dst}/{r['dst_len']}" if dst else
+        return snapshot_from(ipr.get_links(), ipr.get_addr(), ipr.get_routes(table=254),
+                             str(path), ns_inode(path))
+
+
+def snapshot_from(links: Any, addrs: Any, routes: Any, path: str, inode: int) -> dict[str, Any]:
+    """The snapshot dict (see :func:`snapshot`) from pyroute2 link, address and route messages:
+    read from a dump here, or rebuilt change by change from the kernel's notifications
+    (:mod:`sandbox.net.watch`)."""
+    links = builtins.list(links)
+    names: dict[int, str] = {l["index"]: l.get("ifname") for l in links}
+    by_index: dict[int, builtins.list[str]] = {}
+    for a in addrs:
+        by_index.setdefault(a["index"], []).append(f"{a.get('address')}/{a['prefixlen']}")
+    out_links = [{
+        "index": l["index"], "name": l.get("ifname"),
+        "kind": l.get(("linkinfo", "kind")) or ("loopback" if l.get("ifname") == "lo" else None),
+        "up": bool(l["flags"] & 1), "operstate": l.get("operstate"),
+        "mac": l.get("address"), "mtu": l.get("mtu"),
+        "master": names.get(l.get("master")) if l.get("master") else None,
+        "peer_index": l.get("link"),            # a veth's peer ifindex (maybe in another netns)
+        "peer_netnsid": l.get("link_netnsid"),  # set when the peer is in another netns
+        "addrs": by_index.get(l["index"], []),
+    } for l in links]
+    out_routes = []
+    for r in routes:
+        if r["family"] not in (2, 10):
+            continue
+        dst = r.get("dst")
+        out_routes.append({"dst": f"{dst}/{r['dst_len']}" if dst else
                            ("0.0.0.0/0" if r["family"] == 2 else "::/0"),
                            "gateway": r.get("gateway"), "dev": names.get(r.get("oif")),
                            "family": 4 if r["family"] == 2 else 6})
-    return {"path": str(path), "inode": ns_inode(path), "links": links, "routes": routes}
+    return {"path": path, "inode": inode, "links": out_links, "routes": out_routes}
 
 
 def snapshot(name_or_path: str | os.PathLike[str],

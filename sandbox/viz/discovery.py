@@ -9,7 +9,7 @@ import graphviz
 
 from sandbox.dist.discovery import Discovery
 from sandbox.steps import Steps
-from sandbox.viz import PALETTE, digraph
+from sandbox.viz import PALETTE, digraph, sequence
 
 OK, SKIP, WEAK, BAD = "#009E73", "#999999", "#E69F00", "#D55E00"
 
@@ -95,36 +95,7 @@ def fetch_sequence(steps: Steps, *, title: str = "sandbox fetch") -> graphviz.Di
         for p in (a, b):
             if p not in parties:
                 parties.append(p)
-    g = digraph("sequence", rankdir="TB", nodesep="0.25", ranksep="0.18", splines="line")
-    g.attr("edge", arrowsize="0.6")
-    for j, p in enumerate(parties):
-        g.node(f"p{j}_h", p, shape="box", style="rounded,filled", group=f"lane{j}",
-               fillcolor=PALETTE[j % len(PALETTE)] + "55")
-    for j in range(len(parties) - 1):
-        g.edge(f"p{j}_h", f"p{j+1}_h", style="invis")
-    with g.subgraph() as s:
-        s.attr(rank="same")
-        for j in range(len(parties)):
-            s.node(f"p{j}_h")
-    for i in range(len(rows) + 1):
-        with g.subgraph() as s:
-            s.attr(rank="same")
-            for j in range(len(parties)):
-                s.node(f"p{j}_{i}", "", shape="point", width="0.03", color="#777777", group=f"lane{j}")
-        for j in range(len(parties) - 1):
-            g.edge(f"p{j}_{i}", f"p{j+1}_{i}", style="invis")
-        for j in range(len(parties)):
-            g.edge(f"p{j}_h" if i == 0 else f"p{j}_{i-1}", f"p{j}_{i}", arrowhead="none",
-                   color="#bbbbbb", style="dashed", weight="100")
-    for i, (a, b, label, color, style) in enumerate(rows, 1):
-        ja, jb = parties.index(a), parties.index(b)
-        if ja == jb:
-            g.node(f"p{ja}_{i}", "", xlabel=f" {label} ", shape="point", width="0.08", color=color,
-                   fontcolor=color, fontsize="9")
-            continue
-        g.edge(f"p{ja}_{i}", f"p{jb}_{i}", label=f" {label} ", color=color, fontcolor=color,
-               style=style, constraint="false")
-    return g
+    return sequence(parties, rows)
 
 
 def template_explorer(tags: list, app: str = "example.com/myapp:1.0.0,os=linux,arch=amd64"):

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import graphviz
 
-from sandbox.viz import color_for, digraph
+from sandbox.palette import kind_color
+from sandbox.viz import digraph, sequence
 
 _KIND_SHAPE = {"bridge": "box3d", "veth": "box", "loopback": "box", None: "box"}
 
@@ -39,29 +41,76 @@ def _routes_label(routes: list[dict[str, Any]]) -> str:
 
 def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, Any]], *,
                   node_name: str = "node", show_mac: bool = False,
-                  show_lo: bool = False) -> graphviz.Digraph:
-    """Draw snapshots: ``node`` (or None) and ``{container name: snapshot}``."""
-    g = digraph("topology", rankdir="LR", compound="true")
-    order = ["node", *containers]
+                  show_lo: bool = False, nat: list[str] | None = None,
+                  focus: dict[str, Any] | None = None,
+                  gone: dict[str, list[dict[str, Any]]] | None = None,
+                  node_kind: str = "node") -> graphviz.Digraph:
+    """Draw snapshots: ``node`` (or None) and ``{container name: snapshot}``.
 
-    def add_ns(key: str, title: str, snap: dict[str, Any], prefix: str) -> None:
+    For the stepper: ``nat`` (the node's NAT rules, ``iptables -S`` lines), ``focus`` (the change
+    of this step: ``{"ns": "node" or a container name, "kind": link|addr|route|nat, "name": …}``,
+    drawn in the "now" colour), ``gone`` (links that this step removed, drawn dashed)."""
+    g = digraph("topology", rankdir="LR", compound="true")
+    now = kind_color("now")
+    focus = focus or {}
+    gone = gone or {}
+
+    def hot(key: str, kind: str, name: str | None) -> bool:
+        return focus.get("ns") == key and focus.get("kind") == kind and (
+            name is None or focus.get("name") == name)
+
+    def add_ns(key: str, title: str, snap: dict[str, Any], prefix: str, kind: str) -> None:
+        col = kind_color(kind)
         with g.subgraph(name=f"cluster_{prefix}") as c:
             c.attr(label=f"{title}  net:[{snap['inode']}]", style="rounded,filled",
-                   fillcolor=color_for(key, order) + "33", color=color_for(key, order))
+                   fillcolor=col + "33", color=col)
             for l in snap["links"]:
                 if l.get("kind") == "loopback" and not show_lo:
                     continue
+                lk = l.get("kind")
+                on = hot(key, "link", l["name"]) or hot(key, "addr", l["name"])
+                fill = (kind_color("bridge") + "55" if lk == "bridge" else
+                        "white" if l["up"] else "#eeeeee")
+                border = kind_color("veth") if lk == "veth" else "black"
                 c.node(f"{prefix}_{l['index']}", _label(l, show_mac),
-                       shape=_KIND_SHAPE.get(l.get("kind"), "box"),
-                       fillcolor="white" if l["up"] else "#eeeeee")
+                       shape=_KIND_SHAPE.get(lk, "box"), fillcolor=fill,
+                       color=now if on else border, penwidth="3" if on else "1")
+            if not any(l.get("kind") != "loopback" or show_lo for l in snap["links"]) \
+                    and not gone.get(key) and not (prefix == "node" and nat):
+                lo = next((l for l in snap["links"] if l.get("kind") == "loopback"), None)
+                c.node(f"{prefix}_empty", f"only lo ({'UP' if lo['up'] else 'DOWN'})" if lo else "no links",
+                       shape="plaintext", style="", fontcolor="#777777", fontsize="9")
+            for l in gone.get(key, []):
+                c.node(f"{prefix}_gone_{l['index']}", f"<<s>{html.escape(l['name'] or '?')}</s>"
+                       f"<br/><font point-size='9'>gone at this step</font>>", style="rounded,dashed",
+                       color=now, fontcolor="#777777", shape="box")
             if snap["routes"] or prefix != "node":
+                on = hot(key, "route", None)
                 c.node(f"{prefix}_routes", _routes_label(snap["routes"]), shape="note",
-                       fillcolor="#fffff0")
+                       fillcolor="#fffff0", color=now if on else "black",
+                       penwidth="3" if on else "1")
+            if prefix == "node" and nat:
+                on = hot(key, "nat", None)
+                rows = "<br align='left'/>".join(html.escape(_short_rule(r)) for r in nat)
+                c.node("node_nat", f"<<font face='Courier' point-size='8'>iptables -t nat -S<br "
+                                   f"align='left'/>{rows}<br align='left'/></font>>",
+                       shape="note", fillcolor=kind_color("nat") + "22",
+                       color=now if on else kind_color("nat"), penwidth="3" if on else "1")
 
     if node is not None:
-        add_ns("node", f"node {node_name}", node, "node")
+        add_ns("node" if node_kind == "node" else node_name, f"{node_kind} {node_name}", node,
+               "node", node_kind)
     for i, (name, snap) in enumerate(containers.items()):
-        add_ns(name, f"container {name}", snap, f"c{i}")
+        add_ns(name, f"container {name}", snap, f"c{i}", "netns")
+    # the node left of its containers, even before a veth pair ties them
+    firsts = [re.match(r"\s*(\S+)", line).group(1) for line in g.body
+              if re.match(r"\s*(node|c\d+)_\S+ \[", line)]
+    clusters: dict[str, str] = {}
+    for n in firsts:
+        clusters.setdefault(n.split("_")[0], n)
+    chain = list(clusters.values())
+    for a, b in zip(chain, chain[1:]):
+        g.edge(a, b, style="invis")
 
     if node is not None:
         by_index = {l["index"]: l for l in node["links"]}
@@ -70,16 +119,30 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                 br = next((b for b in node["links"] if b["name"] == l["master"]), None)
                 if br is not None:
                     g.edge(f"node_{br['index']}", f"node_{l['index']}", dir="none",
-                           label="port", color="#666666")
+                           label="port", color=kind_color("bridge"), penwidth="1.5")
         for i, (name, snap) in enumerate(containers.items()):  # veth pairs across namespaces
             for l in snap["links"]:
-                if l.get("kind") != "veth" or not l.get("peer_index"):
+                if l.get("kind") != "veth":
                     continue
-                peer = by_index.get(l["peer_index"])
+                peer = by_index.get(l["peer_index"]) if l.get("peer_index") else None
+                if peer is None and not l.get("peer_cut"):
+                    # A veth created with its peer in another netns is first announced with no
+                    # peer index: pair it with the one node veth that names it, if unambiguous.
+                    named = [n for n in node["links"] if n.get("kind") == "veth"
+                             and n.get("peer_index") == l["index"]]
+                    peer = named[0] if len(named) == 1 else None
                 if peer is not None and peer.get("kind") == "veth" and peer.get("peer_index") == l["index"]:
                     g.edge(f"node_{peer['index']}", f"c{i}_{l['index']}", dir="both",
-                           style="bold", color="#0072B2", label="veth pair")
+                           style="bold", color=kind_color("veth"), label="veth pair")
     return g
+
+
+def _short_rule(rule: str, width: int = 64) -> str:
+    """An iptables rule shortened for a picture: the comment (which says network and container)
+    becomes ``/*…*/`` and long chain names keep their start."""
+    rule = re.sub(r'-m comment --comment "(?:[^"\\]|\\.)*"', "/*…*/", rule)
+    rule = re.sub(r"CNI-([0-9a-f]{8})[0-9a-f]{16}", r"CNI-\1…", rule)
+    return rule if len(rule) <= width else rule[:width - 1] + "…"
 
 
 def topology(node: str | os.PathLike[str] | None, containers: list[str | os.PathLike[str]], *,
@@ -103,3 +166,215 @@ def netns_picture(*names: str, node: str | None = None) -> Any:
     if not alive and node is None:
         return "no network namespace yet"
     return topology(node, alive)
+
+
+# -- namespace creation, step by step (notebook 05, lab 4) ------------------------------------
+
+def _states_upto(steps: Any, k: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+    """(state at or before step k, the state recorded before that one, its step index)."""
+    j = k
+    while j >= 0 and not steps[j].after:
+        j -= 1
+    if j < 0:
+        return None, None, -1
+    i = j - 1
+    while i >= 0 and not (steps[i].after and steps[i].after.get("kind") == steps[j].after.get("kind")):
+        i -= 1
+    return steps[j].after, (steps[i].after if i >= 0 else None), j
+
+
+def tasks_picture(state: dict[str, Any], prev: dict[str, Any] | None = None, *,
+                  host_netns: int | None = None, focus: int | None = None,
+                  title: str = "") -> graphviz.Digraph:
+    """Threads of this process and the network namespace each is in, and the handle files
+    (:func:`sandbox.net.netns.tasks_state`). ``prev``: the state before, so a thread that has
+    ended is drawn dashed; ``focus``: the thread the step acted on (drawn in the "now" colour);
+    ``host_netns``: the namespace to call the host's."""
+    g = digraph("tasks", rankdir="LR", nodesep="0.25", ranksep="0.7")
+    if title:
+        g.attr(label=title, labelloc="t", fontsize="12")
+    _draw_tasks(g, state, prev, host_netns, focus, "")
+    return g
+
+
+def _draw_tasks(g: Any, state: dict[str, Any], prev: dict[str, Any] | None, host: int | None,
+                focus: int | None, p: str) -> None:
+    now = kind_color("now")
+    main = state["main"]
+    if host is None:
+        host = next((t["netns"] for t in state["threads"] if t["tid"] == main), None)
+    tids = {t["tid"] for t in state["threads"]}
+    shown = [t for t in state["threads"] if t["tid"] in (main, focus) or t["netns"] != host]
+    others = [t for t in state["threads"] if t not in shown]
+    ended = [t for t in (prev or {}).get("threads", [])
+             if t["tid"] not in tids and (t["netns"] != host or t["tid"] == focus)]
+    inodes = [host] + [t["netns"] for t in shown] + [h["netns"] for h in state["handles"] if h.get("netns")]
+    with g.subgraph(name=f"cluster_{p}proc") as c:
+        c.attr(label=f"process {state['pid']} (this Python)", style="rounded,filled",
+               fillcolor=kind_color("process") + "33", color="#999999", fontsize="10")
+        for t in shown:
+            who = ("main thread" if t["tid"] == main else
+                   "helper thread" if t["tid"] == focus else "thread")
+            c.node(f"{p}t{t['tid']}", f"{who}\ntid {t['tid']}", fillcolor=kind_color("process"),
+                   color=now if t["tid"] == focus else "black",
+                   penwidth="3" if t["tid"] == focus else "1")
+        for t in ended:
+            c.node(f"{p}t{t['tid']}", f"helper thread {t['tid']}\n(ended)", style="rounded,dashed",
+                   color=now, fontcolor="#777777")
+        if others:
+            c.node(f"{p}others", f"{len(others)} other threads\n(same netns as main)",
+                   fillcolor=kind_color("process") + "88", fontsize="9")
+    for ino in dict.fromkeys(i for i in inodes if i is not None):
+        is_host = ino == host
+        g.node(f"{p}n{ino}", f"network namespace\nnet:[{ino}]" + ("\n(the host's)" if is_host else ""),
+               shape="ellipse", fillcolor=kind_color("host" if is_host else "netns"), style="filled")
+    for t in shown:
+        g.edge(f"{p}t{t['tid']}", f"{p}n{t['netns']}", label="in",
+               color=now if t["tid"] == focus else "#555555",
+               penwidth="2.5" if t["tid"] == focus else "1")
+    if others and host is not None:
+        g.edge(f"{p}others", f"{p}n{host}", label="in", color="#999999")
+    for i, h in enumerate(state["handles"]):
+        name = html.escape(Path(h["path"]).name)
+        where = html.escape(h["path"])
+        if not h["exists"]:
+            g.node(f"{p}h{i}", f"<<b>{name}</b><br/><font point-size='9'>(no file)</font>>",
+                   shape="note", style="dashed")
+        elif h.get("netns"):
+            g.node(f"{p}h{i}", f"<<b>{name}</b><br/><font point-size='9'>{where}<br/>bind mount "
+                               f"of nsfs, inode {h['netns']}</font>>",
+                   shape="note", fillcolor="white", color=kind_color("mount"), penwidth="2")
+            g.edge(f"{p}h{i}", f"{p}n{h['netns']}", label="bind mount\nkeeps it alive",
+                   color=kind_color("mount"), penwidth="2")
+        else:
+            g.node(f"{p}h{i}", f"<<b>{name}</b><br/><font point-size='9'>{where}<br/>empty file, "
+                               f"inode {h['inode']}</font>>", shape="note", fillcolor="white")
+
+
+def netns_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for namespace creation (states of kind ``netns``)."""
+    from sandbox.viz.stepper import Frame
+    state, prev, j = _states_upto(steps, k)
+    assert state is not None
+    focus = steps[k].detail.get("thread") if j == k else None
+    return Frame([tasks_picture(state, prev, host_netns=_host_netns(steps), focus=focus)])
+
+
+def _host_netns(steps: Any) -> int | None:
+    first = next(s.after for s in steps if s.after and s.after.get("kind") == "netns")
+    return next((t["netns"] for t in first["threads"] if t["tid"] == first["main"]), None)
+
+
+def netns_before_after(steps: Any) -> graphviz.Digraph:
+    """The first and the last recorded namespace state side by side."""
+    states = [s.after for s in steps if s.after and s.after.get("kind") == "netns"]
+    if not states:
+        raise ValueError("no namespace state was recorded (use Steps(snapshots=True))")
+    host = _host_netns(steps)
+    g = digraph("before_after", rankdir="LR")
+    for name, st in (("before", states[0]), ("after", states[-1])):
+        with g.subgraph(name=f"cluster_{name}") as c:
+            c.attr(label=f"{name} (step {1 if name == 'before' else len(steps)})", fontsize="13",
+                   style="rounded", color="#999999")
+            _draw_tasks(c, st, None, host, None, name + "_")
+    return g
+
+
+# -- CNI ADD / DEL / GC, step by step (notebook 06, lab 5) --------------------------------------
+
+SEQ_ROWS = 14   # rows of the sequence diagram shown at once (the latest ones)
+
+
+def cni_sequence(steps: Any, k: int, film: Any) -> graphviz.Digraph:
+    """The plugin execs of ``film``'s operation up to step ``k`` as a sequence diagram: the
+    runtime, each plugin, the kernel; exec (env + stdin), answer (exit code, time), the files
+    a plugin wrote and each kernel change (from the plugin then running)."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    current = None
+    active: list[str] = []          # runtime-level plugin calls not answered yet
+    parties = ["runtime"]
+    ok, bad, ink = kind_color("ok"), kind_color("refused"), "#333333"
+    for j in range(k + 1):
+        s = steps[j]
+        if not s.after or s.after.get("film") is not film:
+            continue
+        d = s.detail
+        by = d.get("by")
+        row: tuple[str, str, str, str, str] | None = None
+        if s.action == "call":
+            callee = d.get("plugin", s.what.split()[0])
+            caller = by or "runtime"
+            stdin = d.get("stdin") or ""
+            row = (caller, callee, f"exec {d.get('command', '')}: env + stdin ({len(stdin)} B)",
+                   ink, "solid")
+            if not by:
+                active.append(callee)
+        elif s.action in ("exec", "exit") and ("exit_code" in d):
+            callee = s.what.split()[0]
+            caller = by or "runtime"
+            if by is None and s.action == "exec":
+                if callee in active:
+                    active.remove(callee)
+            code = d.get("exit_code")
+            out = (d.get("stdout") or "").strip()
+            row = (callee, caller, f"exit {code} · {float(d.get('ms') or 0):.0f} ms"
+                   + (" · result" if out.startswith("{") and code == 0 else ""),
+                   ok if code == 0 else bad, "dashed")
+        elif s.action in ("write", "unlink"):
+            who = by or "runtime"
+            row = (who, who, f"{s.action} {Path(s.what).name}", kind_color("file"), "dotted")
+        elif s.action == "exec" and by:
+            row = (by, "kernel", s.what, ink, "solid")
+        elif s.action in ("netlink", "nftables"):
+            who = active[-1] if active else "runtime"
+            text = _short_rule(s.what.replace("iptables: ", ""), 34) if s.action == "nftables" \
+                else (s.what if len(s.what) <= 34 else s.what[:33] + "…")
+            row = (who, "kernel", text, kind_color("nat") if s.action == "nftables" else
+                   kind_color("veth"), "solid")
+        if row is None:
+            continue
+        for p in row[:2]:
+            if p not in parties and p != "kernel":
+                parties.append(p)
+        rows.append(row)
+        if j == k:
+            current = len(rows) - 1
+    parties.append("kernel")
+    earlier = max(0, len(rows) - SEQ_ROWS)
+    shown = rows[earlier:]
+    fills = {p: kind_color("plugin") for p in parties}
+    fills.update({"runtime": kind_color("process"), "kernel": kind_color("node")})
+    return sequence(parties, shown, fills=fills, earlier=earlier,
+                    current=None if current is None else current - earlier)
+
+
+def cni_frame(steps: Any, k: int) -> Any:
+    """The stepper's pictures for a CNI operation (states of kind ``net``): the sequence of
+    execs so far, and the kernel topology right after step ``k``."""
+    from sandbox.viz.stepper import Frame
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == "net"):
+        j -= 1
+    after = steps[j].after
+    film, i = after["film"], after["i"]
+    state = film.kernel.state(i)
+    spaces = state["namespaces"]
+    home = film.labels[0]
+    node = spaces.get(home)
+    containers = {n: spaces[n] for n in film.labels[1:]}
+    focus, gone = None, {}
+    s = steps[k]
+    if j == k and s.action in ("netlink", "nftables") and i >= 0:
+        change = film.kernel.change(i)
+        focus = {"ns": change["ns"], "kind": change["kind"],
+                 "name": None if change["kind"] in ("route", "nat") else change["name"]}
+        if change["kind"] == "link" and ("deleted" in change["what"] or "moved" in change["what"]):
+            before = film.kernel.state(i - 1)["namespaces"][change["ns"]]
+            now_idx = {l["index"] for l in spaces[change["ns"]]["links"]}
+            gone[change["ns"]] = [l for l in before["links"] if l["index"] not in now_idx]
+    topo = topology_from(node, containers, node_name=Path(node["path"]).name if node and node["path"] else home,
+                         nat=state["nat"], focus=focus, gone=gone,
+                         node_kind="node" if home == "node" else "host")
+    note = (f"<div style='color:#555;margin-bottom:4px'>{html.escape(after['op'])} · kernel state "
+            f"after change {i + 1} of {len(film.kernel.events)} notifications</div>")
+    return Frame([topo], note=note, aside=[cni_sequence(steps, k, film)])

@@ -6,6 +6,7 @@ import pytest
 from renderkit import dep
 
 from sandbox import render
+from sandbox.palette import PALETTE
 from sandbox.viz import render as vr
 
 
@@ -33,7 +34,7 @@ def test_tree_colours_by_origin_and_marks_removed(graph_and_trace) -> None:
     assert "cx\\n(whitelist of c)" in src  # /cx is not in C's own list
     # /dx: removed from D's second pass by C's list, but D's first pass (via B) keeps it
     colours = {l.split()[0].strip('"'): l for l in src.splitlines() if "fillcolor" in l}
-    assert 'fillcolor="#E69F00"' in colours["/dx"]            # d's colour (first image in order)
+    assert f'fillcolor="{PALETTE[0]}"' in colours["/dx"]      # d's colour (first image in order)
     svg = vr.tree(trace).pipe(format="svg")
     assert svg.startswith(b"<?xml")
     assert "(whitelist of c)" not in vr.tree(trace, show_removed=False).source
