@@ -61,6 +61,28 @@ class Steps:
         """Append steps recorded elsewhere (e.g. by another process), in their order."""
         self._items.extend(steps)
 
+    def attach(self, start: int, after: dict[str, Any]) -> None:
+        """Give the steps from index ``start`` on that recorded no state the state ``after``
+        (an operation that starts watching the world after its first steps: nothing had
+        changed yet when they were recorded)."""
+        for i in range(start, len(self._items)):
+            if self._items[i].after is None:
+                self._items[i] = self._items[i]._replace(after=after)
+
+    def watching(self, snapshot: Callable[[Step], dict[str, Any] | None]) -> Any:
+        """``with steps.watching(fn):`` every step recorded in the block without a state gets
+        ``fn(step)`` (the snapshot given at construction, if any, is restored after)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope() -> Iterator[None]:
+            old, self._snapshot = self._snapshot, snapshot
+            try:
+                yield
+            finally:
+                self._snapshot = old
+        return scope()
+
     def __iter__(self) -> Iterator[Step]:
         return iter(self._items)
 

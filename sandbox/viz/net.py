@@ -320,9 +320,11 @@ def cni_sequence(steps: Any, k: int, film: Any) -> graphviz.Digraph:
             row = (callee, caller, f"exit {code} · {float(d.get('ms') or 0):.0f} ms"
                    + (" · result" if out.startswith("{") and code == 0 else ""),
                    ok if code == 0 else bad, "dashed")
-        elif s.action in ("write", "unlink"):
+        elif s.action in ("write", "unlink", "read"):
             who = by or "runtime"
-            row = (who, who, f"{s.action} {Path(s.what).name}", kind_color("file"), "dotted")
+            row = (who, who, f"{s.action} {Path(s.what).name}"[:40], kind_color("file"), "dotted")
+        elif s.action == "check" and not by:
+            row = ("runtime", "runtime", s.what[:40], "#777777", "dotted")
         elif s.action == "exec" and by:
             row = (by, "kernel", s.what, ink, "solid")
         elif s.action in ("netlink", "nftables"):

@@ -18,7 +18,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sandbox import bounded
 from sandbox.errors import SandboxError
@@ -118,8 +118,13 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
                 cni_path: list[str] | None = None, node: str | os.PathLike[str] | None = None,
                 network: str = "", steps: Steps | None = None, timeout: float = 60,
                 log: list[Exec] | None = None,
-                plugin_state_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+                plugin_state_dir: str | os.PathLike[str] | None = None,
+                extra_env: dict[str, str] | None = None,
+                on_start: Callable[[Exec], None] | None = None) -> dict[str, Any] | None:
     """Run one plugin command and return its parsed stdout (None if it printed nothing).
+
+    ``extra_env`` is added to the plugin's environment (not shown as part of the call);
+    ``on_start(call)`` is called just before the exec (a recording runtime marks the start).
 
     ``plugin_state_dir``: the plugin runs in a private mount namespace where that directory is
     mounted on /var/lib/cni (so host-local's default dataDir, /var/lib/cni/networks, lands
@@ -134,6 +139,7 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         cni_env = {"CNI_COMMAND": "VERSION"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
     env.update(cni_env)
+    env.update(extra_env or {})
     # plugins exec iptables/ip from PATH; a notebook kernel's PATH may lack the sbin dirs
     path_dirs = env.get("PATH", "").split(os.pathsep)
     env["PATH"] = os.pathsep.join([d for d in path_dirs if d] + [
@@ -142,6 +148,8 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
                 stdin=data.decode(errors="replace"),
                 node=str(_netns.path_of(node)) if node is not None else None)
     pre = _private_var_lib_cni(plugin_state_dir) if plugin_state_dir is not None else None
+    if on_start is not None:
+        on_start(call)
     t0 = time.perf_counter()
     try:
         if node is None:
@@ -164,8 +172,9 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
     call.stderr = cp.stderr.decode(errors="replace")
     if log is not None:
         log.append(call)
-    record(steps, "exec", f"{path.name} {command}", **{k: v for k, v in call.to_dict().items()
-                                                        if k not in ("plugin", "command")})
+    if steps is not None:
+        what, detail = exec_step(call)
+        steps.add("exec", what, **detail)
     if cp.returncode != 0:
         err = _decode_error(call.stdout, call.stderr)
         if err is None:
@@ -199,6 +208,12 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         raise CniError(6, "plugin printed JSON that is not an object on stdout", text[:200],
                        plugin=path.name, command=command, network=network, stderr=call.stderr)
     return result
+
+
+def exec_step(call: Exec) -> tuple[str, dict[str, Any]]:
+    """(what, detail) of the ``exec`` step that records one plugin call (``explain`` reads it)."""
+    return f"{call.plugin} {call.command}", {k: v for k, v in call.to_dict().items()
+                                              if k not in ("plugin", "command")}
 
 
 def _private_var_lib_cni(state_dir: str | os.PathLike[str]) -> Any:

@@ -17,6 +17,7 @@ Configurations"; libcni/api.go).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,7 +48,7 @@ from sandbox.net.cni.invoke import (
     find_plugin,
     supported_versions,
 )
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 Args = str | dict[str, str] | list | None
 
@@ -117,6 +118,7 @@ class Runtime:
         self.plugin_state_dir = Path(plugin_state_dir) if plugin_state_dir is not None else None
         self.calls: list[Exec] = []          # every plugin exec, in order (for --explain)
         self._lock = threading.Lock()
+        self._film: Any = None               # the recording, while a stepper's Steps is given
 
     # -- configuration ---------------------------------------------------------------------
     def networks(self, steps: Steps | None = None) -> list[NetworkConfig]:
@@ -190,10 +192,40 @@ class Runtime:
     def _exec(self, net: NetworkConfig, plugin: dict[str, Any], command: str, stdin: bytes,
               cid: str, netns: str, ifname: str, args: str,
               steps: Steps | None) -> dict[str, Any] | None:
-        return exec_plugin(self.plugin_path(plugin["type"]), command, stdin, container_id=cid,
-                           netns=netns, ifname=ifname, args=args, cni_path=self.cni_path,
-                           node=self.node, network=net.name, steps=steps, timeout=self.timeout,
-                           log=self.calls, plugin_state_dir=self.plugin_state_dir)
+        film = self._film
+        kw: dict[str, Any] = dict(container_id=cid, netns=netns, ifname=ifname, args=args,
+                                  cni_path=self.cni_path, node=self.node, network=net.name,
+                                  timeout=self.timeout, log=self.calls,
+                                  plugin_state_dir=self.plugin_state_dir)
+        if film is None:
+            return exec_plugin(self.plugin_path(plugin["type"]), command, stdin, steps=steps, **kw)
+        n = len(self.calls)
+        try:   # the film records the exec step itself, after the changes it made
+            return exec_plugin(self.plugin_path(plugin["type"]), command, stdin, steps=None,
+                               extra_env=film.env(), on_start=film.on_start, **kw)
+        finally:
+            film.done(self.calls[-1] if len(self.calls) > n else None)
+
+    @contextlib.contextmanager
+    def _filming(self, steps: Steps | None, op: str, containers: dict[str, str],
+                 since: int = 0) -> Any:
+        """While a stepper asked for it (a snapshotting ``Steps``), record the operation with
+        the kernel's changes in the node and container namespaces (:mod:`sandbox.net.cni.film`);
+        ``since``: where the operation's steps begin in ``steps``. Nothing is watched
+        otherwise; a nested operation (GC's DELs) joins the running film."""
+        if self._film is not None or not snapshotting(steps):
+            yield
+            return
+        assert steps is not None
+        from sandbox.net.cni.film import CniFilm  # only a recording stepper pays for it
+        live = {k: v for k, v in containers.items() if v and _netns.is_netns(v)}
+        film = CniFilm(steps, op, self.node, live).start(since)
+        self._film = film
+        try:
+            yield
+        finally:
+            self._film = None
+            film.stop()
 
     # -- ADD / CHECK / DEL -----------------------------------------------------------------
     def add(self, net: str | NetworkConfig, netns: str | os.PathLike[str],
@@ -202,6 +234,7 @@ class Runtime:
             steps: Steps | None = None) -> dict[str, Any]:
         """Attach the container whose netns is ``netns`` to ``net`` as ``ifname``; return the
         final result (in the network's cniVersion) and cache it."""
+        since = len(steps) if steps is not None else 0
         net = self.network(net, steps)
         cid = container_id or self.container_id_for(netns)
         validate_container_id(cid)
@@ -219,6 +252,13 @@ class Runtime:
         # delete an interface this attachment never made (e.g. another network's eth0).
         existed = _link_exists(ns_path, ifname)
         version = self.negotiate(net, steps)
+        with self._filming(steps, "ADD", {cid: ns_path}, since):
+            return self._add(net, cid, ns_path, ifname, args, capability_args, version, existed,
+                             steps)
+
+    def _add(self, net: NetworkConfig, cid: str, ns_path: str, ifname: str, args: Args,
+             capability_args: dict[str, Any] | None, version: str, existed: bool,
+             steps: Steps | None) -> dict[str, Any]:
         a_str = args_string(args)
         result: dict[str, Any] | None = None
         for plugin in net.plugins:
@@ -304,6 +344,7 @@ class Runtime:
         """DEL: reverse order, cached result as prevResult (0.4.0+), then drop the cache entry.
 
         Works when the netns is gone (or ``netns`` is None/''), and twice in a row."""
+        since = len(steps) if steps is not None else 0
         net = self.network(net, steps)
         if container_id is None:
             if netns is None:
@@ -320,8 +361,9 @@ class Runtime:
         a_str = args_string(args) if args is not None else args_string(cached.cni_args if cached else None)
         caps = capability_args if capability_args is not None else (
             cached.capability_args if cached else None)
-        self._del_plugins(net, version, prev, container_id, ns_path, ifname, a_str, caps, steps)
-        self.cache.delete(net.name, container_id, ifname, steps)
+        with self._filming(steps, "DEL", {container_id: ns_path}, since):
+            self._del_plugins(net, version, prev, container_id, ns_path, ifname, a_str, caps, steps)
+            self.cache.delete(net.name, container_id, ifname, steps)
 
     # -- GC / STATUS -----------------------------------------------------------------------
     def attachments(self, container_id: str | None = None,
@@ -337,7 +379,14 @@ class Runtime:
         whose cached netns still exists. Stale ones get a DEL; then 1.1.0+ networks send GC with
         the valid list (both the 1.1.0 key ``cni.dev/attachments`` and the newer
         ``cni.dev/valid-attachments``) so plugins free what no cache entry covers."""
+        since = len(steps) if steps is not None else 0
         nets = [self.network(net, steps)] if net is not None else self.networks(steps)
+        live = {a.container_id: a.netns for n in nets for a in self.cache.attachments(network=n.name)}
+        with self._filming(steps, "GC", live, since):
+            return self._gc(nets, valid, steps)
+
+    def _gc(self, nets: list[NetworkConfig], valid: list[tuple[str, str]] | None,
+            steps: Steps | None) -> list[GcReport]:
         reports = []
         for n in nets:
             rep = GcReport(n.name)

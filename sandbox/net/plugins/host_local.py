@@ -45,6 +45,7 @@ from sandbox.net.plugins.skel import (
     check,
     log,
     plugin_main,
+    step,
 )
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
@@ -237,10 +238,14 @@ class Store:
             os.unlink(self.path(str(ip)))
             raise
         os.close(fd)
+        step("write", self.path(str(ip)), content=self.key(container_id, ifname),
+             note="the reservation: one file per address")
         fd = os.open(self.path(f"{LAST_IP_PREFIX}{range_id}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                      0o644)
         os.write(fd, str(ip).encode())
         os.close(fd)
+        step("write", self.path(f"{LAST_IP_PREFIX}{range_id}"), content=str(ip),
+             note="where the next search starts")
         return True
 
     def last_reserved(self, range_id: int) -> IPAddress | None:
@@ -276,6 +281,7 @@ class Store:
         for n in names:
             try:
                 os.unlink(self.path(n))
+                step("unlink", self.path(n), note="the address is free again")
                 gone.append(ipaddress.ip_address(n))
             except FileNotFoundError:
                 pass

@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any
 
-from sandbox.net.plugins.skel import ERR_INTERNAL, CmdArgs, CNIError, parse_result
+from sandbox.net.plugins.skel import _STEPS, ERR_INTERNAL, CmdArgs, CNIError, parse_result, step
 
 
 def find_plugin(name: str, paths: list[str]) -> str:
@@ -38,6 +38,7 @@ class Delegation:
         self.a, self.command = a, command
         self.proc: Any = None
         self.succeeded = False  # the plugin answered with success
+        self.t0 = 0.0
 
     def start(self) -> "Delegation":
         from sandbox.net.plugins.spawn import Proc
@@ -46,6 +47,12 @@ class Delegation:
         env = dict(os.environ)
         env["CNI_COMMAND"] = self.command
         # same stdin as ours; its stderr goes straight to ours (the runtime's log)
+        if _STEPS:  # a stepper asked: say what we exec, as the runtime says what it execs
+            import time
+            step("call", f"{self.type} {self.command}", plugin=self.type, command=self.command,
+                 path=exe, env={k: v for k, v in env.items() if k.startswith("CNI_")},
+                 stdin=self.a.stdin.decode(errors="replace"))
+            self.t0 = time.monotonic()
         self.proc = Proc([exe], self.a.stdin, env, stderr_inherit=True)
         return self
 
@@ -55,6 +62,11 @@ class Delegation:
             self.start()
         assert self.proc is not None
         rc, out = self.proc.wait()
+        if _STEPS:
+            import time
+            step("exit", f"{self.type} {self.command}", plugin=self.type, command=self.command,
+                 stdout=out.decode(errors="replace") if isinstance(out, bytes) else out,
+                 exit_code=rc, ms=round((time.monotonic() - self.t0) * 1000, 1))
         doc: Any = None
         if out.strip():
             from sandbox import bounded

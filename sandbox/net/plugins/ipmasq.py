@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
     from typing import Any, Iterable
 
-from sandbox.net.plugins.skel import ERR_INTERNAL, CNIError
+from sandbox.net.plugins.skel import ERR_INTERNAL, CNIError, step
 
 _COMMENT_RE = re.compile(r'--comment "name: \\"(?P<net>[^"\\]*)\\" id: \\"(?P<cid>[^"\\]*)\\""')
 
@@ -69,6 +69,7 @@ class Pending:
     def start(self, family: int, lines: list[str]) -> None:
         """Apply nat-table changes in one iptables-restore call (--noflush keeps other rules)."""
         text = "*nat\n" + "\n".join(lines) + "\nCOMMIT\n"
+        step("exec", f"{'iptables' if family == 4 else 'ip6tables'}-restore -w --noflush", stdin=text)
         self.procs.append((Proc([_tool(family, restore=True), "-w", "--noflush"], text.encode()), text))
 
     def wait(self, check: bool = True) -> bool:

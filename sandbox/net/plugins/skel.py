@@ -79,6 +79,29 @@ def trace(what: str) -> None:
         print(f"[{(now - _T0) * 1000:7.1f} ms] {what}", file=sys.stderr, flush=True)
 
 
+_STEPS = os.environ.get("SANDBOX_CNI_STEPS")
+_steps_fd = -1
+_NAME = ""
+
+
+def step(action: str, what: str, **detail: Any) -> None:
+    """With SANDBOX_CNI_STEPS=<file> (set by a runtime whose caller asked for a stepper): append
+    one JSON line for something this plugin did that the runtime cannot see from outside — the
+    IPAM plugin it execs, a state file it writes, the iptables-restore input it sends. Lines
+    carry ``time.monotonic()`` (one clock for every process), so the runtime merges them with
+    the kernel's notifications in order. Without the variable: nothing."""
+    if not _STEPS:
+        return
+    import time
+
+    global _steps_fd
+    if _steps_fd < 0:
+        _steps_fd = os.open(_STEPS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    line = json.dumps({"t": time.monotonic(), "pid": os.getpid(), "plugin": _NAME,
+                       "action": action, "what": what, "detail": detail}, default=str)
+    os.write(_steps_fd, line.encode() + b"\n")   # one write: lines of two plugins never mix
+
+
 def log(plugin: str, message: str) -> None:
     """One line on stderr (never stdout: stdout carries only the result or error JSON)."""
     print(f"{plugin}: {message}", file=sys.stderr, flush=True)
@@ -376,6 +399,8 @@ def plugin_main(name: str, handlers: "dict[str, Callable[[CmdArgs], dict[str, An
                 argv: list[str] | None = None) -> None:
     """Run one CNI call and exit: dispatch CNI_COMMAND to ``handlers`` (ADD, DEL, CHECK, GC,
     STATUS; VERSION is answered here), print the result or the error JSON on stdout."""
+    global _NAME
+    _NAME = name
     environ = dict(os.environ)
     if not environ.get("CNI_COMMAND"):
         print(f"CNI {name} plugin (Container Standards Lab, Python)\n"
