@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sandbox import config, render
-from sandbox._sys import libc, mountinfo
+from sandbox._sys import inroot, libc, mountinfo
 from sandbox.errors import NotRootError, SandboxError
 from sandbox.steps import Steps, record
 
@@ -397,18 +397,26 @@ class CleanCopy:
                 elif base[p] != now[p]:
                     out[p] = "changed"
             return out
-        for dirpath, dirnames, filenames in os.walk(self.upper):
-            for n in sorted(dirnames + filenames):
-                full = os.path.join(dirpath, n)
-                rel = "/" + os.path.relpath(full, self.upper)
-                st = os.lstat(full)
-                lower = str(self.tree.rootfs) + rel
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    out[rel] = "deleted"
-                elif not os.path.lexists(lower):
-                    out[rel] = "added"
-                elif not (stat.S_ISDIR(st.st_mode) and os.path.isdir(lower)):
-                    out[rel] = "changed"
+        # The lower tree is the image's: its paths are looked at with no link followed (a link
+        # there means the upper path is not the lower one's; a followed one could be the host's).
+        with inroot.Root(self.tree.rootfs) as lower:
+            for dirpath, dirnames, filenames in os.walk(self.upper):
+                for n in sorted(dirnames + filenames):
+                    full = os.path.join(dirpath, n)
+                    rel = "/" + os.path.relpath(full, self.upper)
+                    st = os.lstat(full)
+                    try:
+                        fd = lower.open(rel, os.O_PATH | os.O_NOFOLLOW, follow=False)
+                        was = os.fstat(fd)
+                        os.close(fd)
+                    except OSError:
+                        was = None
+                    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        out[rel] = "deleted"
+                    elif was is None:
+                        out[rel] = "added"
+                    elif not (stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(was.st_mode)):
+                        out[rel] = "changed"
         return dict(sorted(out.items()))
 
     def close(self) -> None:

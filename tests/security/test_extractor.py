@@ -293,3 +293,18 @@ def test_duplicates_and_unsafe_links_are_refused_everywhere(tmp_path, host) -> N
         with pytest.raises(oci.OciError):
             apply_layers(tmp_path / f"{why}-oci", tar_bytes(entries, manifest=None))
     assert (host / "keep").read_text() == "original" and sorted(os.listdir(host)) == ["b", "keep"]
+
+
+def test_clean_copy_changes_never_look_through_the_images_links(tmp_path, host) -> None:
+    """An execution replaced the image's link /etc -> <host dir> by a directory with x in it:
+    x is new, whatever the host directory holds (the old check followed the tree's link)."""
+    from sandbox.render import treestore
+    (host / "x").write_text("the host's own x")
+    tree = treestore.Tree("k", tmp_path / "tree", "sha512-x", "t", {}, "", "", [])
+    (tree.rootfs).mkdir(parents=True)
+    os.symlink(str(host), tree.rootfs / "etc")
+    state = tmp_path / "state"
+    (state / "upper" / "etc").mkdir(parents=True)
+    (state / "upper" / "etc" / "x").write_text("written by the app")
+    copy = treestore.CleanCopy(tree, tmp_path / "copy", "overlay", state)
+    assert copy.changes() == {"/etc": "changed", "/etc/x": "added"}
