@@ -24,6 +24,17 @@ def sandbox_dir() -> Path:
 _checked: set[str] = set()
 
 
+def _mkdir_private(d: Path) -> None:
+    """``d`` made 0700 unless it exists."""
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except PermissionError as e:
+        raise SandboxError(f"cannot create {d}: permission denied.",
+                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+
+
 def check_state_dir() -> Path:
     """The state directory, made (0700) when missing, and checked once per process: it must be
     the current user's and writable by nobody else — a directory another local user can write
@@ -34,12 +45,9 @@ def check_state_dir() -> Path:
         return d
     try:
         d.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    except PermissionError as e:
-        raise SandboxError(f"cannot create the state directory {d}: permission denied.",
-                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+    except PermissionError:
+        pass                # reported by the mkdir below, naming the state directory
+    _mkdir_private(d)
     st = os.stat(d)
     if st.st_uid != os.geteuid():
         raise SandboxError(f"the state directory {d} belongs to user {st.st_uid}, not to you "
@@ -60,13 +68,7 @@ def private_dir(name: str) -> Path:
     ``--no-overlay`` copies) live in these: they keep the image's setuid files and owners, which
     no other local user may reach."""
     d = check_state_dir() / name
-    try:
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    except PermissionError as e:
-        raise SandboxError(f"cannot write under {d.parent}: permission denied.",
-                           hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+    _mkdir_private(d)
     st = os.lstat(d)
     if not os.path.isdir(d) or os.path.islink(d) or st.st_uid != os.geteuid():
         raise SandboxError(f"{d} is not a directory of yours (a link, a file or another user's); "

@@ -15,35 +15,17 @@ from sandbox import oci, render
 from sandbox.image import aci
 from sandbox.image.manifest import ImageManifest
 
+from . import make_corpus
+
 MANIFEST = b'{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/hostile"}'
 
 
 def tar_bytes(entries: list[dict], manifest: bytes | None = MANIFEST) -> bytes:
-    """A plain tar of ``entries`` ({name, type: file|dir|sym|lnk|fifo|chr, data, linkname,
-    mode, uid, gid, pax}) after an ACI's manifest (None: no manifest, an OCI layer)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        if manifest is not None:
-            ti = tarfile.TarInfo("manifest")
-            ti.size = len(manifest)
-            t.addfile(ti, io.BytesIO(manifest))
-        for e in entries:
-            ti = tarfile.TarInfo(e["name"])
-            kind = e.get("type", "file")
-            ti.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE,
-                       "lnk": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE,
-                       "chr": tarfile.CHRTYPE}[kind]
-            ti.mode = e.get("mode", 0o755 if kind == "dir" else 0o644)
-            ti.uid, ti.gid = e.get("uid", 0), e.get("gid", 0)
-            ti.linkname = e.get("linkname", "")
-            if kind == "chr":
-                ti.devmajor, ti.devminor = 1, 3
-            if e.get("pax"):
-                ti.pax_headers = e["pax"]
-            data = e.get("data", b"x" if kind == "file" else b"")
-            ti.size = len(data) if kind == "file" else 0
-            t.addfile(ti, io.BytesIO(data) if kind == "file" else None)
-    return buf.getvalue()
+    """A plain tar of ``entries`` (make_corpus's entry format, names written as given) after an
+    ACI's manifest (None: no manifest, an OCI layer)."""
+    head = [{"name": "manifest", "data": manifest, "mode": 0o644}] if manifest is not None else []
+    return make_corpus.tar_bytes([{**x, "raw": True, "rawlink": True} for x in head + entries],
+                                 aci=False)
 
 
 @pytest.fixture
