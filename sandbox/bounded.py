@@ -90,11 +90,14 @@ METADATA_REQUEST_SECONDS = Limit("METADATA_REQUEST_SECONDS", 10, "seconds", None
                                  "client that stops sending is dropped)")
 CNI_CONFIG_BYTES = Limit("CNI_CONFIG_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_CNI_CONFIG_BYTES",
                          "a CNI network configuration file, a plugin's stdin, a plugin's result")
+OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON_BYTES",
+                       "an OCI index.json, image index, manifest or config blob (the distribution "
+                       "spec's manifest limit)")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
     ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
-    METADATA_REQUEST_SECONDS, CNI_CONFIG_BYTES)
+    METADATA_REQUEST_SECONDS, CNI_CONFIG_BYTES, OCI_JSON_BYTES)
 
 
 class InputTooLarge(SandboxError):
@@ -338,6 +341,59 @@ def copy_limited(read1: Callable[[int], bytes], write: Callable[[bytes], Any], *
         if got > bound:
             raise too_large(limit, what, None, bound)
         write(data)
+
+
+# ---------------------------------------------------------------------------------------- shapes
+# What Go's typed json.Unmarshal enforces (upstream CNI plugins, registries, skopeo): a spec is a
+# type (str, bool, int, float), ``dict``/``list`` (any object/array), {key: spec} (an object whose
+# listed keys have those shapes; others are free) or [spec] (an array of them). null counts as
+# absent, as in Go.
+
+_SHAPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+                list: "an array", dict: "an object"}
+
+
+def jtype(v: Any) -> str:
+    """The JSON type of a decoded value, in words."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    return "an array" if isinstance(v, list) else "an object"
+
+
+def shape_problem(value: Any, spec: Any, where: str) -> str | None:
+    """``"<where> must be <type>, not <type>"`` for the first part of ``value`` whose JSON type
+    is not ``spec``'s, or None."""
+    if value is None:
+        return None
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{where} must be an object, not {jtype(value)}"
+        for k, sub in spec.items():
+            problem = shape_problem(value.get(k), sub, f"{where}.{k}" if where else k)
+            if problem:
+                return problem
+        return None
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} must be an array, not {jtype(value)}"
+        for i, x in enumerate(value):
+            problem = shape_problem(x, spec[0], f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if spec is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif spec is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, spec)
+    return None if ok else f"{where} must be {_SHAPE_NAMES[spec]}, not {jtype(value)}"
 
 
 def read_at_most(f: Any, limit: Limit, what: str, bound: int | None = None) -> bytes:

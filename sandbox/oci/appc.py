@@ -4,23 +4,27 @@ imported as an ACI, and an OCI runtime bundle (runtime-spec config.md) made from
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
+import hashlib
 import json
 import os
-import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from sandbox import bounded
 from sandbox._sys import platform
 from sandbox.image import aci
-from sandbox.image.extract import Extractor, Rules
+from sandbox.image.extract import ArchiveTooLarge, Extractor, Rules
 from sandbox.image.manifest import ImageManifest
 from sandbox.oci.layer import apply_layer, layer_paths, write_layer
 from sandbox.oci.layout import (
     APPC_NAME,
+    CONFIG,
+    MANIFEST,
     MT_CONFIG,
     MT_LAYER_GZIP,
     MT_MANIFEST,
@@ -118,12 +122,17 @@ def manifest_from_config(config: dict[str, Any], name: str, tag: str | None) -> 
     from sandbox.image.types import AC_IDENTIFIER_RE  # spec types.md
     kept: dict[str, Any] = {}
     for k, v in (c.get("Labels") or {}).items():
+        if not isinstance(v, str):           # config.md: Labels is a map of strings
+            raise OciError(f"the image config's label {k[:60]!r} is not a string.")
         if k.startswith("appc.label."):
             labels[k[len("appc.label."):]] = v
         elif k.startswith("appc.annotation."):
             annotations[k[len("appc.annotation."):]] = v
         elif k in ("appc.app.ports", "appc.app.mountPoints"):
-            kept[k[len("appc.app."):]] = json.loads(v)
+            try:
+                kept[k[len("appc.app."):]] = bounded.loads(v, f"the label {k}")
+            except bounded.BadJSON as e:
+                raise OciError(e.message) from e
         elif k != APPC_NAME and AC_IDENTIFIER_RE.match(k.lower()):
             annotations.setdefault(k.lower(), v)
     labels = {**{k: labels[k] for k in ("version",) if k in labels}, **labels}
@@ -146,8 +155,10 @@ def manifest_from_config(config: dict[str, Any], name: str, tag: str | None) -> 
         app["workingDirectory"] = c["WorkingDir"]
     ports = []
     for spec in sorted(c.get("ExposedPorts") or {}):
-        port, _, proto = spec.partition("/")
+        port, _, proto = spec.partition("/")     # config.md: "port/tcp", "port/udp" or "port"
         proto = proto or "tcp"
+        if not (port.isdigit() and port.isascii() and 0 < int(port[:6]) <= 65535):
+            raise OciError(f"the image config exposes {spec[:40]!r}, which is not PORT/PROTOCOL.")
         ports.append({"name": f"{proto}-{port}", "protocol": proto, "port": int(port)})
     mps = [{"name": f"volume-{i}", "path": path}
            for i, path in enumerate(sorted(c.get("Volumes") or {}), 1)]
@@ -239,11 +250,13 @@ def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None
     root, tag = parse_ref(ref)
     layout = Layout(root)
     desc = layout.resolve(tag, steps)
-    tag = tag or desc.get("annotations", {}).get(REF_NAME)
-    manifest = json.loads(layout.read_blob(desc, steps))
-    config = json.loads(layout.read_blob(manifest["config"], steps))
+    tag = tag or (desc.get("annotations") or {}).get(REF_NAME)
+    if tag is not None and not isinstance(tag, str):
+        raise OciError(f"{ref}: the tag annotation {REF_NAME} is not a string.")
+    manifest = layout.read_json(desc, MANIFEST, f"the image manifest of {ref}", steps)
+    config = layout.read_json(manifest["config"], CONFIG, f"the image config of {ref}", steps)
     if name is None:
-        name = (config.get("config") or {}).get("Labels", {}).get(APPC_NAME)
+        name = ((config.get("config") or {}).get("Labels") or {}).get(APPC_NAME)
     if name is None:
         raise OciError(f"{ref} does not say its appc name; give one with --name "
                        "(e.g. --name example.com/imported).")
@@ -258,15 +271,17 @@ def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None
         ex = Extractor(rootfs, Rules(keep_setid=True), steps=steps, show="")
         try:
             for i, ldesc in enumerate(manifest.get("layers") or []):
-                data = layout.read_blob(ldesc, steps)
-                raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
                 algo = diff_ids[i].split(":", 1)[0] if i < len(diff_ids) else "sha256"
-                got = digest_of(raw, algo)
-                if i < len(diff_ids) and got != diff_ids[i]:
-                    raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in the "
-                                   f"config ({got} != {diff_ids[i]}).")
-                with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-                    counts = apply_layer(tar, rootfs, steps, extractor=ex)
+                if algo not in ("sha256", "sha512"):
+                    raise OciError(f"the diff_id of layer {i + 1} of {ref} is not a sha256 or "
+                                   "sha512 digest.")
+                with _uncompressed_layer(layout, ldesc, algo, Path(tmp), steps) as (tar_path, got):
+                    if i < len(diff_ids) and got != diff_ids[i]:
+                        raise OciError(f"layer {i + 1} of {ref} does not match its diff_id in "
+                                       f"the config ({got} != {diff_ids[i]}).")
+                    with aci.archive_errors(f"layer {i + 1} of {ref}"), open(tar_path, "rb") as f, \
+                            aci.bounded_tar(f, stream=False) as tar:   # header limits applied
+                        counts = apply_layer(tar, rootfs, steps, extractor=ex)
                 infos.append({"digest": ldesc["digest"], "diff_id": got, **counts})
         finally:
             ex.close()
@@ -275,6 +290,52 @@ def import_layout(ref: str, out_aci: str | os.PathLike[str], *, name: str | None
         image_id = aci.build(Path(tmp) / "layout", Path(out_aci), compression=compression,
                              overwrite=True, steps=steps)
     return Imported(Path(out_aci), image_id, m, infos)
+
+
+@contextlib.contextmanager
+def _uncompressed_layer(layout: Layout, desc: dict[str, Any], algo: str, tmp: Path,
+                        steps: Steps | None) -> Iterator[tuple[Path, str]]:
+    """The layer's tar as a file, and its diff_id: the blob is verified in chunks, then a gzip
+    layer is gunzipped as a stream into a temporary file (never whole in memory), at most the
+    free space of that file system (a few KiB of gzip can claim gigabytes)."""
+    blob = layout.verify_blob(desc, steps)
+    with open(blob, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"\x1f\x8b":
+        if head == b"\x28\xb5\x2f\xfd":
+            raise OciError(f"layer {desc['digest']} is zstd-compressed, which this kit does not "
+                           "read; convert it (skopeo copy) to gzip.")
+        h = hashlib.new(algo)
+        with open(blob, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        yield blob, f"{algo}:{h.hexdigest()}"
+        return
+    out = tmp / f"layer-{desc['digest'].split(':', 1)[1][:16]}.tar"
+    sv = os.statvfs(tmp)
+    room = sv.f_bavail * sv.f_frsize
+    h = hashlib.new(algo)
+    written = 0
+    try:
+        with gzip.open(blob, "rb") as src, open(out, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > room:
+                    raise ArchiveTooLarge(f"layer {desc['digest']} expands to more than the "
+                                          f"{room} bytes free under {tmp}; it may be a "
+                                          "decompression bomb.")
+                h.update(chunk)
+                dst.write(chunk)
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OciError(f"uncompressing layer {desc['digest']} failed: {e.strerror}.") from e
+        raise OciError(f"layer {desc['digest']} is not valid gzip ({e}).") from e
+    record(steps, "hash", f"layer {desc['digest'][:19]}… uncompressed", bytes=written,
+           diff_id=f"{algo}:{h.hexdigest()[:12]}…")
+    try:
+        yield out, f"{algo}:{h.hexdigest()}"
+    finally:
+        out.unlink(missing_ok=True)
 
 
 @dataclass
@@ -384,7 +445,7 @@ def compare_formats(image: Any, exported: Exported, *, v1: Any = None, v1_again:
     layout = Layout(exported.layout)
     index = layout.index()
     mdesc = layout.resolve(exported.tag)
-    manifest = json.loads(layout.read_blob(mdesc))
+    manifest = layout.read_json(mdesc, MANIFEST, f"the manifest of {exported.layout}")
     algo = mdesc["digest"].split(":", 1)[0]
     blobs = sorted(p.name for d in (layout.root / "blobs").iterdir() if d.is_dir() for p in d.iterdir())
     sig = Path(str(image.path) + ".asc")

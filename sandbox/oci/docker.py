@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.oci.layout import OciError, digest_of
+from sandbox import bounded
+from sandbox.image.aci import BoundedTarInfo
+from sandbox.oci.layout import MANIFEST, Layout, OciError, digest_of
 from sandbox.steps import Steps, record
 
 MT_DOCKER_V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -66,7 +68,7 @@ def skopeo(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
 
 def entries(archive: str | os.PathLike[str]) -> list[str]:
     """The names in a tar archive, each 64-hex layer directory shown once as ``<id>/…``."""
-    with tarfile.open(archive, "r:") as tar:
+    with tarfile.open(archive, "r:", tarinfo=BoundedTarInfo) as tar:
         names = tar.getnames()
     out = {("<id>/" + n.split("/", 1)[1]) if len(n.split("/")[0]) == 64 and "/" in n
            else "<id>/" if len(n) == 64 else n for n in names}
@@ -128,9 +130,10 @@ def _read_json(tar: tarfile.TarFile, name: str) -> Any:
     f = tar.extractfile(m)
     assert f is not None
     try:
-        return json.loads(f.read())
-    except ValueError as e:
-        raise DockerFormatError(f"{name} in the archive is not JSON ({e}).") from e
+        return bounded.loads(f.read(MAX_JSON + 1), f"{name} in the archive", max_bytes=MAX_JSON,
+                             limit=bounded.OCI_JSON_BYTES)
+    except (bounded.BadJSON, bounded.InputTooLarge) as e:
+        raise DockerFormatError(e.message) from e
 
 
 def _member(tar: tarfile.TarFile, name: str, hops: int = 0) -> tarfile.TarInfo:
@@ -154,7 +157,7 @@ def read_v1(archive: str | os.PathLike[str]) -> DockerV1:
     sha256 of every ``layer.tar``, ordered from the base to the tag's top layer."""
     path = Path(archive)
     try:
-        with tarfile.open(path, "r:") as tar:
+        with tarfile.open(path, "r:", tarinfo=BoundedTarInfo) as tar:
             names = set(tar.getnames())
             repos = _read_json(tar, "repositories") if "repositories" in names else {}
             metas = {}
@@ -191,7 +194,7 @@ def v1_archive(docker_save: str | os.PathLike[str], out: str | os.PathLike[str],
     src = Path(docker_save)
     out = Path(out)
     try:
-        with tarfile.open(src, "r:") as tar:
+        with tarfile.open(src, "r:", tarinfo=BoundedTarInfo) as tar:
             manifest = _read_json(tar, "manifest.json")[0]
             config = _read_json(tar, manifest["Config"])
             layer_names = manifest["Layers"]
@@ -234,7 +237,7 @@ def tamper_layer(archive: str | os.PathLike[str], out: str | os.PathLike[str],
     (``layer``: index from the base; -1 is the top layer). Returns the offset in the archive."""
     from sandbox.image import aci
     v1 = read_v1(archive)
-    with tarfile.open(archive, "r:") as tar:
+    with tarfile.open(archive, "r:", tarinfo=BoundedTarInfo) as tar:
         m = _member(tar, f"{v1.layers[layer].id}/layer.tar")
         offset = m.offset_data + m.size // 2
     return aci.flip_byte(archive, out, offset=offset)
@@ -272,11 +275,18 @@ class DockerV2:
 def read_v2(directory: str | os.PathLike[str]) -> DockerV2:
     d = Path(directory)
     try:
-        raw = (d / "manifest.json").read_bytes()
-        manifest = json.loads(raw)
+        raw = bounded.read_file(d / "manifest.json", bounded.OCI_JSON_BYTES)
+        manifest = bounded.loads(raw, f"{d}/manifest.json")
+        problem = (bounded.shape_problem(manifest, MANIFEST, "manifest.json")
+                   if isinstance(manifest, dict) else "manifest.json is not a JSON object")
+        if problem:
+            raise ValueError(problem)
         cdesc = manifest["config"]
-        config = json.loads((d / cdesc["digest"].split(":", 1)[1]).read_bytes())
-    except (OSError, ValueError, KeyError) as e:
+        # the config file is named by its digest's hex: check it is one (no "../" in a name)
+        blob = Layout(d).blob_path(cdesc["digest"]).name
+        config = bounded.loads(bounded.read_file(d / blob, bounded.OCI_JSON_BYTES),
+                               f"{d}/{blob}")
+    except (OSError, ValueError, KeyError, TypeError, bounded.InputTooLarge) as e:
         raise DockerFormatError(f"{d} is not a Docker v2.2 image directory ({e}).") from e
     if manifest.get("mediaType") != MT_DOCKER_V2S2:
         raise DockerFormatError(f"{d}/manifest.json is a {manifest.get('mediaType')}, not a Docker "
@@ -336,9 +346,9 @@ def read_simple_signature(path: str | os.PathLike[str], keyring: list[Any],
     signed digest is that file's."""
     from sandbox.trust import pgp
     path = Path(path)
-    literal, sig = pgp.read_signed_message(path.read_bytes())
+    literal, sig = pgp.read_signed_message(bounded.read_file(path, bounded.KEY_FILE_BYTES))
     try:
-        claims = json.loads(literal)
+        claims = bounded.loads(literal, f"the claims in {path}")
         crit = claims["critical"]
         ref = crit["identity"]["docker-reference"]
         digest = crit["image"]["docker-manifest-digest"]

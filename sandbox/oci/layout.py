@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.steps import Steps, record
 
@@ -47,6 +48,43 @@ DIGEST_HEX = {"sha256": 64, "sha512": 128}
 
 class OciError(SandboxError):
     """An OCI layout or bundle problem."""
+
+
+# The shapes image-spec gives the documents (descriptor.md, image-index.md, manifest.md,
+# config.md), as sandbox.bounded.shape_problem reads them; what the kit does not read is free.
+DESCRIPTOR = {"mediaType": str, "digest": str, "size": int, "annotations": dict,
+              "platform": {"architecture": str, "os": str, "variant": str}}
+INDEX = {"schemaVersion": int, "mediaType": str, "manifests": [DESCRIPTOR], "annotations": dict}
+MANIFEST = {"schemaVersion": int, "mediaType": str, "config": DESCRIPTOR, "layers": [DESCRIPTOR],
+            "annotations": dict}
+CONFIG = {"created": str, "architecture": str, "os": str, "variant": str,
+          "config": {"User": str, "Env": [str], "Entrypoint": [str], "Cmd": [str],
+                     "WorkingDir": str, "Labels": dict, "ExposedPorts": dict, "Volumes": dict},
+          "rootfs": {"type": str, "diff_ids": [str]}, "history": [dict]}
+
+
+def check_shape(doc: Any, spec: dict[str, Any], what: str) -> dict[str, Any]:
+    """``doc`` if it is an object of ``spec``'s shape, else an OciError naming the field."""
+    if not isinstance(doc, dict):
+        raise OciError(f"{what} is not a JSON object.")
+    problem = bounded.shape_problem(doc, spec, "")
+    if problem:
+        raise OciError(f"{what} is malformed: {problem}.")
+    for d in _descriptors(doc, spec):
+        if not isinstance(d.get("digest"), str) or not isinstance(d.get("size"), int) \
+                or d["size"] < 0:
+            raise OciError(f"{what} has a descriptor without a digest or a size: {str(d)[:120]}.")
+    return doc
+
+
+def _descriptors(doc: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [doc["config"]] if spec is MANIFEST and isinstance(doc.get("config"), dict) else []
+    if spec is MANIFEST and not isinstance(doc.get("config"), dict):
+        raise OciError("the image manifest has no config descriptor.")
+    for key in ("manifests", "layers"):
+        if key in spec:
+            out += doc.get(key) or []
+    return out
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -129,25 +167,65 @@ class Layout:
                mediaType=media_type, size=size)
         return Descriptor(media_type, digest, size)
 
+    def verify_blob(self, desc: dict[str, Any], steps: Steps | None = None) -> Path:
+        """The blob's file, after checking it against its descriptor's digest and size, read in
+        chunks (a layer may be gigabytes)."""
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str):
+            raise OciError(f"a descriptor in {self.root} has no digest.")
+        p = self.blob_path(digest)
+        try:
+            f = open(p, "rb")
+        except FileNotFoundError:
+            raise OciError(f"the layout {self.root} lacks blob {digest}.") from None
+        except OSError as e:
+            raise OciError(f"blob {digest} of {self.root} cannot be read ({e.strerror}).") from e
+        algo = digest.split(":", 1)[0]
+        h = hashlib.new(algo)
+        size = 0
+        with f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        got = f"{algo}:{h.hexdigest()}"
+        if got != digest or size != desc.get("size", size):
+            raise OciError(f"blob {digest} in {self.root} is corrupt: its content hashes "
+                           f"to {got} ({size} bytes, the descriptor says {desc.get('size')}).")
+        record(steps, "hash", f"blobs/{algo}/{digest.split(':', 1)[1][:12]}…", **{algo: "ok"})
+        return p
+
     def read_blob(self, desc: dict[str, Any], steps: Steps | None = None) -> bytes:
-        """Read a blob and check it against its descriptor's digest and size."""
-        p = self.blob_path(desc["digest"])
-        if not p.exists():
-            raise OciError(f"the layout {self.root} lacks blob {desc['digest']}.")
-        data = p.read_bytes()
-        algo = desc["digest"].split(":", 1)[0]
-        got = digest_of(data, algo)
-        if got != desc["digest"] or len(data) != desc.get("size", len(data)):
-            raise OciError(f"blob {desc['digest']} in {self.root} is corrupt: its content hashes "
-                           f"to {got}.")
-        record(steps, "hash", f"blobs/{algo}/{desc['digest'].split(':', 1)[1][:12]}…", **{algo: "ok"})
-        return data
+        """A small blob (a JSON document: at most OCI_JSON_BYTES), checked against its
+        descriptor's digest and size. Layers are read with :meth:`verify_blob`."""
+        size = desc.get("size") if isinstance(desc, dict) else None
+        if isinstance(size, int) and size > bounded.OCI_JSON_BYTES.value:
+            raise bounded.too_large(bounded.OCI_JSON_BYTES, f"blob {desc.get('digest')} of "
+                                    f"{self.root}", size)
+        return bounded.read_file(self.verify_blob(desc, steps), bounded.OCI_JSON_BYTES,
+                                 f"blob {desc.get('digest')} of {self.root}")
+
+    def read_json(self, desc: dict[str, Any], spec: dict[str, Any], what: str,
+                  steps: Steps | None = None) -> dict[str, Any]:
+        """A JSON blob (image index, manifest, config) read within OCI_JSON_BYTES and JSON_DEPTH
+        and checked against ``spec``'s shape; OciError otherwise."""
+        try:
+            doc = bounded.loads(self.read_blob(desc, steps), what)
+        except bounded.BadJSON as e:
+            raise OciError(e.message) from e
+        return check_shape(doc, spec, what)
 
     def index(self) -> dict[str, Any]:
+        p = self.root / "index.json"
         try:
-            return json.loads((self.root / "index.json").read_text())
+            doc = bounded.loads(bounded.read_file(p, bounded.OCI_JSON_BYTES), f"{p}",
+                                limit=bounded.OCI_JSON_BYTES)
         except FileNotFoundError:
             raise OciError(f"{self.root} is not an OCI image layout (no index.json).") from None
+        except (IsADirectoryError, NotADirectoryError):
+            raise OciError(f"{self.root} is not an OCI image layout ({p} is not a file).") from None
+        except bounded.BadJSON as e:
+            raise OciError(e.message) from e
+        return check_shape(doc, INDEX, str(p))
 
     def add_manifest(self, desc: Descriptor, tag: str) -> None:
         index = self.index()
@@ -176,7 +254,10 @@ class Layout:
                                f"{', '.join(self.tags()) or 'none'}).")
             desc = found[0]
         if desc.get("mediaType") == MT_INDEX:   # a nested index: take the host's platform
-            nested = json.loads(self.read_blob(desc, steps))
+            nested = self.read_json(desc, INDEX, f"the image index {desc.get('digest')}", steps)
+            if not nested.get("manifests"):
+                raise OciError(f"the image index {desc.get('digest')} in {self.root} lists no "
+                               "manifest.")
             desc = nested["manifests"][0]
         return desc
 

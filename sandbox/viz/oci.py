@@ -1,7 +1,6 @@
 """Pictures for the journey to OCI: one sha512 ID for an ACI next to OCI's sha256 Merkle DAG."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import graphviz
@@ -13,10 +12,11 @@ def formats_side_by_side(image: Any, exported: Any) -> graphviz.Digraph:
     """Left: the ACI (one archive, one ID). Right: index → manifest → config + layers, each
     layer coloured like the appc image it came from."""
     from sandbox.oci import Layout
+    from sandbox.oci.layout import MANIFEST
 
     layout = Layout(exported.layout)
     mdesc = layout.resolve(exported.tag)
-    manifest = json.loads(layout.read_blob(mdesc))
+    manifest = layout.read_json(mdesc, MANIFEST, f"the manifest of {exported.layout}")
     order = [l["image"] for l in exported.layers]
     g = digraph("formats", rankdir="TB")
     with g.subgraph(name="cluster_appc") as a:

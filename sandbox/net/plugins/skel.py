@@ -232,57 +232,22 @@ def decode_config(stdin: bytes) -> dict[str, Any]:
 
 
 # -- the shapes of config values (what Go's typed json.Unmarshal enforces upstream) -----------
-# A spec is a type (str, bool, int), ``dict``/``list`` (any object/array), {key: spec} (an
-# object whose listed keys have those shapes; others are free) or [spec] (an array of them).
-# null counts as absent, as in Go. A wrong shape is error 6: the content cannot be decoded.
-
-_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
-          list: "an array", dict: "an object"}
+# sandbox.bounded.shape_problem reads the specs; a wrong shape is error 6: the content cannot be
+# decoded (upstream's decoder says "json: cannot unmarshal", reported as its catch-all 999).
 
 
 def jtype(v: Any) -> str:
-    """The JSON type of a decoded value, in words."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    return "an array" if isinstance(v, list) else "an object"
+    from sandbox.bounded import jtype
+    return jtype(v)
 
 
 def check(value: Any, spec: Any, where: str) -> None:
     """Raise error 6 naming the first part of ``value`` whose JSON type is not ``spec``'s."""
-    if value is None:
-        return
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            _wrong(where, "an object", value)
-        for k, sub in spec.items():
-            check(value.get(k), sub, f"{where}.{k}" if where else k)
-        return
-    if isinstance(spec, list):
-        if not isinstance(value, list):
-            _wrong(where, "an array", value)
-        for i, x in enumerate(value):
-            check(x, spec[0], f"{where}[{i}]")
-        return
-    if spec is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif spec is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, spec)
-    if not ok:
-        _wrong(where, _NAMES[spec], value)
-
-
-def _wrong(where: str, want: str, value: Any) -> None:
-    raise CNIError(ERR_DECODING, f"failed to decode the network configuration: {where} must be "
-                   f"{want}, not {jtype(value)}",
-                   "Fix that value in the network configuration.")
+    from sandbox.bounded import shape_problem
+    problem = shape_problem(value, spec, where)
+    if problem:
+        raise CNIError(ERR_DECODING, f"failed to decode the network configuration: {problem}",
+                       "Fix that value in the network configuration.")
 
 
 ROUTE = {"dst": str, "gw": str, "mtu": int, "advmss": int, "priority": int, "table": int,
