@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import ssl
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from sandbox.errors import SandboxError
 from sandbox.steps import Steps, record
 
 BIND = "127.0.0.1"                     # loopback only, always
+MAX_STATIC_BYTES = 256 << 20           # one file a static lab site may serve
 TEMPLATE = "/aci/{os}/{arch}/{name}-{version}.{ext}"
 PUBKEY_MARKER = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
@@ -256,8 +258,12 @@ class DiscoveryServer:
 
     def __init__(self, directory: str | os.PathLike[str], *, port: int = 0, tls: bool = False,
                  cert_dir: str | os.PathLike[str] | None = None, max_age: int = 0,
-                 redirects: dict[str, str] | None = None, steps: Steps | None = None) -> None:
+                 redirects: dict[str, str] | None = None, static: bool = False,
+                 steps: Steps | None = None) -> None:
         self.directory = Path(directory)
+        # static: serve DIR as it is, like any web host (a publisher writes the discovery pages,
+        # meta tags and file layout itself); a path that is a directory answers its index.html
+        self.static = static
         self.requested_port = port
         self.tls = tls
         self.max_age = max_age
@@ -323,7 +329,12 @@ class DiscoveryServer:
         self.stop()
 
     def rescan(self) -> None:
-        """Re-read the directory (after adding or re-signing images)."""
+        """Re-read the directory (after adding or re-signing images); a static site is served
+        as it is, nothing to read."""
+        if self.static:
+            if not self.directory.is_dir():
+                raise ServeError(f"{self.directory} is not a directory; give the site's directory.")
+            return
         self.images, self.keys, self.problems = scan(self.directory, self.steps)
 
     # ---- facts
@@ -411,6 +422,8 @@ class DiscoveryServer:
         return None, None
 
     def _handle(self, h: _Handler) -> None:
+        if self.static:
+            return self._handle_static(h)
         u = urlsplit(h.path)
         path = u.path
         host = (h.headers.get("Host") or f"localhost:{self.port}").rsplit(":", 1)[0]
@@ -440,6 +453,51 @@ class DiscoveryServer:
         if etag and etag in [t.strip() for t in (h.headers.get("If-None-Match") or "").split(",")]:
             return self._send(h, 304, b"", ctype, headers=headers)
         self._send_file(h, file, ctype, headers)
+
+    _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".aci": "application/vnd.appc.aci",
+                     ".asc": "application/pgp-signature", ".gpg": "application/pgp-keys"}
+
+    def _handle_static(self, h: _Handler) -> None:
+        """A plain web server over the directory: the URL path resolved *inside* it (symlinks
+        too: the publisher's tree cannot reach outside it), ``index.html`` for a directory."""
+        from urllib.parse import unquote
+
+        from sandbox._sys import inroot
+        path = unquote(urlsplit(h.path).path)
+        if "\0" in path:
+            return self._send(h, 404, b"not found\n", "text/plain")
+        try:
+            root = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return self._send(h, 404, b"not found\n", "text/plain")
+        try:
+            rel = path.strip("/")
+            fd = None
+            for cand in ([rel] if rel else []) + [f"{rel}/index.html".lstrip("/")]:
+                try:
+                    fd = inroot.open_in(root, cand, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    rel = cand
+                    break
+                os.close(fd)
+                fd = None
+            if fd is None:
+                return self._send(h, 404, b"not found\n", "text/plain")
+            with os.fdopen(fd, "rb") as f:
+                data = f.read(MAX_STATIC_BYTES + 1)
+        finally:
+            os.close(root)
+        if len(data) > MAX_STATIC_BYTES:
+            return self._send(h, 404, b"too large for this lab server\n", "text/plain")
+        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": f"max-age={self.max_age}"}
+        ctype = self._STATIC_TYPES.get(os.path.splitext(rel)[1], "application/octet-stream")
+        if etag in [t.strip() for t in (h.headers.get("If-None-Match") or "").split(",")]:
+            return self._send(h, 304, b"", ctype, headers=headers)
+        self._send(h, 200, data, ctype, headers=headers)
 
     def _send(self, h: _Handler, status: int, body: bytes, ctype: str,
               headers: dict[str, str] | None = None) -> None:

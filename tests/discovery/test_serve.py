@@ -151,3 +151,33 @@ def test_cli_serve_runs_until_interrupted_and_stops_cleanly(state, keys, publish
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_static_site_is_served_as_it_is_and_never_outside_it(tmp_path: Path) -> None:
+    """static=True (lab 9): URL path = file path under the site, a directory answers its
+    index.html, ETag/304 work, and nothing outside the site is reachable — neither by '..' nor
+    through a symlink the site holds."""
+    site = tmp_path / "site"
+    (site / "a" / "b").mkdir(parents=True)
+    (site / "a" / "b" / "index.html").write_text('<meta name="ac-discovery" content="x y">')
+    (site / "a" / "f.aci").write_bytes(b"\x1f\x8bnot really")
+    (site / "a" / "link").symlink_to("/etc/hostname")
+    (site / "a" / "up").symlink_to("../../..")
+    with DiscoveryServer(site, static=True) as srv:
+        base = f"http://127.0.0.1:{srv.port}"
+        page = urllib.request.urlopen(f"{base}/a/b?ac-discovery=1")
+        assert page.read() == b'<meta name="ac-discovery" content="x y">'
+        assert page.headers["Content-Type"].startswith("text/html")
+        r = urllib.request.urlopen(f"{base}/a/f.aci")
+        assert r.headers["Content-Type"] == "application/vnd.appc.aci"
+        etag = r.headers["ETag"]
+        req = urllib.request.Request(f"{base}/a/f.aci", headers={"If-None-Match": etag})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == 304
+        for path in ("/a/link", "/a/up/etc/hostname", "/../etc/hostname", "/%2e%2e/etc/hostname",
+                     "/a", "/nope", "/a/f.aci%00"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(f"{base}{path}")
+            assert e.value.code == 404, path
+        assert [(x.path, x.status) for x in srv.log][:2] == [("/a/b?ac-discovery=1", 200), ("/a/f.aci", 200)]
