@@ -17,7 +17,7 @@ def test_parse_unescapes_octal_and_keeps_utf8() -> None:
     (m,) = mountinfo.parse(line)
     assert m.target == "/tmp/sbx x/café\tt" and m.root == "/mnt a"
     assert (m.mount_id, m.parent_id, m.fstype, m.source) == (36, 35, "ext3", "/dev/root")
-    assert m.optional == ("master:1",)
+    assert m.optional == ("master:1",) and m.super_options == "rw,errors=continue"
 
 
 @pytest.mark.root

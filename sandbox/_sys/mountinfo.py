@@ -15,9 +15,11 @@ from collections import namedtuple
 _OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
-class Mount(namedtuple("Mount", "mount_id parent_id root target options optional fstype source")):
+class Mount(namedtuple("Mount", "mount_id parent_id root target options optional fstype source "
+                                "super_options", defaults=("",))):
     """One mount: ``target`` is where it is mounted, ``root`` the directory of its filesystem
-    that appears there (bind mounts), ``optional`` the propagation fields (``shared:N``…)."""
+    that appears there (bind mounts), ``optional`` the propagation fields (``shared:N``…),
+    ``super_options`` the filesystem's own (a cgroup v1 mount names its controllers there)."""
     __slots__ = ()
 
 
@@ -36,7 +38,8 @@ def parse(data: bytes) -> list[Mount]:
             continue
         out.append(Mount(int(f[0]), int(f[1]), unescape(f[3]), unescape(f[4]), f[5].decode(),
                          tuple(x.decode() for x in f[6:]), r[0].decode(),
-                         unescape(r[1]) if len(r) > 1 else ""))
+                         unescape(r[1]) if len(r) > 1 else "",
+                         r[2].decode(errors="replace") if len(r) > 2 else ""))
     return out
 
 

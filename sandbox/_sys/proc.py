@@ -103,6 +103,33 @@ def _reap_forgotten() -> None:
             _forgotten.remove(pid)
 
 
+def start_time(pid: int | str = "self") -> int | None:
+    """When the process started, in clock ticks since boot (proc(5), /proc/PID/stat field 22),
+    or None when it is gone. A pid is recycled; (pid, start time) names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces and ')': split after it
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def alive(pid: int | None, started: int | None) -> bool:
+    """Is the process that had ``pid`` and started at ``started`` still running (not a zombie)?"""
+    if not pid:
+        return False
+    now = start_time(pid)
+    if now is None or (started is not None and now != started):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:data.rindex(b")") + 3] != b"Z"
+    except OSError:
+        return False
+
+
 def wait_for(proc: "Child | Any", timeout: float) -> int | None:
     """``proc``'s exit code, or None if it still runs after ``timeout`` seconds: for a
     :class:`Child` or a ``subprocess.Popen`` (the fallback), without importing subprocess

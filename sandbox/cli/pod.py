@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ def _store():
     return Store()
 
 
-def _prepare(args: argparse.Namespace):
+def _prepare(args: argparse.Namespace, run_by: int | None = None):
     from sandbox.pod import stage0 as pod
     images = list(args.images or [])
     if args.pod_manifest and images:
@@ -39,12 +40,13 @@ def _prepare(args: argparse.Namespace):
                        volumes=[pod.VolumeSpec.parse(v) for v in args.volume or []],
                        net=nets, overlay=False if args.no_overlay else None,
                        hostname=args.hostname, conf_dir=args.conf_dir, cni_path=args.cni_path,
-                       exec_=exec_, progress=True)
+                       exec_=exec_, progress=True, _run_by=run_by)
 
 
 def _follow(uuid: str, supervisor=None) -> int:
-    """Print the apps' output as it comes (``[app] line``) until the pod exits; Ctrl-C stops it.
-    With the supervisor's process handle, its exit ends the wait at once (no polling delay)."""
+    """Print the apps' output as it comes (``[app] line``) until the pod exits; return its exit
+    code. With the supervisor's process handle, its exit ends the wait at once (no polling
+    delay), and a supervisor that died before its teardown has its pod collected here."""
     from sandbox._sys import proc as _proc
     from sandbox.pod import stage0 as pod
     offsets: dict[Path, int] = {}
@@ -66,14 +68,13 @@ def _follow(uuid: str, supervisor=None) -> int:
                             print(f"[{f.parent.name}] {line}", file=out, flush=True)
             except FileNotFoundError:   # the pod directory moved to its next state: look again
                 continue
-            if state in ("exited-garbage", "garbage"):
-                st = pod.status(uuid)
-                if st.get("error"):
-                    print(f"sandbox: pod {uuid}: {st['error']}", file=sys.stderr)
-                return int(st.get("exitCode") or 0)
-            if ended:   # the supervisor is gone but the pod never reached exited-garbage
-                raise pod.PodError(f"the pod {uuid} failed to start: {pod.failure(uuid)} "
-                                   "(see `sandbox status`).")
+            if ended or state in ("exited-garbage", "garbage"):
+                code = (pod.finish_attached(uuid, supervisor.returncode) if ended
+                        else int(pod.status(uuid).get("exitCode") or 0))
+                err = pod.status(uuid).get("error")
+                if err:
+                    print(f"sandbox: pod {uuid}: {err}", file=sys.stderr)
+                return code
             if state not in ("prepared", "run"):
                 return int(pod.status(uuid).get("exitCode") or 0)
             if supervisor is not None:
@@ -96,11 +97,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _run(uuid: str, detach: bool) -> int:
+    """Run a prepared pod. In the foreground this process owns the pod (rkt: the run process is
+    the pod; podman's --sig-proxy): SIGTERM, SIGINT and SIGHUP are passed on to the pod's
+    supervisor, which stops the pod, and ``run`` exits with the pod's status; if this process is
+    killed outright, the supervisor notices and stops the pod itself."""
+    from sandbox import config
+    from sandbox.pod import cgroups
+    # the pod's cgroups begun in a helper thread while the rest is imported (cgroups.Claim)
+    claim = cgroups.claim(config.sandbox_dir() / "pods" / "prepared" / uuid)
     from sandbox.pod import stage0 as pod
     if detach:
-        print(pod.run_prepared(uuid, detach=True).uuid)
+        print(pod.run_prepared(uuid, detach=True, claim=claim).uuid)
         return 0
-    return _follow(*pod.start(uuid))
+    name, supervisor = pod.start(uuid, attached=True, claim=claim)
+    forward = lambda sig, _frame: supervisor.send_signal(signal.SIGTERM)  # noqa: E731
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        return _follow(name, supervisor)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def cmd_run_prepared(args: argparse.Namespace) -> int:
@@ -108,7 +124,8 @@ def cmd_run_prepared(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    p = _prepare(args)
+    import os
+    p = _prepare(args, run_by=os.getpid())   # gc removes it if this process ends first
     print(f"pod {p.uuid}", file=sys.stderr)
     return _run(p.uuid, args.detach)
 
@@ -146,6 +163,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         extra = f" exit={a['exitCode']}" if "exitCode" in a else ""
         extra += f" error={a['error']}" if a.get("error") else ""
         print(f"  app {a['name']:24} {a['state']:12} {a['image']}{extra}")
+    for pr in st.get("processes", []):      # live, from the pod's cgroup
+        print(f"  process {pr['pid']:>7} {pr['group']:20} {pr['cmd'][:60]}")
     return 0
 
 

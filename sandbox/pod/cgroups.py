@@ -1,31 +1,47 @@
-"""Resource isolators through cgroups (ace.md §Resource Isolators: resource/memory, resource/cpu),
-on both hierarchies: cgroup v2 (the workshop VM) and v1/hybrid (this CI machine).
+"""A cgroup for every pod, always, and the resource isolators in it (ace.md §Resource
+Isolators: resource/memory, resource/cpu) — on cgroup v2 (the workshop VM) and v1/hybrid (this
+CI machine). The kernel side (finding hierarchies, killing a group) is
+:mod:`sandbox._sys.cgroupfs`.
 
-One group per app: ``<root>/sandbox/<pod uuid>/<app>`` — v2 under the unified mount, v1 under
-each controller's own mount (``memory``, ``cpu``). A process joins by writing ``0`` ("me") to
-``cgroup.procs`` of each; :func:`remove` takes the groups away once they are empty.
+Every process that works for a pod is in the pod's group, so ``sandbox status`` lists them,
+``stop`` and ``gc`` kill them all at once (nothing survives its pod), and the group goes away
+with the pod::
+
+    sandbox/<pod uuid>/
+        supervisor/     stage0's supervisor and every CNI plugin it runs (children inherit it)
+        stage1/         the pod's PID 1 (and each app runner until it joins its app)
+        apps/<app>/     each app, with its resource limits
+
+The tree lives in the *tracking* hierarchy, the one that can kill a group: v2 on a pure-v2
+machine (``cgroup.kill``); on v1/hybrid the v1 freezer's (freeze, kill, thaw).
+``SANDBOX_CGROUP=v2`` picks a hybrid machine's v2 hierarchy (/sys/fs/cgroup/unified) instead,
+``SANDBOX_CGROUP=v1`` the freezer. On v1, resource limits go in groups of the same path under
+the memory and cpu hierarchies too; on v2 the controllers are enabled down the tree
+(``cgroup.subtree_control``) and the limits written in the app's group.
 """
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
+from sandbox._sys import cgroupfs
 from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
-    pass
+    from fractions import Fraction
+    from typing import Any
 
-# Limits and Group are plain classes, not dataclasses: this module is on the path of every pod
-# start, where importing dataclasses (and inspect with it) would cost ~6 ms.
+# Limits is a plain class, not a dataclass: this module is on the path of every pod start,
+# where importing dataclasses (and inspect with it) would cost ~6 ms.
 
 ROOT = Path("/sys/fs/cgroup")
+BASE = "sandbox"                # the kit's group, parent of every pod's
 CPU_PERIOD_US = 100_000
 
 
 class CgroupError(SandboxError):
-    """A resource isolator could not be applied."""
+    """A pod's cgroup or a resource isolator could not be set up."""
 
 
 def version(root: Path = ROOT) -> int:
@@ -47,6 +63,10 @@ class Limits:
     def empty(self) -> bool:
         return self.memory_bytes is None and self.cpu_millis is None
 
+    def controllers(self) -> set[str]:
+        return ({"memory"} if self.memory_bytes is not None else set()) | (
+            {"cpu"} if self.cpu_millis is not None else set())
+
 
 def limits_from_isolators(isolators: list) -> Limits:
     """resource/memory and resource/cpu ``limit`` values (quantities such as ``512M``, ``500m``)."""
@@ -59,123 +79,211 @@ def limits_from_isolators(isolators: list) -> Limits:
     return lim
 
 
-class Group:
-    """The cgroup directories of one app (one for v2; one per controller for v1)."""
+def tracking() -> cgroupfs.Hierarchy:
+    """The hierarchy that holds every process of every pod (see the module docstring)."""
+    want = os.environ.get("SANDBOX_CGROUP", "auto")
+    v2, freezer = cgroupfs.unified(), cgroupfs.v1("freezer")
+    if want == "v2" or (want == "auto" and v2 is not None and v2.root == ROOT):
+        if v2 is None:
+            raise CgroupError("SANDBOX_CGROUP=v2 but no cgroup v2 hierarchy is mounted; unset it "
+                              "or mount one (mount -t cgroup2 none /sys/fs/cgroup/unified).")
+        return v2
+    if freezer is not None:
+        return freezer
+    if want == "auto" and v2 is not None:
+        return v2
+    raise CgroupError("neither a cgroup v2 hierarchy nor the v1 freezer is mounted, so a pod's "
+                      "processes cannot be tracked; mount one (see cgroups(7)).")
 
-    def __init__(self, dirs: list[Path] | None = None, limits: Limits | None = None) -> None:
-        self.dirs = list(dirs or [])
-        self.limits = limits or Limits()
+
+def _limit_writes(limits: Limits, version: int) -> dict[str, list[tuple[str, str]]]:
+    """{controller: [(file, value), …]} in the order they must be written (cpu: period first)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if limits.memory_bytes is not None:
+        out["memory"] = [("memory.max" if version == 2 else "memory.limit_in_bytes",
+                          str(limits.memory_bytes))]
+    if limits.cpu_millis is not None:
+        quota = limits.cpu_millis * CPU_PERIOD_US // 1000
+        out["cpu"] = ([("cpu.max", f"{quota} {CPU_PERIOD_US}")] if version == 2 else
+                      [("cpu.cfs_period_us", str(CPU_PERIOD_US)), ("cpu.cfs_quota_us", str(quota))])
+    return out
+
+
+class PodCgroups:
+    """The cgroups of one pod (see the module docstring for the tree)."""
+
+    def __init__(self, uuid: str, hierarchy: cgroupfs.Hierarchy | None = None) -> None:
+        self.uuid = uuid
+        self.hierarchy = hierarchy if hierarchy is not None else tracking()
+        self.top = self.hierarchy.root / BASE / uuid
+        self.supervisor = self.top / "supervisor"
+        self.stage1 = self.top / "stage1"
+        self.apps = self.top / "apps"
 
     def __repr__(self) -> str:
-        return f"Group(dirs={self.dirs!r}, limits={self.limits!r})"
+        return f"PodCgroups({self.uuid!r}, {str(self.top)!r})"
 
-    def read(self, name: str) -> str:
-        for d in self.dirs:
-            if (d / name).exists():
-                return (d / name).read_text().strip()
-        raise FileNotFoundError(name)
+    def app(self, name: str) -> Path:
+        return self.apps / name
 
-
-def _v1_mount(controller: str, root: Path) -> Path | None:
-    for cand in (root / controller, root / "cpu,cpuacct" if controller == "cpu" else None):
-        if cand is not None and (cand / "cgroup.procs").exists():
-            return cand
-    return None
-
-
-def _v1_group(root: Path, controller: str, pod: str, app: str, values: dict[str, int]) -> Path:
-    mount = _v1_mount(controller, root)
-    if mount is None:
-        raise CgroupError(f"the cgroup v1 {controller} controller is not mounted, so "
-                          f"resource/{controller} cannot be applied.")
-    d = mount / "sandbox" / pod / app
-    d.mkdir(parents=True, exist_ok=True)
-    for name, value in values.items():   # in order: cpu's period before its quota
-        (d / name).write_text(str(value))
-    return d
-
-
-def create(pod: str, app: str, limits: Limits, root: Path = ROOT) -> Group:
-    """Create the app's group(s) and write its limits. Nothing is made when ``limits`` is empty."""
-    g = Group(limits=limits)
-    if limits.empty():
-        return g
-    try:
-        if version(root) == 2:
-            base = root / "sandbox"
-            base.mkdir(exist_ok=True)
-            want = {"memory"} if limits.memory_bytes is not None else set()
-            if limits.cpu_millis is not None:
-                want.add("cpu")
-            avail = set((root / "cgroup.controllers").read_text().split())
-            missing = want - avail
-            if missing:
-                raise CgroupError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are not "
-                                  "available on this machine, so the isolator cannot be applied.")
-            for parent in (root, base):
-                (parent / "cgroup.subtree_control").write_text(
-                    " ".join(f"+{c}" for c in sorted(want)))
-            pod_dir = base / pod
-            pod_dir.mkdir(exist_ok=True)
-            (pod_dir / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(want)))
-            d = pod_dir / app
-            d.mkdir(exist_ok=True)
-            if limits.memory_bytes is not None:
-                (d / "memory.max").write_text(str(limits.memory_bytes))
-            if limits.cpu_millis is not None:
-                quota = limits.cpu_millis * CPU_PERIOD_US // 1000
-                (d / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
-            g.dirs.append(d)
-        else:   # v1: one group per controller, each under that controller's own mount
-            if limits.memory_bytes is not None:
-                g.dirs.append(_v1_group(root, "memory", pod, app, {
-                    "memory.limit_in_bytes": limits.memory_bytes}))
-            if limits.cpu_millis is not None:
-                g.dirs.append(_v1_group(root, "cpu", pod, app, {
-                    "cpu.cfs_period_us": CPU_PERIOD_US,
-                    "cpu.cfs_quota_us": limits.cpu_millis * CPU_PERIOD_US // 1000}))
-    except PermissionError as e:
-        raise CgroupError(f"cannot create cgroups ({e}); resource isolators need root.") from None
-    return g
-
-
-def pod_dirs(pod: str, root: Path = ROOT) -> list[Path]:
-    """Every cgroup directory this kit may have made for ``pod`` (any hierarchy)."""
-    out = []
-    if version(root) == 2:
-        out.append(root / "sandbox" / pod)
-    else:
-        for ctl in ("memory", "cpu", "cpu,cpuacct"):
-            out.append(root / ctl / "sandbox" / pod)
-    return [d for d in out if d.exists()]
-
-
-def remove(pod: str, root: Path = ROOT, timeout: float = 5.0) -> list[str]:
-    """Remove the pod's groups (children first). A group still holding processes is retried
-    until ``timeout``; what cannot be removed is returned."""
-    left = []
-    for d in pod_dirs(pod, root):
-        for sub in sorted((p for p in d.iterdir() if p.is_dir()), reverse=True):
-            if not _rmdir(sub, timeout):
-                left.append(str(sub))
-        if not _rmdir(d, timeout):
-            left.append(str(d))
-        else:   # the kit's parent group goes too once no other pod uses it
-            _rmdir(d.parent, 0)
-    return left
-
-
-def _rmdir(d: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
+    def create(self, apps: dict[str, Limits]) -> dict[str, list[str]]:
+        """Make the pod's groups, and each app's with its limits; returns {app: the groups it
+        joins}. Raises CgroupError when a limit cannot be applied."""
+        h = self.hierarchy
         try:
-            os.rmdir(d)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+            for g in (self.supervisor, self.stage1):
+                cgroupfs.make(g)
+            want: set[str] = set()
+            for lim in apps.values():
+                want |= lim.controllers()
+            if h.version == 2 and want:
+                missing = want - set(h.controllers)
+                if missing:
+                    raise CgroupError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are "
+                                      f"not available in {h.root}, so the resource isolator cannot "
+                                      "be applied.")
+                enable = " ".join(f"+{c}" for c in sorted(want))
+                cgroupfs.make(self.apps)
+                for parent in (h.root, h.root / BASE, self.top, self.apps):
+                    (parent / "cgroup.subtree_control").write_text(enable)
+            out: dict[str, list[str]] = {}
+            for name, lim in apps.items():
+                d = self.app(name)
+                cgroupfs.make(d)
+                dirs = [d]
+                for ctl, writes in _limit_writes(lim, h.version).items():
+                    if h.version == 1:
+                        ctl_h = cgroupfs.v1(ctl)
+                        if ctl_h is None:
+                            raise CgroupError(f"the cgroup v1 {ctl} controller is not mounted, so "
+                                              f"resource/{ctl} cannot be applied.")
+                        target = ctl_h.root / BASE / self.uuid / "apps" / name
+                        cgroupfs.make(target)
+                        if target not in dirs:
+                            dirs.append(target)
+                    else:
+                        target = d
+                    for fname, value in writes:
+                        (target / fname).write_text(value)
+                out[name] = [str(p) for p in dirs]
+            return out
+        except PermissionError as e:
+            raise CgroupError(f"cannot create the pod's cgroups ({e.strerror}); pods need root.") from e
+        except OSError as e:
+            if isinstance(e, CgroupError):
+                raise
+            raise CgroupError(f"cannot set up the pod's cgroups under {self.top}: {e}; check that "
+                              f"{h.root} is writable.") from e
+
+    def dirs(self) -> list[tuple[cgroupfs.Hierarchy, Path]]:
+        """Every group of this pod on the machine, whichever hierarchy it was made in (a pod
+        started under another SANDBOX_CGROUP choice is found too)."""
+        out = []
+        for h in cgroupfs.hierarchies():
+            d = h.root / BASE / self.uuid
+            if d.is_dir():
+                out.append((h, d))
+        return out
+
+    def pids(self) -> list[int]:
+        """Every process of the pod (any hierarchy), each once."""
+        seen: list[int] = []
+        for _h, d in self.dirs():
+            seen += [p for p in cgroupfs.procs(d) if p not in seen]
+        return seen
+
+    def processes(self) -> list[dict[str, Any]]:
+        """The pod's live processes: pid, group (relative to the pod's) and command line."""
+        out = []
+        top = str(self.top)
+        for pid in cgroupfs.procs(self.top) if self.top.is_dir() else self.pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                group = str(cgroupfs.group_of(pid, self.hierarchy))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            rel = group[len(top):].lstrip("/") if group.startswith(top) else group
+            out.append({"pid": pid, "group": rel or ".", "cmd": cmd})
+        return out
+
+    def kill_payload(self) -> None:
+        """SIGKILL the pod's PID 1, apps and everything they started (not the supervisor)."""
+        cgroupfs.kill([self.stage1, self.apps], self.hierarchy)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the pod, supervisor and CNI plugins included (the caller,
+        e.g. ``gc``, is outside the pod)."""
+        for h, d in self.dirs():
+            cgroupfs.kill([d], h)
+
+    def remove(self, timeout: float = 5.0) -> list[str]:
+        """Kill what is left, wait until the groups are empty and remove them (and the kit's
+        parent group when no other pod uses it); returns the groups that are still there."""
+        left = []
+        for h, d in self.dirs():
+            left += cgroupfs.remove(d, h, timeout)
+            if not left:
+                try:
+                    os.rmdir(d.parent)
+                except OSError:     # another pod still has its group there
+                    pass
+        return left
 
 
+class Claim:
+    """This process moving into a prepared pod's supervisor group, in a helper thread, just
+    before it forks the pod's supervisor (:func:`sandbox.pod.stage0.start`).
+
+    Why: the first move of any process between cgroups after a quiet spell waits for an RCU
+    grace period (the kernel's global ``cgroup_threadgroup_rwsem``: 10-20 ms here), and every
+    pod start needs one. Begun while the caller still imports the supervisor's modules, the
+    wait overlaps work that has to be done anyway. The supervisor forked afterwards starts
+    inside its group (no move of its own), and the caller moves back out right after the fork
+    — cheap, the grace period being fresh; the pod's PID 1 joins its group within it too."""
+
+    def __init__(self, uuid: str, limits: dict[str, Limits]) -> None:
+        import threading
+        self.uuid, self.limits = uuid, limits
+        self.home: Path | None = None
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._work, name="sandbox-cgroups")
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            groups = PodCgroups(self.uuid)
+            groups.create(self.limits)
+            home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
+            cgroupfs.join(groups.supervisor)
+            self.home, self.hierarchy = home, groups.hierarchy
+        except Exception as e:  # noqa: BLE001 - the supervisor makes them again, and reports
+            self.error = e
+
+    def wait(self) -> bool:
+        """Wait for the move; True when this process is now in the pod's supervisor group."""
+        self._thread.join()
+        return self.home is not None
+
+    def release(self) -> None:
+        """Move this process back to the group it came from."""
+        if self.home is not None:
+            try:
+                cgroupfs.join(self.home)
+            except OSError:
+                cgroupfs.join(self.hierarchy.root)
+            self.home = None
+
+
+def claim(pod_dir: Path) -> Claim | None:
+    """Begin a :class:`Claim` for the prepared pod in ``pod_dir`` (None when it has no plan)."""
+    import json
+    try:
+        plan = json.loads((pod_dir / "plan.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return Claim(pod_dir.name, {a["name"]: Limits(**a["limits"]) for a in plan.get("apps", [])})
+
+
+def quantity_text(q: Fraction | int | None) -> str:
+    return "-" if q is None else str(int(q))

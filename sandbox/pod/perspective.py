@@ -232,7 +232,6 @@ def leftovers(uuid: str, host_veths: list[str] | None = None) -> dict[str, list[
     from sandbox import config
     from sandbox.net import netns
     from sandbox.net.cni import Cache
-    from sandbox.pod import cgroups
     from sandbox.pod import stage0 as pod
     out: dict[str, list[str]] = {}
     state = config.sandbox_dir()
@@ -247,7 +246,8 @@ def leftovers(uuid: str, host_veths: list[str] | None = None) -> dict[str, list[
         veths = [f"{node}: {l['name']}" for l in snap["links"] if l.get("kind") == "veth"
                  and (host_veths is None or l["name"] in host_veths)]
     out["veth in the node netns"] = veths
-    out["cgroups"] = [str(d) for d in cgroups.pod_dirs(uuid)]
+    groups = pod.pod_cgroups(uuid)
+    out["cgroups"] = [str(d) for _h, d in groups.dirs()] if groups is not None else []
     out["CNI cache"] = [f"{a.network}/{a.ifname}" for a in Cache(state / "cni").attachments(container_id=uuid)]
     ips = []
     for f in (state / "cni").rglob("*") if (state / "cni").is_dir() else []:

@@ -1,19 +1,24 @@
 """Pods: stage0 of a small rkt-like runtime (appc pods.md, ace.md; rkt's pod lifecycle and stages).
 
-stage0 (this module) decides; stage1 (:mod:`sandbox.pod.stage1`) carries it out:
+stage0 (this module) decides; the supervisor and stage1 carry it out:
 
 * :func:`prepare` — a reified PodManifest (every app has an image ID, every mountPoint a volume),
   each app's image rendered once into the tree store, a private writable root per app (overlay
   upper/work dirs, or a plain copy with ``overlay=False``), and ``stage1.json``: the complete,
   resolved plan (exec, environment, user and group as numbers, volumes, capabilities, cgroups).
-* :func:`run_prepared` / :func:`start` — starts a *supervisor*: it makes the pod's network
-  namespace and attaches it through CNI, binds the metadata service inside it, starts stage1
-  (the pod's PID 1) in fresh PID/IPC/UTS/mount namespaces, waits, and then tears down
-  everything (CNI DEL, netns, cgroups) before moving the pod to ``exited-garbage``.
-  The supervisor is this process forked, and PID 1 the supervisor forked (:mod:`sandbox._sys.proc`);
-  where forking is unsafe (a process with threads, e.g. a Jupyter kernel) they are fresh
-  interpreters instead: ``python -m sandbox.pod.stage0 supervise UUID``, ``python -m sandbox.pod.stage1
-  run POD_DIR``. Both paths give the same pod; the fork path starts it ~50 ms sooner.
+* :func:`run_prepared` / :func:`start` — starts the pod's *supervisor*
+  (:mod:`sandbox.pod.supervisor`): the pod's cgroups, netns and CNI attachments, the metadata
+  service, stage1 (:mod:`sandbox.pod.stage1`, the pod's PID 1) in fresh PID/IPC/UTS/mount
+  namespaces — one stack of undo steps, unwound when the pod ends or is stopped, before the
+  pod moves to ``exited-garbage``. The supervisor is this process forked, and PID 1 the
+  supervisor forked (:mod:`sandbox._sys.proc`); where forking is unsafe (a process with threads,
+  e.g. a Jupyter kernel) they are fresh interpreters instead: ``python -m sandbox.pod.supervisor
+  UUID``, ``python -m sandbox.pod.stage1 run POD_DIR``. Both paths give the same pod; the fork
+  path starts it ~50 ms sooner. A foreground run *owns* its pod: the pod stops when it ends.
+* :func:`status`, :func:`stop`, :func:`gc` — every process of a pod is in the pod's cgroup
+  (:mod:`sandbox.pod.cgroups`): status lists them, stop and gc kill them all by cgroup, and a
+  pod whose supervisor died is collected (processes, network, netns, cgroups) by ``stop``,
+  ``gc`` or the foreground ``run`` that owned it.
 
 The pod's state is a directory under ``$SANDBOX_DIR/pods/<state>/<uuid>`` with rkt's states
 (embryo, prepare, prepared, run, exited-garbage, garbage) and an flock on it held while the pod
@@ -339,8 +344,10 @@ def prepare(store: Any, images: list[str] | None = None, *,
             exec_: dict[int, list[str]] | None = None,
             overlay: bool | None = None, hostname: str | None = None,
             conf_dir: str | None = None, cni_path: str | None = None,
-            steps: Steps | None = None, progress: bool = False) -> Pod:
-    """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``."""
+            steps: Steps | None = None, progress: bool = False, _run_by: int | None = None) -> Pod:
+    """Prepare a pod (``sandbox prepare``): returns it in state ``prepared``. ``_run_by``: the pid
+    of the ``sandbox run`` that prepares it to run it at once (gc removes the pod if that
+    process ends first)."""
     from sandbox.image.manifest import ManifestError, PodManifest, read_document
     from sandbox.render import treestore
     if os.geteuid() != 0:   # namespaces, mounts, cgroups, chown of volumes
@@ -380,6 +387,9 @@ def prepare(store: Any, images: list[str] | None = None, *,
             plan = {"uuid": uid, "hostname": hostname or f"pod-{uid[:8]}", "apps": plan_apps,
                     "net": net or ["default"], "confDir": conf_dir, "cniPath": cni_path,
                     "overlay": overlay, "created": time.time()}
+            if _run_by is not None:
+                from sandbox._sys import proc as _proc
+                plan["runBy"] = {"pid": _run_by, "start": _proc.start_time(_run_by)}
             (pod_dir / "plan.json").write_text(json.dumps(plan, indent=2))
             record(steps, "write", str(pod_dir / "pod-manifest.json"), apps=len(plan_apps))
         except BaseException:
@@ -410,24 +420,54 @@ def _reify(store: Any, raw: dict[str, Any], steps: Steps | None) -> dict[str, An
 # ---------------------------------------------------------------------------- run
 
 
-def start(uuid: str, *, steps: Steps | None = None) -> tuple[str, Any]:
-    """Start a prepared pod's supervisor and return at once: (the pod's UUID, the supervisor
-    process — ``poll()``/``wait(timeout)`` like ``subprocess.Popen``)."""
+def write_json(path: Path, obj: Any) -> None:
+    """Write a pod's state file atomically (a temporary file renamed over it): a reader never
+    sees half of it, and a crash leaves the old version or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.rename(tmp, path)
+
+
+def start(uuid: str, *, attached: bool = False, claim: cgroups.Claim | None = None,
+          steps: Steps | None = None) -> tuple[str, Any]:
+    """Start a prepared pod's supervisor (:mod:`sandbox.pod.supervisor`) and return at once:
+    (the pod's UUID, the supervisor process — ``poll()``/``wait(timeout)`` like
+    ``subprocess.Popen``). ``attached``: this process owns the pod (a foreground ``run``); the
+    supervisor stops the pod when this process ends, however it ends. ``claim``: the pod's
+    cgroups begun early by the caller (:func:`sandbox.pod.cgroups.claim`)."""
     state, d = find(uuid)
     if state != "prepared":
+        if claim is not None:
+            claim.wait()
+            claim.release()
         raise PodError(f"pod {d.name} is {state}, not prepared; only a prepared pod can be run.")
     from sandbox._sys import proc as _proc
-    argv = [sys.executable, "-m", "sandbox.pod.stage0", "supervise", d.name]
+    owner = os.getpid() if attached else None
     proc: Any
-    if _proc.can_fork():    # the supervisor is this process forked: no second interpreter start
+    if claim is None and _proc.can_fork():
+        claim = cgroups.claim(d)        # begun now, it overlaps the imports below
+    if claim is not None or _proc.can_fork():
         # What the supervisor and stage1 import is imported here, before the fork: in the
         # child every page an import writes would be copied first (~2.5 ms slower there).
-        from sandbox.pod import metadata, stage1  # noqa: F401
-        proc = _proc.fork_call(lambda: supervise(d.name), args=f"pod {d.name} supervisor",
-                               output=str(d / "supervisor.log"), new_session=True)
+        from sandbox.pod import metadata, stage1, supervisor  # noqa: F401
+    if claim is not None:
+        claim.wait()                    # the supervisor starts in the pod's cgroup (cgroups.Claim)
+    if _proc.can_fork():    # the supervisor is this process forked: no second interpreter start
+        from sandbox.pod import supervisor
+        try:
+            proc = _proc.fork_call(lambda: supervisor.supervise(d.name, owner),
+                                   args=f"pod {d.name} supervisor",
+                                   output=str(d / "supervisor.log"), new_session=True)
+        finally:
+            if claim is not None:
+                claim.release()
         record(steps, "fork", f"supervisor of pod {d.name}", pid=proc.pid)
     else:
+        if claim is not None:           # the exec'd supervisor joins its group itself
+            claim.release()
         import subprocess
+        argv = [sys.executable, "-m", "sandbox.pod.supervisor", d.name]
+        argv += ["--owner", str(owner)] if owner is not None else []
         with open(d / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=os.environ.copy())
@@ -442,15 +482,44 @@ def failure(uuid: str) -> str:
     return err or _tail(d, "supervisor.log")
 
 
+def _exit_code(code: int) -> int:
+    """A process's exit code the shell's way (128+N for death by signal N)."""
+    return 128 - code if code < 0 else code
+
+
+def finish_attached(uuid: str, supervisor_code: int) -> int:
+    """After the supervisor of a foreground run ended: the pod's exit code. When the supervisor
+    died before it tore the pod down (killed), the run that owns the pod collects it now —
+    its processes are killed by cgroup, its network and cgroups removed — so no pod is left
+    running with nobody to stop it."""
+    state, d = find(uuid)
+    if state in ("run", "prepared") and not _is_locked(d):
+        why = (f"its supervisor ended with status {_exit_code(supervisor_code)} before it "
+               "tore the pod down; `sandbox run` stopped the pod and cleaned up")
+        if state == "run":
+            _collect(d, why)
+        return _exit_code(supervisor_code) or 1
+    code = _read_json(d / "run.json").get("exitCode")
+    return int(code) if code is not None else _exit_code(supervisor_code)
+
+
 def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
-                 steps: Steps | None = None) -> Pod | int:
+                 claim: cgroups.Claim | None = None, steps: Steps | None = None) -> Pod | int:
     """Start a prepared pod's supervisor. Detached: return the Pod once its apps started.
-    Attached: wait for the pod to exit and return its exit code."""
+    Attached: this process owns the pod; wait for it to exit and return its exit code (an
+    interrupt stops the pod first)."""
     from sandbox._sys import proc as _proc
-    name, proc = start(uuid, steps=steps)
+    name, proc = start(uuid, attached=not detach, claim=claim, steps=steps)
     d = pods_dir() / "prepared" / name
     if not detach:
-        return proc.wait()
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:        # e.g. a notebook's interrupt: the pod stops too
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            finish_attached(name, proc.returncode)
+            raise
+        return finish_attached(name, code)
     deadline = time.monotonic() + timeout
     delay = 0.005                           # fast at first, then every 50 ms
     while time.monotonic() < deadline:
@@ -493,31 +562,10 @@ def _tail(d: Path, name: str, n: int = 400) -> str:
 
 def run(store: Any, images: list[str] | None = None, *, detach: bool = False,
         **kw: Any) -> Pod | int:
-    """``sandbox run``: prepare, then run."""
-    pod = prepare(store, images, **kw)
+    """``sandbox run``: prepare, then run. The prepared pod records which process prepared it:
+    if that process ends before the pod starts, ``gc`` removes it (nobody will run it)."""
+    pod = prepare(store, images, _run_by=os.getpid(), **kw)
     return run_prepared(pod.uuid, detach=detach)
-
-
-def _network_runtime(plan: dict[str, Any], pod_dir: Path):
-    from sandbox.net import netns
-    from sandbox.net.cni import Runtime
-    from sandbox.net.plugins import plugin_dir
-    state = config.sandbox_dir()
-    conf_dir = state / "net.d"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    default = conf_dir / f"99-{DEFAULT_NET}.conflist"
-    if not default.exists():
-        default.write_text(json.dumps(default_network(), indent=2))
-    node = node_name(state)
-    if not netns.exists(node):
-        with contextlib.suppress(netns.NetnsError):     # another pod made it meanwhile
-            netns.node_create(node)
-    cni_path = plan.get("cniPath") or str(plugin_dir())
-    rt_default = Runtime(conf_dir=conf_dir, cni_path=cni_path, cache_dir=state / "cni",
-                         node=node, plugin_state_dir=state / "cni")
-    rt_user = Runtime(conf_dir=plan.get("confDir") or "/etc/cni/net.d", cni_path=cni_path,
-                      cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
-    return rt_default, rt_user
 
 
 def default_network() -> dict[str, Any]:
@@ -530,157 +578,6 @@ def default_network() -> dict[str, Any]:
                   "routes": [{"dst": "0.0.0.0/0"}]}}]}
 
 
-def supervise(uuid: str) -> int:
-    """The supervisor process (stage0 at run time). See the module docstring."""
-    from sandbox.net import netns
-    from sandbox.pod import metadata
-    d = pods_dir() / "prepared" / uuid
-    with _locked(d):
-        run_dir = _move(d, "run")
-        plan = json.loads((run_dir / "plan.json").read_text())
-        manifest = json.loads((run_dir / "pod-manifest.json").read_text())
-        info: dict[str, Any] = {"supervisor": os.getpid(), "started": time.time(), "networks": []}
-        nets = plan["net"]
-        ns_path: str | None = None
-        attached: list[tuple[Any, str, str]] = []
-        groups: list[cgroups.Group] = []
-        svc = None
-        stage1 = None
-        code = 1
-        try:
-            if nets != ["host"]:
-                ns_path = str(netns.create(netns_name(uuid)))
-                info["netns"] = ns_path
-            if nets not in (["host"], ["none"]):
-                rt_default, rt_user = _network_runtime(plan, run_dir)
-                for i, net in enumerate(nets):
-                    rt = rt_default if net == "default" else rt_user
-                    name = DEFAULT_NET if net == "default" else net
-                    res = rt.add(name, ns_path, container_id=uuid, ifname=f"eth{i}")
-                    attached.append((rt, name, f"eth{i}"))
-                    info["networks"].append({"net": name, "ifname": f"eth{i}", "result": res})
-            # lo up, and the metadata socket bound in the pod's netns (one helper thread)
-            # before stage1 starts: the apps' AC_METADATA_URL is known and connections queue;
-            # the server is built after stage1 is forked (early callers wait in the backlog).
-            sock = netns.in_thread(_lo_up_and_listen, ns_path) if ns_path else metadata.listen()
-            token = metadata.new_token()
-            info["metadataURL"] = url = metadata.url_for(sock, token)
-            hosts = ace.hosts_content(plan["hostname"])
-            for a in plan["apps"]:
-                g = cgroups.create(uuid, a["name"], cgroups.Limits(**a["limits"]))
-                groups.append(g)
-                a["cgroups"] = [str(p) for p in g.dirs]
-                a["env"] = ace.app_environment(a["environment"], a["name"], url)
-                a["hosts"] = hosts
-            (run_dir / "stage1.json").write_text(json.dumps(plan, indent=2))
-            stage1 = _start_stage1(run_dir, ns_path)
-            apps_meta = {}
-            for a in plan["apps"]:
-                apps_meta[a["name"]] = {"image_id": a["imageID"],
-                                        "image_manifest": a.get("imageManifest")
-                                        or _image_manifest(a["imageID"]),
-                                        "annotations": next((x.get("annotations") for x in manifest["apps"]
-                                                             if x["name"] == a["name"]), None) or []}
-            svc = metadata.MetadataService(sock, token=token, uuid=uuid, pod_manifest=manifest,
-                                           apps=apps_meta)
-            svc.start()
-            info["stage1"] = stage1.pid
-            (run_dir / "run.json").write_text(json.dumps(info, indent=2))
-
-            def forward(sig: int, _f: Any) -> None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(stage1.pid, signal.SIGTERM)
-            for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(s, forward)
-            code = stage1.wait()
-        except Exception as e:  # noqa: BLE001 - recorded; the pod ends in exited-garbage
-            info["error"] = str(e)
-            print(f"sandbox: pod {uuid}: {e}", file=sys.stderr)
-            if stage1 is not None and stage1.poll() is None:
-                stage1.kill()
-                stage1.wait()
-        finally:
-            if svc is not None:
-                svc.stop()
-                info["metadataRequests"] = svc.requests
-            for rt, name, ifname in reversed(attached):
-                try:
-                    rt.delete(name, ns_path, container_id=uuid, ifname=ifname)
-                except Exception as e:  # noqa: BLE001
-                    info.setdefault("teardownErrors", []).append(f"CNI DEL {name}: {e}")
-            if ns_path is not None:
-                netns.delete(netns_name(uuid), missing_ok=True)
-            left = cgroups.remove(uuid)
-            if left:
-                info.setdefault("teardownErrors", []).append(f"cgroups left: {left}")
-            info["finished"] = time.time()
-            info["exitCode"] = code
-            (run_dir / "run.json").write_text(json.dumps(info, indent=2))
-            _move(run_dir, "exited-garbage")
-    return code
-
-
-def _lo_up_and_listen(ns_path: str) -> Any:
-    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): ``lo`` up
-    in the pod's netns and the metadata service's socket bound there."""
-    from sandbox.net import netns
-    from sandbox.pod import metadata
-    with netns.enter(ns_path):
-        netns.lo_up()
-        return metadata.listen()
-
-
-def _image_manifest(image_id: str) -> dict[str, Any]:
-    from sandbox.image.store import Store
-    return Store().get(image_id).manifest.to_json()
-
-
-def _start_stage1(run_dir: Path, ns_path: str | None) -> Any:
-    """Start the pod's PID 1 (stage1) in the pod's netns and fresh PID, IPC, UTS and mount
-    namespaces.
-
-    While the supervisor is single-threaded (the metadata thread starts after), it forks PID 1
-    itself: unshare(CLONE_NEWPID) makes its *next* child PID 1 of a new namespace, then setns
-    back to its own PID namespace undoes that for later children and threads. Otherwise it
-    execs ``python -m sandbox.pod.stage1 run``, which unshares and forks PID 1 (one more process).
-    """
-    from sandbox._sys import libc
-    from sandbox._sys import proc as _proc
-    from sandbox.pod import stage1
-    log = str(run_dir / "stage1.log")
-    if _proc.can_fork():
-        def pid1() -> int:
-            _join_pod_namespaces(ns_path, pid=False)
-            return stage1.pid1(run_dir)
-        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.unshare(libc.CLONE_NEWPID)
-            try:
-                return _proc.fork_call(pid1, args=f"stage1 {run_dir.name}", output=log)
-            finally:
-                libc.setns(own, libc.CLONE_NEWPID)
-        finally:
-            os.close(own)
-    import subprocess
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "sandbox.pod.stage1", "run", str(run_dir)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: _join_pod_namespaces(ns_path))
-
-
-def _join_pod_namespaces(ns_path: str | None, pid: bool = True) -> None:
-    """Join the pod's netns, then unshare IPC, UTS and mount namespaces (and PID, whose new
-    namespace applies to the caller's children: stage1 then forks the pod's PID 1)."""
-    from sandbox._sys import libc
-    if ns_path is not None:
-        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(fd, libc.CLONE_NEWNET)
-        finally:
-            os.close(fd)
-    libc.unshare(libc.CLONE_NEWIPC | libc.CLONE_NEWUTS | libc.CLONE_NEWNS
-                   | (libc.CLONE_NEWPID if pid else 0))
-
 
 # ---------------------------------------------------------------------------- inspect / control
 
@@ -692,19 +589,36 @@ def _read_json(p: Path) -> dict[str, Any]:
         return {}
 
 
+def pod_cgroups(uuid: str) -> Any:
+    """The pod's cgroups (None on a machine with no hierarchy that can track them)."""
+    try:
+        return cgroups.PodCgroups(uuid)
+    except cgroups.CgroupError:
+        return None
+
+
 def status(uuid: str) -> dict[str, Any]:
-    """The pod's state, apps (state, exit code, times), networks and metadata URL."""
+    """The pod's state, apps (state, exit code, times), networks, metadata URL and live
+    processes (from its cgroup). While any process of the pod lives, its state never says
+    exited."""
     state, d = find(uuid)
     plan = _read_json(d / "plan.json")
     run = _read_json(d / "run.json")
+    groups = pod_cgroups(d.name)
+    procs = groups.processes() if groups is not None else []
     shown = state
     if state == "run" and not _is_locked(d):
-        shown = "exited (supervisor gone; run `sandbox gc`)"
+        shown = ("run (supervisor gone; `sandbox stop` or `sandbox gc` ends it)" if procs
+                 else "exited (supervisor gone; run `sandbox gc`)")
+    elif state in ("exited-garbage", "garbage") and procs:
+        shown = (f"stopping ({len(procs)} process(es) left after the teardown; `sandbox gc` "
+                 "kills them)")
     apps = []
     for a in plan.get("apps", []):
         st = _read_json(d / "apps" / a["name"] / "status.json")
         pid = _read_json(d / "apps" / a["name"] / "pid.json")
-        app_state = ("exited" if "exitCode" in st else "running" if state == "run" and pid
+        alive = any(p["group"] == f"apps/{a['name']}" for p in procs)
+        app_state = ("exited" if "exitCode" in st else "running" if alive or (state == "run" and pid)
                      else "prepared" if state == "prepared" else "not started")
         apps.append({"name": a["name"], "image": a["image"], "imageID": a["imageID"],
                      "state": app_state, **({"exitCode": st["exitCode"]} if "exitCode" in st else {}),
@@ -717,6 +631,7 @@ def status(uuid: str) -> dict[str, Any]:
     return {"uuid": d.name, "state": shown, "apps": apps, "networks": nets,
             "netns": run.get("netns"), "metadataURL": run.get("metadataURL"),
             "exitCode": run.get("exitCode"), "error": run.get("error"),
+            "processes": procs, "cgroup": run.get("cgroup"),
             "created": plan.get("created"), "started": run.get("started"),
             "finished": run.get("finished")}
 
@@ -742,26 +657,60 @@ def list_pods() -> list[dict[str, Any]]:
     return out
 
 
-def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, Any]:
-    """SIGTERM the pod (stage1 forwards it to every app), SIGKILL after ``timeout``."""
-    state, d = find(uuid)
-    if state != "run":
-        raise PodError(f"pod {d.name} is not running ({state}).")
-    run = _read_json(d / "run.json")
-    pids = (d / "stage1.pid").read_text().split() if (d / "stage1.pid").exists() else []
-    target = int(pids[-1]) if pids else int(run["stage1"])     # the pod's PID 1 (host PID)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(target, signal.SIGKILL if force else signal.SIGTERM)
+def _gone_from_run(uuid: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not (pods_dir() / "run" / d.name).exists():
+    while (pods_dir() / "run" / uuid).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _supervisor(d: Path) -> int | None:
+    """The pid of the pod's live supervisor, or None (checked against its recorded start time,
+    so a recycled pid is never signalled)."""
+    from sandbox._sys import proc as _proc
+    run = _read_json(d / "run.json")
+    pid, started = run.get("supervisor"), run.get("supervisorStart")
+    if pid and _is_locked(d) and _proc.alive(pid, started):
+        return int(pid)
+    return None
+
+
+def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, Any]:
+    """Stop a running pod: SIGTERM to its supervisor, which forwards it to the pod (or, during
+    set-up, abandons the set-up) and tears everything down; after ``timeout`` (at once with
+    ``force``) every process of the pod is SIGKILLed by cgroup. A pod whose supervisor is gone
+    is collected here: its processes killed by cgroup, its network and cgroups removed."""
+    state, d = find(uuid)
+    groups = pod_cgroups(d.name)
+    if state != "run":
+        if state in ("exited-garbage", "garbage") and groups is not None and groups.pids():
+            _collect(d, None)           # a teardown that left processes behind
             return status(d.name)
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(target, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while (pods_dir() / "run" / d.name).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        raise PodError(f"pod {d.name} is not running ({state}).")
+    sup = _supervisor(d)
+    if sup is not None:
+        if force and groups is not None:
+            groups.kill_payload()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sup, signal.SIGTERM)
+        if _gone_from_run(d.name, timeout):
+            return status(d.name)
+        if groups is not None:          # not within the timeout: kill the pod by cgroup
+            groups.kill_payload()
+        if _gone_from_run(d.name, 10):
+            return status(d.name)
+        sup = _supervisor(d)            # the supervisor itself hangs: it goes too
+        if sup is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sup, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _is_locked(d) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    state, d = find(d.name)
+    if state == "run":
+        _collect(d, "stopped after its supervisor was gone")
     return status(d.name)
 
 
@@ -812,44 +761,88 @@ def remove(uuid: str) -> str:
         raise PodError(f"pod {d.name} is running; stop it first (`sandbox stop {d.name}`).")
     if state in ("embryo", "prepare") and _is_locked(d):
         raise PodError(f"pod {d.name} is being prepared; try again in a moment.")
-    _cleanup_leftovers(d.name)
+    _cleanup_leftovers(d)
     mountinfo.umount_below(d, include_root=False)
     import shutil
     shutil.rmtree(d)
     return d.name
 
 
-def _cleanup_leftovers(uuid: str) -> list[str]:
-    """What a dead supervisor may have left for this pod: CNI attachments, netns, cgroups."""
+def _collect(d: Path, why: str | None) -> list[str]:
+    """Tear down a pod whose supervisor is gone (``d`` in run/, unlocked, or an exited pod whose
+    teardown was incomplete): kill its processes by cgroup, undo its network and cgroups, and
+    move it to exited-garbage. Holds the pod's lock meanwhile (two collectors never race)."""
+    try:
+        with _locked(d, blocking=False):
+            done = _cleanup_leftovers(d)
+            run = _read_json(d / "run.json")
+            if why and "error" not in run:
+                run["error"] = why
+            run.setdefault("finished", time.time())
+            run["collected"] = True
+            write_json(d / "run.json", run)
+            if d.parent.name == "run":
+                _move(d, "exited-garbage")
+            return done
+    except (BlockingIOError, FileNotFoundError):    # another process collects it right now
+        return []
+
+
+def _cleanup_leftovers(d: Path) -> list[str]:
+    """What a dead supervisor (or an interrupted teardown) may have left for this pod, undone
+    in the supervisor's order: first every process of the pod, killed by cgroup (CNI plugins
+    it was running included), then every network attachment it recorded or libcni cached (CNI
+    DEL; also an ADD that a crash cut short), its netns, its cgroups."""
     from sandbox.net import netns
     from sandbox.net.cni import Cache, NetworkConfig, Runtime
     from sandbox.net.plugins import plugin_dir
+    uuid = d.name
     done = []
+    groups = pod_cgroups(uuid)
+    if groups is not None:
+        pids = groups.pids()
+        if pids:
+            groups.kill_all()
+            done.append(f"killed {len(pids)} process(es) by cgroup")
     state = config.sandbox_dir()
     cache = Cache(state / "cni")
-    node = node_name(state)
+    run = _read_json(d / "run.json")
+    plan = _read_json(d / "plan.json")
+    todo: dict[tuple[str, str], bytes] = {}
+    for n in [] if run.get("tornDown") or run.get("collected") else run.get("networks", []):
+        if n.get("config"):
+            todo[(n["net"], n["ifname"])] = n["config"].encode()
     for a in cache.attachments(container_id=uuid):
-        rt = Runtime(conf_dir=state / "net.d", cni_path=str(plugin_dir()), cache_dir=state / "cni",
-                     node=node if netns.exists(node) else None, plugin_state_dir=state / "cni")
-        try:
-            rt.delete(NetworkConfig.from_bytes(a.config), None, container_id=uuid, ifname=a.ifname)
-            done.append(f"CNI DEL {a.network} {a.ifname}")
-        except Exception as e:  # noqa: BLE001
-            cache.delete(a.network, uuid, a.ifname)
-            done.append(f"CNI cache entry {a.network} {a.ifname} dropped ({e})")
-    if netns.exists(netns_name(uuid)):
+        todo.setdefault((a.network, a.ifname), a.config)
+    if todo:
+        node = node_name(state)
+        if not netns.exists(node):      # DEL in the node (never in the host's netns)
+            with contextlib.suppress(netns.NetnsError):
+                netns.node_create(node)
+        rt = Runtime(conf_dir=state / "net.d", cni_path=plan.get("cniPath") or str(plugin_dir()),
+                     cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
+        for (net, ifname), conf in sorted(todo.items()):
+            try:
+                rt.delete(NetworkConfig.from_bytes(conf), None, container_id=uuid, ifname=ifname)
+                done.append(f"CNI DEL {net} {ifname}")
+            except Exception as e:  # noqa: BLE001
+                cache.delete(net, uuid, ifname)
+                done.append(f"CNI cache entry {net} {ifname} dropped ({e})")
+    if netns.exists(netns_name(uuid)) or netns.path_of(netns_name(uuid)).exists():
         netns.delete(netns_name(uuid), missing_ok=True)
         done.append(f"netns {netns_name(uuid)}")
-    if cgroups.pod_dirs(uuid):
-        left = cgroups.remove(uuid, timeout=0.5)
+    if groups is not None and groups.dirs():
+        left = groups.remove()
         done.append("cgroups" + (f" (still busy: {', '.join(left)})" if left else ""))
     return done
 
 
 def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[str]:
-    """``sandbox gc``: remove exited pods older than ``grace`` seconds, failed prepares, pods whose
-    supervisor died, and every leftover (netns, CNI attachments, cgroups, overlay dirs); remove
-    the node netns when no pod runs."""
+    """``sandbox gc``: collect pods whose supervisor died (their processes killed by cgroup,
+    their network, netns and cgroups undone), prepared pods whose ``sandbox run`` ended before
+    starting them, failed prepares, exited pods older than ``grace`` seconds and every leftover;
+    remove the state directory's node netns when none of its pods runs."""
+    from sandbox._sys import proc as _proc
     done = []
     now = time.time()
     for state in STATES:
@@ -857,18 +850,39 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
         if not sd.is_dir():
             continue
         for d in sorted(sd.iterdir()):
-            locked = _is_locked(d)
-            age = now - d.stat().st_mtime
-            if state == "run" and not locked:
-                _move(d, "exited-garbage")
-                done.append(f"pod {d.name}: supervisor gone, moved to exited-garbage")
+            if _is_locked(d):
+                continue                # being prepared or running: not ours to touch
+            try:
+                age = now - d.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            state_now = state
+            if state == "run":
+                for what in _collect(d, "its supervisor ended before it tore the pod down; "
+                                        "collected by `sandbox gc`"):
+                    done.append(f"pod {d.name}: {what}")
                 d = pods_dir() / "exited-garbage" / d.name
+                if not d.exists():
+                    continue
+                done.append(f"pod {d.name}: supervisor gone, moved to exited-garbage")
                 state_now = "exited-garbage"
-            else:
-                state_now = state
-            if state_now in ("garbage",) or (state_now == "exited-garbage" and age >= grace) \
-                    or (state_now in ("embryo", "prepare") and not locked):
-                for what in _cleanup_leftovers(d.name):
+            elif state == "prepared":
+                by = _read_json(d / "plan.json").get("runBy")
+                if not (by and not _proc.alive(by.get("pid"), by.get("start"))):
+                    groups = pod_cgroups(d.name)
+                    if groups is not None and groups.dirs() and not groups.pids():
+                        groups.remove()         # a supervisor died starting it
+                        done.append(f"pod {d.name}: cgroups of a failed start removed")
+                    continue
+                state_now = "garbage"   # its `sandbox run` ended before it started the pod
+            elif state == "exited-garbage":
+                run = _read_json(d / "run.json")
+                if not (run.get("tornDown") or run.get("collected")):
+                    for what in _collect(d, None):   # an interrupted teardown: finish it
+                        done.append(f"pod {d.name}: {what}")
+            if state_now == "garbage" or (state_now == "exited-garbage" and age >= grace) \
+                    or state_now in ("embryo", "prepare"):
+                for what in _cleanup_leftovers(d):
                     done.append(f"pod {d.name}: {what}")
                 mountinfo.umount_below(d, include_root=False)
                 import shutil
@@ -892,7 +906,7 @@ def drop_idle_netns() -> list[str]:
     for state in STATES:
         sd = pods_dir() / state
         for d in (sd.iterdir() if sd.is_dir() else []):
-            ours[d.name[:8]] = state == "run" and _is_locked(d)
+            ours[d.name[:8]] = state in ("run", "prepared") and _is_locked(d)
     for name in netns.list():
         if name.startswith(prefix) and ours.get(name[len(prefix):]) is False:
             netns.delete(name, missing_ok=True)
@@ -902,14 +916,3 @@ def drop_idle_netns() -> list[str]:
         netns.delete(node, missing_ok=True)
         done.append(f"node netns {node}: no pod uses it, removed")
     return done
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "supervise":
-        return supervise(argv[1])
-    print("usage: python -m sandbox.pod.stage0 supervise UUID", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -286,8 +286,7 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
     try:
         libc.unshare(libc.CLONE_NEWNS)
         libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-        for d in app.get("cgroups", []):
-            Path(d, "cgroup.procs").write_text("0")
+        _join_cgroups(app.get("cgroups", []))
         rootfs = app_dir / "rootfs"
         _prepare_root(app, pod_dir, rootfs)
         if app.get("readOnlyRootFS"):
@@ -419,9 +418,19 @@ def _relay(child: int) -> int:
     return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
 
 
+def _join_cgroups(dirs: list[str]) -> None:
+    """Join each of these cgroups: the pod's (stage1's own group, or an app's)."""
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+
 def pid1(pod_dir: Path) -> int:
     """The pod's PID 1 when stage0 forked it straight into the new PID namespace."""
+    # forked from the supervisor: its signal wake-up descriptor is not ours (and closed here)
+    signal.set_wakeup_fd(-1)
     plan = json.loads((pod_dir / "stage1.json").read_text())
+    _join_cgroups(plan.get("stage1Cgroups", []))   # first: whatever it starts is the pod's
     # /proc is still the host's here: /proc/self names this process by its host PID
     (pod_dir / "stage1.pid").write_text(f"{int(os.readlink('/proc/self'))}\n")
     return init(plan, pod_dir)
@@ -430,6 +439,7 @@ def pid1(pod_dir: Path) -> int:
 def run(pod_dir: Path) -> int:
     """``python -m sandbox.pod.stage1 run``: started after unshare(NEWPID), fork PID 1 and relay."""
     plan = json.loads((pod_dir / "stage1.json").read_text())
+    _join_cgroups(plan.get("stage1Cgroups", []))   # first: whatever it starts is the pod's
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -455,6 +465,11 @@ def enter(pod_dir: Path, app_name: str, argv: list[str]) -> int:
         print(f"sandbox: the pod has no app '{app_name}'.", file=sys.stderr)
         return 2
     host_pid = json.loads((pod_dir / "apps" / app_name / "pid.json").read_text())["host_pid"]
+    try:    # a process entered into an app is the app's: limited and stopped with it
+        _join_cgroups(app.get("cgroups", []))
+    except FileNotFoundError:
+        print(f"sandbox: the app '{app_name}' is not running.", file=sys.stderr)
+        return 1
     fds = {}
     try:
         for t in ("ipc", "uts", "net", "pid", "mnt"):

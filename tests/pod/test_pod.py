@@ -278,16 +278,16 @@ def test_isolators_capabilities_nnp_and_memory(store: Store, stop_pods, make_ima
     name = pod.status(p.uuid)["apps"][0]["name"]
     # while it runs, the host sees the limit in the app's cgroup
     if cgroups.version() == 2:
-        f = Path("/sys/fs/cgroup/sandbox") / p.uuid / name / "memory.max"
+        f = Path("/sys/fs/cgroup/sandbox") / p.uuid / "apps" / name / "memory.max"
     else:
-        f = Path("/sys/fs/cgroup/memory/sandbox") / p.uuid / name / "memory.limit_in_bytes"
+        f = Path("/sys/fs/cgroup/memory/sandbox") / p.uuid / "apps" / name / "memory.limit_in_bytes"
     assert int(f.read_text()) == 64 * 1024 * 1024
     if cgroups.version() == 2:   # 250 millicores = a quarter of each 100 ms period
-        cpu = (Path("/sys/fs/cgroup/sandbox") / p.uuid / name / "cpu.max").read_text().split()
+        cpu = (Path("/sys/fs/cgroup/sandbox") / p.uuid / "apps" / name / "cpu.max").read_text().split()
         assert cpu == ["25000", "100000"]
     else:
         cpu_dir = next(d for d in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct"))
-                       if (d / "sandbox" / p.uuid / name).is_dir()) / "sandbox" / p.uuid / name
+                       if (d / "sandbox" / p.uuid / "apps" / name).is_dir()) / "sandbox" / p.uuid / "apps" / name
         assert int((cpu_dir / "cpu.cfs_quota_us").read_text()) == 25000
         assert int((cpu_dir / "cpu.cfs_period_us").read_text()) == 100000
     pod.wait(p.uuid)
@@ -296,7 +296,7 @@ def test_isolators_capabilities_nnp_and_memory(store: Store, stop_pods, make_ima
     assert not cap_eff & (1 << 13)          # CAP_NET_RAW removed
     assert cap_eff & (1 << 0)               # CAP_CHOWN kept
     assert "NoNewPrivs:\t1" in text
-    assert f"sandbox/{p.uuid}/{name}" in text
+    assert f"sandbox/{p.uuid}/apps/{name}" in text
     assert not f.parent.exists(), "the cgroup is removed when the pod exits"
 
 
@@ -329,7 +329,7 @@ def test_stop_then_gc_leaves_nothing(store: Store, stop_pods) -> None:
     with open("/proc/self/mounts") as f:
         assert not [l for l in f if state in l], "no mount under the state dir"
     assert not (Path(state) / "pods" / "exited-garbage" / p.uuid).exists()
-    assert not cgroups.pod_dirs(p.uuid)
+    assert not cgroups.PodCgroups(p.uuid).dirs()
 
 
 def test_gc_cleans_after_a_killed_supervisor(store: Store, stop_pods) -> None:
