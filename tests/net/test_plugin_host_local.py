@@ -287,3 +287,32 @@ def test_random_sequences_match_upstream(ours: Path, theirs: Path, tmp_path: Pat
         _differential(ours, theirs, tmp_path / str(next(counter)), {"ranges": sets}, seq)
 
     check()
+
+
+def test_an_add_killed_half_way_leaves_no_reservation_a_del_cannot_free(ours: Path, tmp_path: Path) -> None:
+    """A reservation is written whole under a temporary name and linked into place, so the one
+    thing a SIGKILL can leave is that temporary file, which the DEL that follows removes."""
+    import signal
+    import subprocess
+    import sys
+    c = conf(tmp_path)
+    d = tmp_path / "sbxnet"
+    # SIGKILL at the moment the reservation's content is written (the file exists, empty):
+    # os.write is wrapped in a fresh interpreter that runs the plugin's main
+    code = ("import os, signal, sys\n"
+            "write = os.write\n"
+            "os.write = lambda fd, b: os.kill(os.getpid(), signal.SIGKILL) if b'sbx-k' in b "
+            "else write(fd, b)\n"
+            "from sandbox.net.plugins import host_local\n"
+            "host_local.main()\n")
+    env = {**os.environ, "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "sbx-k", "CNI_NETNS": "/dev/null",
+           "CNI_IFNAME": "eth0", "CNI_PATH": str(ours.parent)}
+    import json
+    p = subprocess.run([sys.executable, "-c", code], input=json.dumps(c).encode(), env=env,
+                       capture_output=True)
+    assert p.returncode == -signal.SIGKILL
+    assert [f.name for f in d.iterdir() if f.name[0].isdigit()] == []    # no empty reservation
+    assert run_plugin(ours, "DEL", c, cid="sbx-k").rc == 0
+    assert sorted(f.name for f in d.iterdir()) == ["lock"]
+    add(ours, c, "sbx-k").ok()
+    assert sorted(f.name for f in d.iterdir()) == ["10.123.0.2", "last_reserved_ip.0", "lock"]

@@ -17,7 +17,7 @@ rangeEnd = last address (IPv4: broadcast - 1).
 
 On-disk state, byte-compatible with upstream so both can share one ``dataDir``::
 
-    <dataDir>/<network name>/<ip>               "<containerID>\\r\\n<ifname>"  (0644, O_EXCL)
+    <dataDir>/<network name>/<ip>               "<containerID>\\r\\n<ifname>"  (0644; written whole, then linked)
     <dataDir>/<network name>/last_reserved_ip.N  the last address given from range set N
     <dataDir>/<network name>/lock                empty; flock(2)ed around every change
 
@@ -27,6 +27,7 @@ GC (spec 1.1.0 §2 "GC") releases every address whose attachment is not in
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -50,6 +51,7 @@ from sandbox.net.plugins.skel import (
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LAST_IP_PREFIX = "last_reserved_ip."
+RESERVING = ".reserving"        # a reservation being written (see Store.reserve)
 LINE_BREAK = "\r\n"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -226,18 +228,23 @@ class Store:
         return container_id.strip() + LINE_BREAK + ifname
 
     def reserve(self, container_id: str, ifname: str, ip: IPAddress, range_id: int) -> bool:
-        """Create ``<dir>/<ip>`` exclusively; False if someone holds it already."""
-        try:
-            fd = os.open(self.path(str(ip)), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            return False
+        """Make ``<dir>/<ip>`` hold the key, exclusively; False if someone holds it already.
+
+        The key is written under a temporary name first and then linked into place (link(2)
+        fails when the name exists, as O_EXCL does): a plugin killed half-way never leaves an
+        empty reservation that no DEL could match to its container."""
+        tmp = self.path(RESERVING)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, self.key(container_id, ifname).encode())
-        except OSError:
+        finally:
             os.close(fd)
-            os.unlink(self.path(str(ip)))
-            raise
-        os.close(fd)
+        try:
+            os.link(tmp, self.path(str(ip)))
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
         step("write", self.path(str(ip)), content=self.key(container_id, ifname),
              note="the reservation: one file per address")
         fd = os.open(self.path(f"{LAST_IP_PREFIX}{range_id}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
@@ -288,6 +295,9 @@ class Store:
         return gone
 
     def release_by_id(self, container_id: str, ifname: str) -> list[IPAddress]:
+        # under the lock, a temporary reservation file can only be one a killed ADD left
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(RESERVING))
         return self._unlink(self._matching(container_id, ifname))
 
     def gc(self, valid: set[tuple[str, str]]) -> list[IPAddress]:
