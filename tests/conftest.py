@@ -1,40 +1,112 @@
 """Shared test fixtures and the suite's guards.
 
-1. Root guard: a test marked ``root`` that is skipped while the suite runs as root fails the
-   session (CI runs as root; those tests must really run there).
-2. CI guard: under CI (``CI=true``) *any* skipped test fails the session — a skip there means a
-   missing install step (a tool, a Debian package) that the project's own files must provide.
-3. Leftover guard: at session end, any network namespace, host link or mount that appeared during
-   the run and is still there fails the session and is listed.
+1. Skip guard: while the suite runs as root (on every machine, CI or not), a skipped test fails
+   the session — a skip there means something the project's own files must install — unless the
+   test is marked ``needs_optional("TOOL")`` and README.md lists TOOL under "Optional tools".
+   Without root, tests marked ``root`` are skipped (and only those may be). A skip because the
+   kit's own module does not import (``importorskip("sandbox…")``) fails the session always.
+2. Leftover guard: at session end, whatever the run made and did not remove fails the session
+   and is listed: network namespaces, host links, mounts, cgroups (``sandbox/<pod>`` groups in any
+   hierarchy), iptables rules and chains in the host's namespace, /var/lib/cni entries, processes
+   the suite started (still alive), and temporary directories (the session has a private
+   TMPDIR, so every temp dir it made is under it). A state or temp directory with a mount
+   left below it is kept, not deleted (removing it would reach through the mount).
+   ``SANDBOX_NO_LEFTOVER_GUARD=1`` turns the guard off for developers who share a machine
+   (others' namespaces come and go during their run); CI and ``make test`` never set it.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from sandbox._sys import mountinfo
+from sandbox._sys import cgroupfs, mountinfo
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() == "true"
-_skipped_root_tests: list[str] = []
-_skipped_in_ci: list[str] = []
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_VAR = "SANDBOX_TEST_SESSION"    # in the environment of every process the suite starts
+_bad_skips: list[str] = []
 _baseline: dict[str, set[str]] = {}
+_optional_of: dict[str, str] = {}       # nodeid -> the optional tool it is marked as needing
+
+
+def optional_tools(readme: Path = ROOT / "README.md") -> set[str]:
+    """The tools README.md lists under its "Optional tools" heading (each `name` in backticks)."""
+    text = readme.read_text()
+    m = re.search(r"^#+ Optional tools\s*$(.*?)(?=^#)", text + "\n#", re.M | re.S)
+    return set(re.findall(r"`([a-z0-9][a-z0-9+.-]+)`", m.group(1))) if m else set()
+
+
+def _iptables(table: str) -> set[str]:
+    if shutil.which("iptables") is None:
+        return set()
+    cp = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True)
+    return {f"-t {table} {line}" for line in cp.stdout.splitlines()} if cp.returncode == 0 else set()
+
+
+def _pod_cgroups() -> set[str]:
+    out = set()
+    for h in cgroupfs.hierarchies():
+        base = h.root / "sandbox"
+        if base.is_dir():
+            out |= {str(d) for d in base.iterdir() if d.is_dir()}
+    return out
+
+
+def _var_lib_cni() -> set[str]:
+    d = Path("/var/lib/cni")
+    return {str(p) for p in d.rglob("*")} if d.is_dir() else set()
 
 
 def _machine_state() -> dict[str, set[str]]:
     netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     links = set(os.listdir("/sys/class/net"))
     mounts = mountinfo.mount_points()
-    return {"network namespaces": netns, "host links": links, "mounts": mounts}
+    return {"network namespaces": netns, "host links": links, "mounts": mounts,
+            "cgroups": _pod_cgroups(), "host iptables rules": _iptables("nat") | _iptables("filter"),
+            "/var/lib/cni entries": _var_lib_cni()}
+
+
+def _our_processes() -> dict[int, str]:
+    """Live processes (not zombies) the session started, other than itself: those exec'd with
+    its mark in their environment (wherever they were reparented to) and every descendant of
+    this process (forked ones, e.g. a pod's supervisor, keep the environment it was exec'd with)."""
+    mark = f"{SESSION_VAR}={os.environ[SESSION_VAR]}".encode()
+    parent, marked = {}, set()
+    for pid in (int(x) for x in os.listdir("/proc") if x.isdigit()):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if fields[0] == b"Z":
+                continue
+            parent[pid] = int(fields[1])
+            if mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                marked.add(pid)
+        except (OSError, ValueError):
+            continue
+    me, out = os.getpid(), {}
+    for pid in parent:
+        p, seen = pid, 0
+        while p > 1 and p != me and p not in marked and seen < 64:
+            p, seen = parent.get(p, 0), seen + 1
+        if pid != me and (p == me or p in marked):
+            with contextlib.suppress(OSError):
+                out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")[:100]
+    return out
 
 
 _made_state_dir: list[str] = []
 _made_basetemp: list[str] = []
+_session_tmp: list[str] = []
 _VAR_LIB_CNI = Path("/var/lib/cni")
 _var_lib_cni_existed = _VAR_LIB_CNI.exists()
 
@@ -44,8 +116,18 @@ def pytest_configure(config: pytest.Config) -> None:
     """Every session its own temp root. pytest's numbered dirs under /tmp/pytest-of-USER are
     shared by all sessions, and with tmp_path_retention_policy "none" a session that starts or
     ends deletes the others' (no lock is taken when nothing is kept): two test runs on one
-    machine would pull the files out from under each other."""
-    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+    machine would pull the files out from under each other. The session's TMPDIR is private
+    too (inherited by every process it starts): what is left in it at the end, the suite left."""
+    config.addinivalue_line("markers", "needs_optional(tool): may be skipped when TOOL, listed "
+                                       "under README's Optional tools, is missing")
+    if hasattr(config, "workerinput"):
+        return
+    if not _session_tmp:
+        root = tempfile.mkdtemp(prefix="sbx-tests-")
+        _session_tmp.append(root)
+        os.environ["TMPDIR"] = tempfile.tempdir = root
+        os.environ[SESSION_VAR] = f"{os.getpid()}-{os.path.basename(root)}"
+    if config.option.basetemp is None:
         config.option.basetemp = tempfile.mkdtemp(prefix="sbx-pytest-")
         _made_basetemp.append(config.option.basetemp)
 
@@ -61,6 +143,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        m = item.get_closest_marker("needs_optional")
+        if m is not None and m.args:
+            _optional_of[item.nodeid] = str(m.args[0])
     if IS_ROOT:
         return
     skip = pytest.mark.skip(reason="needs root (namespaces/mounts); run the suite as root")
@@ -69,31 +155,65 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if IS_ROOT and report.skipped and "root" in report.keywords:
-        _skipped_root_tests.append(report.nodeid)
-    elif IN_CI and report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        _skipped_in_ci.append(f"{report.nodeid}: {reason}")
+    if not report.skipped or getattr(report, "wasxfail", None) is not None:
+        return
+    reason = _skip_reason(report)
+    if re.search(r"could not import '(sandbox)[.']", reason):
+        _bad_skips.append(f"{report.nodeid}: the kit's own module is missing ({reason})")
+    elif IS_ROOT or IN_CI:
+        tool = _optional_of.get(report.nodeid)
+        if tool is None:
+            _bad_skips.append(f"{report.nodeid}: {reason}")
+        elif tool not in optional_tools():
+            _bad_skips.append(f"{report.nodeid}: {reason} ({tool!r} is not listed under "
+                              "README's Optional tools)")
+
+
+def _remove(d: str, problems: list[str]) -> None:
+    """rm -rf a directory the session made, unless something is still mounted below it."""
+    below = mountinfo.below(d)
+    if below:
+        problems.append(f"kept {d}: still mounted below it: {' '.join(below)}")
+        return
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems = []
-    if _skipped_root_tests:
-        problems.append("tests marked 'root' were skipped although the suite runs as root:\n  "
-                        + "\n  ".join(_skipped_root_tests))
-    if _skipped_in_ci:
-        problems.append("tests were skipped in CI (a missing install step?):\n  "
-                        + "\n  ".join(_skipped_in_ci))
+    if _bad_skips:
+        problems.append("tests were skipped although they must run here (a missing install step? "
+                        "an optional tool must be marked needs_optional and listed in the README):"
+                        "\n  " + "\n  ".join(_bad_skips))
     # Helpers developing in parallel on one machine may set SANDBOX_NO_LEFTOVER_GUARD=1;
     # CI and `make test` never do.
-    now = {} if os.environ.get("SANDBOX_NO_LEFTOVER_GUARD") == "1" else _machine_state()
+    guard = os.environ.get("SANDBOX_NO_LEFTOVER_GUARD") != "1"
+    now = _machine_state() if guard else {}
     for kind, names in now.items():
         left = sorted(names - _baseline.get(kind, set()))
         if left:
             problems.append(f"{kind} left behind by the tests: {' '.join(left)}")
-    for d in _made_state_dir + _made_basetemp:
-        shutil.rmtree(d, ignore_errors=True)
+    if guard and not hasattr(session.config, "workerinput"):
+        procs = _our_processes()
+        if procs:
+            problems.append("processes the tests started are still running (now killed): "
+                            + "; ".join(f"{p} {c}" for p, c in sorted(procs.items())))
+            for pid in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        ours = set(_made_state_dir + _made_basetemp)
+        for root in _session_tmp:   # the suite's prefix; other tools' temp files just go
+            left = sorted(str(p) for p in Path(root).iterdir()
+                          if p.name.startswith("sbx") and str(p) not in ours)
+            if left:
+                problems.append(f"temporary directories left behind by the tests: {' '.join(left)}")
+    for d in _made_state_dir + _made_basetemp + _session_tmp:
+        _remove(d, problems)
     # The CNI runtime mounts a private /var/lib/cni for plugins; drop the empty mount point
     # if this session created it.
     if not _var_lib_cni_existed:

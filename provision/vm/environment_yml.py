@@ -5,7 +5,9 @@
 
 pyproject.toml stays the single source of the Python dependencies (teaching.md §3.6). The file lists
 python (from requires-python), the Graphviz *binary*, pip, every [project].dependencies entry under
-its conda-forge name, and installs the project itself through the pip section. conda cannot run on
+its conda-forge name, and installs the project itself through the pip section, followed by the
+``test`` extras as pip requirements (from PyPI, like `make install`'s ``.[test]``: `make test` and
+`pytest --random-order` work in the conda environment too). conda cannot run on
 the CI machine, so the file is validated offline (tests/vm/test_environment_yml.py).
 """
 from __future__ import annotations
@@ -62,6 +64,8 @@ def render(pyproject: dict) -> str:
         *[f"  - {d}" for d in deps],
         "  - pip:",
         *[f"      - {p}" for p in PIP_SECTION],
+        *[f"      - {r.replace(' ', '')}" for r in pyproject["project"].get(
+            "optional-dependencies", {}).get("test", [])],
     ]
     return "\n".join(lines) + "\n"
 

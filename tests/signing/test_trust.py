@@ -31,7 +31,7 @@ def store(tmp_path: Path) -> trust.TrustStore:
 
 
 def make_aci(tmp_path: Path, name: str = "example.com/app") -> Path:
-    aci = pytest.importorskip("sandbox.image.aci")
+    from sandbox.image import aci
     layout = tmp_path / "layout"
     (layout / "rootfs" / "etc").mkdir(parents=True)
     (layout / "rootfs" / "etc" / "hello").write_text("hello\n")
@@ -358,7 +358,6 @@ def test_a_key_without_valid_self_signature_is_not_stored(store: trust.TrustStor
 
 def test_cli_trust_discovers_keys_for_a_prefix(run_cli, sandbox_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """rkt trust --prefix P with no key: ac-discovery-pubkeys meta discovery (loopback server)."""
-    pytest.importorskip("sandbox.dist.discovery")
     monkeypatch.setenv("SANDBOX_SYSTEM_TRUSTEDKEYS", str(tmp_path / "nosys"))
     www = tmp_path / "www"
     (www / "app").mkdir(parents=True)

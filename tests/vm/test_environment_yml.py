@@ -96,6 +96,16 @@ def test_same_packages_and_versions_as_pyproject(env: dict, pyproject: dict) -> 
         assert got[name] == spec, f"{name}: pyproject says {spec}, environment.yml says {got[name]}"
 
 
+def test_test_extras_are_pip_entries(env: dict, pyproject: dict) -> None:
+    """The suite's tools (pytest, its plugins such as pytest-random-order) come with the env."""
+    _, pip = _conda_and_pip(env)
+    got = {_norm(Requirement(e).name): SpecifierSet(str(Requirement(e).specifier))
+           for e in pip if not e.startswith("-e ")}
+    want = {_norm(Requirement(r).name): SpecifierSet(str(Requirement(r).specifier))
+            for r in pyproject["project"]["optional-dependencies"]["test"]}
+    assert got == want and "pytest-random-order" in got
+
+
 def test_committed_file_is_what_the_generator_writes() -> None:
     r = subprocess.run([sys.executable, str(GEN), "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
