@@ -520,6 +520,29 @@ def node_create(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
     return path
 
 
+def node_ensure(name: str, dir: str | os.PathLike[str] = DEFAULT_DIR,
+                steps: Steps | None = None) -> Path:
+    """The node netns ``name``, made when it is missing (:func:`node_create`) — by this process
+    or by another one at the same moment. A handle with no namespace on it (its maker was killed
+    between ``touch`` and the bind) is replaced: making a handle happens entirely under the
+    directory's lock, so with the lock held an empty handle is nobody's work in progress."""
+    path = path_of(name, dir)
+    for _ in range(2):
+        if is_netns(path):
+            return path
+        try:
+            return node_create(name, dir, steps)
+        except NetnsError:
+            if is_netns(path):              # another process made it meanwhile
+                return path
+            with _dir_flock(path.parent):
+                if path.exists() and not is_netns(path) \
+                        and str(path) not in mountinfo.mount_points():
+                    os.unlink(path)
+                    record(steps, "unlink", str(path), note="a stale handle: no namespace on it")
+    return node_create(name, dir, steps)
+
+
 _counter = itertools.count(1)
 
 

@@ -816,9 +816,7 @@ def _cleanup_leftovers(d: Path) -> list[str]:
         todo.setdefault((a.network, a.ifname), a.config)
     if todo:
         node = node_name(state)
-        if not netns.exists(node):      # DEL in the node (never in the host's netns)
-            with contextlib.suppress(netns.NetnsError):
-                netns.node_create(node)
+        netns.node_ensure(node)         # DEL in the node (never in the host's netns)
         rt = Runtime(conf_dir=state / "net.d", cni_path=plan.get("cniPath") or str(plugin_dir()),
                      cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
         for (net, ifname), conf in sorted(todo.items()):
@@ -912,7 +910,7 @@ def drop_idle_netns() -> list[str]:
             netns.delete(name, missing_ok=True)
             done.append(f"netns {name}: its pod is not running, removed")
     node = node_name()
-    if netns.exists(node) and not any(ours.values()):
+    if netns.path_of(node).exists() and not any(ours.values()):   # a stale handle goes too
         netns.delete(node, missing_ok=True)
         done.append(f"node netns {node}: no pod uses it, removed")
     return done

@@ -325,9 +325,7 @@ def _network_runtime(plan: dict[str, Any]) -> tuple[Any, Any]:
     if not default.exists():
         default.write_text(json.dumps(default_network(), indent=2))
     node = node_name(state)
-    if not netns.exists(node):
-        with contextlib.suppress(netns.NetnsError):     # another pod made it meanwhile
-            netns.node_create(node)
+    netns.node_ensure(node)                 # made by the first pod, or a stale handle replaced
     cni_path = plan.get("cniPath") or str(plugin_dir())
     rt_default = Runtime(conf_dir=conf_dir, cni_path=cni_path, cache_dir=state / "cni",
                          node=node, plugin_state_dir=state / "cni")

@@ -259,3 +259,22 @@ def test_delete_takes_off_every_mount_stacked_on_a_handle(tmp_path: Path) -> Non
     finally:
         netns.delete(name, d)
     assert not path.exists() and mountinfo.below(d) == []
+
+
+def test_a_node_whose_maker_died_half_way_is_made_again(tmp_path: Path) -> None:
+    """A process killed between `touch` and the bind leaves an empty handle: the node netns of
+    a state dir would then never start again (every pod: "already exists" / setns EINVAL)."""
+    d = tmp_path / "netns"
+    d.mkdir()
+    name = netns.unique_name("sbx-node")
+    (d / name).touch(0)                             # what the killed maker left
+    try:
+        path = netns.node_ensure(name, d)
+        assert netns.is_netns(path)
+        out = netns.run(path, ["cat", "/proc/sys/net/ipv4/ip_forward"], capture_output=True,
+                        text=True)
+        assert out.stdout.strip() == "1"
+        ino = netns.ns_inode(path)
+        assert netns.node_ensure(name, d) == path and netns.ns_inode(path) == ino   # kept
+    finally:
+        netns.delete(name, d, missing_ok=True)
