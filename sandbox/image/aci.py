@@ -39,9 +39,9 @@ from typing import IO, Any, BinaryIO, Iterator
 from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.image.extract import (ArchiveTooLarge, Extractor, Result, Rules, UnsafeArchive,
-                                   normalize_entry)
+                                   entry_type, normalize_entry)
 from sandbox.image.manifest import ImageManifest, ManifestError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 COMPRESSIONS = ("none", "gzip", "bzip2", "xz")
 # aci/file.go DetectFileType uses the same magic numbers.
@@ -306,6 +306,13 @@ def read_manifest_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, where: str = "
 @contextlib.contextmanager
 def open_uncompressed(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, str]]:
     """The uncompressed tar bytes of an ACI as a stream, and the compression detected."""
+    with _open_both(path) as (_raw, stream, comp):
+        yield stream, comp
+
+
+@contextlib.contextmanager
+def _open_both(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, BinaryIO, str]]:
+    """The file as it is on disk, the uncompressed stream over it, and the compression."""
     comp = detect_compression(path)
     if comp == "unknown":
         raise InvalidImage(["the file is neither a tar nor gzip, bzip2 or xz "
@@ -313,7 +320,7 @@ def open_uncompressed(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, 
     with open(path, "rb") as raw:
         stream = _decompressing(raw, comp)
         try:
-            yield stream, comp
+            yield raw, stream, comp
         finally:
             if stream is not raw:
                 stream.close()
@@ -332,7 +339,13 @@ def open_tar(path: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
 
 
 def image_id(path: str | os.PathLike[str], steps: Steps | None = None) -> str:
-    """The image ID: ``sha512-`` + hex SHA-512 of the uncompressed tar, streamed (aci.md §Image ID)."""
+    """The image ID: ``sha512-`` + hex SHA-512 of the uncompressed tar, streamed (aci.md §Image ID).
+
+    With a snapshotting ``steps`` (a stepper asked) the same bytes are hashed entry by entry
+    instead, one step per tar entry (its 512-byte header block, its data blocks) with the
+    running digest after it (:func:`_hash_by_entry`)."""
+    if snapshotting(steps):
+        return _hash_by_entry(path, steps)
     sha = hashlib.sha512()
     total = 0
     buf = bytearray(BUFSIZE)
@@ -355,6 +368,86 @@ def image_id(path: str | os.PathLike[str], steps: Steps | None = None) -> str:
     iid = HASH_PREFIX + sha.hexdigest()
     record(steps, "hash", str(path), algorithm="sha512", compression=comp,
            bytes_hashed=total, image_id=iid)
+    return iid
+
+
+_NO_DATA = (tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
+            tarfile.FIFOTYPE)
+
+
+def _hash_by_entry(path: str | os.PathLike[str], steps: Steps | None) -> str:
+    """:func:`image_id` for a stepper: the uncompressed tar read as a tar is laid out — a
+    512-byte header block per entry, then its data rounded up to whole blocks, then the zero
+    blocks at the end (POSIX ustar) — every byte into one SHA-512, in order. After each entry a
+    step records where the stream is, the running digest and how much of the file on disk the
+    decompressor has read. Anything that is not a tar header is hashed as it is (same ID)."""
+    sha = hashlib.sha512()
+    total = 0
+    size = os.stat(path).st_size
+
+    def state(entry: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {"kind": "tar", "path": str(path), "size": size, "compression": comp,
+                "entry": entry, "offset": total, "read": raw.tell(),
+                "digest": sha.hexdigest(), **more}
+
+    with _open_both(path) as (raw, stream, comp):
+        while True:
+            header = stream.read(tarfile.BLOCKSIZE)
+            if not header:
+                break
+            at = total
+            sha.update(header)
+            total += len(header)
+            if header == bytes(tarfile.BLOCKSIZE) or len(header) < tarfile.BLOCKSIZE:
+                rest = 0
+                while chunk := stream.read(BUFSIZE):
+                    sha.update(chunk)
+                    rest += len(chunk)
+                total += rest
+                entry = {"name": "(end of archive)", "type": "end", "at": at,
+                         "header_blocks": 0, "data_blocks": (len(header) + rest) // tarfile.BLOCKSIZE,
+                         "size": len(header) + rest}
+                record(steps, "hash", "zero blocks: end of archive", bytes=len(header) + rest,
+                       after=state(entry))
+                break
+            try:
+                info = tarfile.TarInfo.frombuf(header, tarfile.ENCODING, "surrogateescape")
+                length = 0 if info.type in _NO_DATA else info.size
+            except tarfile.TarError:
+                info, length = None, -1           # not a header: hash the rest as it comes
+            if length < 0:
+                n = 0
+                while chunk := stream.read(BUFSIZE):
+                    sha.update(chunk)
+                    n += len(chunk)
+                total += n
+                record(steps, "hash", "bytes that are not a tar header", bytes=n + tarfile.BLOCKSIZE,
+                       after=state({"name": "(not a tar header)", "type": "raw", "at": at,
+                                    "header_blocks": 0, "data_blocks": (n + tarfile.BLOCKSIZE) // tarfile.BLOCKSIZE,
+                                    "size": n + tarfile.BLOCKSIZE}))
+                break
+            blocks = -(-length // tarfile.BLOCKSIZE)
+            left = blocks * tarfile.BLOCKSIZE
+            while left:
+                chunk = stream.read(min(left, BUFSIZE))
+                if not chunk:
+                    break
+                sha.update(chunk)
+                total += len(chunk)
+                left -= len(chunk)
+            assert info is not None
+            kind = {tarfile.XHDTYPE: "pax header", tarfile.XGLTYPE: "pax header",
+                    tarfile.GNUTYPE_LONGNAME: "long name", tarfile.GNUTYPE_LONGLINK: "long name"
+                    }.get(info.type) or entry_type(info)
+            entry = {"name": info.name, "type": kind, "at": at, "header_blocks": 1,
+                     "data_blocks": blocks, "size": length}
+            record(steps, "hash", info.name, type=kind, header_at=at, data_bytes=length,
+                   blocks=1 + blocks, after=state(entry))
+        iid = HASH_PREFIX + sha.hexdigest()
+        record(steps, "hash", str(path), algorithm="sha512", compression=comp,
+               bytes_hashed=total, image_id=iid,
+               after=state({"name": "(image ID)", "type": "id", "at": total, "header_blocks": 0,
+                            "data_blocks": 0, "size": 0}, image_id=iid))
     return iid
 
 
@@ -683,6 +776,16 @@ def _compressing(raw: BinaryIO, compression: str) -> IO[bytes]:
     if compression == "xz":
         return lzma.LZMAFile(raw, "wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=6)
     raise SandboxError(f"unknown compression '{compression}'; use one of: {', '.join(COMPRESSIONS)}.")
+
+
+def compress(data: bytes, compression: str) -> bytes:
+    """``data`` compressed exactly as :func:`build` compresses a tar (reproducible)."""
+    buf = io.BytesIO()
+    out = _compressing(buf, compression)
+    out.write(data)
+    if out is not buf:
+        out.close()
+    return buf.getvalue()
 
 
 def _xattrs(path: str) -> dict[str, str]:

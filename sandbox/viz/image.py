@@ -17,7 +17,7 @@ from typing import Any
 import graphviz
 
 from sandbox.image import aci
-from sandbox.viz import color_for, digraph
+from sandbox.viz import HtmlTable, Svg, color_for, digraph
 
 KINDS = ["file", "dir", "symlink", "hardlink", "device", "fifo"]
 
@@ -246,3 +246,171 @@ def link_over_dir_archive(path: str | Path, target: str | Path) -> Path:
         ti.type, ti.linkname = tarfile.SYMTYPE, str(target)
         t.addfile(ti)
     return path
+
+
+# -- hashing, step by step (notebook 01) ---------------------------------------------------------
+
+def _film_states(steps: Any, k: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ``tar`` states of the hashing that step ``k`` belongs to, up to k, and its last one."""
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == "tar"):
+        j -= 1
+    path = steps[j].after["path"]
+    # the hashing run: consecutive tar steps of the same file around j
+    start = j
+    while start > 0 and steps[start - 1].after and steps[start - 1].after.get("kind") == "tar" \
+            and steps[start - 1].after["path"] == path and steps[start - 1].after["entry"]["type"] != "id":
+        start -= 1
+    end = j
+    while end + 1 < len(steps) and steps[end + 1].after and steps[end + 1].after.get("kind") == "tar" \
+            and steps[end + 1].after["path"] == path and steps[end].after["entry"]["type"] != "id":
+        end += 1
+    return [steps[i].after for i in range(start, j + 1)], steps[end].after
+
+
+def tar_picture(states: list[dict[str, Any]], last: dict[str, Any]) -> Svg:
+    """The hashing so far: the file on disk (what a signature covers), the tar stream in
+    512-byte blocks (what the image ID covers: hashed ones filled, the current entry outlined),
+    and the SHA-512 of what was hashed so far — the image ID once the stream ends."""
+    from sandbox.palette import kind_color
+    now, hashed, signed = kind_color("now"), kind_color("hashed"), kind_color("signed")
+    st = states[-1]
+    total_blocks = max(1, last["offset"] // 512)
+    per = max(1, -(-total_blocks // 320))             # blocks per square, at most 320 squares
+    squares = -(-total_blocks // per)
+    cols, cell, gap, x0 = 40, 16, 2, 20
+    rows = -(-squares // cols)
+    kind_of: dict[int, str] = {}                      # square -> header | data | end
+    current: set[int] = set()
+    for s in states:
+        e = s["entry"]
+        first = e["at"] // 512
+        for b in range(e["header_blocks"]):
+            kind_of.setdefault((first + b) // per, "header")
+        for b in range(e["data_blocks"]):
+            kind_of.setdefault((first + e["header_blocks"] + b) // per,
+                               "end" if e["type"] in ("end", "raw") else "data")
+    e = st["entry"]
+    for b in range(e["header_blocks"] + e["data_blocks"]):
+        current.add((e["at"] // 512 + b) // per)
+    fill = {"header": hashed, "data": hashed + "99", "end": hashed + "44"}
+    width = x0 * 2 + cols * (cell + gap)
+    y_file, y_grid = 50, 128
+    y_sha = y_grid + rows * (cell + gap) + 40
+    height = y_sha + 96
+    name = html.escape(Path(st["path"]).name)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="Helvetica,Arial,sans-serif" font-size="12">',
+           '<defs><marker id="arr" markerWidth="8" markerHeight="8" refX="6" refY="4" orient="auto">'
+           '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>']
+    # the file on disk: every byte is what a detached signature covers
+    bar = width - 2 * x0
+    read = min(1.0, st["read"] / max(1, st["size"]))
+    out.append(f'<text x="{x0}" y="{y_file - 8}"><tspan font-weight="bold">{name}</tspan> on disk: '
+               f'{st["size"]:,} bytes ({html.escape(st["compression"])}) — a signature '
+               f'({name}.asc) covers every one of them</text>')
+    out.append(f'<rect x="{x0}" y="{y_file}" width="{bar}" height="18" fill="{signed}" '
+               f'fill-opacity="0.25" stroke="{signed}"/>')
+    out.append(f'<rect x="{x0}" y="{y_file}" width="{bar * read:.1f}" height="18" fill="{signed}" '
+               f'fill-opacity="0.75"/>')
+    out.append(f'<text x="{x0 + 6}" y="{y_file + 13}" fill="white" font-size="11">read by the '
+               f'decompressor so far: {st["read"]:,} bytes</text>')
+    out.append(f'<line x1="{width / 2}" y1="{y_file + 22}" x2="{width / 2}" y2="{y_grid - 30}" '
+               f'stroke="#555" marker-end="url(#arr)"/>')
+    verb = "as it is" if st["compression"] == "none" else f"decompress ({st['compression']})"
+    out.append(f'<text x="{width / 2 + 8}" y="{y_file + 44}" fill="#555" font-size="11">{verb}</text>')
+    unit = "1 block" if per == 1 else f"{per} blocks"
+    out.append(f'<text x="{x0}" y="{y_grid - 10}">the tar stream: {last["offset"]:,} bytes = '
+               f'{total_blocks} blocks of 512 (one square = {unit}); hashed: '
+               f'{st["offset"]:,} bytes</text>')
+    for i in range(squares):
+        x = x0 + (i % cols) * (cell + gap)
+        y = y_grid + (i // cols) * (cell + gap)
+        k = kind_of.get(i)
+        color = fill[k] if k else "white"
+        stroke, sw = (now, 2.2) if i in current else ("#999999", 0.6)
+        out.append(f'<rect class="block" x="{x}" y="{y}" width="{cell}" height="{cell}" '
+                   f'fill="{color}" stroke="{stroke}" stroke-width="{sw}"/>')
+    out.append(f'<line x1="{width / 2}" y1="{y_sha - 34}" x2="{width / 2}" y2="{y_sha - 6}" '
+               f'stroke="#555" marker-end="url(#arr)"/>')
+    out.append(f'<text x="{width / 2 + 8}" y="{y_sha - 18}" fill="#555" font-size="11">every '
+               f'byte, in order</text>')
+    done = st.get("image_id")
+    digest = st["digest"]
+    box_stroke = now if done else "#333333"
+    out.append(f'<rect x="{x0}" y="{y_sha}" width="{bar}" height="62" rx="6" fill="{hashed}" '
+               f'fill-opacity="{0.35 if done else 0.12}" stroke="{box_stroke}" '
+               f'stroke-width="{2.2 if done else 1}"/>')
+    title = ("image ID = sha512- + the SHA-512 of the whole stream" if done else
+             f"SHA-512 of the first {st['offset']:,} bytes (the running hash)")
+    out.append(f'<text x="{x0 + 10}" y="{y_sha + 18}" font-weight="bold">{title}</text>')
+    shown = ("sha512-" if done else "") + digest
+    for n, part in enumerate((shown[:68], shown[68:])):
+        out.append(f'<text x="{x0 + 10}" y="{y_sha + 36 + 15 * n}" font-family="Courier,monospace" '
+                   f'font-size="11">{html.escape(part)}</text>')
+    # legend
+    ly = height - 10
+    for j, (label, c) in enumerate((("header block", fill["header"]), ("data blocks", fill["data"]),
+                                    ("end-of-archive zeros", fill["end"]), ("not hashed yet", "white"),
+                                    ("this step", None))):
+        x = x0 + j * 150
+        out.append(f'<rect x="{x}" y="{ly - 10}" width="11" height="11" fill="{c or "white"}" '
+                   f'stroke="{now if c is None else "#999999"}" stroke-width="{2 if c is None else 0.8}"/>')
+        out.append(f'<text x="{x + 15}" y="{ly}" font-size="11">{label}</text>')
+    out.append("</svg>")
+    return Svg("\n".join(out))
+
+
+def hash_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for the image ID being computed (states of kind ``tar``)."""
+    from sandbox.viz.stepper import Frame
+    states, last = _film_states(steps, k)
+    e = states[-1]["entry"]
+    note = ""
+    if e["type"] not in ("id", "end", "raw"):
+        note = (f"<div style='color:#555;margin-bottom:4px'>{e['type']} entry: 1 header block at "
+                f"byte {e['at']:,}, then {e['data_blocks']} data block(s) for {e['size']:,} "
+                f"bytes (the last one padded with zeros)</div>")
+    return Frame([tar_picture(states, last)], note=note)
+
+
+def which_breaks(path: str | Path, key: Any, work: str | Path) -> HtmlTable:
+    """Flip one byte in a few places of an ACI and ask both checks: does the image ID change, and
+    does a detached signature over the file (made with ``key``) still verify? The signature
+    covers the compressed file as it is on disk; the image ID only the tar inside."""
+    from sandbox.trust import pgp
+    path, work = Path(path), Path(work)
+    data = path.read_bytes()
+    sig = pgp.sign(path, key)
+    ring = [key.public()]
+    original = aci.image_id(path)
+    comp = aci.detect_compression(path)
+    tar = uncompressed_bytes(path)
+    cases: list[tuple[str, bytes]] = []
+    if comp == "gzip":
+        cases.append(("gzip header, byte 9 (the OS field: not part of the content)",
+                      data[:9] + bytes([data[9] ^ 0xFF]) + data[10:]))
+        mid = len(data) // 2
+        cases.append((f"compressed data, byte {mid}", data[:mid] + bytes([data[mid] ^ 0x01]) + data[mid + 1:]))
+    for offset in (0, 512 + 2):          # the first header's name; the manifest's content
+        flipped = bytearray(tar)
+        flipped[offset] ^= 0x20
+        cases.append((f"tar byte {offset}, {byte_owner(tar, offset)} (then compressed again)",
+                      aci.compress(bytes(flipped), comp)))
+    rows = []
+    for where, changed in cases:
+        target = work / "flipped.aci"
+        target.write_bytes(changed)
+        try:
+            iid = aci.image_id(target)
+            id_verdict = "same" if iid == original else "CHANGED"
+        except Exception:  # noqa: BLE001 - a broken archive is one of the answers
+            id_verdict = "unreadable (the decompressor refuses it)"
+        try:
+            pgp.verify(target, sig, ring)
+            sig_verdict = "valid"
+        except pgp.SignatureError:
+            sig_verdict = "BROKEN"
+        rows.append([where, id_verdict, sig_verdict])
+    return HtmlTable(["flipped byte", "image ID", "signature over the .aci"], rows,
+                     title=f"{path.name}: which check notices a flipped byte")

@@ -123,7 +123,7 @@ def _value_html(v: Any, key: str = "") -> str:
     elif isinstance(v, bool):
         return "yes" if v else "no"
     elif isinstance(v, int) and ("bytes" in key or "size" in key):
-        return f"{v:,}"
+        return f"<code>{v:,}</code>"
     elif isinstance(v, float):
         return f"{v:.1f}"
     else:
