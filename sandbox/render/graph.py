@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from sandbox.errors import SandboxError
 from sandbox.image.manifest import Dependency, ImageManifest
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 # Bumped whenever the rendering rules change, so cached trees of an older renderer are not reused.
 RENDERER_VERSION = 2      # 2: the one extractor (xattrs kept, an archive never overwrites its own entries)
@@ -226,20 +226,29 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
 
     top_id = note(top)
 
+    def found_so_far(current: str | None = None) -> dict[str, Any] | None:
+        """For a stepper: the graph as far as it is known (kind ``resolve``)."""
+        if not snapshotting(steps):
+            return None
+        return {"kind": "resolve", "top": top_id, "current": current,
+                "nodes": {i: n.name for i, n in nodes.items()},
+                "edges": {i: list(d) for i, d in edges.items()}}
+
     def node(image_id: str) -> Node:
         if image_id not in nodes:
             m = carried.get(image_id) or source.manifest(image_id)
-            record(steps, "read", f"manifest of {short(image_id)}", name=m.name)
             nodes[image_id] = Node(image_id, m.name, dict(m.labels), m)
+            record(steps, "read", f"manifest of {short(image_id)}", name=m.name,
+                   after=found_so_far(image_id))
         return nodes[image_id]
 
-    def match(dep: Dependency, wanted_by: str) -> str:
+    def match(dep: Dependency, wanted_by: str, wanted_id: str) -> str:
         key = (dep.image_name, tuple(sorted(dep.labels.items())), dep.image_id)
         if key in memo:
             return memo[key]
         found = [note(c) for c in source.find(dep.image_name, dict(dep.labels))]
         record(steps, "check", f"dependency {describe(dep.image_name, dep.labels)}",
-               candidates=len(found), imageID=dep.image_id or "-")
+               candidates=len(found), imageID=dep.image_id or "-", after=found_so_far(wanted_id))
         if not found and fetch is not None:
             record(steps, "fetch", describe(dep.image_name, dep.labels))
             found = [note(fetch(dep.image_name, dict(dep.labels)))]
@@ -262,7 +271,7 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
         edges[image_id] = []
         path = stack + [image_id]
         for dep in n.manifest.dependencies:
-            dep_id = match(dep, n.label)
+            dep_id = match(dep, n.label, image_id)
             if dep_id in path:
                 cycle = path[path.index(dep_id):] + [dep_id]
                 raise DependencyCycle([node(i).label for i in cycle])
@@ -271,7 +280,8 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
 
     visit(top_id, [])
     graph = DependencyGraph(top_id, nodes, edges)
-    record(steps, "check", "override order", order=" → ".join(graph.order_names()))
+    record(steps, "check", "override order", order=" → ".join(graph.order_names()),
+           after={**found_so_far(), "graph": graph} if snapshotting(steps) else None)
     return graph
 
 

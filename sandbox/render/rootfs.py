@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sandbox.image.extract import ArchiveTooLarge, Extractor, Rules, UnsafeArchive, normalize_entry
 from sandbox.render.graph import DependencyGraph, Layer, RenderError
 from sandbox.render.trace import PathEvent, PathHistory, RenderTrace
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 OpenTar = Callable[[str], tarfile.TarFile]
 
@@ -102,13 +102,17 @@ def render(graph: DependencyGraph, dest: Path | str, open_tar: OpenTar, *,
     if progress:
         from sandbox._progress import tqdm_class
         bar = tqdm_class()(total=len(layers), desc="render", unit="layer")
+    # For a stepper: each layer's step names the layer; the trace (who wrote what, in which
+    # layer) is the recorded state every picture is drawn from, filled in once it is complete.
+    film: dict[str, Any] | None = {"graph": graph, "trace": None} if snapshotting(steps) else None
     try:
         for layer in layers:
             with open_tar(layer.image.id) as tar:
                 wrote, filtered = r.extract(layer, tar)
             record(steps, "write", f"layer {layer.index}: {layer.image.label}",
                    entries=wrote, filtered=filtered,
-                   whitelists=",".join(r.nodes_name(i) for i, _ in layer.whitelists) or "-")
+                   whitelists=",".join(r.nodes_name(i) for i, _ in layer.whitelists) or "-",
+                   after={"kind": "render", "layer": layer.index, "film": film} if film else None)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -121,4 +125,7 @@ def render(graph: DependencyGraph, dest: Path | str, open_tar: OpenTar, *,
     layer_info = [{"index": l.index, "id": l.image.id, "name": l.image.name,
                    "labels": l.image.labels, "chain": [r.nodes_name(i) for i in l.chain],
                    "whitelists": [r.nodes_name(i) for i, _ in l.whitelists]} for l in layers]
-    return RenderTrace(layer_info, dict(sorted(r.paths.items())))
+    trace = RenderTrace(layer_info, dict(sorted(r.paths.items())))
+    if film is not None:
+        film["trace"] = trace
+    return trace

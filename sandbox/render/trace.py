@@ -78,6 +78,30 @@ class RenderTrace:
         return {p: [e for e in h.events if e.kind == "shadowed"] for p, h in self.paths.items()
                 if any(e.kind == "shadowed" for e in h.events)}
 
+    def upto(self, layer: int) -> "RenderTrace":
+        """The trace as it stood once layers 1…``layer`` were extracted (for a stepper): each
+        path with the events of those layers only, and the copy then on disk. A filtered copy
+        leaves an earlier one in place; a shadowed path is gone."""
+        paths: dict[str, PathHistory] = {}
+        for p, h in self.paths.items():
+            events = [e for e in h.events if e.layer <= layer]
+            if not events:
+                continue
+            final, typ = None, ""
+            for e in events:
+                if e.kind in ("wrote", "overrode", "merged", "implicit"):
+                    final, typ = e.layer, e.type or typ
+                elif e.kind == "shadowed":
+                    final, typ = None, ""
+            if final is not None and final == h.final and h.type:
+                typ = h.type
+            paths[p] = PathHistory(p, events, final, typ)
+        return RenderTrace(self.layers[:layer], paths)
+
+    def touched(self, layer: int) -> set[str]:
+        """The paths layer ``layer`` wrote, overrode, merged, filtered or shadowed."""
+        return {p for p, h in self.paths.items() if any(e.layer == layer for e in h.events)}
+
     # -- (de)serialisation, kept next to the tree in the tree store
     def to_json(self) -> dict[str, Any]:
         return {"layers": self.layers,

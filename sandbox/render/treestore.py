@@ -40,7 +40,7 @@ from typing import Any, Iterator
 from sandbox import config, render
 from sandbox._sys import inroot, libc, mountinfo
 from sandbox.errors import NotRootError, SandboxError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 BUFSIZE = 1 << 20
 
@@ -424,6 +424,9 @@ class CleanCopy:
         if self.closed:
             return
         target = str(self.path)
+        if snapshotting(self.steps):   # what this execution wrote, before it is thrown away
+            record(self.steps, "check", target, rule="what this execution changed",
+                   after=self.film_state("closed", self.changes()))
         if self.mode == "overlay" and mountinfo.is_mount_point(target):
             try:
                 libc.umount(target)
@@ -440,6 +443,12 @@ class CleanCopy:
         shutil.rmtree(self.state, ignore_errors=True)
         record(self.steps, "write", str(self.state), removed=True)
         self.closed = True
+
+    def film_state(self, event: str, changes: dict[str, str] | None = None) -> dict[str, Any]:
+        """The state a stepper draws (kind ``copy``): the tree, this copy, what it changed."""
+        return {"kind": "copy", "tree": self.tree.name, "lower": str(self.tree.rootfs),
+                "copy": self.state.name, "mode": self.mode, "path": str(self.path),
+                "event": event, "changes": changes or {}}
 
     def __enter__(self) -> "CleanCopy":
         return self
@@ -513,7 +522,8 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
                 libc.mount("overlay", str(path), "overlay", libc.MS_NOSUID | libc.MS_NODEV,
                            copy.mount_options)
                 record(steps, "mount", str(path), fstype="overlay", lowerdir=str(tree.rootfs),
-                       upperdir=str(copy.upper), workdir=str(copy.work))
+                       upperdir=str(copy.upper), workdir=str(copy.work),
+                       after=copy.film_state("made") if snapshotting(steps) else None)
             except OSError as e:
                 if overlay is True:
                     raise SandboxError(f"the overlay mount on {path} failed: {e}.",
@@ -524,6 +534,9 @@ def clean_copy(tree: Tree, target: Path | str | None = None, *, overlay: bool | 
                 shutil.rmtree(copy.work)
         if copy.mode == "copy":
             copy_tree(tree.rootfs, path, steps, reason=copy.reason)
+            if snapshotting(steps):
+                record(steps, "check", str(path), rule="a plain copy is ready",
+                       after=copy.film_state("made"))
         _update_info(copy)
     except BaseException:
         copy.close()

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import graphviz
 
 from sandbox.render import DependencyGraph, RenderTrace, short
+from sandbox.palette import kind_color
 from sandbox.viz import color_for, digraph
 
 REMOVED = "#bbbbbb"
@@ -22,10 +23,12 @@ def _order(names: Iterable[str]) -> list[str]:
     return out
 
 
-def dag(graph: DependencyGraph) -> graphviz.Digraph:
+def dag(graph: DependencyGraph, current: int | None = None) -> graphviz.Digraph:
     """Images as boxes (name, short ID, pathWhitelist size), an edge per listed dependency
     (labelled with its position in the list), and each box numbered with the passes in which it
-    is extracted (a shared dependency gets two numbers)."""
+    is extracted (a shared dependency gets two numbers). ``current``: the pass being extracted
+    (a stepper's step), its image drawn in the "now" colour; images already extracted solid,
+    the others faded."""
     layers = graph.layers()
     order = _order(l.image.name for l in layers)
     passes: dict[str, list[int]] = {}
@@ -41,9 +44,16 @@ def dag(graph: DependencyGraph) -> graphviz.Digraph:
                  f"<font point-size='10'>extracted as {', '.join('#' + str(p) for p in passes[i])}</font>"]
         if pwl:
             lines.append(f"<font point-size='9'>pathWhitelist: {len(pwl)} paths</font>")
-        g.node(i, "<" + "<br/>".join(lines) + ">", fillcolor=color_for(n.name, order),
-               penwidth="2" if i == graph.top else "1",
-               peripheries="2" if pwl else "1")
+        style: dict[str, str] = {}
+        if current is not None:
+            if current in passes[i]:
+                style = {"color": kind_color("now"), "penwidth": "3"}
+                lines.append(f"<font point-size='10'><b>extracting #{current}</b></font>")
+            elif min(passes[i]) > current:
+                style = {"style": "rounded,filled,dashed", "fontcolor": "#777777"}
+        attrs = {"penwidth": "2" if i == graph.top else "1", "peripheries": "2" if pwl else "1"}
+        attrs.update(style)
+        g.node(i, "<" + "<br/>".join(lines) + ">", fillcolor=color_for(n.name, order), **attrs)
     for parent, deps in graph.edges.items():
         for pos, d in enumerate(deps, 1):
             g.edge(parent, d, label=f"dep {pos}")
@@ -68,12 +78,16 @@ def override_order(graph: DependencyGraph) -> graphviz.Digraph:
 
 
 def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 10,
-         collapse: bool = True, root_label: str = "/") -> graphviz.Digraph:
+         collapse: bool = True, root_label: str = "/",
+         focus: set[str] | None = None) -> graphviz.Digraph:
     """The rendered rootfs as a tree, each path coloured by the image it came from. Removed
     paths (whitelist, shadowed) are grey and dashed with the reason. Directories with more than
     ``max_children`` entries show the first ones and a "+N more" box; with ``collapse``, a
     directory below the top level whose whole content comes from the image that provides most
-    paths is one box ("share/ +40")."""
+    paths is one box ("share/ +40"). ``focus``: paths drawn in the "now" colour (what the step
+    being shown did); they and their parents are never collapsed away."""
+    focus = focus or set()
+    hot = {"color": kind_color("now"), "penwidth": "2.5"}
     order = [l["name"] for l in trace.layers]
     order = _order(order)
     g = digraph("rootfs", rankdir="LR", ranksep="0.3", nodesep="0.08")
@@ -94,8 +108,8 @@ def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 1
         counts[o] = counts.get(o, 0) + 1
     bulk = max(counts, key=lambda o: counts[o]) if counts else ""
     minority: set[str] = set()
-    for p in trace.final_paths():
-        if trace.owner(p) != bulk:
+    for p in [*trace.final_paths(), *(f for f in focus if f in trace.paths)]:
+        if trace.owner(p) != bulk or p in focus:
             while p not in ("", "/"):
                 minority.add(p)
                 p = p.rsplit("/", 1)[0]
@@ -115,18 +129,19 @@ def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 1
                     and h.final is not None):
                 n = sum(1 for p in trace.final_paths() if p.startswith(k + "/"))
                 g.node(k, f"{name} +{n}", fillcolor=color_for(trace.owner(k) or "", order),
-                       tooltip=f"{n} paths, all from {bulk}")
+                       tooltip=f"{n} paths, all from {bulk}", **(hot if k in focus else {}))
                 g.edge(parent, k, arrowhead="none")
                 continue
             if h.final is not None:
                 owner = trace.owner(k) or ""
-                g.node(k, name, fillcolor=color_for(owner, order), tooltip=trace.describe(k))
+                g.node(k, name, fillcolor=color_for(owner, order), tooltip=trace.describe(k),
+                       **(hot if k in focus else {}))
             else:
                 why = _why_removed(trace, k)
                 n = sum(1 for p in trace.paths if p.startswith(k + "/")) if below else 0
                 g.node(k, f"{name}{f' +{n}' if n else ''}\\n({why})", fillcolor="white",
-                       color=REMOVED, fontcolor="#777777", style="rounded,dashed",
-                       tooltip=trace.describe(k))
+                       color=kind_color("now") if k in focus else REMOVED, fontcolor="#777777",
+                       style="rounded,dashed", tooltip=trace.describe(k))
                 g.edge(parent, k, arrowhead="none")
                 shown.add(k)
                 if collapse:  # a removed directory: one box for all it held
@@ -204,3 +219,78 @@ def copies(tree_name: str, lower: str, runs: list[tuple[str, dict[str, str]]]) -
                           f"{html.escape(label)}</b></td></tr>{rows}</table>>", fillcolor="white")
         g.edge("lower", f"run{i}", label="clean copy", dir="back")
     return g
+
+
+# -- rendering and clean copies, step by step (notebook 02) --------------------------------------
+
+def render_frame(steps: Any, k: int) -> Any:
+    """The stepper's pictures for a render (states of kind ``render``): the DAG with the pass
+    being extracted, and the rootfs as it stood after that pass, what the pass did outlined."""
+    from sandbox.viz.stepper import Frame
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == "render"):
+        j -= 1
+    after = steps[j].after
+    layer, film = after["layer"], after["film"]
+    trace: RenderTrace | None = film.get("trace")
+    if trace is None:
+        return Frame([], note="(the render did not finish)", aside=[dag(film["graph"], current=layer)])
+    now = trace.upto(layer)
+    focus = trace.touched(layer) if j == k else set()
+    name = trace.layer(layer)["name"]
+    wrote = sum(1 for p in focus if any(e.layer == layer and e.kind in ("wrote", "overrode", "merged")
+                                        for e in trace.paths[p].events))
+    gone = sum(1 for p in focus if any(e.layer == layer and e.kind in ("filtered", "shadowed")
+                                       for e in trace.paths[p].events))
+    note = (f"<div style='color:#555;margin-bottom:4px'>pass #{layer} of {len(trace.layers)}: "
+            f"{html.escape(name)} — {wrote} paths written or replaced, {gone} filtered out or "
+            f"shadowed (outlined)</div>") if j == k else ""
+    return Frame([tree(now, max_children=7, focus=focus, root_label=f"/ after pass #{layer}")],
+                 note=note, aside=[dag(film["graph"], current=layer if j == k else None)])
+
+
+def copy_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for clean copies (states of kind ``copy``): the tree store's tree as
+    the read-only lower layer, and each execution's copy so far (mounted, or closed with what it
+    had changed, now thrown away)."""
+    from sandbox.viz.stepper import Frame
+    seen: dict[str, dict[str, Any]] = {}
+    last: dict[str, Any] | None = None
+    for i in range(k + 1):
+        a = steps[i].after
+        if a and a.get("kind") == "copy":
+            seen[a["copy"]] = a
+            last = a
+    assert last is not None
+    runs = []
+    for n, (cid, a) in enumerate(seen.items(), 1):
+        if a["event"] == "made":
+            runs.append((f"execution {n} ({a['mode']}): mounted, starts clean", {}))
+        else:
+            runs.append((f"execution {n}: closed, its upper layer thrown away", a["changes"]))
+    return Frame([copies(last["tree"], last["lower"], runs)])
+
+
+def resolve_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture while dependencies are resolved (states of kind ``resolve``): the
+    images found so far and the dependencies between them, the one being looked at outlined;
+    once resolved, the DAG numbered in override order."""
+    from sandbox.viz.stepper import Frame
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == "resolve"):
+        j -= 1
+    a = steps[j].after
+    if a.get("graph") is not None:
+        return Frame([dag(a["graph"])])
+    order = list(dict.fromkeys(a["nodes"].values()))
+    g = digraph("resolving", rankdir="TB")
+    g.attr(label="dependencies found so far", labelloc="b", fontsize="10")
+    for i, name in a["nodes"].items():
+        attrs = {"penwidth": "2" if i == a["top"] else "1"}
+        if i == a["current"]:
+            attrs.update(color=kind_color("now"), penwidth="3")
+        g.node(i, f"{name}\\n{short(i)}", fillcolor=color_for(name, order), **attrs)
+    for parent, deps in a["edges"].items():
+        for pos, d in enumerate(deps, 1):
+            g.edge(parent, d, label=f"dep {pos}")
+    return Frame([g])
