@@ -38,14 +38,14 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from sandbox.errors import SandboxError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 Source = Union[bytes, bytearray, memoryview, str, os.PathLike]
 
@@ -1268,21 +1268,107 @@ def _make_signature(signer: KeyPacket, sig_type: int, hash_name: str, prefix_par
                     hashed: list[Subpacket], unhashed: list[Subpacket] | None = None,
                     *, data: Source | None = None, steps: Steps | None = None,
                     progress: bool = False) -> Signature:
-    """Build and sign a v4 signature packet body (§5.2.3), hashing prefix parts, then data."""
+    """Build and sign a v4 signature packet body (§5.2.3), hashing prefix parts, then data.
+
+    With a snapshotting ``steps`` (a stepper asked) each field is recorded as it is added, with
+    the packet as far as it is assembled (:class:`_Assembly`)."""
     hsub = b"".join(sp.encode() for sp in hashed)
     usub = b"".join(sp.encode() for sp in (unhashed or []))
     head = bytes([4, sig_type, signer.algo, HASH_IDS[hash_name]]) + len(hsub).to_bytes(2, "big") + hsub
+    film = _Assembly(steps, sig_type, signer, hash_name, hashed, unhashed or []) \
+        if snapshotting(steps) else None
     h = hashlib.new(_HASHLIB[hash_name])
     for part in prefix_parts:
         h.update(part)
     if data is not None:
-        _hash_source(h, data, steps, progress)
+        n = _hash_source(h, data, steps, progress)
+        if film is not None:
+            film.fed("document", n)
     h.update(head)
+    if film is not None:
+        film.fed("hashed", len(head))
     h.update(b"\x04\xff" + len(head).to_bytes(4, "big"))
     digest = h.digest()
+    if film is not None:
+        film.fed("trailer", 6, b"\x04\xff" + len(head).to_bytes(4, "big"))
+        film.digest(digest)
     mpis = signer.sign_digest(hash_name, digest)
     body = head + len(usub).to_bytes(2, "big") + usub + digest[:2] + b"".join(encode_mpi(m) for m in mpis)
+    if film is not None:
+        film.signed(b"".join(encode_mpi(m) for m in mpis), len(usub))
     return parse_signature_body(body)
+
+
+class _Assembly:
+    """A signature packet put together field by field, for a stepper (states of kind ``pgp``):
+    every field of the packet in packet order, each filled once it exists, and what went into
+    the hash (RFC 9580 §5.2.4: document ‖ hashed fields ‖ trailer)."""
+
+    def __init__(self, steps: Steps | None, sig_type: int, signer: KeyPacket, hash_name: str,
+                 hashed: list[Subpacket], unhashed: list[Subpacket]) -> None:
+        self.steps = steps
+        hsub = b"".join(sp.encode() for sp in hashed)
+        usub = b"".join(sp.encode() for sp in unhashed)
+        self.fields: list[dict[str, Any]] = [
+            {"label": "version", "value": "4", "hex": "04", "role": "hashed"},
+            {"label": "signature type", "value": SIG_TYPES.get(sig_type, hex(sig_type)),
+             "hex": f"{sig_type:02x}", "role": "hashed"},
+            {"label": "public-key algorithm", "value": PK_ALGOS.get(signer.algo, str(signer.algo)),
+             "hex": f"{signer.algo:02x}", "role": "hashed"},
+            {"label": "hash algorithm", "value": hash_name, "hex": f"{HASH_IDS[hash_name]:02x}",
+             "role": "hashed"},
+            {"label": "hashed subpackets: length", "value": f"{len(hsub)} bytes",
+             "hex": len(hsub).to_bytes(2, "big").hex(" "), "role": "hashed"},
+            *({"label": f"hashed subpacket {sp.type}: {sp.name}", "value": sp.describe(),
+               "hex": sp.encode().hex(" "), "role": "hashed"} for sp in hashed),
+            {"label": "unhashed subpackets: length", "value": f"{len(usub)} bytes",
+             "hex": len(usub).to_bytes(2, "big").hex(" "), "role": "unhashed"},
+            *({"label": f"unhashed subpacket {sp.type}: {sp.name}", "value": sp.describe(),
+               "hex": sp.encode().hex(" "), "role": "unhashed"} for sp in unhashed),
+            {"label": "left 16 bits of the digest", "value": "", "hex": "", "role": "digest"},
+            {"label": "signature value", "value": "", "hex": "", "role": "value"},
+        ]
+        for f in self.fields:
+            f["filled"] = False
+        self.hash: dict[str, Any] = {"algorithm": hash_name, "document": None, "hashed": None,
+                                     "trailer": None, "digest": None}
+        for i, f in enumerate(self.fields):    # the hashed part is written first
+            if f["role"] == "hashed":
+                f["filled"] = True
+                self._record("write", f["label"], i, value=f["value"], bytes=f["hex"])
+
+    def _state(self, current: int | None) -> dict[str, Any]:
+        return {"kind": "pgp", "fields": [dict(f) for f in self.fields], "hash": dict(self.hash),
+                "current": current}
+
+    def _record(self, action: str, what: str, current: int | None, **detail: Any) -> None:
+        record(self.steps, action, what, after=self._state(current), **detail)
+
+    def fed(self, part: str, n: int, data: bytes = b"") -> None:
+        self.hash[part] = n
+        what = {"document": f"hash the document ({n:,} bytes, first)",
+                "hashed": f"hash the hashed fields ({n} bytes)",
+                "trailer": "hash the trailer: 04 FF + the hashed length as 4 bytes"}[part]
+        self._record("hash", what, None, algorithm=self.hash["algorithm"],
+                     **({"bytes": data.hex(" ")} if data else {}))
+
+    def digest(self, digest: bytes) -> None:
+        self.hash["digest"] = digest.hex()
+        self._record("hash", f"{self.hash['algorithm']} digest", None, digest=digest.hex())
+        i = next(i for i, f in enumerate(self.fields) if f["role"] == "digest")
+        self.fields[i].update(filled=True, hex=digest[:2].hex(" "),
+                              value="a quick check: a verifier compares it before the math")
+        self._record("write", "left 16 bits of the digest", i, bytes=digest[:2].hex(" "))
+
+    def signed(self, mpis: bytes, unhashed_len: int) -> None:
+        i = next(i for i, f in enumerate(self.fields) if f["role"] == "value")
+        self.fields[i].update(filled=True, hex=mpis[:24].hex(" ") + (" …" if len(mpis) > 24 else ""),
+                              value=f"{len(mpis)} bytes: the digest signed with the secret key")
+        self._record("sign", "signature value (the digest, signed)", i, bytes=len(mpis))
+        for j, f in enumerate(self.fields):  # carried along, covered by nothing
+            if f["role"] == "unhashed":
+                f["filled"] = True
+                self._record("write", f["label"], j, value=f["value"], bytes=f["hex"])
 
 
 def _common_subpackets(signer: KeyPacket, created: int) -> list[Subpacket]:

@@ -37,12 +37,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from sandbox import bounded
 from sandbox.config import sandbox_dir
 from sandbox.errors import SandboxError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 from sandbox.trust import pgp
 
 DEFAULT_SYSTEM_DIR = "/usr/lib/sandbox/trustedkeys"
@@ -233,14 +234,26 @@ class TrustStore:
                              "name says; remove it and trust the key again.")
         return cert
 
-    def keyring_for(self, image_name: str, steps: Steps | None = None) -> list[pgp.PublicKey]:
+    def keyring_for(self, image_name: str, steps: Steps | None = None, *,
+                    _path: dict[str, Any] | None = None) -> list[pgp.PublicKey]:
         """root.d, then each whole-segment prefix of ``image_name``; system first, local after
-        (so an empty local file masks the system key of the same fingerprint)."""
+        (so an empty local file masks the system key of the same fingerprint).
+
+        ``_path`` (verify_image, for a stepper): each directory looked in is added to it and
+        recorded with it as the state (kind ``trust``)."""
         dirs = [None] + prefixes_of(image_name)
         ring: dict[str, pgp.PublicKey] = {}
         for prefix in dirs:
             for base in (self.system_root, self.root):
                 d = self._dir(base, prefix)
+                if _path is not None and (base == self.root or d.is_dir()):
+                    files = sorted(p.name for p in d.iterdir() if p.is_file() and _FPR.match(p.name)) \
+                        if d.is_dir() else []
+                    _path["dirs"].append({"label": str(d.relative_to(base)), "path": str(d),
+                                          "exists": d.is_dir(), "keys": files,
+                                          "system": base == self.system_root})
+                    record(steps, "check", str(d), prefix=prefix or "(root: every name)",
+                           exists=d.is_dir(), keys=len(files), after=_state(_path))
                 if not d.is_dir():
                     continue
                 for path in sorted(p for p in d.iterdir() if p.is_file() and _FPR.match(p.name)):
@@ -305,7 +318,16 @@ class TrustStore:
             raise pgp.SignatureError(f"No signature found at {sig_path}; sign the image with "
                                      f"`sandbox sign {aci_path} --key SECRET.asc` or pass --signature.")
         signature = bounded.read_file(sig_path, bounded.KEY_FILE_BYTES, f"the signature {sig_path}")
-        record(steps, "read", str(sig_path), role="signature")
+        path: dict[str, Any] | None = None
+        if snapshotting(steps):             # a stepper asked: the walk through the trust store
+            try:
+                sig = pgp.read_signature(signature)
+                signer = sig.issuer_fingerprint or sig.issuer_key_id or ""
+            except pgp.SignatureError:
+                signer = ""
+            path = {"kind": "trust", "name": image_name, "signer": signer, "dirs": [],
+                    "verdict": None}
+        record(steps, "read", str(sig_path), role="signature", after=_state(path))
         unreadable: Exception | None = None
         if image_name is None:
             try:
@@ -314,6 +336,11 @@ class TrustStore:
                 raise
             except Exception as e:          # a damaged archive: its name cannot be read
                 unreadable = e
+            if path is not None:
+                path["name"] = image_name
+                record(steps, "read", f"{aci_path.name}: manifest name", name=image_name,
+                       note="not authenticated yet: the bytes are checked first",
+                       after=_state(path))
         # The name inside the archive is not yet authenticated, so first check the bytes against
         # every trusted key: a changed archive is "does not match", whatever name it now shows.
         try:
@@ -323,16 +350,35 @@ class TrustStore:
             if unreadable is not None:
                 raise UntrustedSigner(f"{e.message.rstrip('.')}, and the image's manifest is unreadable.",
                                       key_id=e.key_id, fingerprint=e.fingerprint) from None
-            raise self._untrusted(image_name, issuer, self.keyring_for(image_name)) from None
+            ring = self.keyring_for(image_name, steps if path is not None else None, _path=path)
+            if path is not None:
+                path["verdict"] = False
+                record(steps, "check", "signer trusted for name", ok=False, name=image_name,
+                       after=_state(path))
+            raise self._untrusted(image_name, issuer, ring) from None
+        except pgp.SignatureError:
+            if path is not None:
+                path["verdict"] = False
+                record(steps, "check", "refused before the trust store", ok=False,
+                       after=_state(path))
+            raise
         if unreadable is not None:
             raise TrustError(f"The signature matches, but the image's manifest cannot be read ({unreadable}).")
-        if v.primary_fingerprint not in {c.fingerprint for c in self.keyring_for(image_name, steps)}:
-            record(steps, "check", "signer trusted for name", ok=False, name=image_name)
+        if path is not None:
+            path["signer"] = v.primary_fingerprint
+        if v.primary_fingerprint not in {c.fingerprint for c in self.keyring_for(image_name, steps, _path=path)}:
+            if path is not None:
+                path["verdict"] = False
+            record(steps, "check", "signer trusted for name", ok=False, name=image_name,
+                   after=_state(path))
             raise UntrustedSigner(
                 f"The image {image_name} is signed by key {v.primary_fingerprint.upper()}, which is trusted "
                 "for other names but not for this one.", fingerprint=v.primary_fingerprint,
                 key_id=v.primary_fingerprint[-16:], hint=self._fix_hint(image_name, v.primary_fingerprint))
-        record(steps, "check", "signer trusted for name", ok=True, name=image_name, key=v.primary_fingerprint)
+        if path is not None:
+            path["verdict"] = True
+        record(steps, "check", "signer trusted for name", ok=True, name=image_name,
+               key=v.primary_fingerprint, after=_state(path))
         return v
 
     def verdict(self, aci_path: str | os.PathLike, signature_path: str | os.PathLike | None = None) -> str:
@@ -363,6 +409,13 @@ def _revocations(cert: pgp.PublicKey) -> set[bytes]:
     sigs = list(cert.direct_sigs) + [s for sk in cert.subkeys for s in sk.sigs]
     sigs += [s for u in cert.user_ids for s in u.sigs]
     return {s.body for s in sigs if s.sig_type in (0x20, 0x28, 0x30)}
+
+
+def _state(path: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of the walk so far (each step keeps its own)."""
+    if path is None:
+        return None
+    return {**path, "dirs": [dict(d) for d in path["dirs"]]}
 
 
 def signature_path_for(aci_path: str | os.PathLike) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 import graphviz
 
@@ -122,3 +123,179 @@ def keyring(store: trust.TrustStore, image_name: str) -> graphviz.Digraph:
                fillcolor="white", fontsize="9")
         g.edge(node, where, arrowhead="none")
     return g
+
+
+# -- signing and verifying, step by step (notebook 03) --------------------------------------------
+
+def _last_state(steps: Any, k: int, kind: str) -> tuple[int, dict[str, Any]]:
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == kind):
+        j -= 1
+    return j, steps[j].after
+
+
+def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
+    """The signature packet as far as it is assembled (RFC 9580 §5.2.3): each field in packet
+    order, filled once it exists, coloured by what covers it; beside it what went into the hash
+    and the digest, whose first two bytes and whose signed value close the packet."""
+    from sandbox.palette import kind_color
+    role_color = {"hashed": kind_color("hashed"), "unhashed": kind_color("unhashed"),
+                  "digest": kind_color("hashed"), "value": kind_color("key")}
+    now = kind_color("now")
+    g = digraph("packet", rankdir="LR", nodesep="0.4")
+    g.attr("node", shape="plaintext", style="")
+    rows = ['<TR><TD COLSPAN="3" BGCOLOR="#eeeeee"><B>signature packet (tag 2), version 4</B></TD></TR>']
+    for i, f in enumerate(state["fields"]):
+        on = i == state["current"]
+        bg = role_color[f["role"]] + ("cc" if f["filled"] else "22")
+        border = f' COLOR="{now}" BORDER="3"' if on else ""
+        value = (html.escape(str(f["value"])[:44]) or " ") if f["filled"] else "<I>(not yet)</I>"
+        hx = (html.escape(f["hex"][:36] + ("…" if len(f["hex"]) > 36 else "")) or " ") \
+            if f["filled"] else " "  # (graphviz refuses an empty <FONT>)
+        rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="10">'
+                    f'{html.escape(f["label"])}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}>'
+                    f'<FONT POINT-SIZE="10">{value}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}" '
+                    f'PORT="f{i}"{border}><FONT FACE="Courier" POINT-SIZE="9">{hx}</FONT></TD></TR>')
+    g.node("packet", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
+           + "".join(rows) + "</TABLE>>")
+    h = state["hash"]
+    parts = [("1. the document", f"{h['document']:,} bytes" if h["document"] is not None else None),
+             ("2. the hashed fields", f"{h['hashed']} bytes" if h["hashed"] is not None else None),
+             ("3. the trailer 04 FF + length", "6 bytes" if h["trailer"] is not None else None)]
+    hrows = [f'<TR><TD COLSPAN="2" BGCOLOR="{kind_color("hashed")}55"><B>{html.escape(h["algorithm"])}'
+             f'( 1 ‖ 2 ‖ 3 )</B></TD></TR>']
+    for label, got in parts:
+        hrows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10">{label}</FONT></TD><TD ALIGN="LEFT">'
+                     f'<FONT POINT-SIZE="10">{got or "<I>(not yet)</I>"}</FONT></TD></TR>')
+    digest = h["digest"]
+    dtext = (html.escape(digest[:32]) + "<BR/>" + html.escape(digest[32:64])) if digest else "<I>(not yet)</I>"
+    hrows.append(f'<TR><TD COLSPAN="2" PORT="digest"><FONT FACE="Courier" POINT-SIZE="9">digest: {dtext}'
+                 f'</FONT></TD></TR>')
+    g.node("hash", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
+           + "".join(hrows) + "</TABLE>>")
+    fields = state["fields"]
+    first_hashed = next(i for i, f in enumerate(fields) if f["role"] == "hashed")
+    # the hash to the right of the packet; arrows leave and enter on the facing sides
+    if h["hashed"] is not None:
+        g.edge(f"packet:f{first_hashed}:e", "hash:w", label="hashed", color=kind_color("hashed"))
+    else:
+        g.edge("packet", "hash", style="invis")
+    if digest:
+        left = next(i for i, f in enumerate(fields) if f["role"] == "digest")
+        value = next(i for i, f in enumerate(fields) if f["role"] == "value")
+        g.edge("hash:digest:w", f"packet:f{left}:e", label="first 2 bytes",
+               color=kind_color("hashed"), constraint="false")
+        if fields[value]["filled"]:
+            g.edge("hash:digest:w", f"packet:f{value}:e", label="signed with the secret key",
+                   color=kind_color("key"), penwidth="2", constraint="false")
+    return g
+
+
+def sign_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for a signature being made (states of kind ``pgp``)."""
+    from sandbox.viz.stepper import Frame
+    _, state = _last_state(steps, k, "pgp")
+    return Frame([packet_picture(state)])
+
+
+CHECKS = [("signer's key is known", "signer in keyring"),
+          ("the bytes match (digest, left 16 bits, signature math)", "signature math"),
+          ("the key may sign (not revoked, not expired)", "signing key usable"),
+          ("the key is trusted for this name (whole path segments)", "signer trusted for name")]
+
+
+def trust_picture(state: dict[str, Any], checks: list[tuple[str, bool | None]], *,
+                  done: bool) -> graphviz.Digraph:
+    """Verification as a walk: the image's name, the trust store's directories that can hold a
+    key for it (root.d, then one per whole-segment prefix), the keys there, the signer's key if
+    it is among them, and the verdict; beside it the checks so far."""
+    from sandbox.palette import kind_color
+    now, ok_c, bad_c = kind_color("now"), kind_color("ok"), kind_color("refused")
+    g = digraph("trustpath", rankdir="LR", nodesep="0.3")
+    g.attr("node", fontsize="13")
+    g.attr("edge", fontsize="11")
+    name = state.get("name") or "(name not read yet)"
+    g.node("name", f"image name\n{name}", shape="note", fillcolor=PALETTE[4])
+    signer = (state.get("signer") or "").lower()
+    prev = "name"
+    for i, d in enumerate(state["dirs"]):
+        did = f"d{i}"
+        last = i == len(state["dirs"]) - 1 and not done
+        label = f"{d['label']}" + ("  (system)" if d.get("system") else "") + \
+            ("\nno such directory" if not d["exists"] else f"\n{len(d['keys'])} key(s)")
+        g.node(did, label, shape="folder", fillcolor="white" if not d["exists"] else "#f4f4f4",
+               style="filled,dashed" if not d["exists"] else "filled",
+               color=now if last else "black", penwidth="2.5" if last else "1")
+        g.edge(prev, did, label="then" if i else "look in", color="#777777")
+        prev = did
+        for fpr in d["keys"]:
+            match = bool(signer) and (fpr == signer or fpr.endswith(signer))
+            g.node(f"k{i}_{fpr}", f"key {pgp.group_fingerprint(fpr)[:19]}…" + ("\nthe signer" if match else ""),
+                   shape="box", fillcolor=kind_color("key") + ("ff" if match else "44"),
+                   penwidth="2" if match else "1")
+            g.edge(did, f"k{i}_{fpr}", arrowhead="none", color="#999999")
+    verdict = state.get("verdict")
+    if verdict is not None:
+        g.node("verdict", "ACCEPTED" if verdict else "REFUSED", shape="box",
+               fillcolor=(ok_c if verdict else bad_c), fontcolor="white", penwidth="2")
+        g.edge(prev, "verdict", color=ok_c if verdict else bad_c, penwidth="2")
+    rows = "".join(
+        f'<TR><TD>{"✔" if ok else "✘" if ok is False else "·"}</TD><TD ALIGN="LEFT">'
+        f'<FONT POINT-SIZE="12" COLOR="{ok_c if ok else bad_c if ok is False else "#999999"}">'
+        f'{html.escape(label)}</FONT></TD></TR>' for label, ok in checks)
+    g.node("checks", f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2"><TR><TD '
+                     f'COLSPAN="2"><B>checks so far</B></TD></TR>{rows}</TABLE>>',
+           shape="plaintext", style="")
+    return g
+
+
+def verify_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for verification (states of kind ``trust``)."""
+    from sandbox.viz.stepper import Frame
+    j, state = _last_state(steps, k, "trust")
+    start = j
+    while start > 0 and steps[start].what and not (steps[start].action == "read"
+                                                  and steps[start].detail.get("role") == "signature"):
+        start -= 1
+    checks = _verdicts(steps, start, k)
+    return Frame([trust_picture(state, checks, done=state.get("verdict") is not None)])
+
+
+def _verdicts(steps: Any, start: int, end: int) -> list[tuple[str, bool | None]]:
+    seen = {s.what: s.detail.get("ok") for s in list(steps)[start:end + 1] if s.action == "check"}
+    return [(label, seen.get(what)) for label, what in CHECKS]
+
+
+def verdict_matrix(cases: dict[str, tuple[trust.TrustStore, Path, Path | None]]) -> Any:
+    """Each case (a row: a trust store, an image, its signature or None for ``IMAGE.asc``)
+    against each check of a verification (the columns): ✔ passed, ✘ the check that stopped it,
+    · never reached. Each row is a real ``verify_image`` run, read from its recorded steps."""
+    from sandbox.palette import kind_color
+    from sandbox.steps import Steps
+    header = ["case", *(label for label, _ in CHECKS), "verdict"]
+    rows_html = []
+    for case, (store, aci_path, sig_path) in cases.items():
+        steps = Steps()
+        try:
+            store.verify_image(aci_path, sig_path, steps=steps)
+            verdict, ok = "ACCEPTED", True
+        except pgp.SignatureError as e:
+            verdict, ok = f"REFUSED ({type(e).__name__})", False
+        seen = {s.what: s.detail.get("ok") for s in steps if s.action == "check"}
+        cells, stopped = [], False
+        for _, what in CHECKS:
+            passed = seen.get(what) is True
+            if stopped:
+                cells.append(("·", "#999999"))
+            elif passed:
+                cells.append(("✔", kind_color("ok")))
+            else:
+                cells.append(("✘ stopped here", kind_color("refused")))
+                stopped = True
+        color = kind_color("ok") if ok else kind_color("refused")
+        rows_html.append("<tr><td style='text-align:left'><b>" + html.escape(case) + "</b></td>"
+                         + "".join(f"<td style='color:{c};text-align:center'>{t}</td>" for t, c in cells)
+                         + f"<td style='color:{color};text-align:left'>{html.escape(verdict)}</td></tr>")
+    head = "".join(f"<th style='text-align:center'>{html.escape(h)}</th>" for h in header)
+    return Html(f"<table class='sbx-verdicts'><thead><tr>{head}</tr></thead><tbody>"
+                + "".join(rows_html) + "</tbody></table>")

@@ -38,7 +38,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 WELCOME = "00-welcome.ipynb"
-STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "05-namespaces", "06-cni"]
+STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "03-signing-and-trust", "05-namespaces", "06-cni"]
 SHOTS = Path(os.environ.get("SANDBOX_SCREENSHOTS") or "/tmp/sbx-ui-screenshots")
 VIEWPORT = {"width": 1280, "height": 800}
 
