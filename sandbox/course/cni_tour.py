@@ -233,12 +233,32 @@ class CniTour:
                     if w.startswith("ttl=")), None)
         return f"{label} ({dst}): " + (f"reply, ttl={ttl}" if r.returncode == 0 else "no reply")
 
-    def snapshots(self, kind: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any] | None]:
-        """(node, {container: snapshot}, LAN or None) of one scenario, for the picture."""
+    def snapshots(self, section: str) -> tuple[str, dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
+        """For a picture of one section (a plugin's name, ``ipam`` or ``multi``): (node name, node
+        snapshot, {namespace: snapshot} in drawing order, {namespace: its role}) — a LAN
+        namespace's role is "LAN", a container's "" (the pictures name them)."""
         from sandbox.net import netns
-        sc = self.scenarios[kind]
-        conts = {c: netns.snapshot(c) for c in sc.containers if netns.exists(c)}
-        return netns.snapshot(sc.node), conts, netns.snapshot(sc.lan) if sc.lan else None
+        if section in self.scenarios:
+            sc = self.scenarios[section]
+            node, lan, conts = sc.node, sc.lan, list(sc.containers)
+        elif section == "ipam":
+            node, lan = self.nodes["ipam"], self.nodes["ipam-lan"]
+            conts = [r["container"] for r in self.ipam_rows_]
+        elif section == "multi":
+            node, lan = self.nodes["multi"], ""
+            conts = [self.multi["container"], *self.multi["peers"].values()]
+        else:
+            raise TourError(f"No picture for {section!r}.")
+        roles = {lan: "LAN"} if lan else {}
+        spaces = {c: netns.snapshot(c) for c in ([lan] if lan else []) + conts if netns.exists(c)}
+        return node, netns.snapshot(node), spaces, roles
+
+    def node_snapshots(self) -> dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+        """Both nodes of section 3, each with its pod: {"A <node>": (snapshot, {pod: snapshot})}."""
+        from sandbox.net import netns
+        return {f"{s} {self.nodes[s]}": (netns.snapshot(self.nodes[s]),
+                                         {self.pods[s]: netns.snapshot(self.pods[s])})
+                for s in ("A", "B")}
 
     # -- slide 42: two nodes --------------------------------------------------------------------
     def two_nodes(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from sandbox.course.slides import (
     coverage_path,
     load_coverage,
 )
+from sandbox.palette import kind_color
 from sandbox.viz import HtmlTable, color_for, digraph
 
 
@@ -174,7 +175,9 @@ def reset_preview() -> HTMLText:
 # ---------------------------------------------------------------------------------------------
 # Notebook 09: one container connected the CNI way and the CNM way (sandbox.course.cnm_demo)
 
-_CNM_ORDER = ["Network", "Endpoint", "Sandbox"]   # one colour per CNM object, in every picture
+# CNM's objects in the kit's kind colours: a network is a bridge, an endpoint a veth pair, a
+# sandbox a network namespace (sandbox.palette.KINDS)
+_CNM_KIND = {"Network": "bridge", "Endpoint": "veth", "Sandbox": "netns"}
 
 
 def cnm_side_by_side(demo: CniCnmDemo) -> HtmlTable:
@@ -236,16 +239,17 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
     from sandbox.net import netns
     node = netns.snapshot(demo.node)
     links = {l["name"]: l for l in node["links"]}
-    col = {k: color_for(k, _CNM_ORDER) for k in _CNM_ORDER}
+    col = {k: kind_color(v) for k, v in _CNM_KIND.items()}
     who = dict(style="dashed", color="#555555", fontcolor="#555555", constraint="false")
     g = digraph("cnm_cni", rankdir="LR", compound="true", nodesep="0.3", ranksep="0.45")
     cnm_bridge = next((l["name"] for l in node["links"] if l.get("kind") == "bridge"
                        and l["name"] != demo.bridge), None)
     sides = [("CNI", demo.bridge, demo.names), ("CNM", cnm_bridge, demo.cnm_names)]
     g.node("plugin", "CNI bridge plugin\\nexec'd once per call,\\nexited", shape="component",
-           style="dashed,filled", fillcolor="#ffffff")
+           style="dashed,filled", fillcolor=kind_color("plugin") + "33", color=kind_color("plugin"))
     with g.subgraph(name="cluster_node") as n:
-        n.attr(label=f"node netns {demo.node} (plays the host)", style="rounded", color="#666666")
+        n.attr(label=f"node netns {demo.node} (plays the host)", style="rounded,filled",
+               color=kind_color("node"), fillcolor=kind_color("node") + "22")
         for model, br, _ in sides:
             with n.subgraph(name=f"cluster_{model}") as c:
                 title = (f"CNI network {demo.network}" if model == "CNI" else
@@ -255,7 +259,7 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
                     alive = demo.driver.proc.poll() is None
                     c.node("driver", f"CNM remote driver, pid {demo.driver.pid}\\n"
                                      f"{'running' if alive else 'stopped'}, socket {demo.driver.socket.name}",
-                           shape="component", fillcolor="#ffffff")
+                           shape="component", fillcolor=kind_color("process") + "55")
                 if not br or br not in links:
                     continue
                 addrs = ", ".join(a for a in links[br]["addrs"] if ":" not in a)
@@ -269,7 +273,7 @@ def cnm_picture(demo: CniCnmDemo) -> graphviz.Digraph:
                        labeldistance="2.5", **who)
     if demo.ctl is not None:
         g.node("controller", "CNM controller\\n(libnetwork's part,\\nthis kernel)",
-               shape="component", fillcolor="#ffffff")
+               shape="component", fillcolor=kind_color("process") + "55")
     # each sandbox once, with the interface(s) each model gave it
     sandboxes: dict[str, list[tuple[str, str]]] = {}
     for model, _, names in sides:
@@ -486,3 +490,27 @@ def replica_picture(reps: Any) -> graphviz.Digraph:
     from sandbox.viz.net import topology
     node, spaces = reps.nodes()
     return topology(node, spaces)
+
+
+def tour_picture(tour: Any, section: str) -> graphviz.Digraph:
+    """One section of 06b as the kernel sees it: a plugin's node and containers (and the LAN
+    its uplink plugs into), the IPAM LAN, or the container on two networks."""
+    from sandbox.viz.net import topology_from
+    node, snap, spaces, roles = tour.snapshots(section)
+    labels = {name: (f"LAN {name}", "host")
+              for name, role in roles.items() if role == "LAN"}
+    g = topology_from(snap, spaces, node_name=node, labels=labels)
+    sc = tour.scenarios.get(section)
+    caption = {"ipam": "three IPAM plugins on one LAN (macvlan)",
+               "multi": "one container on two networks"}.get(section, section)
+    if sc is not None and sc.error:
+        caption += f": ADD failed ({sc.error.split(': ', 1)[-1].split('. The plugin')[0]})"
+    g.attr(label=caption, labelloc="t", fontsize="16")
+    return g
+
+
+def tour_nodes_picture(tour: Any) -> graphviz.Digraph:
+    """Section 3 of 06b: two nodes, each with its pod, and the wire between them."""
+    from sandbox.viz.net import nodes_from
+    a, b = (f"{s} {tour.nodes[s]}" for s in ("A", "B"))
+    return nodes_from(tour.node_snapshots(), wires=[(a, "sbxwire0", b, "sbxwire0")])

@@ -44,8 +44,13 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                   show_lo: bool = False, nat: list[str] | None = None,
                   focus: dict[str, Any] | None = None,
                   gone: dict[str, list[dict[str, Any]]] | None = None,
-                  node_kind: str = "node") -> graphviz.Digraph:
+                  node_kind: str = "node",
+                  labels: dict[str, tuple[str, str]] | None = None) -> graphviz.Digraph:
     """Draw snapshots: ``node`` (or None) and ``{container name: snapshot}``.
+
+    ``labels`` gives a container another title and kind (``{name: (title, kind)}``: a "LAN"
+    namespace the node's uplink plugs into, say). A macvlan or ipvlan link is drawn as a child of
+    its master in the node.
 
     For the stepper: ``nat`` (the node's NAT rules, ``iptables -S`` lines), ``focus`` (the change
     of this step: ``{"ns": "node" or a container name, "kind": link|addr|route|nat, "name": …}``,
@@ -101,7 +106,8 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
         add_ns("node" if node_kind == "node" else node_name, f"{node_kind} {node_name}", node,
                "node", node_kind)
     for i, (name, snap) in enumerate(containers.items()):
-        add_ns(name, f"container {name}", snap, f"c{i}", "netns")
+        title, kind = (labels or {}).get(name, (f"container {name}", "netns"))
+        add_ns(name, title, snap, f"c{i}", kind)
     # the node left of its containers, even before a veth pair ties them
     firsts = [re.match(r"\s*(\S+)", line).group(1) for line in g.body
               if re.match(r"\s*(node|c\d+)_\S+ \[", line)]
@@ -109,8 +115,12 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
     for n in firsts:
         clusters.setdefault(n.split("_")[0], n)
     chain = list(clusters.values())
-    for a, b in zip(chain, chain[1:]):
-        g.edge(a, b, style="invis")
+    if node is not None and chain and chain[0].startswith("node_"):
+        for b in chain[1:]:    # every container one rank right of the node: a column, not a row
+            g.edge(chain[0], b, style="invis")
+    else:
+        for a, b in zip(chain, chain[1:]):
+            g.edge(a, b, style="invis")
 
     if node is not None:
         by_index = {l["index"]: l for l in node["links"]}
@@ -122,6 +132,12 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                            label="port", color=kind_color("bridge"), penwidth="1.5")
         for i, (name, snap) in enumerate(containers.items()):  # veth pairs across namespaces
             for l in snap["links"]:
+                master = by_index.get(l["peer_index"]) if l.get("peer_index") else None
+                if l.get("kind") in ("macvlan", "ipvlan") and master is not None \
+                        and master.get("kind") not in ("macvlan", "ipvlan"):
+                    # IFLA_LINK of a macvlan/ipvlan is its master's index (in the master's netns)
+                    g.edge(f"node_{master['index']}", f"c{i}_{l['index']}", style="dashed",
+                           color="#555555", label=f"{l['kind']} child", arrowhead="none")
                 if l.get("kind") != "veth":
                     continue
                 peer = by_index.get(l["peer_index"]) if l.get("peer_index") else None
@@ -134,6 +150,53 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                 if peer is not None and peer.get("kind") == "veth" and peer.get("peer_index") == l["index"]:
                     g.edge(f"node_{peer['index']}", f"c{i}_{l['index']}", dir="both",
                            style="bold", color=kind_color("veth"), label="veth pair")
+    return g
+
+
+def nodes_from(nodes: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]],
+               wires: list[tuple[str, str, str, str]] | None = None) -> graphviz.Digraph:
+    """Several nodes, each with its containers: ``{node name: (node snapshot, {container name:
+    snapshot})}``, and ``wires`` (``(node a, link a, node b, link b)``: veth pairs between
+    nodes). Veth pairs are matched within a node and its own containers only (interface
+    indexes are per netns, so pairs across other namespaces would be guesses)."""
+    g = digraph("nodes", rankdir="LR", compound="true")
+    ids: dict[tuple[str, str], str] = {}
+    for n, (name, (snap, conts)) in enumerate(nodes.items()):
+        def cluster(key: str, title: str, s: dict[str, Any], kind: str) -> None:
+            col = kind_color(kind)
+            with g.subgraph(name=f"cluster_{key}") as c:
+                c.attr(label=f"{title}  net:[{s['inode']}]", style="rounded,filled",
+                       fillcolor=col + "33", color=col)
+                for l in s["links"]:
+                    if l.get("kind") == "loopback":
+                        continue
+                    ids[(title, l["name"])] = f"{key}_{l['index']}"
+                    c.node(f"{key}_{l['index']}", _label(l, False),
+                           shape=_KIND_SHAPE.get(l.get("kind"), "box"),
+                           fillcolor=kind_color("bridge") + "55" if l.get("kind") == "bridge" else "white",
+                           color=kind_color("veth") if l.get("kind") == "veth" else "black")
+                c.node(f"{key}_routes", _routes_label(s["routes"]), shape="note", fillcolor="#fffff0")
+
+        cluster(f"n{n}", f"node {name}", snap, "node")
+        by_index = {l["index"]: l for l in snap["links"]}
+        for l in snap["links"]:
+            if l.get("master"):
+                br = next((b for b in snap["links"] if b["name"] == l["master"]), None)
+                if br is not None:
+                    g.edge(f"n{n}_{br['index']}", f"n{n}_{l['index']}", dir="none", label="port",
+                           color=kind_color("bridge"), penwidth="1.5")
+        for k, (cname, cs) in enumerate(conts.items()):
+            cluster(f"n{n}c{k}", f"container {cname}", cs, "netns")
+            for l in cs["links"]:
+                peer = by_index.get(l.get("peer_index")) if l.get("kind") == "veth" else None
+                if peer is not None and peer.get("peer_index") == l["index"]:
+                    g.edge(f"n{n}_{peer['index']}", f"n{n}c{k}_{l['index']}", dir="both",
+                           style="bold", color=kind_color("veth"), label="veth pair")
+    for a, la, b, lb in wires or []:
+        ia, ib = ids.get((f"node {a}", la)), ids.get((f"node {b}", lb))
+        if ia and ib:
+            g.edge(ia, ib, dir="both", style="bold", color=kind_color("veth"), label="wire",
+                   constraint="false")      # the nodes one above the other, their pods right
     return g
 
 

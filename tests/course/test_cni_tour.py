@@ -16,6 +16,7 @@ import pytest
 from sandbox.course import notebook
 from sandbox.course.cni_tour import CniTour
 from sandbox.net import netns, topology
+from sandbox.viz import course
 
 pytestmark = [pytest.mark.root]
 
@@ -84,6 +85,9 @@ def test_each_plugin_builds_its_own_topology(tour: CniTour) -> None:
     assert netns.ping(mv.containers[0], "10.63.0.1").returncode == 0            # the LAN's router
     assert netns.ping(mv.containers[0], "10.63.0.254", timeout=1).returncode != 0  # its own node
     assert "c1 → its node (10.63.0.254): no reply" in rows["macvlan"][5]
+    pic = course.tour_picture(tour, "macvlan").source        # each child hangs off the uplink
+    assert pic.count("macvlan child") == 2 and f"LAN {mv.lan}" in pic
+    assert "veth pair" in pic and "port" not in pic          # the node has no bridge here
     # ipvlan: children share the master's MAC — or the kernel has no ipvlan and the row says so
     iv = tour.scenarios["ipvlan"]
     if _ipvlan_supported():
@@ -103,6 +107,9 @@ def test_two_nodes_reach_each_others_pods_by_their_own_ip_once_routed(tour: CniT
     tour.route_nodes()
     assert "10.65.2.0/24 via 10.65.255.2 dev sbxwire0" in topology.route_lines(tour.nodes["A"])
     assert tour.cross_ping() == "pod A → pod B (10.65.2.2): reply, ttl=62"
+    pic = course.tour_nodes_picture(tour).source
+    assert pic.count("label=wire") == 1 and pic.count("label=\"veth pair\"") == 2
+    assert "10.65.2.0/24 via 10.65.255.2" in pic
     # the server in pod B sees pod A's own address, not node A's (no NAT between pods)
     assert topology.source_seen(tour.pods["B"], tour.pods["A"], b, port=7001) == "10.65.1.2"
     assert tour.source_seen()[-1].endswith("10.65.1.2")
