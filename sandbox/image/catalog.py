@@ -720,6 +720,39 @@ def runtime_stack(out_dir: str | os.PathLike[str], *, import_to: Any = None,
     return result
 
 
+def small_image(out: str | os.PathLike[str], name: str, files: dict[str, str], *,
+                version: str | None = "1.0.0", labels: dict[str, str] | None = None,
+                dependencies: list[str] | tuple[str, ...] = (), path_whitelist: list[str] | None = None,
+                epoch: int | None = APP_EPOCH, import_to: Any = None) -> Path:
+    """A small teaching image: ``files`` ({path in the rootfs: text}) under ``name``, labelled
+    ``version`` (and ``labels``), depending on each of ``dependencies`` by name (and the same
+    version), with an optional ``pathWhitelist``; written to ``out`` (its layout beside it, in
+    ``out``'s stem + ``.layout``). Fixed times (``epoch``) make it reproducible; ``import_to``
+    imports it too. Returns the .aci path."""
+    out = Path(out)
+    layout = out.with_name(out.stem + ".layout")
+    shutil.rmtree(layout, ignore_errors=True)
+    (layout / "rootfs").mkdir(parents=True)
+    for rel, text in files.items():
+        _write(layout / "rootfs", rel, text, 0o755 if text.startswith("#!") else 0o644)
+    lab = ([{"name": "version", "value": version}] if version else []) + [
+        {"name": k, "value": v} for k, v in (labels or {}).items()]
+    m: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": AC_VERSION, "name": name,
+                         "labels": lab}
+    if dependencies:
+        m["dependencies"] = [{"imageName": d, **({"labels": [{"name": "version", "value": version}]}
+                                                  if version else {})} for d in dependencies]
+    if path_whitelist:
+        m["pathWhitelist"] = list(path_whitelist)
+    (layout / "manifest").write_text(json.dumps(m, indent=2))
+    if epoch is not None:
+        _fix_times(layout, epoch)
+    aci.build(layout, out, overwrite=True)
+    if import_to is not None:
+        import_to.import_aci(out)
+    return out
+
+
 def tiny_image(store: Any, workdir: str | os.PathLike[str], name: str,
                deps: list[str] | tuple[str, ...] = ()) -> Any:
     """A teaching image ``example.com/NAME`` whose rootfs holds one file, ``/who`` = NAME, and

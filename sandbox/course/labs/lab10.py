@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import LabError, Result, Workspace, gate
+from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
@@ -130,29 +130,15 @@ imported = oci.import_layout(f"{ws.path / 'layout'}:trimmed", ws.path / "trimmed
 def setup(ws: Workspace) -> Any:
     """The lab's store (``ws/state``) with two images: ``example.com/lab10-base`` (``/etc``,
     ``/var/cache/lab10``) and ``example.com/lab10`` 1.0.0 on top of it (``/etc/motd``, its app)."""
-    from sandbox.image import aci
+    from sandbox.image import catalog
     from sandbox.image.store import Store
     store = Store(ws.path / "state")
-    for name, files, deps in (
-            ("example.com/lab10-base", {"etc/os-release": "NAME=lab10\n",
-                                        "var/cache/lab10/index": "cached\n",
-                                        "var/cache/lab10/data": "more cache\n"}, []),
-            (IMAGE, {"etc/motd": "welcome to lab 10\n", "app/run": "#!/bin/sh\necho run\n"},
-             ["example.com/lab10-base"])):
-        layout = ws.path / "layouts" / name.split("/")[-1]
-        for rel, text in files.items():
-            p = layout / "rootfs" / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-        m: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
-                             "labels": [{"name": "version", "value": TAG}]}
-        if deps:
-            m["dependencies"] = [{"imageName": d, "labels": [{"name": "version", "value": TAG}]}
-                                 for d in deps]
-        (layout / "manifest").write_text(json.dumps(m, indent=2))
-        out = ws.path / f"{name.split('/')[-1]}.aci"
-        aci.build(layout, out, overwrite=True)
-        store.import_aci(out)
+    catalog.small_image(ws.path / "lab10-base.aci", "example.com/lab10-base",
+                        {"etc/os-release": "NAME=lab10\n", "var/cache/lab10/index": "cached\n",
+                         "var/cache/lab10/data": "more cache\n"}, import_to=store)
+    catalog.small_image(ws.path / "lab10.aci", IMAGE,
+                        {"etc/motd": "welcome to lab 10\n", "app/run": "#!/bin/sh\necho run\n"},
+                        dependencies=["example.com/lab10-base"], import_to=store)
     return store
 
 

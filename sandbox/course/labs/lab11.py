@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import LabError, Result, Workspace, gate
+from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 

@@ -127,26 +127,12 @@ def trust_store(ws: Workspace):
     return TrustStore(root=ws.path / "trustedkeys", system_root=ws.path / "no-system-keys")
 
 
-def _image(layout: Path, name: str, files: dict[str, str], out: Path) -> Path:
-    from sandbox.image import aci
-    for rel, text in files.items():
-        p = layout / "rootfs" / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    (layout / "manifest").write_text(json.dumps({
-        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
-        "labels": [{"name": "version", "value": "1.0.0"}]}, indent=2))
-    for p in [layout, *layout.rglob("*")]:   # fixed times: only what differs, differs
-        os.utime(p, (1459468800, 1459468800))
-    aci.build(layout, out, overwrite=True)
-    return out
-
-
 def setup(ws: Workspace) -> tuple[Any, dict[str, Path]]:
     """Alice's and Dave's keys (RSA), Bob's trust store trusting both for ``example.com``, and
     three refused images under shuffled names ``case-1..3``: one named outside Alice's prefix
     (``examples.com/…``), one signed by Dave whose key now carries a revocation (at random a
     soft or a hard one), one changed after Alice signed it. Idempotent per workspace."""
+    from sandbox.image import catalog
     from sandbox.trust import pgp
     from sandbox.trust.truststore import signature_path_for
     store = trust_store(ws)
@@ -166,22 +152,22 @@ def setup(ws: Workspace) -> tuple[Any, dict[str, Path]]:
     files = {"hello.txt": "hello, world!\n", "etc/hello.conf": "greeting=hello\n",
              "bin/hello": "#!/bin/sh\ncat /hello.txt\n"}      # each holds "hello": one letter changes
     # the original, as Alice signed it
-    orig = _image(ws.path / "layouts" / "original", "example.com/hello", files, d / "original.aci")
+    orig = catalog.small_image(d / "original.aci", "example.com/hello", files)
     signature_path_for(orig).write_bytes(pgp.sign(orig, alice, created=now - 30 * day))
     for name, cause in causes.items():
         (d / name).mkdir()
         target = d / name / "hello.aci"
         if cause == "wrong prefix":
-            _image(ws.path / "layouts" / name, "examples.com/hello", files, target)
+            catalog.small_image(target, "examples.com/hello", files)
             signature_path_for(target).write_bytes(pgp.sign(target, alice, created=now - 20 * day))
         elif cause == "revoked key":
-            _image(ws.path / "layouts" / name, "example.com/hello-tools", files, target)
+            catalog.small_image(target, "example.com/hello-tools", files)
             signature_path_for(target).write_bytes(pgp.sign(target, dave, created=now - 2 * day))
         else:
             changed = rng.choice(sorted(files))
             bad = dict(files)
             bad[changed] = files[changed].replace("hello", "hellO", 1)
-            _image(ws.path / "layouts" / name, "example.com/hello", bad, target)
+            catalog.small_image(target, "example.com/hello", bad)
             signature_path_for(target).write_bytes(signature_path_for(orig).read_bytes())
             (d / name / ".changed").write_text("/" + changed)
     soft = rng.random() < 0.5

@@ -5,8 +5,6 @@ make live here together (see :mod:`sandbox.course.labs`).
 """
 from __future__ import annotations
 
-import json
-import shutil
 from typing import Any, Iterable
 
 from sandbox.course.labs import Result, Workspace, gate
@@ -105,27 +103,13 @@ LAB3_IMAGES = {
 def lab3_images(ws: Workspace):
     """Build and import the lab's three images; return the store. The app depends on base and
     config (in that order) and has a pathWhitelist."""
-    from sandbox.image import aci
+    from sandbox.image import catalog
     from sandbox.image.store import Store
     store = Store()
     for name, (files, deps, whitelist) in LAB3_IMAGES.items():
-        layout = ws.path / "layouts" / name.split("/")[-1]
-        shutil.rmtree(layout, ignore_errors=True)
-        for path, text in files.items():
-            p = layout / "rootfs" / path.lstrip("/")
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-        m: dict[str, Any] = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
-                             "labels": [{"name": "version", "value": "1.0.0"}]}
-        if deps:
-            m["dependencies"] = [{"imageName": d, "labels": [{"name": "version", "value": "1.0.0"}]}
-                                 for d in deps]
-        if whitelist:
-            m["pathWhitelist"] = whitelist
-        (layout / "manifest").write_text(json.dumps(m, indent=2))
-        out = ws.path / f"{name.split('/')[-1]}.aci"
-        aci.build(layout, out, overwrite=True)
-        store.import_aci(out)
+        catalog.small_image(ws.path / f"{name.split('/')[-1]}.aci", name,
+                            {p.lstrip("/"): t for p, t in files.items()}, dependencies=deps,
+                            path_whitelist=whitelist, epoch=None, import_to=store)
     return store
 
 

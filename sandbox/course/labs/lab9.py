@@ -7,7 +7,6 @@ directory itself (on the lab's port) and runs discovery and fetch against it fro
 """
 from __future__ import annotations
 
-import json
 import socket
 import tempfile
 from pathlib import Path
@@ -168,7 +167,7 @@ def setup(ws: Workspace) -> Lab9:
 
     from sandbox._sys import platform
     from sandbox.dist import serve
-    from sandbox.image import aci
+    from sandbox.image import catalog
     from sandbox.trust import pgp
     if not (ws.path / "you.secret.asc").is_file():
         key = pgp.generate_key("You <you@lab9.localhost>", bits=2048)
@@ -176,14 +175,9 @@ def setup(ws: Workspace) -> Lab9:
         with os.fdopen(fd, "wb") as f:
             f.write(key.armored())
         os_, arch = platform.appc_os_arch()
-        layout = ws.path / "layout"
-        (layout / "rootfs").mkdir(parents=True, exist_ok=True)
-        (layout / "rootfs" / "greeting").write_text("hello from your own publisher\n")
-        (layout / "manifest").write_text(json.dumps({
-            "acKind": "ImageManifest", "acVersion": "0.8.11", "name": NAME,
-            "labels": [{"name": "version", "value": VERSION}, {"name": "os", "value": os_},
-                       {"name": "arch", "value": arch}]}, indent=2))
-        aci.build(layout, ws.path / "hello-1.0.0.aci", overwrite=True)
+        catalog.small_image(ws.path / "hello-1.0.0.aci", NAME,
+                            {"greeting": "hello from your own publisher\n"}, version=VERSION,
+                            labels={"os": os_, "arch": arch})
         (ws.path / "port").write_text(str(_free_port()))
     (ws.path / "site").mkdir(exist_ok=True)
     key_ = str(ws.path)
