@@ -118,8 +118,8 @@ class ByHand:
         return self._call("sethostname", name=name)
 
     def join_cgroup(self) -> str:
-        """A cgroup of its own (``sandbox/byhand-…``), memory limited to 256 MiB; write our PID
-        to its ``cgroup.procs``."""
+        """A cgroup of its own (``sandbox/byhand-…/apps/app``, the tree a pod's app gets), memory
+        limited to 256 MiB; write our PID to its ``cgroup.procs``."""
         return self._call("join_cgroup")
 
     def drop_capabilities(self, keep: list[str] | None = None) -> str:
@@ -199,8 +199,8 @@ def stop(workdir: str | os.PathLike[str]) -> list[str]:
             break
         time.sleep(0.05)
     from sandbox.pod import cgroups
-    left = cgroups.remove(_cgroup_name(Path(workdir)), timeout=2)
-    if cgroups.pod_dirs(_cgroup_name(Path(workdir))) == [] and not left:
+    groups = cgroups.PodCgroups(_cgroup_name(Path(workdir)))
+    if groups.dirs() and not groups.remove(timeout=2):
         done.append("removed its cgroup")
     return done
 
@@ -287,10 +287,11 @@ def _serve(workdir: Path, tree: Path) -> int:
             if state["pivoted"]:
                 raise ByHandError("after pivot_root the host's /sys/fs/cgroup is out of sight: join "
                                   "the cgroup before pivoting (stage1 does)")
-            g = cgroups.create(cg_name, "app", cgroups.Limits(memory_bytes=MEMORY_LIMIT))
-            for d in g.dirs:
-                (d / "cgroup.procs").write_text("0")
-            return f"joined {', '.join(str(d) for d in g.dirs)}"
+            dirs = cgroups.PodCgroups(cg_name).create(
+                {"app": cgroups.Limits(memory_bytes=MEMORY_LIMIT)})["app"]
+            for d in dirs:
+                Path(d, "cgroup.procs").write_text("0")
+            return f"joined {', '.join(dirs)}"
         if op == "drop_capabilities":
             keep = args.get("keep") or list(ace.DEFAULT_CAPS)
             unknown = [c for c in keep if c not in ace.CAPS]
