@@ -43,7 +43,7 @@ from sandbox import config
 from sandbox._sys import mountinfo
 from sandbox.errors import NotRootError, SandboxError
 from sandbox.pod import ace, cgroups
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps, record, snapshotting
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
@@ -509,6 +509,12 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
     Attached: this process owns the pod; wait for it to exit and return its exit code (an
     interrupt stops the pod first)."""
     from sandbox._sys import proc as _proc
+    me = None
+    if snapshotting(steps):            # a stepper asked: every stage tells its steps (journal)
+        from sandbox.pod import journal
+        _, pd = find(uuid)
+        (pd / journal.FLAG).touch()
+        me = journal.line("stage0", "start", "stage0 (this process)", note="it forks the supervisor")
     name, proc = start(uuid, attached=not detach, claim=claim, steps=steps)
     d = pods_dir() / "prepared" / name
     if not detach:
@@ -519,7 +525,10 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
             proc.wait()
             finish_attached(name, proc.returncode)
             raise
-        return finish_attached(name, code)
+        code = finish_attached(name, code)
+        if me is not None:
+            _journal_steps(name, me, steps, timeout=0)
+        return code
     deadline = time.monotonic() + timeout
     delay = 0.005                           # fast at first, then every 50 ms
     while time.monotonic() < deadline:
@@ -530,11 +539,15 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                                for a in plan["apps"])
         if (run_dir / "run.json").exists() and started:
             try:
-                return Pod(d.name, "run", run_dir,
-                           json.loads((run_dir / "pod-manifest.json").read_text()),
-                           json.loads((run_dir / "run.json").read_text()), proc)
+                pod = Pod(d.name, "run", run_dir,
+                          json.loads((run_dir / "pod-manifest.json").read_text()),
+                          json.loads((run_dir / "run.json").read_text()), proc)
             except FileNotFoundError:   # it exited and moved on meanwhile: look again
                 pass
+            else:
+                if me is not None:
+                    _journal_steps(name, me, steps)
+                return pod
         if proc.poll() is not None:
             # A short pod may have run and exited between two looks: it started if its apps
             # left a status (then it is an exited pod, not a failure to start).
@@ -552,6 +565,30 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
     raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
 
 
+def _journal_steps(uuid: str, me: dict[str, Any], steps: Any, timeout: float = 5.0) -> None:
+    """Add the pod's journal (:mod:`sandbox.pod.journal`) to ``steps``, once every app's runner
+    has told how it ended its start (exec) or the app has a status (``timeout`` at most):
+    one step per line, each with the whole journal as its state (kind ``pod``)."""
+    from sandbox.pod import journal
+    deadline = time.monotonic() + timeout
+    while True:
+        state, d = find(uuid)
+        lines = journal.read(d)
+        plan = _read_json(d / "stage1.json")
+        apps = [a["name"] for a in plan.get("apps", [])]
+        told = {l["role"][4:] for l in lines if l["action"] == "exec" and l["role"].startswith("app ")}
+        done = all(a in told or "exitCode" in _read_json(d / "apps" / a / "status.json")
+                   for a in apps)
+        if done or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    film = [me, *lines]
+    for i, l in enumerate(film):
+        detail = {k: v for k, v in l.get("detail", {}).items() if v is not None}
+        steps.add(l["action"], l["what"], after={"kind": "pod", "journal": film, "i": i},
+                  t=l["t"], role=l["role"], pid=l["pid"], namespaces=l["ns"], **detail)
+
+
 def _tail(d: Path, name: str, n: int = 400) -> str:
     for state in STATES:
         p = pods_dir() / state / d.name / name
@@ -565,7 +602,7 @@ def run(store: Any, images: list[str] | None = None, *, detach: bool = False,
     """``sandbox run``: prepare, then run. The prepared pod records which process prepared it:
     if that process ends before the pod starts, ``gc`` removes it (nobody will run it)."""
     pod = prepare(store, images, _run_by=os.getpid(), **kw)
-    return run_prepared(pod.uuid, detach=detach)
+    return run_prepared(pod.uuid, detach=detach, steps=kw.get("steps"))
 
 
 def default_network() -> dict[str, Any]:

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from sandbox._sys import inroot, libc
+from sandbox.pod import journal
 from sandbox.pod.ace import CAPS, DEV_NODES
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
@@ -283,18 +284,25 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
     _write_json(dir_fd, "pid.json", {"host_pid": int(os.readlink("/proc/self")),
                                      "pod_pid": os.getpid(),
                                      "becomesApp": not app.get("postStop")})
+    who = f"app {app['name']}"
     try:
         libc.unshare(libc.CLONE_NEWNS)
         libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+        journal.note(who, "unshare", "CLONE_NEWNS: a mount namespace of its own",
+                     note="private propagation: its mounts stay its own")
         _join_cgroups(app.get("cgroups", []))
         rootfs = app_dir / "rootfs"
         _prepare_root(app, pod_dir, rootfs)
         if app.get("readOnlyRootFS"):
             libc.mount(None, str(rootfs), None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+        journal.note(who, "mount", str(rootfs), note="volumes, /proc, /sys (read-only), /dev "
+                     "mounted in the app's rootfs", cgroups=app.get("cgroups", []))
         os.chdir(rootfs)
         libc.pivot_root(".", ".")                       # the old root is stacked on "."
         libc.umount(".", libc.MNT_DETACH)              # … and detached
         os.chdir("/")
+        journal.note(who, "pivot_root", str(rootfs), note="the app's rootfs is / now; the host's "
+                     "root, stacked under it, is detached")
         # The runner stays root while it has a status to write; what it runs becomes the
         # app's user (a child for the handlers, the runner itself for the app when no
         # post-stop handler follows it).
@@ -311,9 +319,13 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
             # per app); PID 1 records the exit status when it reaps it.
             status["mainStarted"] = time.time()
             _write_json(dir_fd, "status.json", status)
+            journal.note(who, "exec", " ".join(app["exec"]), user=app.get("user"),
+                         group=app.get("group"), note="the runner becomes the app (execve)")
             _exec_app(app["exec"], app, last_cap)
         elif code == 0:
             status["mainStarted"] = time.time()
+            journal.note(who, "exec", " ".join(app["exec"]), user=app.get("user"),
+                         group=app.get("group"), note="a child runs the app; post-stop follows")
             code = _run_and_wait(app["exec"], app, last_cap)
             status["exitCode"] = code
             status["postStop"] = _run_and_wait(app["postStop"], app, last_cap)
@@ -349,8 +361,12 @@ def _record_exit(app_dir: Path, code: int) -> None:
 
 def init(plan: dict[str, Any], pod_dir: Path) -> int:
     """The pod's PID 1: mounts, app runners, signal forwarding, reaping."""
+    if plan.get("journal"):
+        journal.open_for(pod_dir)
     socket.sethostname(plan["hostname"])
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+    journal.note("pid1", "start", "PID 1 of the pod", hostname=plan["hostname"],
+                 note="new PID, IPC, UTS and mount namespaces; the pod's netns")
     for app in plan["apps"]:
         app_dir = pod_dir / "apps" / app["name"]
         rootfs = app_dir / "rootfs"
@@ -360,6 +376,9 @@ def init(plan: dict[str, Any], pod_dir: Path) -> int:
                          f"workdir={app_dir / 'work'}")
         else:   # a plain copy made by stage0; a bind mount makes it a mount point for pivot_root
             libc.mount(str(rootfs), str(rootfs), None, libc.MS_BIND | libc.MS_REC)
+        journal.note("pid1", "mount", str(rootfs), app=app["name"],
+                     fstype="overlay" if app["overlay"] else "bind",
+                     lowerdir=app.get("tree", ""), note="the app's clean copy of its tree")
     last_cap = _last_cap()
     runners: dict[int, str] = {}
     stopping = False
@@ -392,6 +411,8 @@ def init(plan: dict[str, Any], pod_dir: Path) -> int:
         os.close(out)
         os.close(err)
         runners[pid] = app["name"]
+        journal.note("pid1", "fork", f"the runner of {app['name']} (pid {pid} in the pod)",
+                     app=app["name"], child=pid)
     codes: dict[str, int] = {}
     while runners:
         try:

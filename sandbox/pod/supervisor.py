@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from sandbox import config
-from sandbox.pod import ace, cgroups
+from sandbox.pod import ace, cgroups, journal
 from sandbox.pod.stage0 import (
     DEFAULT_NET,
     _locked,
@@ -146,6 +146,10 @@ def supervise(uuid: str, owner: int | None = None) -> int:
             info["owner"] = owner
         write_json(d / "run.json", info)            # `stop` finds the supervisor from here on
         run_dir = _move(d, "run")
+        if journal.wanted(run_dir):                 # a stepper asked (stage0.run_prepared)
+            journal.open_for(run_dir)
+            journal.note("supervisor", "fork", "stage0's supervisor",
+                         note="forked by stage0; it sets the pod up and waits for it")
         code = 1
         try:
             with contextlib.ExitStack() as undo:
@@ -179,6 +183,8 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     home = _join(groups)
     info["cgroup"] = str(groups.top)
     info["cgroupHome"] = str(home)
+    journal.note("supervisor", "cgroup", str(groups.top),
+                 note="the pod's cgroup, a group per app; the supervisor joins its own")
     stop.check()
 
     # 2. the pod's netns
@@ -189,6 +195,8 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
         undo.callback(_undo, info, "netns", netns.delete, name, missing_ok=True)
         ns_path = str(netns.create(name))
         info["netns"] = ns_path
+        journal.note("supervisor", "netns", ns_path, inode=netns.ns_inode(ns_path),
+                     note="the pod's network namespace: a helper thread unshares, bind-mounts it")
         stop.check()
 
     # 3. networks: DEL registered before ADD, the attachment recorded for gc
@@ -205,6 +213,9 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
                           container_id=uuid, ifname=f"eth{i}")
             entry["result"] = rt.add(conf, ns_path, container_id=uuid, ifname=f"eth{i}")
             save()
+            journal.note("supervisor", "cni", f"ADD {conf.name} eth{i}",
+                         ips=[ip.get("address") for ip in entry["result"].get("ips", [])],
+                         note="CNI: the bridge plugin puts a veth end in the pod's netns")
             stop.check()
 
     # 4. lo up and the metadata socket bound in the pod's netns (one helper thread) before
@@ -214,6 +225,8 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     undo.callback(_undo, info, "metadata socket", sock.close)
     token = metadata.new_token()
     info["metadataURL"] = url = metadata.url_for(sock, token)
+    journal.note("supervisor", "listen", url.rsplit("/", 1)[0] + "/<token>",
+                 note="lo up in the pod's netns; the metadata socket bound there")
     stop.check()
 
     # 5. stage1, the pod's PID 1
@@ -223,8 +236,11 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
         a["env"] = ace.app_environment(a["environment"], a["name"], url)
         a["hosts"] = hosts
     plan["stage1Cgroups"] = [str(groups.stage1)]
+    plan["journal"] = journal.wanted(run_dir)
     (run_dir / "stage1.json").write_text(json.dumps(plan, indent=2))
     stage1 = _start_stage1(run_dir, ns_path)
+    journal.note("supervisor", "fork", f"the pod's PID 1 (host pid {stage1.pid})",
+                 note="unshare(CLONE_NEWPID), fork: the child is PID 1 of a new PID namespace")
     pid1_fd = os.pidfd_open(stage1.pid)
     undo.callback(_undo, info, "stage1", _end_stage1, stage1, pid1_fd, groups)
     stop.pid1 = stage1.pid
@@ -242,6 +258,8 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     svc = metadata.MetadataService(sock, token=token, uuid=uuid, pod_manifest=manifest,
                                    apps=apps_meta)
     svc.start()
+    journal.note("supervisor", "thread", "the metadata service",
+                 note="a thread of the supervisor answers on the pod's loopback")
     undo.callback(_stop_metadata, svc, info)
     stop.check()
     return _wait(stage1, pid1_fd, owner_fd, stop, groups)

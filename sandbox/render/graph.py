@@ -226,11 +226,12 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
 
     top_id = note(top)
 
-    def found_so_far(current: str | None = None) -> dict[str, Any] | None:
-        """For a stepper: the graph as far as it is known (kind ``resolve``)."""
+    def found_so_far(current: str | None = None, looking_for: str = "") -> dict[str, Any] | None:
+        """For a stepper: the graph as far as it is known (kind ``resolve``), and the
+        dependency of ``current`` being matched, if any."""
         if not snapshotting(steps):
             return None
-        return {"kind": "resolve", "top": top_id, "current": current,
+        return {"kind": "resolve", "top": top_id, "current": current, "looking_for": looking_for,
                 "nodes": {i: n.name for i, n in nodes.items()},
                 "edges": {i: list(d) for i, d in edges.items()}}
 
@@ -248,7 +249,8 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
             return memo[key]
         found = [note(c) for c in source.find(dep.image_name, dict(dep.labels))]
         record(steps, "check", f"dependency {describe(dep.image_name, dep.labels)}",
-               candidates=len(found), imageID=dep.image_id or "-", after=found_so_far(wanted_id))
+               candidates=len(found), imageID=dep.image_id or "-",
+               after=found_so_far(wanted_id, describe(dep.image_name, dep.labels)))
         if not found and fetch is not None:
             record(steps, "fetch", describe(dep.image_name, dep.labels))
             found = [note(fetch(dep.image_name, dict(dep.labels)))]

@@ -142,3 +142,132 @@ def views_table(views: dict[str, str], title: str = "") -> HtmlTable:
     return HtmlTable(list(views), [[v.rstrip("\n") for v in views.values()]], title)
 
 
+
+
+# -- the pod's start, step by step (notebook 07) -------------------------------------------------
+
+_NS = ("net", "pid", "mnt", "ipc", "uts")
+
+
+def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph:
+    """The processes of a pod's start as they appear (stage0, its supervisor, the pod's PID 1,
+    one runner per app), each with the inode of its net/pid/mnt/ipc/uts namespace coloured by
+    whose it is — the host's, the pod's (shared), or its own — and what it has done so far
+    (the netns and CNI attachment, each app's overlay, pivot_root, exec). Drawn from the
+    journal the stages wrote (:mod:`sandbox.pod.journal`), up to line ``current``."""
+    from sandbox.palette import kind_color
+    now = kind_color("now")
+    seen = lines[:current + 1]
+    host = seen[0]["ns"]
+    procs: dict[str, dict[str, Any]] = {}      # role -> latest line of that process
+    done: dict[str, list[str]] = {}            # role -> what it did, in words
+    for l in seen:
+        procs[l["role"]] = l
+        done.setdefault(l["role"], []).append(_deed(l))
+    cur = seen[-1]["role"]
+    users: dict[tuple[str, int], set[str]] = {}
+    for role, l in procs.items():
+        for n, ino in l["ns"].items():
+            users.setdefault((n, ino), set()).add(role)
+    apps = [r for r in procs if r.startswith("app ")]
+    order = [r[4:] for r in apps]
+
+    def chip(role: str, n: str) -> str:
+        ino = procs[role]["ns"].get(n)
+        if ino is None:
+            return f"<TD>{n}: ?</TD>"
+        if ino == host.get(n):
+            color = kind_color("host")
+        elif len(users[(n, ino)]) > 1:
+            color = kind_color("netns")
+        else:
+            color = color_for(role[4:], order) if role.startswith("app ") else kind_color("netns")
+        # the inode's last digits tell the namespaces apart (the whole number is in the detail)
+        return f'<TD BGCOLOR="{color}"><FONT POINT-SIZE="10">{n} …{str(ino)[-4:]}</FONT></TD>'
+
+    def label(role: str) -> str:
+        l = procs[role]
+        title = {"stage0": "stage0 (this process)", "supervisor": "stage0's supervisor",
+                 "pid1": "PID 1 of the pod"}.get(role, f"{role}: runner")
+        pids = (f"pid {l['pid']}" + (f" · host pid {l['proc_pid']}" if l.get("proc_pid") not in
+                                       (None, l["pid"]) else ""))
+        deeds = "".join(f'<TR><TD COLSPAN="5" ALIGN="LEFT"><FONT POINT-SIZE="10">{html.escape(d)}'
+                        f'</FONT></TD></TR>' for d in [d for d in done[role] if d][-4:])
+        frame = f'BORDER="3" COLOR="{now}"' if role == cur else 'BORDER="0"'
+        return (f'<<TABLE {frame} CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="white">'
+                f'<TR><TD COLSPAN="5"><B>{html.escape(title)}</B><BR/><FONT POINT-SIZE="9">'
+                f'{html.escape(pids)}</FONT></TD></TR><TR>{"".join(chip(role, n) for n in _NS)}</TR>'
+                f'{deeds}</TABLE>>')
+
+    g = digraph("podstart", rankdir="TB", compound="true", nodesep="0.3", ranksep="0.35")
+    g.attr("node", shape="plain", style="")
+    with g.subgraph(name="cluster_host") as h:
+        h.attr(label="the host's namespaces", style="rounded,filled",
+               fillcolor=kind_color("host") + "33", color=kind_color("host"))
+        for role in ("stage0", "supervisor"):
+            if role in procs:
+                h.node(role, label(role))
+    if "pid1" in procs or any(l["action"] == "netns" for l in seen):
+        with g.subgraph(name="cluster_pod") as p:
+            p.attr(label="the pod: shared net, pid, ipc, uts", style="rounded,filled",
+                   fillcolor=kind_color("netns") + "22", color=kind_color("netns"), penwidth="2")
+            net = next((l for l in seen if l["action"] == "netns"), None)
+            if net is not None:
+                ips = [ip for l in seen if l["action"] == "cni" for ip in l["detail"].get("ips", [])]
+                p.node("netns", f"network namespace\nnet:[{net['detail'].get('inode')}]"
+                                + (f"\neth0 {' '.join(ips)}" if ips else ""),
+                       shape="ellipse", style="filled", fillcolor=kind_color("netns"))
+            if "pid1" in procs:
+                p.node("pid1", label("pid1"))
+            for role in apps:
+                key = role[4:].replace("-", "_")
+                with p.subgraph(name=f"cluster_{key}") as c:
+                    c.attr(label=role, style="rounded,filled",
+                           fillcolor=color_for(role[4:], order) + "44", color=color_for(role[4:], order))
+                    c.node(role, label(role))
+    if "stage0" in procs and "supervisor" in procs:
+        g.edge("stage0", "supervisor", label="fork")
+    if "supervisor" in procs and "pid1" in procs:
+        g.edge("supervisor", "pid1", label="unshare(NEWPID), fork", lhead="cluster_pod")
+    elif "supervisor" in procs and any(l["action"] == "netns" for l in seen):
+        g.edge("supervisor", "netns", label="creates", style="dashed")
+    for role in apps:
+        if "pid1" in procs:
+            g.edge("pid1", role, label="fork")
+    return g
+
+
+def _deed(l: dict[str, Any]) -> str:
+    d = l.get("detail", {})
+    a = l["action"]
+    if a == "netns":
+        return "made the pod's netns"
+    if a == "cni":
+        return f"CNI {l['what']}: {' '.join(d.get('ips', []))}"
+    if a == "listen":
+        return "metadata socket in the pod's netns"
+    if a == "cgroup":
+        return "made the pod's cgroups"
+    if a == "mount" and l["role"] == "pid1":
+        return f"mounted {d.get('fstype')} for {d.get('app')}"
+    if a == "mount":
+        return "mounted volumes, /proc, /sys, /dev"
+    if a == "unshare":
+        return "own mount namespace"
+    if a == "pivot_root":
+        return "pivot_root: / is the app's rootfs"
+    if a == "exec":
+        return f"exec {l['what'][:40]}"
+    if a == "thread":
+        return "metadata service thread"
+    return ""
+
+
+def start_frame(steps: Any, k: int) -> Any:
+    """The stepper's picture for a pod's start (states of kind ``pod``)."""
+    from sandbox.viz.stepper import Frame
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == "pod"):
+        j -= 1
+    a = steps[j].after
+    return Frame([start_picture(a["journal"], a["i"])])

@@ -293,4 +293,9 @@ def resolve_frame(steps: Any, k: int) -> Any:
     for parent, deps in a["edges"].items():
         for pos, d in enumerate(deps, 1):
             g.edge(parent, d, label=f"dep {pos}")
+    if a.get("looking_for") and a["current"] in a["nodes"]:
+        g.node("wanted", f"{a['looking_for']}\n(looking in the store)", style="rounded,dashed",
+               color=kind_color("now"), fontcolor="#555555")
+        g.edge(a["current"], "wanted", style="dashed", color=kind_color("now"),
+               label=f"dep {len(a['edges'].get(a['current'], [])) + 1}")
     return Frame([g])

@@ -38,7 +38,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 WELCOME = "00-welcome.ipynb"
-STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "03-signing-and-trust", "05-namespaces", "06-cni"]
+STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "03-signing-and-trust", "05-namespaces",
+                     "06-cni", "07-pods"]
 SHOTS = Path(os.environ.get("SANDBOX_SCREENSHOTS") or "/tmp/sbx-ui-screenshots")
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -279,8 +280,9 @@ def test_steppers_step_in_jupyterlab(jupyterlab, browser, shots: Path, notebook:
             assert "<svg" in before
             _photograph(page, st, shots / f"{notebook}-{i + 1}-step1")
             # each click advances the counter; the picture changes within a few steps (a step
-            # that changed nothing drawn, e.g. reading the config, keeps the picture before it)
-            for expect in range(2, min(n, 6) + 1):
+            # that changed nothing drawn, e.g. reading a configuration or a manifest before
+            # anything is recorded, shows the picture of the state before or after it)
+            for expect in range(2, min(n, 9) + 1):
                 nxt.click()
                 page.wait_for_function(
                     f"el => /step {expect} of/.test(el.querySelector('.sbx-step-counter').textContent)",
@@ -288,7 +290,7 @@ def test_steppers_step_in_jupyterlab(jupyterlab, browser, shots: Path, notebook:
                 if _picture(st) != before:   # (the counter is written after the pictures)
                     break
             after = _picture(st)
-            assert "<svg" in after and after != before, "the picture did not change in 5 steps"
+            assert "<svg" in after and after != before, "the picture did not change in 8 steps"
             # the last step: End on the slider's handle, else Next until the end
             st.locator(".noUi-handle").first.focus()
             page.keyboard.press("End")
