@@ -75,7 +75,11 @@ class Chaos:
     def node_view(self) -> dict[str, object]:
         """The node netns as the checks compare it: links, bridge ports, NAT and filter rules."""
         node = pod.node_name(self.state)
-        snap = netns.snapshot(node)
+        try:
+            snap = netns.snapshot(node)
+        except (OSError, netns.NetnsError) as e:    # reported with the iteration, not raised
+            return {"links": [f"the node netns cannot be read: {e}"], "ports": [], "nat": [],
+                    "filter": []}
         rules = {t: netns.run(node, ["iptables", "-w", "-t", t, "-S"], capture_output=True,
                               text=True).stdout.splitlines() for t in ("nat", "filter")}
         return {"links": sorted(l["name"] for l in snap["links"]),
