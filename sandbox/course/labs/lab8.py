@@ -251,7 +251,10 @@ def calls(ctl: Any) -> list[dict[str, Any]]:
 def ping(ws: Workspace) -> str:
     from sandbox.net import netns, topology
     n = names(ws)
-    target = topology.first_address(n["c2"])
+    try:
+        target = topology.first_address(n["c2"])
+    except (SandboxError, OSError) as e:
+        return f"cannot look into {n['c2']} ({e}): run `sandbox lab reset 8` and start again"
     if target is None:
         return "c2 has no address on eth0 yet: nothing to ping"
     r = netns.ping(n["c1"], target, timeout=1)
