@@ -58,8 +58,8 @@ ws = labs.workspace(7)
 n = lab7.setup(ws)            # two nodes, three networks, and three faults (idempotent)
 print(lab7.symptoms(ws))
 '''),
-    md("## 1. No IP addresses available\n\nThe network `sbx-l7-small` is a /29: five addresses "
-       "for containers. Only four containers run (`c1`, `c2`, `c4`, `c5`), yet `app` got none. "
+    md("## 1. No IP addresses available\n\nThe network `sbx-l7-small` hands out three addresses "
+       "(a /29 whose range starts at .4). Only two containers run (`c1`, `c2`), yet `app` got none. "
        "Look at what host-local keeps (one file per address, holding the container ID) and what "
        "the runtime cached (one entry per attachment, with its netns), and which of those netns "
        "still exist:"),
@@ -125,7 +125,7 @@ lab7.ping(ws)
 def names(ws: Workspace) -> dict[str, Any]:
     tag = ws.name("n1").split("-")[2]
     t = int(tag[:2], 16)
-    n: dict[str, Any] = {k: ws.name(k) for k in ("n1", "n2", "c1", "c2", "c3", "c4", "c5",
+    n: dict[str, Any] = {k: ws.name(k) for k in ("n1", "n2", "c1", "c2", "c3",
                                                   "app", "web", "far")}
     n.update(small="sbx-l7-small", web_net="sbx-l7-web", far_net="sbx-l7-far",
              br_small=f"sbx{tag}s", br_web=f"sbx{tag}w", br_far=f"sbx{tag}f",
@@ -136,11 +136,13 @@ def names(ws: Workspace) -> dict[str, Any]:
 
 
 def _confs(n: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    def bridge(name: str, br: str, subnet: str) -> dict[str, Any]:
+    def bridge(name: str, br: str, subnet: str, **ipam: str) -> dict[str, Any]:
         return {"cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": br,
                 "isGateway": True, "ipam": {"type": "host-local", "subnet": subnet,
-                                            "routes": [{"dst": "0.0.0.0/0"}]}}
-    return {"n1": {n["small"]: bridge(n["small"], n["br_small"], n["subnet_small"]),
+                                            "routes": [{"dst": "0.0.0.0/0"}], **ipam}}
+    small_start = n["subnet_small"].rsplit(".", 1)[0] + ".4"   # three addresses: .4 .5 .6
+    return {"n1": {n["small"]: bridge(n["small"], n["br_small"], n["subnet_small"],
+                                      rangeStart=small_start),
                    n["web_net"]: bridge(n["web_net"], n["br_web"], n["subnet_web"])},
             "n2": {n["far_net"]: bridge(n["far_net"], n["br_far"], n["subnet_far"])}}
 
@@ -170,10 +172,10 @@ def setup(ws: Workspace) -> dict[str, Any]:
     topology.wire(n["n1"], n["n2"], f"{n['br_small'][:-1]}x", f"{n['br_small'][:-1]}y",
                   n["wire1"], n["wire2"])
     rt1, rt2 = runtime(ws, "n1"), runtime(ws, "n2")
-    for c in ("c1", "c2", "c3", "c4", "c5", "app", "web", "far"):
+    for c in ("c1", "c2", "c3", "app", "web", "far"):
         if not netns.exists(n[c]):
             netns.create(n[c])
-    got = {c: rt1.add(n["small"], n[c]) for c in ("c1", "c2", "c3", "c4", "c5")}
+    got = {c: rt1.add(n["small"], n[c]) for c in ("c1", "c2", "c3")}
     netns.delete(n["c3"])            # fault 1: c3 went away without a DEL
     # fault 2: the web bridge still holds the gateway of the subnet web used to have
     netns.run(n["n1"], ["ip", "link", "add", n["br_web"], "type", "bridge"], check=True)
@@ -350,7 +352,7 @@ def reset(ws: Workspace) -> list[str]:
     if not ws.names():
         return done
     n = names(ws)
-    for key in ("c1", "c2", "c3", "c4", "c5", "app", "web", "far", "n1", "n2"):
+    for key in ("c1", "c2", "c3", "app", "web", "far", "n1", "n2"):
         if netns.path_of(n[key]).exists():
             netns.delete(n[key], missing_ok=True)
             done.append(f"deleted netns {n[key]}")
