@@ -44,9 +44,19 @@ def todo(solution: str, student: str) -> Cell:
     return Cell("todo", solution.strip("\n"), student.strip("\n"))
 
 
-def header(n: int, title: str, intro: str) -> list[Cell]:
-    """The title cell: what the lab is about, and how to work through it."""
-    return [md(f"# Lab {n} · {title}\n\n{intro.strip()}\n\n"
+def header(n: int, title: str, intro: str, objectives: tuple[str, ...] = (),
+           follows: str = "") -> list[Cell]:
+    """The title cell: what the lab is about, what you will do, what comes first, how long it
+    takes (measured, docs/course-times.json), and how to work through it."""
+    from sandbox.course import outline
+    goals = "".join(f"- {o}\n" for o in objectives)
+    goals = f"**In this lab you will**\n\n{goals}\n" if goals else ""
+    nb = next((name for name in outline.NOTEBOOKS if name.startswith(f"{follows}-")), "")
+    before = f"**Before this lab:** notebook [{nb}](../../notebooks/{nb}.ipynb).\n\n" if nb else ""
+    t = outline.load_times().get(f"lab-{n}", {})
+    took = (f"**Time:** about {t['minutes']} minutes — {outline.time_parts(t)} (docs/instructor.md, "
+            "\"How the times were measured\").\n\n" if t.get("minutes") else "")
+    return [md(f"# Lab {n} · {title}\n\n{intro.strip()}\n\n{goals}{before}{took}"
                "Cells marked **TODO** are yours. Run the notebook top to bottom; the check cell "
                "near the end shows every check's verdict and, for each one still failing, a hint. "
                f"Stuck in a state you cannot undo? `sandbox lab reset {n}` in a terminal, then "

@@ -21,6 +21,10 @@ NUMBER = 1
 SLUG = "first-aci"
 TITLE = "Content addressing: predict, compute, find"
 FOLLOWS = "01"
+OBJECTIVES = (
+    'write an ImageManifest and build `hello.aci` with the kit',
+    'compute its image ID yourself with `hashlib`, and see the check catch the classic mistake',
+)
 INTRO = """
 Slides 11–14: *your container image* has a name (`example.com/app`) and an ID
 (`d474e8c57737625c`) computed from its bytes. In appc (`aci.md` §Image ID) the image ID is
@@ -58,7 +62,7 @@ WHY = {
 }
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 import gzip
 import hashlib

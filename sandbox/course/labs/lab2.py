@@ -20,6 +20,11 @@ NUMBER = 2
 SLUG = "sign-and-trust"
 TITLE = "Why was it refused? Diagnose three signed images"
 FOLLOWS = "03"
+OBJECTIVES = (
+    'make a key, sign an ACI and put the signature where appc looks for it',
+    'trust the key for a prefix, not as root',
+    'watch a one-byte change be refused, and record why',
+)
 INTRO = """
 Slide 15: *Signed By: Alice*. appc signs the `.aci` file with a detached, armored OpenPGP
 signature (`hello.aci.asc`), and the runtime accepts it only when the signature is good **and**
@@ -43,7 +48,7 @@ STUDENT_HINT = "record a diagnosis for each case"
 CAUSES = ("wrong prefix", "revoked key", "tampered copy")
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab2

@@ -15,6 +15,10 @@ NUMBER = 3
 SLUG = "render-predict"
 TITLE = "Render an app with dependencies and a pathWhitelist — predict first"
 FOLLOWS = "02"
+OBJECTIVES = (
+    'predict the rendered files of an app with two dependencies and a pathWhitelist',
+    'render it and compare your prediction with the render trace',
+)
 INTRO = """
 The spec's Filesystem Setup, as appc 0.7 and later (and rkt, and this kit) have it: extract the
 image's dependencies' `rootfs` in order, then the image's own, and when the image has a
@@ -37,7 +41,7 @@ CHECKS = [
 STUDENT_HINT = 'write the set of files you expect'
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab3

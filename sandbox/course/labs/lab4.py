@@ -16,6 +16,10 @@ NUMBER = 4
 SLUG = "veth"
 TITLE = "A network namespace the slide's way, and two wired with a veth pair"
 FOLLOWS = "05"
+OBJECTIVES = (
+    'make a network namespace with `touch` and `unshare -n mount --bind`',
+    'join two namespaces with a veth pair, address both ends and ping across',
+)
 INTRO = """
 Slide 48, CNI step 1: the runtime creates a network namespace and gives it a *named handle*:
 
@@ -41,7 +45,7 @@ CHECKS = [
 STUDENT_HINT = 'touch` it, then bind a new netns on it'
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 import subprocess
 from pathlib import Path

@@ -24,6 +24,10 @@ NUMBER = 5
 SLUG = "sqlite-ipam"
 TITLE = "Your own CNI IPAM plugin, backed by SQLite"
 FOLLOWS = "06"
+OBJECTIVES = (
+    'write a CNI IPAM plugin (ADD, DEL, VERSION) backed by SQLite',
+    "run it under the kit's runtime and bridge, and under upstream's bridge",
+)
 INTRO = """
 Slide 44 lists ways to allocate IP addresses — one is an *IPAM system backed by SQL database*.
 In CNI that is just another plugin: the main plugin (`bridge`) execs the program named by
@@ -76,7 +80,7 @@ who = (conf["name"], os.environ["CNI_CONTAINERID"], os.environ["CNI_IFNAME"])
 '''
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab5
@@ -219,13 +223,41 @@ def lab5_runtime(ws: Workspace, which: str):
 
 
 def attach(rt: Any, net: str, container_netns: str) -> str:
-    """ADD a container to a network and say what happened (never raises for a plugin error)."""
+    """ADD a container to a network and say what happened (never raises for a plugin error).
+
+    A failed ADD is followed by a DEL, as container runtimes do when a sandbox's network set-up
+    fails (kubelet and containerd tear it down): the bridge plugin may already have made the
+    veth pair when the learner's IPAM plugin failed. The bridge it made stays (no DEL removes
+    a bridge) with no port; on recent kernels such a bridge has the MAC 00:00:00:00:00:00,
+    which both bridge plugins then fail to set back on the retry (EADDRNOTAVAIL) — so a bridge
+    of the lab's node left without ports is removed too, and the retry starts clean."""
     try:
         res = rt.add(net, container_netns)
     except SandboxError as e:
-        return f"ADD failed: {e}"
+        try:
+            rt.delete(net, container_netns)
+            _drop_portless_bridges(rt.node)
+            undone = "DEL undid the half-done ADD; fix the plugin and run this cell again"
+        except SandboxError as e2:
+            undone = f"the DEL that should undo it failed too ({e2}): run `sandbox lab reset 5`"
+        return f"ADD failed: {e} — {undone}"
     ips = [ip.get("address") for ip in (res.get("ips") if isinstance(res, dict) else []) or []]
     return f"ADD ok: {container_netns} got {', '.join(ips) or 'no address'}"
+
+
+def _drop_portless_bridges(node: Any) -> None:
+    """Delete the bridges of the lab's node netns that have no port left."""
+    from sandbox.net import netns
+    links = netns.snapshot(node)["links"]
+    bridges = {l["name"]: l["index"] for l in links if l.get("kind") == "bridge"}
+    used = {l.get("master") for l in links}
+
+    def work() -> None:
+        with netns.iproute(node) as ipr:
+            for name, index in bridges.items():
+                if name not in used:
+                    ipr.link("del", index=index)
+    netns.in_thread(work)
 
 
 def leases(ws: Workspace) -> list[tuple]:

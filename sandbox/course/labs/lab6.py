@@ -16,6 +16,10 @@ NUMBER = 6
 SLUG = "pod-app-perspective"
 TITLE = "The seed's three-app pod: predict what the apps see, then look"
 FOLLOWS = "07"
+OBJECTIVES = (
+    "run the seed's three-app pod",
+    'record what the apps see: hostname, PID 1, interfaces, their own filesystem',
+)
 INTRO = """
 The spec excerpt: *the "app" perspective is how the app processes inside the pod see the
 environment*. The example pod runs `example.com/reduce-worker`, `example.com/worker-backup` and
@@ -47,7 +51,7 @@ CHECKS = [
 STUDENT_HINT = "record your predictions"
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab6
