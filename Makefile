@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 8888
 
-.PHONY: install lab test bench clean-state labs
+.PHONY: install lab test bench clean-state labs site course-times
 
 install:
 	bash provision/bootstrap.sh
@@ -29,6 +29,18 @@ soak: install
 
 # Rewrite every lab's student notebook from its module (sandbox/course/labs/labN.py).
 labs: install
+	$(PY) labs/make_labs.py
+
+# The static course site: every notebook and lab solution executed, offline HTML (~1-2 min).
+SITE ?= build/site
+site: install
+	$(PY) -m sandbox.viz.site $(SITE)
+
+# The same, and rewrite the measured times (docs/course-times.json), the notebooks' headers,
+# the labs' headers and the instructor guide's agendas from them.
+course-times: install
+	$(PY) -m sandbox.viz.site $(SITE) --times docs/course-times.json
+	$(PY) -m sandbox.course.outline --write
 	$(PY) labs/make_labs.py
 
 bench: install
