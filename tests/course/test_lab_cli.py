@@ -1,13 +1,8 @@
-"""`sandbox lab list|check|reset|solution` from a shell, on the state a lab left behind.
-
-Each lab's solution runs top to bottom (its clean-up button is shown, not pressed); then, from
-the CLI: the checks pass (exit 0) and `sandbox lab list` shows them passed; the lab module's
-`mistake` damages the state the way a learner might, and the check fails with the hint that live
-state calls for (exit 1); `sandbox lab reset N` removes everything the lab made.
+"""`sandbox lab list|check|reset|solution` from a shell. (Each lab's terminal check on the state
+its notebook left, the module's `mistake` and the reset: tests/course/test_journey.py.)
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -15,16 +10,10 @@ import pytest
 
 from sandbox.course import labs
 from sandbox.course.labs import lab6
-from sandbox.net import netns
-from waiting import eventually
 
-from .conftest import ROOT, run_notebook
+from .conftest import ROOT
 
 LABS = labs.discover(ROOT / "labs")
-
-
-def _ws(n: int) -> labs.Workspace:
-    return labs.Workspace(n, create=False)
 
 
 def test_lab_list(run_cli, sandbox_dir: Path) -> None:
@@ -60,41 +49,6 @@ def test_check_before_starting_says_what_to_do(run_cli, lab_state: Path) -> None
     rc, out, _ = run_cli("lab", "check", "4")
     assert rc == 1 and "run the lab's first cells" in out
     assert "0 of 7 checks pass (7 not checked yet)" in out
-
-
-@pytest.mark.root
-@pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS, ids=[l.path.name for l in LABS])
-def test_shell_check_reads_the_state_the_lab_left(lab: labs.Lab, lab_state: Path, run_cli,
-                                                  tmp_path: Path) -> None:
-    nb, err = run_notebook(labs.write_solution(lab.number, tmp_path), lab_state)
-    assert err is None, str(err)
-    ws = _ws(lab.number)
-    names = ws.names()
-    rc, out, _ = run_cli("lab", "check", str(lab.number))
-    assert rc == 0 and "all checks pass" in out, out
-    rc, listing, _ = run_cli("lab", "list")
-    n = len(lab.checks)
-    assert f"{n}/{n} checks, today" in listing and "passed" in listing, listing
-
-    expected = lab.module().mistake(ws)
-    rc, out, _ = run_cli("lab", "check", str(lab.number))
-    assert rc == 1 and expected in out, out
-
-    rc, out, _ = run_cli("lab", "reset", str(lab.number))
-    assert rc == 0, out
-    assert not ws.path.exists()
-    for name in names.values():
-        assert not netns.path_of(name).exists(), f"{name} survived the reset"
-    # host ends of veths whose peers lived in the deleted netns go when the kernel frees them
-    eventually(lambda: [l for l in os.listdir("/sys/class/net") if l.startswith("sbx") and
-                        any(l.startswith("sbx" + n.split("-")[2]) for n in names.values())],
-               lambda left: not left, what="the lab's host links gone")
-    if lab.number == 6:
-        from sandbox.pod import stage0 as pod
-        assert pod.list_pods() == []
-    rc, out, _ = run_cli("lab", "reset", str(lab.number))
-    assert rc == 0 and "nothing to remove" in out
 
 
 @pytest.mark.root
