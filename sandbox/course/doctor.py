@@ -94,23 +94,26 @@ def check_overlay(filesystems: Path = Path("/proc/filesystems"), euid: int | Non
                    "`modprobe overlay` as root (Debian's kernel has the module)")
 
 
-def check_cgroups(root: Path | None = None) -> Finding:
-    from sandbox.pod import cgroups
-    root = cgroups.ROOT if root is None else root
-    if cgroups.version(root) == 2:
-        ctl = (root / "cgroup.controllers").read_text().split()
-        missing = [c for c in ("memory", "cpu") if c not in ctl]
-        if missing:
-            return Finding("cgroups", WARN, f"cgroup v2 without {', '.join(missing)}",
-                           "boot with those controllers enabled (the VM has them): resource "
-                           "limits of notebook 07 are not applied without them")
-        return Finding("cgroups", OK, "cgroup v2 (unified) with memory and cpu")
-    missing = [c for c in ("memory", "cpu") if cgroups._v1_mount(c, root) is None]
+def check_cgroups(hierarchies: list | None = None) -> Finding:
+    """A pod's processes are tracked in a v2 hierarchy or the v1 freezer; its resource limits
+    need the memory and cpu controllers (``sandbox._sys.cgroupfs`` reads the mounts)."""
+    from sandbox._sys import cgroupfs
+    hs = cgroupfs.hierarchies() if hierarchies is None else hierarchies
+    v2 = next((h for h in hs if h.version == 2), None)
+    v1 = {c for h in hs if h.version == 1 for c in h.controllers}
+    if v2 is None and "freezer" not in v1:
+        return Finding("cgroups", FAIL, "no cgroup v2 hierarchy and no v1 freezer is mounted: a "
+                       "pod's processes cannot be tracked", "mount one: `mount -t cgroup2 none "
+                       "/sys/fs/cgroup` (the VM and systemd machines have it)")
+    have = v1 | (set(v2.controllers) if v2 is not None else set())
+    missing = [c for c in ("memory", "cpu") if c not in have]
+    kind = ("cgroup v2 (unified)" if v2 is not None and not v1 else
+            "cgroup v1" if v2 is None else "hybrid cgroups (v1 controllers, v2 tree)")
     if missing:
-        return Finding("cgroups", WARN, f"no cgroup v1 {', '.join(missing)} hierarchy under {root}",
-                       "mount the cgroup controllers (systemd does; the VM uses v2): resource "
-                       "limits of notebook 07 are not applied without them")
-    return Finding("cgroups", OK, "cgroup v1 (or hybrid) with memory and cpu")
+        return Finding("cgroups", WARN, f"{kind} without {', '.join(missing)}",
+                       "enable those controllers (the VM has them): resource limits of notebook "
+                       "07 are not applied without them")
+    return Finding("cgroups", OK, f"{kind} with memory and cpu")
 
 
 def check_openat2() -> Finding:
@@ -264,7 +267,7 @@ CHECKS: dict[str, Callable[[], Finding]] = {
 
 def run(only: list[str] | None = None) -> list[Finding]:
     """Run the checks (all, or those named in ``only``), in order; never raises."""
-    from sandbox.errors import SandboxError, UsageError
+    from sandbox.errors import UsageError
     unknown = sorted(set(only or ()) - set(CHECKS))
     if unknown:
         raise UsageError(f"There is no check {', '.join(unknown)}; the checks are: "
@@ -275,7 +278,7 @@ def run(only: list[str] | None = None) -> list[Finding]:
             continue
         try:
             out.append(fn())
-        except (OSError, SandboxError) as e:   # a probe that cannot even run is a finding too
-            out.append(Finding(name, FAIL, f"the check itself failed: {e}",
+        except Exception as e:  # noqa: BLE001 - a probe that cannot even run is a finding too
+            out.append(Finding(name, FAIL, f"the check itself failed ({type(e).__name__}: {e})",
                                "run `sandbox doctor` as root; if it persists, tell the instructor"))
     return out

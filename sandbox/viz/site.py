@@ -375,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notebook", action="append", help="only this notebook (repeat); default all")
     ap.add_argument("--lab", action="append", type=int, help="only this lab's solution (repeat)")
     ap.add_argument("--no-labs", action="store_true", help="no lab solutions")
+    ap.add_argument("--no-notebooks", action="store_true", help="no notebooks (labs only)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--times", metavar="JSON",
                     help="also write each page's measured time there (docs/course-times.json)")
@@ -383,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     try:
-        report = build(Path(args.out), args.notebook, [] if args.no_labs else args.lab,
+        report = build(Path(args.out), [] if args.no_notebooks else args.notebook,
+                       [] if args.no_labs else args.lab,
                        jobs=args.jobs, keep_going=args.keep_going)
     except SandboxError as e:
         print(f"sandbox: {e}", file=sys.stderr)

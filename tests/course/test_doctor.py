@@ -60,15 +60,19 @@ def test_overlay(tmp_path: Path) -> None:
     assert doctor.check_overlay().status == "ok"
 
 
-def test_cgroups(tmp_path: Path) -> None:
-    f = doctor.check_cgroups(tmp_path)            # nothing mounted there
-    assert f.status == "warn" and "memory, cpu" in f.detail
-    (tmp_path / "cgroup.controllers").write_text("cpuset io pids\n")
-    f = doctor.check_cgroups(tmp_path)
-    assert f.status == "warn" and "cgroup v2 without memory, cpu" in f.detail
-    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
-    assert doctor.check_cgroups(tmp_path).status == "ok"
-    assert doctor.check_cgroups().status == "ok"
+def test_cgroups() -> None:
+    from sandbox._sys.cgroupfs import Hierarchy
+    f = doctor.check_cgroups([])                                   # nothing mounted
+    assert f.status == "fail" and "cannot be tracked" in f.detail and "cgroup2" in f.fix
+    v2 = Hierarchy(2, Path("/sys/fs/cgroup"), frozenset({"cpuset", "io", "pids"}))
+    f = doctor.check_cgroups([v2])
+    assert f.status == "warn" and "cgroup v2 (unified) without memory, cpu" in f.detail
+    v2 = Hierarchy(2, Path("/sys/fs/cgroup"), frozenset({"cpu", "memory", "pids"}))
+    assert doctor.check_cgroups([v2]).status == "ok"
+    freezer = Hierarchy(1, Path("/sys/fs/cgroup/freezer"), frozenset({"freezer"}))
+    f = doctor.check_cgroups([freezer])
+    assert f.status == "warn" and "cgroup v1 without memory, cpu" in f.detail
+    assert doctor.check_cgroups().status == "ok"                  # this machine's real mounts
 
 
 def test_openat2_turned_off() -> None:
