@@ -255,12 +255,12 @@ def _index(pages: list[Page], root: Path) -> str:
 
 
 def _toc(pages: list[Page]) -> str:
-    out = ["format: jb-book", "root: index", "parts:", "- caption: Notebooks", "  chapters:"]
-    out += [f"  - file: {Path(p.dest).with_suffix('')}" for p in pages if p.lab is None]
-    labs = [p for p in pages if p.lab is not None]
-    if labs:
-        out += ["- caption: Lab solutions", "  chapters:"]
-        out += [f"  - file: {Path(p.dest).with_suffix('')}" for p in labs]
+    out = ["format: jb-book", "root: index", "parts:"]
+    for caption, group in (("Notebooks", [p for p in pages if p.lab is None]),
+                           ("Lab solutions", [p for p in pages if p.lab is not None])):
+        if group:     # Jupyter Book refuses a part without chapters
+            out += [f"- caption: {caption}", "  chapters:"]
+            out += [f"  - file: {Path(p.dest).with_suffix('')}" for p in group]
     out += ["- caption: For instructors", "  chapters:", "  - file: docs/instructor",
             "  - file: docs/slide-coverage"]
     return "\n".join(out) + "\n"
