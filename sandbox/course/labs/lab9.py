@@ -194,6 +194,8 @@ def setup(ws: Workspace) -> Lab9:
             raise LabError(f"The lab's port is taken ({e}); run `sandbox lab reset 9` and start "
                            "again (a new port is chosen).") from e
         _SERVERS[key_] = srv
+        # `sandbox lab check 9` in a terminal finds this kernel's server by its CA
+        (ws.path / "server-ca").write_text(str(srv.ca_file))
     return Lab9(ws, srv)
 
 
@@ -231,8 +233,11 @@ class _Serving:
     def __enter__(self) -> "_Serving":
         from sandbox.dist import serve
         srv = _SERVERS.get(str(self.ws.path))
+        kernel_ca = self.ws.path / "server-ca"     # the notebook's server, seen from a terminal
         if srv is not None and _listening(self.port):
             self.ca_file = srv.ca_file
+        elif _listening(self.port) and kernel_ca.is_file() and Path(kernel_ca.read_text()).is_file():
+            self.ca_file = kernel_ca.read_text()
         elif _listening(self.port):
             raise LabError(f"Something else listens on the lab's port {self.port}; run "
                            "`sandbox lab reset 9` and do the lab again.")
