@@ -20,6 +20,11 @@ NUMBER = 10
 SLUG = "oci-layout"
 TITLE = "An OCI layout in your hands: break it, rename it, trim it"
 FOLLOWS = "08"
+OBJECTIVES = (
+    'break one blob of an OCI layout and see which tool notices, and why',
+    'find the one change to an image that no digest covers',
+    'trim an image with umoci into a whiteout layer and import it back',
+)
 INTRO = """
 An OCI image layout is a Merkle DAG: `index.json` points at a manifest by digest, the manifest
 at a config and layers by digest, and every blob is a file named by its own digest. A tool that
@@ -41,7 +46,7 @@ IMAGE = "example.com/lab10"
 TAG = "1.0.0"
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 import json, shutil, subprocess
 from sandbox import oci

@@ -18,6 +18,11 @@ NUMBER = 11
 SLUG = "pod-by-hand"
 TITLE = "A pod by hand: the primitives, in order"
 FOLLOWS = "07"
+OBJECTIVES = (
+    'call each kernel primitive stage1 uses, in order: namespaces, mount propagation, '
+    'overlay, pivot_root, /proc, hostname, cgroup, capabilities',
+    "compare what you built with what `sandbox run` builds, from the app's perspective",
+)
 INTRO = """
 Notebook 07 ran the seed's pod with `sandbox run`; stage1 did the work. Here *you* are stage1.
 `byhand.start` gives you a helper process and one method per system call stage1 makes
@@ -56,7 +61,7 @@ IMAGE = "example.com/busybox"
 APP = ["/bin/busybox", "sleep", "100000"]
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab11

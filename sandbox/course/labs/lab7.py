@@ -23,6 +23,12 @@ NUMBER = 7
 SLUG = "troubleshooting"
 TITLE = "Troubleshooting a CNI network: a leaked IP, a stale bridge, a missing route"
 FOLLOWS = "06b"
+OBJECTIVES = (
+    'find which container leaked an address from the IPAM store and the CNI cache, and free '
+    'it the way the spec allows (DEL)',
+    'recognise a bridge left by an older configuration and remove it safely',
+    'follow a lost ping hop by hop to the missing route, and add it',
+)
 INTRO = """
 The three problems CNI users report most: *no IP addresses available* although few containers
 run (a container went away without a DEL), *failed to set bridge addr … already has an IP
@@ -45,7 +51,7 @@ CHECKS = [
 STUDENT_HINT = "host-local keeps one file per address"
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 import ipaddress
 

@@ -27,6 +27,12 @@ NUMBER = 8
 SLUG = "cnm-join"
 TITLE = "Complete a CNM remote driver's Join"
 FOLLOWS = "09"
+OBJECTIVES = (
+    "predict the order of libnetwork's remote-driver calls for one container connect",
+    "write a CNM driver's Join: make the interface in the driver's own namespace and answer "
+    "with its name",
+    'see that libnetwork, not the driver, configures the sandbox (slide 56)',
+)
 INTRO = """
 Slide 56: a CNM *remote* driver is a long-running service that libnetwork calls over HTTP. Its
 `Join` is the heart of connecting a container — and its limits are slide 56's point: the driver
@@ -75,7 +81,7 @@ if __name__ == "__main__":
 '''
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab8

@@ -20,6 +20,10 @@ NUMBER = 9
 SLUG = "publish-discovery"
 TITLE = "Publish your image so discovery finds it"
 FOLLOWS = "04"
+OBJECTIVES = (
+    'publish an image the appc way: meta tags, URL templates, the ACI, its signature and the key',
+    'watch `sandbox fetch` discover, verify and import it from a plain loopback web server',
+)
 INTRO = """
 Notebook 04 fetched an image someone else published. Now you are the publisher. Your image is
 `localhost/lab9/hello`; its first segment, `localhost`, is the host a client asks (with the lab's
@@ -52,7 +56,7 @@ NAME = "localhost/lab9/hello"
 VERSION = "1.0.0"
 
 CELLS = [
-    *header(NUMBER, TITLE, INTRO),
+    *header(NUMBER, TITLE, INTRO, OBJECTIVES, FOLLOWS),
     code('''
 from sandbox.course import labs
 from sandbox.course.labs import lab9
