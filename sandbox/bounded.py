@@ -192,6 +192,16 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def _lone_surrogate(v: Any) -> bool:
+    if isinstance(v, str):
+        return any("\ud800" <= c <= "\udfff" for c in v)
+    if isinstance(v, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_lone_surrogate(x) for x in v)
+    return False
+
+
 def loads(data: bytes | bytearray | str, what: str = "the JSON document", *,
           limit: Limit | None = None, max_bytes: int | None = None,
           object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
@@ -214,8 +224,14 @@ def loads(data: bytes | bytearray | str, what: str = "the JSON document", *,
         raise BadJSON(f"nested deeper than {depth} levels (the JSON_DEPTH limit; no real "
                       "document comes near it)", what)
     try:
-        return json.loads(data, parse_float=_finite_float, parse_int=_bounded_int,
-                          parse_constant=_no_constant, object_pairs_hook=object_pairs_hook)
+        doc = json.loads(data, parse_float=_finite_float, parse_int=_bounded_int,
+                         parse_constant=_no_constant, object_pairs_hook=object_pairs_hook)
+        if re.search(r"\\u[dD][89a-fA-F]", data) and _lone_surrogate(doc):
+            # "\ud800" is valid JSON syntax but no character (RFC 8259 §8.2): it cannot be
+            # written out as UTF-8 again, so it is refused here rather than deep in a writer
+            raise BadJSON("not valid JSON for this kit (a string holds a lone UTF-16 surrogate, "
+                          "which is not a character)")
+        return doc
     except BadJSON as e:
         if e.what == "the JSON document" and what != e.what:   # from a number hook
             raise type(e)(e.reason, what) from None
@@ -366,6 +382,11 @@ def jtype(v: Any) -> str:
     return "an array" if isinstance(v, list) else "an object"
 
 
+def _spec_name(spec: Any) -> str:
+    return ("an object" if isinstance(spec, dict) else "an array" if isinstance(spec, list)
+            else _SHAPE_NAMES[spec])
+
+
 def shape_problem(value: Any, spec: Any, where: str) -> str | None:
     """``"<where> must be <type>, not <type>"`` for the first part of ``value`` whose JSON type
     is not ``spec``'s, or None."""
@@ -383,7 +404,9 @@ def shape_problem(value: Any, spec: Any, where: str) -> str | None:
         if not isinstance(value, list):
             return f"{where} must be an array, not {jtype(value)}"
         for i, x in enumerate(value):
-            problem = shape_problem(x, spec[0], f"{where}[{i}]")
+            # null inside an array is not "absent": the readers would meet a None
+            problem = (f"{where}[{i}] must be {_spec_name(spec[0])}, not null" if x is None
+                       else shape_problem(x, spec[0], f"{where}[{i}]"))
             if problem:
                 return problem
         return None

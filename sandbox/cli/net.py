@@ -82,9 +82,12 @@ def _attach(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     caps = None
     if args.cap_args:
+        from sandbox import bounded
         try:
-            caps = json.loads(args.cap_args)
-        except json.JSONDecodeError:
+            caps = bounded.loads(args.cap_args, "--cap-args", limit=bounded.CNI_CONFIG_BYTES)
+        except (bounded.BadJSON, bounded.InputTooLarge):
+            caps = None
+        if not isinstance(caps, dict):
             raise SandboxError("--cap-args must be a JSON object, e.g. '{\"mac\": \"c2:11:22:33:44:55\"}'.")
     kw = dict(container_id=args.container_id, ifname=args.ifname, args=args.args or None,
               capability_args=caps)

@@ -181,6 +181,9 @@ _META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 
 
+_MAX_OFFSET = 1 << 62
+
+
 class BoundedTarInfo(tarfile.TarInfo):
     """A TarInfo that reads hostile headers safely: pass ``tarinfo=BoundedTarInfo`` to every
     ``tarfile.open`` of an archive the kit did not write (or use :func:`bounded_tar`)."""
@@ -192,7 +195,13 @@ class BoundedTarInfo(tarfile.TarInfo):
             _meta_header_fits(self, tarfile_, depth)
             tarfile_._sbx_chain = depth + 1  # type: ignore[attr-defined]
         try:
-            return super()._proc_member(tarfile_)
+            m = super()._proc_member(tarfile_)
+            # no file holds more than 2**63 bytes (off_t); a header claiming more would make
+            # tarfile seek past what a file offset can say (a ValueError, not a tar error)
+            if not 0 <= m.size < _MAX_OFFSET or not 0 <= tarfile_.offset < _MAX_OFFSET:
+                raise tarfile.ReadError(f"the tar entry at byte {self.offset} claims {m.size} "
+                                        "bytes, more than any file holds")
+            return m
         except (ValueError, IndexError, OverflowError) as e:
             # tarfile's own parsing met a field it cannot read (an int of 5000 digits, a sparse
             # map cut short): the header is malformed
@@ -288,10 +297,56 @@ def _sparse_fits(n: int, limit: int) -> None:
                                 cls=ArchiveTooLarge)
 
 
+class _ForwardOnly(io.RawIOBase):
+    """A stream that seeks forward by reading, and stops at its end.
+
+    tarfile's own stream mode (``r|``) skips an entry's data by reading block after block for
+    as many blocks as the header claims, even after the input has ended: a header claiming
+    2**88 bytes kept it busy for ever (the fuzz suite found it). Through this wrapper tarfile
+    reads as if the stream were a file: a skip stops at the end, and tarfile's own check then
+    says "unexpected end of data". Seeking backwards is a StreamError, as in ``r|``."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner, self.pos = inner, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, b: Any) -> int:  # type: ignore[override]
+        n = self.inner.readinto(b)
+        self.pos += n or 0
+        return n or 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self.pos
+        elif whence != 0:
+            raise tarfile.StreamError("a stream cannot seek from its end")
+        if pos < self.pos:
+            raise tarfile.StreamError("seeking backwards is not allowed in a stream")
+        buf = bytearray(min(pos - self.pos, BUFSIZE))
+        while self.pos < pos:
+            view = memoryview(buf)[:min(len(buf), pos - self.pos)]
+            n = self.inner.readinto(view)
+            if not n:
+                break                    # the end: the reader will find the data missing
+            self.pos += n
+        return self.pos
+
+
 def bounded_tar(fileobj: BinaryIO, *, stream: bool = True) -> tarfile.TarFile:
     """Open an uncompressed tar the kit did not write, with every header limit applied:
-    ``stream`` (``r|``: read in order, any stream) or random access (``r:``, a seekable file)."""
-    return tarfile.open(fileobj=fileobj, mode="r|" if stream else "r:", tarinfo=BoundedTarInfo)
+    ``stream`` (read in order from any stream, through :class:`_ForwardOnly`) or random access
+    (a seekable file)."""
+    if stream:
+        fileobj = io.BufferedReader(_ForwardOnly(fileobj), BUFSIZE)  # type: ignore[arg-type]
+    return tarfile.open(fileobj=fileobj, mode="r:", tarinfo=BoundedTarInfo)
 
 
 def read_manifest_entry(tar: tarfile.TarFile, m: tarfile.TarInfo, where: str = "the archive") -> bytes:
@@ -524,7 +579,7 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
         meter = _Meter(stream)
         buffered = io.BufferedReader(meter, BUFSIZE)
         try:
-            with tarfile.open(fileobj=buffered, mode="r|", tarinfo=BoundedTarInfo) as tar:
+            with bounded_tar(buffered) as tar:
                 for m in tar:
                     name = normalize_entry(m.name)
                     if name is None:
@@ -996,8 +1051,7 @@ def extract_rootfs(aci: str | os.PathLike[str], dest: str | os.PathLike[str], *,
             stream = _decompressing(raw, comp)
             meter = _Meter(stream, limit=max_bytes, what=str(aci))
             try:
-                with tarfile.open(fileobj=io.BufferedReader(meter, BUFSIZE), mode="r|",
-                                  tarinfo=BoundedTarInfo) as tar:
+                with bounded_tar(io.BufferedReader(meter, BUFSIZE)) as tar:  # type: ignore[arg-type]
                     ex.apply(tar, prefix="rootfs", what=str(aci))
             finally:
                 if stream is not raw:

@@ -626,18 +626,7 @@ class _Parser:
         self.problems.append(f"{path}: {rule}")
 
 
-def _jtype(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "an array"
-    return "an object"
+_jtype = bounded.jtype     # "a string", "an array", ... (one wording for every parser)
 
 
 def _at(path: str, key: str | int) -> str:
@@ -1118,7 +1107,8 @@ def ignored_fields(data: bytes | str | dict[str, Any]) -> list[str]:
     """The fields of a manifest that are not appc fields, so parsing ignores them (the spec asks
     executors to ignore unknown fields): ``path: note`` each, naming a near miss in case."""
     d, problems = _load(data)
-    schema = _SCHEMA.get(d.get("acKind")) if not problems else None
+    kind = d.get("acKind") if not problems else None
+    schema = _SCHEMA.get(kind) if isinstance(kind, str) else None
     out: list[str] = []
 
     def walk(v: Any, sch: Any, path: str) -> None:

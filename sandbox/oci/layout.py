@@ -229,26 +229,27 @@ class Layout:
 
     def add_manifest(self, desc: Descriptor, tag: str) -> None:
         index = self.index()
-        keep = [m for m in index.get("manifests", [])
-                if m.get("annotations", {}).get(REF_NAME) != tag]
+        keep = [m for m in (index.get("manifests") or [])
+                if (m.get("annotations") or {}).get(REF_NAME) != tag]
         d = desc.to_json()
         d.setdefault("annotations", {})[REF_NAME] = tag
         index["manifests"] = keep + [d]
         self._write_index(index)
 
     def tags(self) -> list[str]:
-        return [m.get("annotations", {}).get(REF_NAME, "") for m in self.index().get("manifests", [])]
+        manifests = self.index().get("manifests") or []
+        return [(m.get("annotations") or {}).get(REF_NAME, "") for m in manifests]
 
     def resolve(self, tag: str | None, steps: Steps | None = None) -> dict[str, Any]:
         """The manifest descriptor for ``tag`` (or the only one, when ``tag`` is None)."""
-        manifests = self.index().get("manifests", [])
+        manifests = self.index().get("manifests") or []
         if tag is None:
             if len(manifests) != 1:
                 raise OciError(f"{self.root} holds {len(manifests)} images "
                                f"({', '.join(self.tags()) or 'none'}); name one as DIR:TAG.")
             desc = manifests[0]
         else:
-            found = [m for m in manifests if m.get("annotations", {}).get(REF_NAME) == tag]
+            found = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) == tag]
             if not found:
                 raise OciError(f"{self.root} has no image tagged '{tag}' (it has: "
                                f"{', '.join(self.tags()) or 'none'}).")

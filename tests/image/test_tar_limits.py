@@ -232,3 +232,17 @@ def test_bounded_tar_is_what_others_open_archives_with() -> None:
     with pytest.raises(bounded.InputTooLarge, match="TAR_HEADER_CHAIN"):
         with aci.bounded_tar(raw, stream=False) as tar:
             tar.getmembers()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "plain"])
+def test_an_entry_claiming_more_than_any_file_holds_is_refused_at_once(tmp_path: Path, gz: bool) -> None:
+    """Found by tests/fuzz: a base-256 size of 2**88 made tarfile's stream mode skip empty
+    blocks for ever (a gzip ACI), and overflowed a file offset (a plain one: ValueError)."""
+    import time
+    h = header("rootfs/huge", tarfile.REGTYPE, 0)
+    h[124:136] = b"\x80" + b"\xff" * 11
+    p = write(tmp_path, "huge.aci", aci_bytes(bytes(checksum(h))), gz=gz)
+    t0 = time.monotonic()
+    assert_refused(p, "claims", InvalidImage)
+    assert time.monotonic() - t0 < 10
