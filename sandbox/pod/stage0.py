@@ -853,6 +853,7 @@ def _cleanup_leftovers(d: Path) -> list[str]:
         todo.setdefault((a.network, a.ifname), a.config)
     if todo:
         node = node_name(state)
+        made_node = not netns.exists(node)
         netns.node_ensure(node)         # DEL in the node (never in the host's netns)
         rt = Runtime(conf_dir=state / "net.d", cni_path=plan.get("cniPath") or str(plugin_dir()),
                      cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
@@ -863,6 +864,8 @@ def _cleanup_leftovers(d: Path) -> list[str]:
             except Exception as e:  # noqa: BLE001
                 cache.delete(net, uuid, ifname)
                 done.append(f"CNI cache entry {net} {ifname} dropped ({e})")
+        if made_node:                   # made only for these DELs: gone again unless in use
+            done += drop_idle_netns()
     if netns.exists(netns_name(uuid)) or netns.path_of(netns_name(uuid)).exists():
         netns.delete(netns_name(uuid), missing_ok=True)
         done.append(f"netns {netns_name(uuid)}")
