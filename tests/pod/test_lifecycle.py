@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def test_a_foreground_run_forwards_a_stop_and_exits_with_the_pods_status(
             "/bin/sh -c 'echo up; sleep 60'")
     uuid = running_pod(p)
     stop_pods.append(uuid)
+    # (the app counts as running from its runner's start: wait until it has printed)
+    eventually(lambda: pod.logs(uuid)["busybox"]["stdout"], what="the app's first line")
     pids = [pr["pid"] for pr in pod.status(uuid)["processes"]]
     assert len(pids) >= 3             # supervisor, PID 1, the app
     p.send_signal(sig)
@@ -181,9 +184,9 @@ def test_while_a_process_lives_the_pod_is_not_exited_and_gc_kills_it(
     assert [x["state"] for x in pod.list_pods() if x["uuid"] == p.uuid][0] == st["state"]
     assert st["apps"][0]["state"] == "running"
     pids = [pr["pid"] for pr in st["processes"]]
-    assert len(pids) == 3             # PID 1 and the two sleeps
+    assert len(pids) >= 3             # PID 1 and the two sleeps (and sh while it waits)
     report = pod.gc(grace=0)
-    assert any("killed 3 process(es) by cgroup" in line for line in report)
+    assert any(re.search(r"killed [3-9] process\(es\) by cgroup", line) for line in report)
     assert_nothing_left(p.uuid, pids)
 
 
