@@ -13,12 +13,32 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 cd "$top"
 
+py=${PYTHON:-python3}
+# editable_mode=compat: the .pth file names the checkout instead of importing setuptools'
+# finder hook at every interpreter start (~8 ms: every `sandbox` command pays it)
+pip_install=(install -e ".[test]" --config-settings editable_mode=compat)
+
+# What pip installs depends on the interpreter and on pyproject's [project] and [build-system]
+# tables only: a change elsewhere ([tool.pytest] markers...) must not send an offline lab VM
+# (whose .venv was baked into its box) to PyPI.
+venv_stamp() {
+  { "$py" - <<'PY'
+import json, sys, tomllib
+with open("pyproject.toml", "rb") as f:
+    d = tomllib.load(f)
+print(sys.version)
+print(json.dumps({k: d.get(k) for k in ("project", "build-system")}, sort_keys=True))
+PY
+    echo "${pip_install[*]}"; } | sha256sum | cut -c1-64
+}
+
 sets=()
 skip=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --with) sets+=("$2"); shift 2 ;;
     --without) skip+=("$2"); shift 2 ;;
+    --stamp) venv_stamp; exit 0 ;;   # what .venv/.bootstrap-stamp must hold (tests/vm)
     *) echo "bootstrap: unknown argument '$1' (use --with SET or --without SET)" >&2; exit 2 ;;
   esac
 done
@@ -56,14 +76,9 @@ else
 fi
 
 # -- 2. virtualenv --------------------------------------------------------------
-py=${PYTHON:-python3}
 venv="$top/.venv"
 stamp="$venv/.bootstrap-stamp"
-# editable_mode=compat: the .pth file names the checkout instead of importing setuptools'
-# finder hook at every interpreter start (~8 ms: every `sandbox` command pays it)
-pip_install=(install -e ".[test]" --config-settings editable_mode=compat)
-want=$( { "$py" -c 'import sys; print(sys.version)'; cat pyproject.toml; echo "${pip_install[*]}"; } |
-        sha256sum | cut -c1-64)
+want=$(venv_stamp)
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "virtualenv .venv: up to date"
 else
@@ -74,7 +89,8 @@ else
          "$venv/bin/python" -m pip "${pip_install[@]}"; } > "$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "bootstrap: pip could not install the project (full log: $log). Check the network" \
-         "to PyPI, then run 'make install' again." >&2
+         "to PyPI (in an offline lab VM: pyproject's dependencies changed since the box was" \
+         "built - rebuild it with 'make vm-box'), then run 'make install' again." >&2
     exit 1
   fi
   echo "$want" > "$stamp"

@@ -173,3 +173,27 @@ def test_vm_scripts_refuse_bad_arguments_in_one_sentence(script: str, args: list
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _stamp(repo: Path) -> str:
+    r = subprocess.run(["bash", str(repo / "provision" / "bootstrap.sh"), "--stamp"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_venv_stamp_follows_what_pip_installs_only(tmp_path: Path) -> None:
+    # The lab box bakes .venv in; the bootstrap re-runs offline at `vagrant up` and must only go
+    # to PyPI when what pip would install changed, not when a [tool.*] table did.
+    repo = tmp_path / "repo"
+    (repo / "provision").mkdir(parents=True)
+    shutil.copy(TOP / "provision" / "bootstrap.sh", repo / "provision" / "bootstrap.sh")
+    text = (TOP / "pyproject.toml").read_text()
+    (repo / "pyproject.toml").write_text(text)
+    base = _stamp(repo)
+    assert base == _stamp(TOP) and re.fullmatch(r"[0-9a-f]{64}", base)
+    (repo / "pyproject.toml").write_text(text + '\n[tool.sbx-vm-test]\nmarkers = ["new: a marker"]\n')
+    assert _stamp(repo) == base
+    assert '"tqdm>=' in text
+    (repo / "pyproject.toml").write_text(text.replace('"tqdm>=', '"tqdm>=0.1,!=0.0.1,>='))
+    assert _stamp(repo) != base
