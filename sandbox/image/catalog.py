@@ -115,14 +115,25 @@ def _decompress_member(member: str, data: bytes, deb: Path) -> bytes:
 
 def find_busybox(cache_dir: Path, *, allow_download: bool = True,
                  steps: Steps | None = None, log=print) -> BusyboxSource:
-    """Find Debian's busybox-static: a cached .deb, apt's archive cache, ``apt-get download``
-    (from Debian's archive) or, when offline, the installed package's files."""
-    pattern = f"{PACKAGE}_*.deb"
+    """Find Debian's busybox-static for this machine's architecture: a cached .deb, apt's archive
+    cache, ``apt-get download`` (from Debian's archive) or, when offline, the installed package's
+    files."""
+    arch = platform.host().debian
+    # A cache can hold other architectures' packages (an instructor's USB stick, a box built for
+    # arm64 on an amd64 machine): only this machine's can run here.
+    pattern = f"{PACKAGE}_*_{arch}.deb"
+
+    def usable(where: Path) -> Path | None:
+        for deb in sorted(glob.glob(str(where / pattern)), reverse=True):
+            if _deb_field(Path(deb), "Architecture") == arch:
+                return Path(deb)
+            log(f"skipping {deb}: its control file names another architecture")
+        return None
+
     for where in (cache_dir, Path("/var/cache/apt/archives")):
-        debs = sorted(glob.glob(str(where / pattern)))
-        if debs:
-            deb = Path(debs[-1])
-            record(steps, "read", str(deb), source="cached .deb")
+        deb = usable(where)
+        if deb:
+            record(steps, "read", str(deb), source="cached .deb", architecture=arch)
             log(f"using {deb}")
             return BusyboxSource("deb", _deb_field(deb, "Version"), deb)
     if allow_download and shutil.which("apt-get"):
@@ -134,9 +145,8 @@ def find_busybox(cache_dir: Path, *, allow_download: bool = True,
             record(steps, "exec", f"apt-get download {PACKAGE}", rc=p.returncode)
         except (subprocess.TimeoutExpired, OSError) as e:
             log(f"apt-get download failed ({e})")
-        debs = sorted(glob.glob(str(cache_dir / pattern)))
-        if debs:
-            deb = Path(debs[-1])
+        deb = usable(cache_dir)
+        if deb:
             return BusyboxSource("deb", _deb_field(deb, "Version"), deb)
     q = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE],
                        capture_output=True, text=True)

@@ -149,6 +149,34 @@ def _installed_as_deb(tmp_path: Path, version: str) -> Path:
     return deb
 
 
+def _fake_deb(path: Path, version: str, arch: str) -> Path:
+    """A .deb made by binutils' ar and tar: just a control file (what find_busybox reads)."""
+    work = path.parent / (path.name + ".d")
+    work.mkdir()
+    (work / "control").write_text(f"Package: busybox-static\nVersion: {version}\nArchitecture: {arch}\n")
+    (work / "debian-binary").write_text("2.0\n")
+    subprocess.run(["tar", "-C", str(work), "-czf", str(work / "control.tar.gz"), "./control"], check=True)
+    subprocess.run(["ar", "rc", str(path), "debian-binary", "control.tar.gz"], cwd=work, check=True)
+    return path
+
+
+@pytest.mark.parametrize("machine,debian", [("x86_64", "amd64"), ("aarch64", "arm64")])
+def test_cached_debs_of_another_architecture_are_not_used(tmp_path, monkeypatch, machine, debian):
+    # One cache for two architectures (a USB stick for mixed laptops): each machine takes its own.
+    cache = tmp_path / "debs"
+    cache.mkdir()
+    _fake_deb(cache / "busybox-static_1%3a1.35.0-4+b3_amd64.deb", "1:1.35.0-4+b3", "amd64")
+    _fake_deb(cache / "busybox-static_1%3a1.35.0-4+b4_arm64.deb", "1:1.35.0-4+b4", "arm64")
+    # named arm64 but built for another architecture: its control file wins
+    _fake_deb(cache / "busybox-static_1%3a1.99-1_arm64.deb", "1:1.99-1", "armhf")
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    logs: list[str] = []
+    src = catalog.find_busybox(cache, allow_download=False, log=logs.append)
+    assert src.how == "deb" and src.deb is not None and src.deb.name.endswith(f"_{debian}.deb")
+    assert src.version == {"amd64": "1:1.35.0-4+b3", "arm64": "1:1.35.0-4+b4"}[debian]
+    assert any("1.99-1_arm64.deb" in m and "another architecture" in m for m in logs) == (debian == "arm64")
+
+
 def test_installed_fallback_gives_the_same_image_as_the_deb(tmp_path):
     version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "busybox-static"],
                              capture_output=True, text=True).stdout
