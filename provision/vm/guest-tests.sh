@@ -13,7 +13,8 @@
 # 4. `sandbox doctor`, when this version of the kit has it
 # Prints `guest-times: NAME=SECONDS ...` at the end (the e2e reports them).
 #
-# Knobs: LAB_GUEST_TESTS (pytest paths for step 2), LAB_GUEST_NOTEBOOKS (notebook names for step 3).
+# Knobs: LAB_GUEST_TESTS (pytest paths for step 2), LAB_GUEST_NOTEBOOKS (notebook names for step 3,
+# `none` for none).
 set -euo pipefail
 dir=${LAB_DIR:-/vagrant}
 cd "$dir"
@@ -48,13 +49,17 @@ lap root_tests
 
 # -- 3. notebooks 05, 06, 07 headless ----------------------------------------------------------
 ids=()
-for nb in ${LAB_GUEST_NOTEBOOKS:-05-namespaces 06-cni 07-pods}; do
+notebooks=${LAB_GUEST_NOTEBOOKS:-05-namespaces 06-cni 07-pods}
+[ "$notebooks" = none ] && notebooks=""
+for nb in $notebooks; do
   [ -f "notebooks/$nb.ipynb" ] || die "notebooks/$nb.ipynb is missing."
   ids+=("tests/notebooks/test_notebooks.py::test_notebook_runs_headless[$nb]")
 done
-say "notebooks: ${LAB_GUEST_NOTEBOOKS:-05-namespaces 06-cni 07-pods}"
-"${py[@]}" "${ids[@]}"
-lap notebooks
+if [ ${#ids[@]} -gt 0 ]; then
+  say "notebooks: $notebooks"
+  "${py[@]}" "${ids[@]}"
+  lap notebooks
+fi
 
 # -- 4. sandbox doctor -------------------------------------------------------------------------
 if .venv/bin/sandbox doctor --help >/dev/null 2>&1; then
