@@ -41,23 +41,17 @@ mv "$env_file.tmp" "$env_file"
 umask 022
 systemctl daemon-reload
 systemctl restart container-standards-lab.service
-for _ in $(seq 1 120); do
-  if python3 - "$token" <<'PY'
-import sys, urllib.request
-req = urllib.request.Request("http://127.0.0.1:8888/api/status",
-                             headers={"Authorization": "token " + sys.argv[1]})
-try:
-    urllib.request.urlopen(req, timeout=2)
-except Exception:
-    sys.exit(1)
-PY
-  then
+# curl, not a Python one-liner: each poll would start an interpreter (a second under emulation)
+# (600 s: an emulated arm64 guest starts JupyterLab in minutes)
+deadline=$((SECONDS + 600))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  if curl -fs -o /dev/null --max-time 2 -H "Authorization: token $token" http://127.0.0.1:8888/api/status; then
     echo "jupyterlab: service container-standards-lab is answering on port 8888"
     exit 0
   fi
-  sleep 2
+  sleep 1
 done
 systemctl --no-pager status container-standards-lab.service >&2 || true
 journalctl --no-pager -u container-standards-lab.service -n 40 >&2 || true
-echo "jupyterlab: the service did not answer within 240 s" >&2
+echo "jupyterlab: the service did not answer within 600 s" >&2
 exit 1
