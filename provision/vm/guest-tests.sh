@@ -42,9 +42,18 @@ fi
 # -- 2. root tests of what learners drive -------------------------------------------------------
 py=(.venv/bin/python -m pytest -p no:cacheprovider -q)
 tests=${LAB_GUEST_TESTS:-tests/net tests/pod tests/render/test_clean_copy.py tests/render/test_render_cli.py}
+deselect=()
+if [ "$(systemd-detect-virt 2>/dev/null || true)" = qemu ]; then
+  # TCG emulation (no hardware virtualization). appc's ACE validator gives every metadata request
+  # 100 ms (ace/validator.go, metadataRequest): a deadline an emulated CPU at a fraction of a core
+  # does not keep. The two tests run in `make test` on real CPUs and in VMs with KVM/VirtualBox.
+  deselect=(--deselect tests/pod/test_ace_validator.py::test_ace_validator_passes_in_our_pod
+            --deselect tests/pod/test_ace_validator.py::test_cli_conformance)
+  say "TCG emulation: appc's ACE validator's 100 ms metadata deadline cannot hold here; its two pod tests are left out"
+fi
 say "root tests: ${tests}"
 # shellcheck disable=SC2086  # a list of paths
-"${py[@]}" $tests
+"${py[@]}" "${deselect[@]}" $tests
 lap root_tests
 
 # -- 3. notebooks 05, 06, 07 headless ----------------------------------------------------------

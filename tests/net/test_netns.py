@@ -236,8 +236,11 @@ def test_a_handle_made_the_slides_way_first_is_never_hidden_by_the_kits_dir_moun
         assert not mountinfo.is_mount_point("/run/netns")   # still a plain directory
         print(sorted(__import__("os").listdir("/run/netns")), mountinfo.below("/run/netns"))
     """)
-    # (the machine's /run/netns may be a mount point: detached here first, in this namespace only)
+    # (the machine's /run/netns may be a mount point: detached here first, in this namespace
+    # only; so is /run when it is one - under systemd it is a shared tmpfs, where the handles
+    # below /run/netns have propagated copies that would still be listed under the new /run)
     script = ("set -e; if mountpoint -q /run/netns; then umount -l /run/netns; fi; "
+              "if mountpoint -q /run; then umount -l /run; fi; "
               f"mount -t tmpfs sbx-run /run; mkdir /run/netns; touch /run/netns/{a}; "
               f"unshare -n mount --bind /proc/self/ns/net /run/netns/{a}; "
               f'"{sys.executable}" -c "$KIT"')
