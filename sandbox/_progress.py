@@ -17,3 +17,19 @@ def tqdm_class(auto: bool = True) -> type:
         from tqdm.auto import tqdm
         return tqdm
     return std.tqdm
+
+
+def wanted() -> bool:
+    """Whether a command of the CLI shows progress bars: ``--progress`` / ``--no-progress``
+    (which set ``$SANDBOX_PROGRESS`` to 1 / 0, so the processes it starts follow), else only
+    when stderr is a terminal — a bar's carriage returns would be mixed into a log file or a
+    pipe. (Notebooks pass ``progress=True`` to the library themselves: there a bar is a widget.)"""
+    import os
+    import sys
+    forced = os.environ.get("SANDBOX_PROGRESS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):    # no stderr, or a closed one
+        return False

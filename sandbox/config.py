@@ -33,22 +33,48 @@ def _mkdir_private(d: Path) -> None:
     except PermissionError as e:
         raise SandboxError(f"cannot create {d}: permission denied.",
                            hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
+    except OSError as e:    # ENOENT under /proc, ENOTDIR below a file, EROFS, ENOSPC …
+        raise SandboxError(f"cannot create {d}: {e.strerror}.",
+                           hint="Point --dir / $SANDBOX_DIR at a directory on a disk, e.g. "
+                                "/tmp/sbx-state.") from e
+
+
+# kernel filesystems that show the kernel's objects as files: no place for images and pods
+PSEUDO_FILESYSTEMS = frozenset({
+    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs", "securityfs", "bpf",
+    "configfs", "pstore", "mqueue", "fusectl", "binfmt_misc", "nsfs", "efivarfs", "autofs",
+    "hugetlbfs", "devtmpfs"})
 
 
 def check_state_dir() -> Path:
-    """The state directory, made (0700) when missing, and checked once per process: it must be
-    the current user's and writable by nobody else — a directory another local user can write
-    to (SANDBOX_DIR=/tmp, mode 0777) lets them swap the trees and pods the kit runs as root."""
+    """The state directory, made (0700) when missing, and checked once per process: a directory
+    (not a file, not on a kernel pseudo filesystem such as /proc), writable, the current user's
+    and writable by nobody else — a directory another local user can write to
+    (SANDBOX_DIR=/tmp, mode 0777) lets them swap the trees and pods the kit runs as root."""
+    import stat as _stat
     d = sandbox_dir()
     key = str(d)
     if key in _checked:
         return d
     try:
         d.parent.mkdir(parents=True, exist_ok=True)
-    except PermissionError:
+    except OSError:
         pass                # reported by the mkdir below, naming the state directory
     _mkdir_private(d)
     st = os.stat(d)
+    if not _stat.S_ISDIR(st.st_mode):
+        raise SandboxError(f"the state directory {d} is not a directory.",
+                           hint="Point --dir / $SANDBOX_DIR at a directory (it is made if missing).")
+    from sandbox._sys import mountinfo
+    m = mountinfo.containing(d)
+    if m is not None and m.fstype in PSEUDO_FILESYSTEMS:
+        raise SandboxError(f"the state directory {d} is on the kernel's {m.fstype} filesystem, "
+                           "which cannot hold images and pods.",
+                           hint="Point --dir / $SANDBOX_DIR at a directory on a disk, e.g. "
+                                "/tmp/sbx-state.")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise SandboxError(f"the state directory {d} is not writable (a read-only filesystem, "
+                           "or not yours).", hint="Pick another --dir / $SANDBOX_DIR.")
     if st.st_uid != os.geteuid():
         raise SandboxError(f"the state directory {d} belongs to user {st.st_uid}, not to you "
                            f"({os.geteuid()}); the kit keeps image trees there and will not share "

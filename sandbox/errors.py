@@ -31,3 +31,22 @@ class NotRootError(SandboxError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} needs root privileges.", hint="Run it as root (e.g. with sudo).")
+
+
+def did_you_mean(word: str, choices: "list[str] | set[str] | tuple[str, ...]") -> str:
+    """`` Did you mean 'x'?`` (or ``'x' or 'y'``) when some of ``choices`` are close to
+    ``word`` — a typo in a command, an option, an image name or a pod UUID — else ``""``.
+    Only the closest are named (difflib's ratio at least 0.6 and within 0.05 of the best):
+    names that share a long prefix (``example.com/…``) would otherwise all look close.
+    difflib is imported only here: on the way to an error message."""
+    import difflib
+    scored = []
+    for c in dict.fromkeys(choices):
+        m = difflib.SequenceMatcher(None, word, c)
+        if m.real_quick_ratio() >= 0.6 and m.quick_ratio() >= 0.6 and m.ratio() >= 0.6:
+            scored.append((m.ratio(), c))
+    if not scored:
+        return ""
+    best = max(r for r, _ in scored)
+    close = [c for r, c in sorted(scored, key=lambda x: -x[0]) if r >= best - 0.05][:3]
+    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

@@ -61,6 +61,19 @@ def is_mount_point(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path) in mount_points()
 
 
+def containing(path: str | os.PathLike[str]) -> Mount | None:
+    """The mount that holds ``path`` (symlinks resolved): the one whose target is the longest
+    prefix of it (the last such in the table: mounts stacked on one point hide the earlier)."""
+    r = os.path.realpath(path)
+    best: Mount | None = None
+    for m in mounts():
+        t = m.target
+        if r == t or r.startswith(t.rstrip("/") + "/"):
+            if best is None or len(t) >= len(best.target):
+                best = m
+    return best
+
+
 def below(root: str | os.PathLike[str], *, include_root: bool = True) -> list[str]:
     """Mount points at or under ``root`` (symlinks in ``root`` resolved), deepest first: the order
     to unmount them in."""

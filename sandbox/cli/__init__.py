@@ -5,7 +5,10 @@ are found automatically, so a new area of the kit is one new file here. Handlers
 parsed ``argparse.Namespace`` and return an exit code (or None for 0).
 
 User mistakes raise :class:`sandbox.errors.SandboxError`; they are printed as one sentence,
-never as a traceback.
+never as a traceback. Argument mistakes are printed the same way (``sandbox: …``), under the
+usage of the (sub-)command they were made in, with a "did you mean" when a command, option or
+choice is close to a real one. The global options (``--dir``, ``--progress``/``--no-progress``)
+go before or after the sub-command.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import os
 import sys
 
 from sandbox import __version__
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, UsageError
 
 
 def command_group(subparsers: argparse._SubParsersAction, name: str,
@@ -54,11 +57,68 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+GLOBAL_HELP = ("global options, before or after the command: --dir DIR (the state directory), "
+               "--progress / --no-progress (progress bars; default: only on a terminal)")
+
+
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser with the formatter above; sub-command parsers inherit the class."""
+    """ArgumentParser with the formatter above; sub-command parsers inherit the class. Its
+    errors are one ``sandbox: …`` sentence under the usage of the command they were made in."""
 
     def __init__(self, *args, formatter_class: type = _HelpFormatter, **kwargs) -> None:
+        if kwargs.get("prog", "sandbox") != "sandbox":     # a sub-command: name the globals
+            kwargs.setdefault("epilog", GLOBAL_HELP)
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message: str) -> None:  # argparse: must not return
+        self.fail(_usage_sentence(self, message))
+
+    def fail(self, sentence: str) -> None:
+        """Exit 2 with this command's usage and ``sandbox: sentence``."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"sandbox: {sentence}\n")
+
+    def fail_extra(self, extra: list[str]) -> None:
+        """Arguments this (sub-)command does not take: its own usage, and a did-you-mean."""
+        see = f"`{self.prog} --help` shows what it takes."
+        unknown = [a for a in extra if a.startswith("-") and len(a) > 1]
+        if unknown:
+            word = unknown[0].split("=", 1)[0]
+            options = [o for a in self._actions for o in a.option_strings] + GLOBAL_OPTIONS
+            self.fail(f"`{self.prog}` has no option {word}.{did_you_mean(word, options)} {see}")
+        self.fail(f"`{self.prog}` does not take {' '.join(extra)!r}; {see}")
+
+
+GLOBAL_OPTIONS = ["--dir", "--progress", "--no-progress"]
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` Did you mean 'x'?`` for the choices close to ``word`` (difflib), or ""."""
+    from sandbox.errors import did_you_mean as dym
+    return dym(word, choices)
+
+
+def _usage_sentence(parser: argparse.ArgumentParser, message: str) -> str:
+    """argparse's error message as one sentence that says what to do."""
+    import re
+    prog = parser.prog
+    see = f"`{prog} --help` shows what it takes."
+    m = re.match(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)$", message, re.S)
+    if m:
+        what, word, listed = m.groups()
+        choices = re.findall(r"'([^']*)'", listed)
+        hint = did_you_mean(word, choices)
+        if what in ("COMMAND", "command"):
+            return (f"'{word}' is not a `{prog}` command.{hint} `{prog} --help` lists the "
+                    "commands.")
+        return (f"{what} cannot be '{word}'.{hint} Choose one of: {', '.join(choices)}.")
+    m = re.match(r"the following arguments are required: (.*)$", message)
+    if m:
+        return f"`{prog}` needs {m.group(1)}; {see}"
+    m = re.match(r"argument (\S+): (.*)$", message)
+    if m:
+        return f"{m.group(1)}: {m.group(2)}; {see}"
+    return f"{message[:1].upper()}{message[1:]}; {see}"
 
 
 def _area_modules() -> list[str]:
@@ -73,8 +133,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="sandbox",
         description="Container Standards Lab: a small, inspectable container runtime.")
     parser.add_argument("--version", action="version", version=f"sandbox {__version__}")
+    # the global options are taken out of argv by split_globals (anywhere in it); these two
+    # entries only show them in `sandbox --help`
     parser.add_argument("--dir", metavar="DIR", dest="state_dir",
-                        help="state directory (default: $SANDBOX_DIR or /var/lib/sandbox)")
+                        help="state directory (default: $SANDBOX_DIR or /var/lib/sandbox); "
+                             "before or after the command")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (default: only when stderr is a terminal)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = []
     for name in _area_modules():
@@ -116,6 +181,46 @@ def _command_word(argv: list[str]) -> str | None:
     return None
 
 
+def split_globals(argv: list[str]) -> tuple[list[str], dict[str, object]]:
+    """Take the global options out of ``argv`` wherever they stand — ``sandbox --dir X image
+    list`` and ``sandbox image list --dir X`` alike (argparse alone accepts them only before
+    the sub-command) — and return (the rest, {option: value})."""
+    rest: list[str] = []
+    found: dict[str, object] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--dir" or tok.startswith("--dir="):
+            if tok == "--dir":
+                if i + 1 >= len(argv) or not argv[i + 1]:
+                    raise UsageError("--dir needs a directory, e.g. --dir /tmp/sbx-state.")
+                value, i = argv[i + 1], i + 2
+            else:
+                value, i = tok[6:], i + 1
+            if not value:
+                raise UsageError("--dir needs a directory, e.g. --dir /tmp/sbx-state.")
+            found["state_dir"] = value
+            continue
+        if tok in ("--progress", "--no-progress"):
+            found["progress"] = tok == "--progress"
+        else:
+            rest.append(tok)
+        i += 1
+    return rest, found
+
+
+def _leaf(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub-)command parser that ``args`` came from: ``sandbox image list`` → its parser."""
+    sub = parser._subparsers._group_actions[0] if parser._subparsers else None
+    command = getattr(args, "command", None)
+    leaf = sub.choices.get(command) if sub is not None and command else None
+    if leaf is None:
+        return parser
+    group = getattr(leaf, "_sandbox_group", None)
+    word = getattr(args, f"{command}_command", None) if group is not None else None
+    return group.choices.get(word, leaf) if word else leaf
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `sandbox enter UUID --app A -- CMD…`, `sandbox netns exec NAME -- CMD…`: everything after
@@ -125,18 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         i = argv.index("--")
         argv, rest = argv[:i], argv[i + 1:]
+    try:
+        argv, found = split_globals(argv)
+    except SandboxError as e:
+        print(f"sandbox: {e}", file=sys.stderr)
+        return e.exit_code
     command = _command_word(argv)
     if command is None and "--version" in argv:     # no area's parsers needed for this
         print(f"sandbox {__version__}")
         return 0
+    if "progress" in found:     # read by sandbox._progress.wanted(), in this process and its children
+        os.environ["SANDBOX_PROGRESS"] = "1" if found["progress"] else "0"
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _leaf(parser, args).fail_extra(extra)
     if rest is not None:
         if not hasattr(args, "cmd"):
-            parser.error("'--' only goes before a command to run (netns exec, enter)")
+            _leaf(parser, args).error("'--' only goes before a command to run (netns exec, enter)")
         args.cmd = rest
-    if args.state_dir:
-        os.environ["SANDBOX_DIR"] = os.path.abspath(args.state_dir)
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_help()
@@ -144,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     global _quick_exit
     _quick_exit = bool(getattr(args, "quick_exit", False))
     try:
+        if found.get("state_dir") is not None:
+            from sandbox import config
+            os.environ["SANDBOX_DIR"] = os.path.abspath(str(found["state_dir"]))
+            config.check_state_dir()        # exists or can be made, and is one the kit may use
         rc = handler(args)
     except SandboxError as e:
         print(f"sandbox: {e}", file=sys.stderr)
@@ -153,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - the last resort: a sentence, never a traceback
+        if os.environ.get("SANDBOX_DEBUG") == "1":
+            raise
+        words = " ".join(a for a in argv if not a.startswith("-"))[:60]
+        print(f"sandbox: `sandbox {words}` failed inside the kit ({type(e).__name__}: {e}); "
+              "this is a bug: run it again with SANDBOX_DEBUG=1 to see where, and report it.",
+              file=sys.stderr)
+        return 70       # EX_SOFTWARE
     return int(rc or 0)
 
 

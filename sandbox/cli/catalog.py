@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sandbox import _progress
 from sandbox.cli import command_group
 
 # the top-level commands register() adds (the CLI imports a module only for its commands)
@@ -15,7 +16,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from sandbox.image.store import Store
     store = Store() if args.do_import else None
     built = catalog.build(Path(args.out), import_to=store, compression=args.compression,
-                          allow_download=not args.offline, progress=not args.quiet)
+                          allow_download=not args.offline, progress=not args.quiet and _progress.wanted())
     for name, path in built.items():
         print(f"{name}\t{path}")
     return 0

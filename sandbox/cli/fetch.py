@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from sandbox import _progress
 from sandbox.errors import UsageError
 from sandbox.steps import Steps
 
@@ -47,7 +48,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     res = fetch.fetch(args.ref, labels or None, options=args.insecure_options,
                       discovery_port=args.discovery_port, ca_file=args.ca_file,
                       cache=not args.no_cache, max_size=max_size, deadline=args.deadline,
-                      steps=steps)
+                      steps=steps, progress=_progress.wanted())
     if steps is not None:
         print(steps, file=sys.stderr)
     print(res.id)

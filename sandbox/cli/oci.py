@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sandbox import _progress
 from sandbox.cli import command_group
 
 # the top-level commands register() adds (the CLI imports a module only for its commands)
@@ -18,7 +19,7 @@ def _store():
 
 def cmd_export(args: argparse.Namespace) -> int:
     from sandbox import oci
-    e = oci.export_image(_store(), args.ref, args.out_dir, tag=args.tag, progress=True,
+    e = oci.export_image(_store(), args.ref, args.out_dir, tag=args.tag, progress=_progress.wanted(),
                          digest=args.digest)
     for i, l in enumerate(e.layers, 1):
         print(f"layer {i}: {l['digest']}  {l['paths']:5} paths  from {l['image']}")
@@ -42,7 +43,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from sandbox import oci
-    out = oci.make_bundle(_store(), args.ref, args.out_dir, app=args.app, progress=True)
+    out = oci.make_bundle(_store(), args.ref, args.out_dir, app=args.app, progress=_progress.wanted())
     print(f"wrote {out}/config.json and {out}/rootfs; run it with: runc run --bundle {out} NAME")
     return 0
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from sandbox import _progress
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError
 
@@ -45,7 +46,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from sandbox.render import treestore
     store = _store()
     tree = treestore.render_image(store, args.ref, fetch=_fetcher(args),
-                                  progress=sys.stderr.isatty())
+                                  progress=_progress.wanted())
     order = " → ".join(l["name"] for l in tree.layers)
     print(f"{'tree store hit' if tree.hit else 'rendered'}: {tree.path}")
     print(f"  override order: {order}")
