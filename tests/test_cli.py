@@ -234,3 +234,27 @@ def test_a_table_wraps_cells_instead_of_cutting_them() -> None:
     # too narrow to fit even wrapped: one line per row, nothing cut
     assert table(["A"], [[apps]], wrap={0: ","}, width=10).splitlines()[1:] == [apps]
     assert table(["A", "B"], [["x" * 30, apps]], width=40).splitlines()[1] == "x" * 30 + "  " + apps
+
+
+def test_image_deps_draws_the_tree_like_tree1(tmp_path, catalog_acis) -> None:
+    """`image deps` drew └─ before every child: siblings looked like a chain. The expected
+    drawing is built here from the manifests' dependency lists, as tree(1) draws a tree."""
+    from sandbox.image import aci
+    env = {"SANDBOX_DIR": str(tmp_path / "state")}
+    assert cli("image", "import", *map(str, catalog_acis.values()), env=env).returncode == 0
+    manifests = {m["name"]: m for m in (aci.read_manifest(p).to_json()
+                                        for p in catalog_acis.values())}
+
+    def draw(name: str, lead: str, branch: str) -> list[str]:
+        kids = [d["imageName"] for d in manifests[name].get("dependencies", [])]
+        out = [f"{lead}{branch}{name}"]
+        below = lead + {"├─ ": "│  ", "└─ ": "   ", "": ""}[branch]
+        for i, k in enumerate(kids):
+            out += draw(k, below, "└─ " if i == len(kids) - 1 else "├─ ")
+        return out
+
+    p = cli("image", "deps", "example.com/worker-backup", env=env)
+    assert p.returncode == 0, p.stderr
+    tree = p.stdout.split("\n\n")[0].splitlines()[1:]
+    assert [l.split(" (")[0] for l in tree] == draw("example.com/worker-backup", "", "")
+    assert any(l.startswith("├─ ") for l in tree) and any(l.startswith("└─ ") for l in tree)

@@ -50,16 +50,22 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Valid paths on stdout; each problem on stderr as ``sandbox: PATH: problem``, then one
+    line that says what to do (exit 1)."""
     from sandbox.image import aci
-    bad = 0
+    bad = []
     for p in args.paths:
         probs = aci.validate(p)
         if probs:
-            bad += 1
+            bad.append(p)
             for pr in probs:
-                print(f"{p}: {pr}")
+                print(f"sandbox: {p}: {pr}", file=sys.stderr)
         elif not args.quiet:
             print(f"{p}: valid")
+    if bad:
+        print(f"sandbox: {len(bad)} of {len(args.paths)} path(s) are not valid images, layouts "
+              "or manifests: fix what is listed above (docs/image-format.md says what each "
+              "part must hold), then validate again.", file=sys.stderr)
     return 1 if bad else 0
 
 
@@ -92,14 +98,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not imgs:
         print("The image store is empty; `sandbox image import FILE.aci` adds one.", file=sys.stderr)
         return 0
-    rows = [("ID", "NAME", "LABELS", "SIZE", "IMPORTED")]
-    for i in imgs:
-        rows.append((i.id if args.full else i.short_id, i.name,
-                     ",".join(f"{k}={v}" for k, v in i.labels.items()),
-                     f"{i.size:,}", i.imported_at[:19].replace("T", " ")))
-    w = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(x.ljust(w[c]) for c, x in enumerate(r)).rstrip())
+    from sandbox.cli._table import table
+    rows = [[i.id if args.full else i.short_id, i.name,
+             ",".join(f"{k}={v}" for k, v in i.labels.items()),
+             f"{i.size:,}", i.imported_at[:19].replace("T", " ")] for i in imgs]
+    print(table(["ID", "NAME", "LABELS", "SIZE", "IMPORTED"], rows, wrap={2: ",", 4: " "}))
     return 0
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from sandbox import _progress
 from sandbox.errors import UsageError
 
 # the top-level commands register() adds (the CLI imports a module only for its commands)
@@ -40,7 +41,7 @@ def _prepare(args: argparse.Namespace, run_by: int | None = None):
                        volumes=[pod.VolumeSpec.parse(v) for v in args.volume or []],
                        net=nets, overlay=False if args.no_overlay else None,
                        hostname=args.hostname, conf_dir=args.conf_dir, cni_path=args.cni_path,
-                       exec_=exec_, progress=True, _run_by=run_by)
+                       exec_=exec_, progress=_progress.wanted(), _run_by=run_by)
 
 
 def _follow(uuid: str, supervisor=None) -> int:
@@ -136,12 +137,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(pods, indent=2))
         return 0
-    print(f"{'UUID':10} {'STATE':16} {'APPS':40} NETWORKS")
+    from sandbox.cli._table import table
+    rows = []
     for p in pods:
         apps = ",".join(f"{a['name']}" + (f"({a['exitCode']})" if "exitCode" in a else "")
-                        for a in p["apps"])
+                        for a in p["apps"]) or "-"
         nets = ",".join(f"{n['net']}:{'/'.join(n['ips'])}" for n in p["networks"]) or "-"
-        print(f"{p['uuid'][:8]:10} {p['state'][:16]:16} {apps[:40]:40} {nets}")
+        rows.append([p["uuid"][:8], p["state"], apps, nets])
+    print(table(["UUID", "STATE", "APPS", "NETWORKS"], rows, wrap={1: " ", 2: ",", 3: ","}))
+    if not pods:
+        print("No pods here; `sandbox run IMAGE` starts one.", file=sys.stderr)
     return 0
 
 
@@ -200,8 +205,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from sandbox.pod import stage0 as pod
-    for line in pod.gc(grace=args.grace):
+    kept: list[str] = []
+    done = pod.gc(grace=args.grace, kept=kept)
+    for line in done:
         print(line)
+    for line in kept:
+        print(f"kept {line}")
+    if not done and not kept:
+        print("gc: nothing to collect.")
     return 0
 
 

@@ -405,7 +405,16 @@ class Store:
         if not matches:
             what = name + ("" if not labels else " with " + ", ".join(
                 f"{k}={v}" for k, v in labels.items()))
-            raise ImageNotFound(f"no image in the store is {what}.",
+            stored = self.list()
+            same = [im for im in stored if im.name == name]
+            if same:        # the name is there: say which labels it has
+                have = "; ".join(sorted({",".join(f"{k}={v}" for k, v in im.labels.items())
+                                         for im in same}))
+                close = f" The store has {name} with {have}."
+            else:           # a typo in the name: the stored names close to it
+                from sandbox.errors import did_you_mean
+                close = did_you_mean(name, [im.name for im in stored])
+            raise ImageNotFound(f"no image in the store is {what}.{close}",
                                 hint="`sandbox image list` shows the stored images; import or fetch it first.")
         if "version" not in labels:
             latest = [m for m in matches if m.latest or m.labels.get("version") == "latest"]

@@ -128,17 +128,38 @@ def _is_locked(path: Path) -> bool:
 def find(uuid_prefix: str) -> tuple[str, Path]:
     """(state, directory) of the pod whose UUID starts with ``uuid_prefix``."""
     matches = []
+    every: list[str] = []
     for state in STATES:
         d = pods_dir() / state
         if d.is_dir():
-            matches += [(state, p) for p in d.iterdir() if p.name.startswith(uuid_prefix)]
+            names = [p.name for p in d.iterdir()]
+            every += names
+            matches += [(state, d / n) for n in names if n.startswith(uuid_prefix)]
+    if not uuid_prefix or "/" in uuid_prefix:
+        matches = []
     if not matches:
-        raise PodError(f"no pod has a UUID starting with '{uuid_prefix}'.",
+        from sandbox.errors import did_you_mean
+        # a mistyped prefix is compared with the same number of characters of each UUID
+        hint = did_you_mean(uuid_prefix, [u[:len(uuid_prefix)] for u in every])
+        raise PodError(f"no pod has a UUID starting with '{uuid_prefix}'.{hint}",
                        hint="`sandbox list` shows the pods.")
     if len({p.name for _, p in matches}) > 1:
         raise PodError(f"'{uuid_prefix}' matches several pods: "
                        + ", ".join(sorted(p.name for _, p in matches)) + "; give more of the UUID.")
     return matches[0]
+
+
+def next_step(name: str, state: str) -> str:
+    """What a user can do with a pod in ``state`` (the end of a message that refuses to act)."""
+    short = name[:8]
+    if state == "prepared":
+        return f"`sandbox run-prepared {short}` starts it, `sandbox rm {short}` removes it."
+    if state in ("exited-garbage", "garbage"):
+        return (f"it has ended: `sandbox status {short}` shows how, `sandbox logs {short}` what "
+                f"it printed, and `sandbox rm {short}` removes it.")
+    if state in ("embryo", "prepare"):
+        return "it is being prepared: try again in a moment (`sandbox gc` removes a failed one)."
+    return f"`sandbox status {short}` shows it."
 
 
 def _move(src: Path, state: str) -> Path:
@@ -278,7 +299,8 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
     app = ra.app or img.manifest.app
     if app is None or not app.exec:
         raise PodError(f"the image {img.name} has no app to run (no app.exec), and the pod "
-                       f"manifest gives none for '{ra.name}'.")
+                       f"manifest gives none for '{ra.name}'; it is a base for other images: run "
+                       "one that has an app (`sandbox image cat-manifest NAME` shows it).")
     tree = treestore.render_image(store, img, steps=steps, progress=progress)
     app_dir = pod_dir / "apps" / ra.name
     (app_dir / "rootfs").mkdir(parents=True)
@@ -393,11 +415,25 @@ def prepare(store: Any, images: list[str] | None = None, *,
             (pod_dir / "plan.json").write_text(json.dumps(plan, indent=2))
             record(steps, "write", str(pod_dir / "pod-manifest.json"), apps=len(plan_apps))
         except BaseException:
-            _move(pod_dir, "garbage")
+            # No pod came to exist: leave none (not even one in garbage/ for gc). Only if its
+            # directory cannot be removed does it go to garbage/, where gc tries again.
+            _discard(pod_dir)
             raise
         pod_dir = _move(pod_dir, "prepared")
     record(steps, "write", str(pod_dir), state="prepared")
     return Pod(uid, "prepared", pod_dir, raw, plan)
+
+
+def _discard(pod_dir: Path) -> None:
+    """Remove the directory of a pod whose prepare failed (with anything mounted below it); move
+    it to garbage/ when that fails, so that gc removes it later."""
+    import shutil
+    try:
+        mountinfo.umount_below(pod_dir, include_root=False)
+        shutil.rmtree(pod_dir)
+    except OSError:
+        with contextlib.suppress(OSError):
+            _move(pod_dir, "garbage")
 
 
 def _reify(store: Any, raw: dict[str, Any], steps: Steps | None) -> dict[str, Any]:
@@ -620,10 +656,26 @@ def default_network() -> dict[str, Any]:
 
 
 def _read_json(p: Path) -> dict[str, Any]:
+    """A pod's JSON state file as a dict; {} when it is missing, damaged or not an object (a
+    broken pod is shown as far as it can be, never with a traceback)."""
     try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        obj = json.loads(p.read_bytes())
+    except (OSError, ValueError):
         return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _entries(obj: dict[str, Any], key: str, *needed: str) -> list[dict[str, Any]]:
+    """The objects in the list ``obj[key]`` that have every ``needed`` key as a string, and
+    whose "name", if needed, is one path component (it names a directory under apps/)."""
+    items = obj.get(key)
+    out = []
+    for x in items if isinstance(items, list) else []:
+        if isinstance(x, dict) and all(isinstance(x.get(k), str) for k in needed):
+            if "name" in needed and (x["name"] in ("", ".", "..") or "/" in x["name"]):
+                continue
+            out.append(x)
+    return out
 
 
 def pod_cgroups(uuid: str) -> Any:
@@ -651,20 +703,24 @@ def status(uuid: str) -> dict[str, Any]:
         shown = (f"stopping ({len(procs)} process(es) left after the teardown; `sandbox gc` "
                  "kills them)")
     apps = []
-    for a in plan.get("apps", []):
+    for a in _entries(plan, "apps", "name"):
         st = _read_json(d / "apps" / a["name"] / "status.json")
         pid = _read_json(d / "apps" / a["name"] / "pid.json")
         alive = any(p["group"] == f"apps/{a['name']}" for p in procs)
         app_state = ("exited" if "exitCode" in st else "running" if alive or (state == "run" and pid)
                      else "prepared" if state == "prepared" else "not started")
-        apps.append({"name": a["name"], "image": a["image"], "imageID": a["imageID"],
+        apps.append({"name": a["name"], "image": str(a.get("image", "?")),
+                     "imageID": str(a.get("imageID", "?")),
                      "state": app_state, **({"exitCode": st["exitCode"]} if "exitCode" in st else {}),
                      **({"error": st["error"]} if "error" in st else {}),
                      **({"pid": pid.get("pod_pid")} if pid else {})})
+    if not plan and state in ("exited-garbage", "garbage") and "error" not in run:
+        run["error"] = "it has no plan: its prepare did not finish"
     nets = []
-    for n in run.get("networks", []):
-        ips = [ip.get("address") for ip in (n.get("result") or {}).get("ips", [])]
-        nets.append({"net": n["net"], "ifname": n["ifname"], "ips": ips})
+    for n in _entries(run, "networks", "net"):
+        res = n.get("result") if isinstance(n.get("result"), dict) else {}
+        ips = [str(ip.get("address")) for ip in _entries(res, "ips", "address")]
+        nets.append({"net": n["net"], "ifname": str(n.get("ifname", "?")), "ips": ips})
     return {"uuid": d.name, "state": shown, "apps": apps, "networks": nets,
             "netns": run.get("netns"), "metadataURL": run.get("metadataURL"),
             "exitCode": run.get("exitCode"), "error": run.get("error"),
@@ -725,7 +781,7 @@ def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, 
         if state in ("exited-garbage", "garbage") and groups is not None and groups.pids():
             _collect(d, None)           # a teardown that left processes behind
             return status(d.name)
-        raise PodError(f"pod {d.name} is not running ({state}).")
+        raise PodError(f"pod {d.name} is not running ({state}); {next_step(d.name, state)}")
     sup = _supervisor(d)
     if sup is not None:
         if force and groups is not None:
@@ -765,16 +821,34 @@ def wait(uuid: str, timeout: float = 60.0) -> dict[str, Any]:
 
 def logs(uuid: str, app: str | None = None) -> dict[str, dict[str, str]]:
     """Each app's kept stdout and stderr."""
-    _, d = find(uuid)
-    names = [app] if app else sorted(p.name for p in (d / "apps").iterdir())
+    state, d = find(uuid)
+    try:
+        have = sorted(p.name for p in (d / "apps").iterdir() if p.is_dir())
+    except OSError:     # NotADirectoryError, FileNotFoundError: a pod with no apps at all
+        have = []
+    if not have:
+        why = _read_json(d / "run.json").get("error") or (
+            "it never got as far as its apps" if state not in ("prepared", "run")
+            else "its apps have not started yet")
+        raise PodError(f"pod {d.name} has no app output to show: {str(why).rstrip('.')}; "
+                       f"{next_step(d.name, state)}")
+    names = [app] if app else have
     out = {}
     for n in names:
         ad = d / "apps" / n
-        if not ad.is_dir():
-            raise PodError(f"pod {d.name} has no app '{n}'.")
-        out[n] = {s: (ad / s).read_text(errors="replace") if (ad / s).exists() else ""
-                  for s in ("stdout", "stderr")}
+        if n not in have:
+            from sandbox.errors import did_you_mean
+            raise PodError(f"pod {d.name} has no app '{n}'.{did_you_mean(n, have)} Its apps: "
+                           f"{', '.join(have)}.")
+        out[n] = {s: _read_text(ad / s) for s in ("stdout", "stderr")}
     return out
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return ""
 
 
 def enter(uuid: str, app: str, argv: list[str], *, capture: bool = False,
@@ -782,7 +856,16 @@ def enter(uuid: str, app: str, argv: list[str], *, capture: bool = False,
     """Run ``argv`` inside a running app (its namespaces, root, user and working directory)."""
     state, d = find(uuid)
     if state != "run":
-        raise PodError(f"pod {d.name} is not running ({state}); only a running pod can be entered.")
+        raise PodError(f"pod {d.name} is not running ({state}), and only a running pod can be "
+                       f"entered; {next_step(d.name, state)}")
+    names = [a["name"] for a in _entries(_read_json(d / "stage1.json"), "apps", "name")]
+    if not names:
+        raise PodError(f"pod {d.name} has no apps running to enter (it has no stage1 plan: its "
+                       f"start did not get that far); `sandbox stop {d.name[:8]}` ends it.")
+    if app not in names:
+        from sandbox.errors import did_you_mean
+        raise PodError(f"pod {d.name} has no app '{app}'.{did_you_mean(app, names)} Give --app "
+                       f"one of: {', '.join(names)}.")
     if not argv:
         raise PodError("give a command to run, e.g. `sandbox enter UUID --app NAME -- /bin/sh -c id`.")
     import subprocess
@@ -846,16 +929,17 @@ def _cleanup_leftovers(d: Path) -> list[str]:
     run = _read_json(d / "run.json")
     plan = _read_json(d / "plan.json")
     todo: dict[tuple[str, str], bytes] = {}
-    for n in [] if run.get("tornDown") or run.get("collected") else run.get("networks", []):
-        if n.get("config"):
-            todo[(n["net"], n["ifname"])] = n["config"].encode()
+    for n in [] if run.get("tornDown") or run.get("collected") else \
+            _entries(run, "networks", "net", "ifname", "config"):
+        todo[(n["net"], n["ifname"])] = n["config"].encode()
     for a in cache.attachments(container_id=uuid):
         todo.setdefault((a.network, a.ifname), a.config)
     if todo:
         node = node_name(state)
         made_node = not netns.exists(node)
         netns.node_ensure(node)         # DEL in the node (never in the host's netns)
-        rt = Runtime(conf_dir=state / "net.d", cni_path=plan.get("cniPath") or str(plugin_dir()),
+        cni = plan.get("cniPath") if isinstance(plan.get("cniPath"), str) else None
+        rt = Runtime(conf_dir=state / "net.d", cni_path=cni or str(plugin_dir()),
                      cache_dir=state / "cni", node=node, plugin_state_dir=state / "cni")
         for (net, ifname), conf in sorted(todo.items()):
             try:
@@ -875,21 +959,33 @@ def _cleanup_leftovers(d: Path) -> list[str]:
     return done
 
 
-def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[str]:
+def _minutes(seconds: float) -> str:
+    m = max(0, round(seconds / 60))
+    return "under a minute" if m == 0 else f"{m} min"
+
+
+def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None,
+       kept: list[str] | None = None) -> list[str]:
     """``sandbox gc``: collect pods whose supervisor died (their processes killed by cgroup,
     their network, netns and cgroups undone), prepared pods whose ``sandbox run`` ended before
     starting them, failed prepares, exited pods older than ``grace`` seconds and every leftover;
-    remove the state directory's node netns when none of its pods runs."""
+    remove the state directory's node netns when none of its pods runs. Returns what it did;
+    ``kept``, when given, gets one line per pod it left alone and why (rkt's gc keeps exited
+    pods for a grace period, 30 min by default, so that status and logs still show them)."""
     from sandbox._sys import proc as _proc
     done = []
+    kept = kept if kept is not None else []
     now = time.time()
     for state in STATES:
         sd = pods_dir() / state
         if not sd.is_dir():
             continue
         for d in sorted(sd.iterdir()):
-            if _is_locked(d):
-                continue                # being prepared or running: not ours to touch
+            if _is_locked(d):           # being prepared or running: not ours to touch
+                kept.append(f"pod {d.name[:8]}: " + (
+                    f"running, kept; `sandbox stop {d.name[:8]}` stops it." if state == "run"
+                    else f"in use ({state}), kept."))
+                continue
             try:
                 age = now - d.stat().st_mtime
             except FileNotFoundError:
@@ -911,6 +1007,7 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                     if groups is not None and groups.dirs() and not groups.pids():
                         groups.remove()         # a supervisor died starting it
                         done.append(f"pod {d.name}: cgroups of a failed start removed")
+                    kept.append(f"pod {d.name[:8]}: prepared, kept; {next_step(d.name, state)}")
                     continue
                 state_now = "garbage"   # its `sandbox run` ended before it started the pod
             elif state == "exited-garbage":
@@ -927,6 +1024,11 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None) -> list[s
                 shutil.rmtree(d, ignore_errors=True)
                 done.append(f"pod {d.name}: removed ({state_now})")
                 record(steps, "remove", str(d), state=state_now)
+            elif state_now == "exited-garbage":
+                kept.append(f"pod {d.name[:8]}: exited {_minutes(age)} ago, kept for the grace "
+                            f"period ({_minutes(grace - age)} more, so that `sandbox status` and "
+                            f"`sandbox logs` still show it); `sandbox rm {d.name[:8]}` or "
+                            "`sandbox gc --grace 0` removes it now.")
     return done + drop_idle_netns()
 
 

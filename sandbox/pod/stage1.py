@@ -483,20 +483,28 @@ def enter(pod_dir: Path, app_name: str, argv: list[str]) -> int:
     plan = json.loads((pod_dir / "stage1.json").read_text())
     app = next((a for a in plan["apps"] if a["name"] == app_name), None)
     if app is None:
-        print(f"sandbox: the pod has no app '{app_name}'.", file=sys.stderr)
+        names = ", ".join(a["name"] for a in plan["apps"])
+        print(f"sandbox: the pod has no app '{app_name}'; give --app one of: {names}.",
+              file=sys.stderr)
         return 2
-    host_pid = json.loads((pod_dir / "apps" / app_name / "pid.json").read_text())["host_pid"]
+    gone = (f"sandbox: the app '{app_name}' is not running; `sandbox logs {pod_dir.name} --app "
+            f"{app_name}` shows what it printed.")
+    try:
+        host_pid = json.loads((pod_dir / "apps" / app_name / "pid.json").read_text())["host_pid"]
+    except (FileNotFoundError, ValueError, KeyError):
+        print(gone, file=sys.stderr)
+        return 1
     try:    # a process entered into an app is the app's: limited and stopped with it
         _join_cgroups(app.get("cgroups", []))
     except FileNotFoundError:
-        print(f"sandbox: the app '{app_name}' is not running.", file=sys.stderr)
+        print(gone, file=sys.stderr)
         return 1
     fds = {}
     try:
         for t in ("ipc", "uts", "net", "pid", "mnt"):
             fds[t] = os.open(f"/proc/{host_pid}/ns/{t}", os.O_RDONLY)
     except FileNotFoundError:
-        print(f"sandbox: the app '{app_name}' is not running.", file=sys.stderr)
+        print(gone, file=sys.stderr)
         return 1
     for t in ("ipc", "uts", "net", "pid", "mnt"):   # mnt last: it changes our root
         libc.setns(fds[t], 0)

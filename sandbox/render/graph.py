@@ -160,15 +160,19 @@ class DependencyGraph:
         """The DAG as an indented tree and the override order, for the CLI."""
         lines = ["dependencies (as listed):"]
 
-        def walk(i: str, depth: int, seen: tuple[str, ...]) -> None:
+        def walk(i: str, lead: str, branch: str) -> None:
+            # tree(1)'s drawing: ├─ for a child with siblings after it, └─ for the last one,
+            # and a │ carried down beside the children of every ├─ child
             n = self.nodes[i]
             pwl = f"  pathWhitelist: {len(n.manifest.path_whitelist)} paths" \
                 if n.manifest.path_whitelist else ""
-            lines.append(f"{'  ' * depth}{'└─ ' if depth else ''}{n.label}  {short(i)}{pwl}")
-            for d in self.edges[i]:
-                walk(d, depth + 1, seen + (i,))
+            lines.append(f"{lead}{branch}{n.label}  {short(i)}{pwl}")
+            below = lead + ("│  " if branch == "├─ " else "   " if branch else "")
+            kids = self.edges[i]
+            for k, d in enumerate(kids):
+                walk(d, below, "└─ " if k == len(kids) - 1 else "├─ ")
 
-        walk(self.top, 0, ())
+        walk(self.top, "", "")
         lines.append("")
         lines.append("override order (first is extracted first; later overrides earlier):")
         for layer in self.layers():

@@ -55,10 +55,12 @@ def test_global_dir_option_sets_the_store(run_cli, make_layout, tmp_path, monkey
 def test_validate_prints_one_line_per_problem(run_cli, write_tar, good_manifest):
     p = write_tar("bad.aci", [{"name": "rootfs/a", "data": b"1"}, {"name": "README", "data": b"x"}],
                   manifest=good_manifest)
-    rc, stdout, _ = run_cli("image", "validate", p)
-    lines = stdout.strip().splitlines()
-    assert rc == 1 and len(lines) == len(aci.validate(p)) >= 2
-    assert all(line.startswith(f"{p}: ") for line in lines)
+    rc, stdout, stderr = run_cli("image", "validate", p)
+    lines = stderr.strip().splitlines()
+    # one `sandbox: PATH: problem` line per problem, then what to do
+    assert rc == 1 and stdout == "" and len(lines) == len(aci.validate(p)) + 1 >= 3
+    assert all(line.startswith(f"sandbox: {p}: ") for line in lines[:-1])
+    assert lines[-1].startswith("sandbox: 1 of 1 path(s) are not valid") and "fix" in lines[-1]
 
 
 @pytest.mark.parametrize("argv,needle", [
