@@ -40,8 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_exec)
 
 
+def _name(name: str, dir: str) -> str:
+    """A netns name as the CLI takes it: one path component, the handle being DIR/NAME (so
+    `netns list` shows every handle `netns add` made). The library also takes a path (the
+    slide's ``myns``); from the shell, ``bad/name`` was a typo that bind-mounted a namespace
+    at ./bad/name, in whatever directory the command ran."""
+    from sandbox.net import netns
+    if "/" in name:
+        raise UsageError(f"'{name}' is not a network namespace name: a name is one path "
+                         f"component (letters, digits, '.', '_', '-'), and its handle goes to "
+                         f"{dir}/NAME; give a plain name, or --netns-dir DIR for another "
+                         "directory.")
+    netns.path_of(name, dir)            # the same rule as the library: one sentence if not
+    return name
+
+
 def _add(args: argparse.Namespace) -> int:
     from sandbox.net import netns
+    _name(args.name, args.netns_dir)
     steps = Steps()
     make = netns.node_create if args.node else netns.create
     path = make(args.name, args.netns_dir, steps=steps)
@@ -53,7 +69,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _del(args: argparse.Namespace) -> int:
     from sandbox.net import netns
-    netns.delete(args.name, args.netns_dir)
+    netns.delete(_name(args.name, args.netns_dir), args.netns_dir)
     return 0
 
 
@@ -66,6 +82,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _exec(args: argparse.Namespace) -> int:
     from sandbox.net import netns
+    _name(args.name, args.netns_dir)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise UsageError("Give the command to run after --, e.g. sandbox netns exec NAME -- ip addr.")

@@ -56,7 +56,7 @@ def path_of(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = 
         return Path(s)
     if not _NAME_RE.match(s):
         raise NetnsError(f"'{s}' is not a valid network namespace name.",
-                         hint="Use letters, digits, '.', '_' or '-' (at most 64 characters).")
+                         hint="Use letters, digits, '.', '_' or '-', starting with a letter or digit (at most 64 characters).")
     return Path(dir) / s
 
 
