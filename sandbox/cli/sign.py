@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from sandbox import _progress
 from sandbox.cli import command_group
 from sandbox.errors import SandboxError, UsageError
 
@@ -24,12 +25,22 @@ def _slug(uid: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-") or "key"
 
 
+# what to do when a file is missing, by what it should have been
+_MAKE = {"secret key file": "make a key pair with `sandbox key gen --uid NAME --out DIR` and give "
+                            "its DIR/NAME.secret.asc",
+         "key file": "give a public key file (`sandbox key gen` writes NAME.public.asc)",
+         "signature": "sign the image first (`sandbox sign IMAGE.aci --key SECRET.asc`) or "
+                      "give the signature with --signature FILE",
+         "file": "give a signature (.asc, .sig) or key file"}
+
+
 def _read(path: str, what: str) -> bytes:
     """A key or signature file, at most KEY_FILE_BYTES (sandbox.bounded)."""
     from sandbox import bounded
     p = Path(path)
     if not p.is_file():
-        raise SandboxError(f"The {what} {path} does not exist.")
+        state = "is a directory" if p.is_dir() else "does not exist"
+        raise SandboxError(f"The {what} {path} {state}; {_MAKE.get(what, 'check the path')}.")
     return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the {what} {path}")
 
 
@@ -66,10 +77,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
     key = pgp.read_secret_key(_read(args.key, "secret key file"))
     aci = Path(args.aci)
     if not aci.is_file():
-        raise SandboxError(f"The image {aci} does not exist.")
+        raise SandboxError(f"The image {aci} does not exist; give the path of an .aci file "
+                           "(`sandbox image export REF OUT.aci` writes one from the store).")
     out = Path(args.output) if args.output else (
         trust.signature_path_for(aci) if args.armor else Path(str(aci) + ".sig"))
-    sig = pgp.sign(aci, key, armored=args.armor, hash_algo=args.hash, progress=sys.stderr.isatty())
+    sig = pgp.sign(aci, key, armored=args.armor, hash_algo=args.hash, progress=_progress.wanted())
     out.write_bytes(sig)
     print(f"Signed {aci} with key {pgp.group_fingerprint(key.signing_key().fingerprint)} ({', '.join(key.uids)})")
     print(f"  signature: {out}")
@@ -83,9 +95,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.keyring:
         ring = [c for k in args.keyring for c in pgp.read_keys(_read(k, "key file"))]
         sig_path = Path(args.signature) if args.signature else trust.signature_path_for(args.aci)
-        v = pgp.verify(args.aci, _read(str(sig_path), "signature"), ring, progress=sys.stderr.isatty())
+        v = pgp.verify(args.aci, _read(str(sig_path), "signature"), ring, progress=_progress.wanted())
     else:
-        v = store.verify_image(args.aci, args.signature, args.name, progress=sys.stderr.isatty())
+        v = store.verify_image(args.aci, args.signature, args.name, progress=_progress.wanted())
     name = args.name or (None if args.keyring else trust.image_name_of(args.aci))
     print(f"Good signature{' for ' + name if name else ''}")
     print(f"  signed by:   {', '.join(v.uids) or '(no user ID)'}")

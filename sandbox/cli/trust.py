@@ -17,15 +17,16 @@ COMMANDS = ("trust",)
 
 
 def _confirm(prompt: str) -> bool:
+    """Ask until the answer is yes or no (y / n, any case, as other prompts accept them)."""
     while True:
         print(prompt, end="", flush=True)
         answer = sys.stdin.readline()
         if not answer:
             return False
-        answer = answer.strip()
-        if answer in ("yes", "no"):
-            return answer == "yes"
-        print("Please answer exactly 'yes' or 'no'.")
+        answer = answer.strip().lower()
+        if answer in ("yes", "y", "no", "n"):
+            return answer.startswith("y")
+        print("Please answer yes or no.")
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
@@ -60,6 +61,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
     sources = args.keys or _discover_keys(prefix, args)
     for source in sources:
         data = trust.fetch_key(source, insecure_allow_http=args.insecure_allow_http, ca_file=args.ca_file)
+        trust.refuse_secret(data, source)
         certs = pgp.read_keys(data)
         if len(certs) != 1:
             raise SandboxError(f"{source} holds {len(certs)} keys; trust them one file at a time.")
@@ -69,8 +71,9 @@ def cmd_trust(args: argparse.Namespace) -> int:
         print(trust.describe(cert))
         if not args.yes:
             if not sys.stdin.isatty():
-                raise SandboxError("Not asking for confirmation without a terminal; check the fingerprint and "
-                                   "pass --yes.")
+                raise SandboxError("No terminal to ask on (a script, a notebook's ! cell), so "
+                                   "nothing was trusted: check the fingerprint above, then run "
+                                   "the same command with --yes.")
             if not _confirm("Are you sure you want to trust this key (yes/no)? "):
                 print("Not trusted.")
                 return 1

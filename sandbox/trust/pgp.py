@@ -1253,6 +1253,12 @@ def merge(first: PublicKey, *others: PublicKey) -> PublicKey:
                      [Subkey(key, union(*sigs)) for key, sigs in subs.values()])
 
 
+def holds_secret_key(data: bytes | str) -> bool:
+    """Whether key data carries a secret-key or secret-subkey packet (tags 5, 7; RFC 4880
+    §5.5.1.3-4): a file that must never be handed out, e.g. copied into a trust store."""
+    return any(p.tag in (5, 7) for p in parse_packets(_binary(data)))
+
+
 def read_secret_key(data: bytes | str) -> SecretKey:
     """The first certificate with its private keys (unprotected secret-key packets)."""
     packets = parse_packets(_binary(data))

@@ -112,6 +112,7 @@ class TrustStore:
             raise TrustError("Refusing implicit unbounded trust: give --prefix NAME, or --root to trust "
                              "the key for every image.")
         prefix = None if root else check_prefix(prefix)
+        refuse_secret(key_bytes)
         certs = pgp.read_keys(key_bytes)
         if len(certs) != 1:
             raise TrustError(f"The key file holds {len(certs)} certificates; trust them one file at a time.")
@@ -433,6 +434,16 @@ def image_name_of(aci_path: str | os.PathLike) -> str:
     return aci.read_manifest(aci_path).name
 
 
+def refuse_secret(key_bytes: bytes, source: str = "the key file") -> None:
+    """Refuse key data that holds a secret key: trusting needs only the public part, and the
+    store keeps the file as given (rkt's layout, readable by every user), so a secret key put
+    there would be handed to anyone who can read it."""
+    if pgp.holds_secret_key(key_bytes):
+        raise TrustError(f"{source} holds a SECRET key, which must not be copied into the trust "
+                         "store; give the public key file instead (`sandbox key gen` wrote it "
+                         "beside it as NAME.public.asc).")
+
+
 def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | None = None,
               timeout: float | None = None) -> bytes:
     """A key from a local file or an https URL (http only when explicitly allowed): at most
@@ -451,7 +462,8 @@ def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | 
         raise TrustError(f"Keys can come from a file or an https URL, not {u.scheme}:.")
     p = Path(source)
     if not p.is_file():
-        raise TrustError(f"The key file {source} does not exist.")
+        raise TrustError(f"The key file {source} does not exist; check the path, or make a key "
+                         "pair with `sandbox key gen --uid NAME --out DIR`.")
     return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the key file {source}")
 
 

@@ -197,7 +197,10 @@ def test_cli_trust_requires_yes_without_a_tty(run_cli, sandbox_dir: Path, tmp_pa
     kf.write_bytes(ALICE.public().armored())
     monkeypatch.setattr(sys, "stdin", open(os.devnull))
     rc, out, err = run_cli("trust", "--prefix", "example.com", kf)
-    assert rc == 1 and "--yes" in err and "Traceback" not in err
+    assert rc == 1 and "Traceback" not in err
+    # one sentence: why nothing happened, and the same command with --yes
+    assert err.count("\n") == 1 and err.startswith("sandbox: No terminal to ask on")
+    assert err.rstrip().endswith("run the same command with --yes.")
     assert pgp.group_fingerprint(ALICE.fingerprint) in out
     assert not (sandbox_dir / "trustedkeys").exists()
     rc, out, err = run_cli("trust", kf, "--yes")
@@ -212,7 +215,7 @@ def test_cli_trust_requires_yes_without_a_tty(run_cli, sandbox_dir: Path, tmp_pa
 
 
 def test_cli_trust_asks_on_a_terminal(tmp_path: Path) -> None:
-    """Interactive: a real pty, answers 'maybe' (asked again) then 'yes'."""
+    """Interactive: a real pty, answers 'maybe' (asked again) then 'y' (yes)."""
     kf = tmp_path / "alice.asc"
     kf.write_bytes(ALICE.public().armored())
     env = dict(os.environ, SANDBOX_DIR=str(tmp_path / "state"), SANDBOX_SYSTEM_TRUSTEDKEYS=str(tmp_path / "ns"))
@@ -235,8 +238,8 @@ def test_cli_trust_asks_on_a_terminal(tmp_path: Path) -> None:
             assert text in seen, seen.decode(errors="replace")
         wait_for(b"(yes/no)?")
         os.write(master, b"maybe\n")
-        wait_for(b"exactly 'yes' or 'no'")
-        os.write(master, b"yes\n")
+        wait_for(b"Please answer yes or no.")
+        os.write(master, b"y\n")
         wait_for(b"Added key for root")
         assert proc.wait(timeout=30) == 0
     finally:
@@ -381,3 +384,39 @@ def test_cli_trust_discovers_keys_for_a_prefix(run_cli, sandbox_dir: Path, tmp_p
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_cli_trust_refuses_a_secret_key_file(run_cli, sandbox_dir: Path, tmp_path: Path,
+                                             monkeypatch) -> None:
+    """`sandbox trust` once read the public part of a SECRET key file and stored the file as
+    given, secret and all, in the world-readable trust store. Now: one sentence, nothing stored."""
+    monkeypatch.setenv("SANDBOX_SYSTEM_TRUSTEDKEYS", str(tmp_path / "nosys"))
+    assert run_cli("key", "gen", "--uid", "Alice <alice@example.com>", "--out", tmp_path / "keys",
+                   "--type", "ed25519")[0] == 0
+    secret = tmp_path / "keys" / "alice.secret.asc"
+    for argv in (["--prefix", "example.com", secret, "--yes"], ["--root", secret, "--yes"]):
+        rc, out, err = run_cli("trust", *argv)
+        assert rc == 1 and "Traceback" not in err
+        assert err.startswith(f"sandbox: {secret} holds a SECRET key") and err.count("\n") == 1
+        assert "alice.public.asc" not in err and "public key file" in err
+    assert not [p for p in (sandbox_dir / "trustedkeys").rglob("*") if p.is_file()]
+    with pytest.raises(trust.TrustError, match="SECRET key"):      # the library refuses too
+        trust.TrustStore().add("example.com", secret.read_bytes())
+    rc, out, err = run_cli("trust", "--prefix", "example.com", tmp_path / "keys" / "alice.public.asc",
+                           "--yes")
+    assert rc == 0, err
+
+
+def test_missing_key_and_signature_files_say_what_to_do(run_cli, sandbox_dir: Path,
+                                                        tmp_path: Path) -> None:
+    aci = tmp_path / "x.aci"
+    aci.write_bytes(b"")
+    for argv, start, todo in (
+            (["sign", aci, "--key", tmp_path / "nope.asc"], "The secret key file", "sandbox key gen"),
+            (["trust", "--prefix", "example.com", tmp_path / "nope.asc", "--yes"], "The key file",
+             "sandbox key gen"),
+            (["verify", aci, "--keyring", tmp_path / "nope.asc"], "The key file", "NAME.public.asc"),
+            (["inspect-signature", tmp_path], "The file", "give a signature")):
+        rc, out, err = run_cli(*argv)
+        assert rc != 0 and err.count("\n") == 1, err
+        assert err.startswith(f"sandbox: {start} ") and todo in err, err
