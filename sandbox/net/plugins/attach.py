@@ -13,9 +13,9 @@ ADD, in a plugin::
         add.masq = ipmasq.setup(...)            # a failure removes the NAT chain
         return result
 
-If the block fails, what it took is given back in reverse order (SPEC.md "ADD": a failed ADD
-must not leave anything behind; §4 "Plugin Delegation": the main plugin then calls the IPAM
-plugin with DEL). The sockets and the fd are closed in every case.
+If the block fails, what it took is given back in reverse order, a bridge it created included
+(SPEC.md "ADD": a failed ADD must not leave anything behind; §4 "Plugin Delegation": the main
+plugin then calls the IPAM plugin with DEL). The sockets and the fd are closed in every case.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ class Add:
         self.node: Any = None        # netlink socket in the node's netns
         self.cont: Any = None        # netlink socket in the container's netns
         self.made = False            # the container veth exists: delete it on failure
+        self.bridges: list[str] = []  # bridges this ADD created: deleted on failure if portless
         self.masq: ipmasq.Pending | None = None  # NAT rules were started: remove them on failure
         self.ipam_waited = False     # job.wait() was called: do not reap it again
 
@@ -102,6 +103,16 @@ class Add:
                     ipam.run(a, "DEL")
                 except CNIError as e:
                     log(self.plugin, f"rollback: IPAM DEL: {e.msg}")
+        # The bridge goes last, and only if this ADD created it and no port is on it now (an
+        # ADD of another container may have joined it meanwhile): upstream leaves it, and a
+        # config that can never work (a /33 subnet) left one more bridge on the host per try.
+        for name in self.bridges if self.node is not None else []:
+            try:
+                br = link.link_by_name(self.node, name)
+                if br is not None and not link.ports(self.node, br["index"]):
+                    link.delete_link(self.node, name)
+            except Exception as e:  # noqa: BLE001 - best effort, the original error matters
+                log(self.plugin, f"rollback: bridge {name}: {e}")
 
     def close(self) -> None:
         for s in (self.cont, self.node):

@@ -3,7 +3,8 @@
 
 Configuration keys::
 
-    bridge            bridge name (default "cni0"); created if missing, never deleted
+    bridge            bridge name (default "cni0"); created if missing, deleted only by the
+                      ADD that created it if that ADD fails and no other port joined meanwhile
     isGateway         put the gateway address on the bridge, turn on forwarding in the node
     isDefaultGateway  also add a default route via the gateway in the container (implies isGateway)
     forceAddress      replace a different address already on the bridge instead of failing
@@ -156,7 +157,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
     with attach.Add("bridge", a, job) as add:
         add.open()
         node, cont = add.node, add.cont
-        br = link.ensure_bridge(node, n.bridge, n.mtu, n.promisc)
+        br = link.ensure_bridge(node, n.bridge, n.mtu, n.promisc, made=add.bridges)
         host, hl, cl = link.create_veth(node, add.fd, cont, a.ifname, n.mtu, n.mac)
         add.made = True
         trace("bridge and veth made")

@@ -412,9 +412,26 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
     return result
 
 
+def _store_of(a: CmdArgs, cmd: str) -> Store:
+    """The reservation store DEL and GC work on. They find reservations by container ID and
+    ifname: they need the network's name and dataDir, not its ranges. A config whose ranges
+    cannot be read (a /33 subnet) could never have been ADDed, and DEL and GC of it must still
+    succeed (SPEC.md "DEL": complete without error even if resources are missing) so that a
+    runtime can clean up after it; upstream's host-local fails there."""
+    try:
+        c = load_config(a)
+        return Store(c.data_dir, c.name)
+    except CNIError as e:
+        ipam = a.conf.get("ipam")
+        data_dir = ipam.get("dataDir") if isinstance(ipam, dict) else None
+        if not a.name or not isinstance(ipam, dict) or not isinstance(data_dir or "", str):
+            raise
+        log("host-local", f"{cmd} despite an invalid config ({e.msg}): by container ID only")
+        return Store(data_dir or DEFAULT_DATA_DIR, a.name)
+
+
 def cmd_del(a: CmdArgs) -> None:
-    c = load_config(a)
-    with Store(c.data_dir, c.name) as store:
+    with _store_of(a, "DEL") as store:
         store.release_by_id(a.container_id, a.ifname)  # none found is fine: DEL is idempotent
 
 
@@ -438,8 +455,7 @@ def valid_attachments(conf: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def cmd_gc(a: CmdArgs) -> None:
-    c = load_config(a)
-    with Store(c.data_dir, c.name) as store:
+    with _store_of(a, "GC") as store:
         gone = store.gc(valid_attachments(a.conf))
     if gone:
         log("host-local", f"GC released {' '.join(map(str, gone))}")

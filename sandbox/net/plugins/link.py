@@ -172,15 +172,19 @@ def _fail(what: str, e: Exception) -> CNIError:
     return CNIError(ERR_INTERNAL, f"{what}: {reason}")
 
 
-def ensure_bridge(ipr: Any, name: str, mtu: int = 0, promisc: bool = False) -> Any:
+def ensure_bridge(ipr: Any, name: str, mtu: int = 0, promisc: bool = False,
+                  made: list[str] | None = None) -> Any:
     """Create the bridge if needed (an existing one is fine), promisc if asked, IPv6 RAs off,
-    set it up; return its link message."""
+    set it up; return its link message. ``made`` gets the bridge's name appended when this call
+    created it (so a failed ADD can remove what it made, and only that)."""
     NetlinkError = netlink_error()
     kw: dict[str, Any] = {"ifname": name, "kind": "bridge"}
     if mtu:
         kw["mtu"] = mtu
     try:
         ipr.link("add", **kw)
+        if made is not None:
+            made.append(name)
     except NetlinkError as e:
         if e.code != errno.EEXIST:
             raise _fail(f"failed to create bridge {name!r}", e) from None
@@ -267,6 +271,11 @@ def wait_oper_up(ipr: Any, name: str, budget: float = 2.5) -> Any:
             return link
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def ports(ipr: Any, index: int) -> list[str]:
+    """The names of the links enslaved to the bridge with this index."""
+    return [l.get("ifname") for l in ipr.dump_links() if l.get("master") == index]
 
 
 def delete_link(ipr: Any, name: str) -> list[str] | None:

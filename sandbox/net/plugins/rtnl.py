@@ -171,6 +171,12 @@ class RTNL:
         m["index"] = index
         return self.request(m, RTM_GETLINK, 0)
 
+    def dump_links(self) -> list[Any]:
+        """Every link in this netns (one RTM_GETLINK dump)."""
+        m = self.ifinfmsg()
+        m["family"] = AF_UNSPEC
+        return self.request(m, RTM_GETLINK, NLM_F_DUMP)
+
     def link_del_by_name(self, ifname: str) -> bool:
         """RTM_DELLINK by IFLA_IFNAME, no lookup first; False if there was no such link."""
         try:
