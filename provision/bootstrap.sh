@@ -98,4 +98,35 @@ fi
 
 # -- 3. reference tools, built offline from Debian's Go sources ----------------
 bash "$here/build-tools.sh"
-say "done. Next: 'make lab' (JupyterLab) or 'make test' (the test suite)."
+
+# -- 4. the `sandbox` command on the PATH ----------------------------------------
+# A link in /usr/local/bin (on root's PATH in login shells, in sudo's secure_path, in systemd
+# services: JupyterLab's terminals and notebook `!` cells in the VM): the latest `make install`
+# of a checkout wins. A file there that is not such a link (another program) is left alone.
+# SANDBOX_BIN_DIR=DIR links elsewhere (the README-tour test links into a temporary directory).
+bin_dir=${SANDBOX_BIN_DIR:-/usr/local/bin}
+cmd="$venv/bin/sandbox"
+link="$bin_dir/sandbox"
+old=$(readlink "$link" 2>/dev/null || true)
+run="$cmd"                                   # what to type, when it is not on the PATH
+if [ "$old" = "$cmd" ]; then
+  how="linked as $link"
+elif [ -e "$link" ] && ! { [ -L "$link" ] && case "$old" in */.venv/bin/sandbox) true ;; *) false ;; esac; }; then
+  how="$link is another program, left alone"
+elif mkdir -p "$bin_dir" 2>/dev/null && ln -sfn "$cmd" "$link" 2>/dev/null; then
+  how="linked as $link${old:+, was $old}"
+else
+  how="$bin_dir is not writable"
+fi
+if [ "$(readlink "$link" 2>/dev/null)" = "$cmd" ]; then
+  case ":$PATH:" in
+    *":$bin_dir:"*) run=sandbox ;;
+    *) how="$how; $bin_dir is not on your PATH" ;;
+  esac
+fi
+if [ "$run" = sandbox ]; then
+  ready="\`sandbox\` is on your PATH ($how): try \`sandbox --help\`"
+else
+  ready="run the kit as $run ($how), or add $venv/bin to your PATH"
+fi
+say "done: $ready. Next: 'make lab' (JupyterLab on http://127.0.0.1:8888; another port: make lab PORT=8899) or 'make test' (the test suite)."
