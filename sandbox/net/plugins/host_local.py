@@ -412,7 +412,7 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
     return result
 
 
-def _store_of(a: CmdArgs, cmd: str) -> Store:
+def _store_of(a: CmdArgs, cmd: str) -> Store | None:
     """The reservation store DEL and GC work on. They find reservations by container ID and
     ifname: they need the network's name and dataDir, not its ranges. A config whose ranges
     cannot be read (a /33 subnet) could never have been ADDed, and DEL and GC of it must still
@@ -426,13 +426,18 @@ def _store_of(a: CmdArgs, cmd: str) -> Store:
         data_dir = ipam.get("dataDir") if isinstance(ipam, dict) else None
         if not a.name or not isinstance(ipam, dict) or not isinstance(data_dir or "", str):
             raise
+        store = Store(data_dir or DEFAULT_DATA_DIR, a.name)
+        if not os.path.isdir(store.dir):
+            return None         # nothing was ever reserved: nothing to do (and nothing made)
         log("host-local", f"{cmd} despite an invalid config ({e.msg}): by container ID only")
-        return Store(data_dir or DEFAULT_DATA_DIR, a.name)
+        return store
 
 
 def cmd_del(a: CmdArgs) -> None:
-    with _store_of(a, "DEL") as store:
-        store.release_by_id(a.container_id, a.ifname)  # none found is fine: DEL is idempotent
+    store = _store_of(a, "DEL")
+    if store is not None:
+        with store:
+            store.release_by_id(a.container_id, a.ifname)  # none found is fine: idempotent
 
 
 def cmd_check(a: CmdArgs) -> None:
@@ -455,7 +460,10 @@ def valid_attachments(conf: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def cmd_gc(a: CmdArgs) -> None:
-    with _store_of(a, "GC") as store:
+    store = _store_of(a, "GC")
+    if store is None:
+        return
+    with store:
         gone = store.gc(valid_attachments(a.conf))
     if gone:
         log("host-local", f"GC released {' '.join(map(str, gone))}")
