@@ -569,6 +569,23 @@ class KernelFilm:
         self._state_cache[i] = st
         return st
 
+    def record_into(self, steps: Any, op: str = "") -> Any:
+        """Add a step for every change a topology picture shows (kind ``net``), in order; the
+        first step is the start state. Returns ``steps``. (The CNI runtime interleaves the
+        changes with its own steps itself: :mod:`sandbox.net.cni.film`.)"""
+        self._decode_new()
+        steps.add("check", f"watching {', '.join(self.labels)}", after={"kind": "net", "film": self,
+                                                                           "i": -1, "op": op},
+                  t=self.events[0].t if self.events else time.monotonic())
+        for i, ev in enumerate(self.events):
+            ch = self._changes[i]
+            if ch is None or not ch["visible"]:
+                continue
+            steps.add("netlink" if ev.proto == "rtnl" else "nftables", ch["what"], t=ev.t,
+                      after={"kind": "net", "film": self, "i": i, "op": op},
+                      namespace=ch["ns"], change=ch["kind"])
+        return steps
+
     def last_before(self, t: float) -> int:
         """Index of the last change received at or before ``t`` (-1: none)."""
         i = -1

@@ -130,7 +130,7 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                 if br is not None:
                     g.edge(f"node_{br['index']}", f"node_{l['index']}", dir="none",
                            label="port", color=kind_color("bridge"), penwidth="1.5")
-        for i, (name, snap) in enumerate(containers.items()):  # veth pairs across namespaces
+        for i, (name, snap) in enumerate(containers.items()):  # macvlan/ipvlan children
             for l in snap["links"]:
                 master = by_index.get(l["peer_index"]) if l.get("peer_index") else None
                 if l.get("kind") in ("macvlan", "ipvlan") and master is not None \
@@ -138,19 +138,34 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
                     # IFLA_LINK of a macvlan/ipvlan is its master's index (in the master's netns)
                     g.edge(f"node_{master['index']}", f"c{i}_{l['index']}", style="dashed",
                            color="#555555", label=f"{l['kind']} child", arrowhead="none")
-                if l.get("kind") != "veth":
-                    continue
-                peer = by_index.get(l["peer_index"]) if l.get("peer_index") else None
-                if peer is None and not l.get("peer_cut"):
-                    # A veth created with its peer in another netns is first announced with no
-                    # peer index: pair it with the one node veth that names it, if unambiguous.
-                    named = [n for n in node["links"] if n.get("kind") == "veth"
-                             and n.get("peer_index") == l["index"]]
-                    peer = named[0] if len(named) == 1 else None
-                if peer is not None and peer.get("kind") == "veth" and peer.get("peer_index") == l["index"]:
-                    g.edge(f"node_{peer['index']}", f"c{i}_{l['index']}", dir="both",
-                           style="bold", color=kind_color("veth"), label="veth pair")
+    spaces = ([("node", node)] if node is not None else []) + \
+        [(f"c{i}", snap) for i, snap in enumerate(containers.values())]
+    for x in range(len(spaces)):             # veth pairs across namespaces (containers too)
+        for y in range(x + 1, len(spaces)):
+            for a_id, b_id in _veth_pairs(spaces[x][1], spaces[y][1]):
+                g.edge(f"{spaces[x][0]}_{a_id}", f"{spaces[y][0]}_{b_id}", dir="both",
+                       style="bold", color=kind_color("veth"), label="veth pair")
     return g
+
+
+def _veth_pairs(one: dict[str, Any], other: dict[str, Any]) -> list[tuple[int, int]]:
+    """(index in ``one``, index in ``other``) of the veth pairs between two namespaces: each end
+    names the other's index. A veth just created with its peer in another netns is first
+    announced with no peer index; it pairs with the one veth that names it, unless the kernel
+    said its pair was cut."""
+    def veths(snap: dict[str, Any]) -> list[dict[str, Any]]:
+        return [l for l in snap["links"] if l.get("kind") == "veth"]
+
+    def names_only(a: dict[str, Any], b: dict[str, Any], b_side: dict[str, Any]) -> bool:
+        return (not a.get("peer_index") and not a.get("peer_cut") and b.get("peer_index") == a["index"]
+                and sum(1 for c in veths(b_side) if c.get("peer_index") == a["index"]) == 1)
+    out = []
+    for a in veths(one):
+        for b in veths(other):
+            mutual = a.get("peer_index") == b["index"] and b.get("peer_index") == a["index"]
+            if mutual or names_only(a, b, other) or names_only(b, a, one):
+                out.append((a["index"], b["index"]))
+    return out
 
 
 def nodes_from(nodes: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]],
@@ -414,32 +429,40 @@ def cni_sequence(steps: Any, k: int, film: Any) -> graphviz.Digraph:
 
 
 def cni_frame(steps: Any, k: int) -> Any:
-    """The stepper's pictures for a CNI operation (states of kind ``net``): the sequence of
-    execs so far, and the kernel topology right after step ``k``."""
+    """The stepper's pictures for states of kind ``net``: the kernel topology right after step
+    ``k``, and for a CNI operation the sequence of execs so far (beside the detail). A film of
+    namespaces watched on their own (:meth:`sandbox.net.watch.KernelFilm.record_into`, e.g. a
+    learner's ``ip`` commands) draws them side by side."""
     from sandbox.viz.stepper import Frame
     j = k
     while not (steps[j].after and steps[j].after.get("kind") == "net"):
         j -= 1
     after = steps[j].after
     film, i = after["film"], after["i"]
-    state = film.kernel.state(i)
+    kernel = getattr(film, "kernel", film)           # a CNI film wraps the kernel's
+    state = kernel.state(i)
     spaces = state["namespaces"]
-    home = film.labels[0]
-    node = spaces.get(home)
-    containers = {n: spaces[n] for n in film.labels[1:]}
     focus, gone = None, {}
     s = steps[k]
     if j == k and s.action in ("netlink", "nftables") and i >= 0:
-        change = film.kernel.change(i)
+        change = kernel.change(i)
         focus = {"ns": change["ns"], "kind": change["kind"],
                  "name": None if change["kind"] in ("route", "nat") else change["name"]}
         if change["kind"] == "link" and ("deleted" in change["what"] or "moved" in change["what"]):
-            before = film.kernel.state(i - 1)["namespaces"][change["ns"]]
+            before = kernel.state(i - 1)["namespaces"][change["ns"]]
             now_idx = {l["index"] for l in spaces[change["ns"]]["links"]}
             gone[change["ns"]] = [l for l in before["links"] if l["index"] not in now_idx]
-    topo = topology_from(node, containers, node_name=Path(node["path"]).name if node and node["path"] else home,
+    note = (f"<div style='color:#555;margin-bottom:4px'>{html.escape(after.get('op', ''))} · kernel "
+            f"state after change {i + 1} of {len(kernel.events)} notifications</div>")
+    if film is kernel:                               # namespaces on their own: peers
+        topo = topology_from(None, spaces, focus=focus, gone=gone,
+                             labels={n: (f"netns {n}", "netns") for n in spaces})
+        return Frame([topo], note=note)
+    home = kernel.labels[0]
+    node = spaces.get(home)
+    containers = {n: spaces[n] for n in kernel.labels[1:]}
+    topo = topology_from(node, containers,
+                         node_name=Path(node["path"]).name if node and node["path"] else home,
                          nat=state["nat"], focus=focus, gone=gone,
                          node_kind="node" if home == "node" else "host")
-    note = (f"<div style='color:#555;margin-bottom:4px'>{html.escape(after['op'])} · kernel state "
-            f"after change {i + 1} of {len(film.kernel.events)} notifications</div>")
     return Frame([topo], note=note, aside=[cni_sequence(steps, k, film)])

@@ -161,8 +161,6 @@ class Stepper:
 
     def __init__(self, steps: Steps, frame: FrameFn | None = None, *, title: str = "",
                  interval_ms: int = 1500, static: bool | None = None) -> None:
-        if not len(steps):
-            raise ValueError("nothing to replay: the Steps is empty (pass steps=… to the operation)")
         self.steps, self.title, self.interval_ms = steps, title, interval_ms
         self.frame_fn = frame or frame_of
         self.static = (not live()) if static is None else static
@@ -249,6 +247,11 @@ class Stepper:
         return box
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        if not len(self):
+            return {"text/html": "<div class='sbx-stepper-empty'>Nothing was recorded (yet): pass a "
+                                 "<code>Steps(snapshots=True)</code> to the operation, run it, then "
+                                 "this cell again.</div>",
+                    "text/plain": "<Stepper: nothing recorded yet>"}
         if self.static:
             return {"text/html": self.static_html(),
                     "text/plain": f"<Stepper: {len(self)} steps>"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
@@ -74,6 +74,10 @@ handle = Path("/run/netns") / A
        "thread unshares and bind-mounts its own namespace)."),
     todo('netns.create(B)', '# TODO: netns.create(B)'),
     code('print(lab4.show_netns(A, B))'),
+    md("### Film what you do next\n\nFrom here on, every change the kernel announces in A and B "
+       "(a link made, moved, set up, an address, a route) is recorded, whatever makes it — your `ip` "
+       "commands included. Section 4 replays it step by step."),
+    code('film = lab4.film(A, B)          # watches A and B until the replay below'),
     md("## 3. A veth pair between them\n\n**TODO**: create the pair *inside* A with its peer born "
        "in B — `ip -n A link add VA type veth peer name VB netns B` — and give each end its "
        "address (`ip -n A addr add ADDR_A dev VA`, same for B). Always `-n`: never the host."),
@@ -94,6 +98,11 @@ subprocess.run(["ip", "-n", B, "link", "set", VB, "up"], check=True)
 # TODO: set VA up inside A and VB up inside B
 '''),
     code('from sandbox.viz.net import netns_picture\n\nnetns_picture(A, B)'),
+    md("### Your veth pair, step by step\n\nThe film of A and B since the cell above started it: "
+       "one step per change the kernel made, in its order — the picture is the kernel's state "
+       "right after it."),
+    code('from sandbox.viz.stepper import stepper\n\n'
+         'stepper(lab4.replay(film), title="your veth pair, as the kernel saw it")'),
     todo('''
 r = netns.ping(A, ADDR_B.split("/")[0])
 print(r.stdout)
@@ -138,6 +147,37 @@ def show_netns(*names: str) -> str:
             lines.append(f"  {l['name']:<16} {l['kind'] or '':<8} {'UP' if l['up'] else 'DOWN':<5}"
                          f" {' '.join(l['addrs'])}")
     return "\n".join(lines)
+
+
+_films: list = []     # started by film(), stopped by replay() or reset()
+
+
+def film(*names: str):
+    """Watch these network namespaces from now on (:class:`sandbox.net.watch.KernelFilm`);
+    None while one of them does not exist yet (replay then says there is nothing)."""
+    from sandbox.net import netns, watch
+    if not all(netns.is_netns(netns.path_of(n)) for n in names):
+        return None
+    f = watch.KernelFilm({n: netns.path_of(n) for n in names}).start()
+    _films.append(f)
+    return f
+
+
+def replay(f: Any):
+    """Stop a film and return its changes as steps for the stepper (empty without a film)."""
+    from sandbox.steps import Steps
+    steps = Steps(snapshots=True)
+    if f is None:
+        return steps
+    f.take()
+    _stop(f)
+    return f.record_into(steps)
+
+
+def _stop(f: Any) -> None:
+    if f in _films:
+        _films.remove(f)
+        f.stop()
 
 
 def checks(ws: Workspace) -> Iterable[Result]:
@@ -210,6 +250,9 @@ def checks(ws: Workspace) -> Iterable[Result]:
 def reset(ws: Workspace) -> list[str]:
     from sandbox.net import netns
     done = []
+    for f in list(_films):            # a film still running watches nothing once A and B go
+        _stop(f)
+        done.append("stopped the film of " + " and ".join(f.labels))
     if not ws.names():
         return done
     n = lab4_names(ws)

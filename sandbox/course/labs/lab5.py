@@ -136,9 +136,17 @@ else:
     md("## 2. Under the kit's runtime and bridge\n\nThe runtime runs `bridge` (the kit's, found "
        "in `sandbox net plugin-dir`) inside the node netns; bridge delegates IPAM to yours."),
     code('''
+from sandbox.steps import Steps
 rt_ours = lab5.lab5_runtime(ws, "ours")
-lab5.attach(rt_ours, n["ours"], n["c1"])
+film = Steps(snapshots=True)       # recorded: replay your plugin under bridge below
+lab5.attach(rt_ours, n["ours"], n["c1"], steps=film)
 '''),
+    md("### Your plugin under the runtime, step by step\n\nThe kit's `bridge` tells the runtime "
+       "what it cannot see from outside: its exec of *your* `sqlite-ipam` — the environment, the "
+       "stdin it gave, what your plugin printed, its exit code — beside every change the kernel "
+       "made. If the ADD failed, this is where to look."),
+    code('from sandbox.viz.stepper import stepper\n\n'
+         'stepper(film, title="ADD with the kit\'s bridge delegating to your sqlite-ipam")'),
     md("## 3. Under upstream's bridge\n\nSame configuration shape, but `CNI_PATH` finds Debian's "
        "Go `bridge` in `/usr/lib/cni`; it execs your Python plugin just the same."),
     code('''
@@ -222,8 +230,9 @@ def lab5_runtime(ws: Workspace, which: str):
                    plugin_state_dir=ws.path / "plugin-state")
 
 
-def attach(rt: Any, net: str, container_netns: str) -> str:
-    """ADD a container to a network and say what happened (never raises for a plugin error).
+def attach(rt: Any, net: str, container_netns: str, steps: Any = None) -> str:
+    """ADD a container to a network and say what happened (never raises for a plugin error);
+    ``steps``: record it (a snapshotting Steps films it for the stepper).
 
     A failed ADD is followed by a DEL, as container runtimes do when a sandbox's network set-up
     fails (kubelet and containerd tear it down): the bridge plugin may already have made the
@@ -232,7 +241,7 @@ def attach(rt: Any, net: str, container_netns: str) -> str:
     which both bridge plugins then fail to set back on the retry (EADDRNOTAVAIL) — so a bridge
     of the lab's node left without ports is removed too, and the retry starts clean."""
     try:
-        res = rt.add(net, container_netns)
+        res = rt.add(net, container_netns, steps=steps)
     except SandboxError as e:
         try:
             rt.delete(net, container_netns)
