@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 8888
 
-.PHONY: install lab test bench clean-state labs site course-times
+.PHONY: install lab test bench clean-state labs site course-times screenshots
 
 install:
 	bash provision/bootstrap.sh
@@ -42,6 +42,17 @@ course-times: install
 	$(PY) -m sandbox.viz.site $(SITE) --times docs/course-times.json
 	$(PY) -m sandbox.course.outline --write
 	$(PY) labs/make_labs.py
+
+# One screenshot per stepper for docs/course.md (docs/img/steppers/), taken by the browser test
+# in JupyterLab at 1280×800 (each stepper at its last step). Needs root, like the notebooks.
+screenshots: install
+	@tmp=$$(mktemp -d /tmp/sbx-screenshots-XXXXXX); \
+	SANDBOX_SCREENSHOTS=$$tmp $(PY) -m pytest -q tests/course/test_browser.py -k steppers; rc=$$?; \
+	if [ $$rc -eq 0 ]; then mkdir -p docs/img/steppers && rm -f docs/img/steppers/*.png && \
+	  for f in $$tmp/*-last-clip.png; do \
+	    cp "$$f" "docs/img/steppers/$$(basename "$$f" -last-clip.png).png"; done; \
+	  ls docs/img/steppers; fi; \
+	rm -rf $$tmp; exit $$rc
 
 bench: install
 	$(PY) bench/run.py $(BENCH)

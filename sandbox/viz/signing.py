@@ -12,13 +12,14 @@ from typing import Any
 
 import graphviz
 
+from sandbox.palette import kind_color
 from sandbox.trust import pgp
 from sandbox.trust import truststore as trust
 from sandbox.viz import PALETTE, digraph
 
-HASHED = PALETTE[2]      # green: covered by the signature
-UNHASHED = PALETTE[7]    # grey: carried along, not covered
-TRAILER = PALETTE[4]
+HASHED = kind_color("hashed")        # covered by the signature's digest
+UNHASHED = kind_color("unhashed")    # carried along, covered by nothing
+TRAILER = kind_color("trailer")
 
 
 class Html(str):
@@ -40,8 +41,9 @@ def packets(data: bytes | str, title: str = "") -> graphviz.Digraph:
     g.attr("node", shape="plaintext", style="")
     prev = None
     for i, it in enumerate(pgp.dump(data)):
-        color = {2: PALETTE[0], 6: PALETTE[1], 14: PALETTE[1], 5: PALETTE[5], 7: PALETTE[5],
-                 13: PALETTE[6]}.get(it.tag, "#dddddd")
+        key = kind_color("key")       # a key packet, public or secret, in the key's colour
+        color = {2: kind_color("signed"), 6: key, 14: key, 5: key, 7: key,
+                 13: PALETTE[3]}.get(it.tag, "#dddddd")
         rows = [f'<TR><TD COLSPAN="2" BGCOLOR="{color}"><B>packet {it.tag}: {html.escape(it.name)}</B>'
                 f'<BR/><FONT POINT-SIZE="8">@{it.offset}, header {html.escape(it.header)}, '
                 f'{it.length} bytes</FONT></TD></TR>']
@@ -81,7 +83,7 @@ def hashed_bytes(signature: bytes | str | pgp.Signature, document: str | Path | 
     else:
         doc = "the whole document"
     cell = "padding:4px 8px;border:1px solid #999;font-family:monospace;font-size:12px;vertical-align:top"
-    rows = [f'<tr><td style="{cell};background:{PALETTE[1]}">1. document</td><td style="{cell}">{doc}</td></tr>']
+    rows = [f'<tr><td style="{cell};background:{HASHED}">1. document</td><td style="{cell}">{doc}</td></tr>']
     colors = [HASHED, HASHED, HASHED, TRAILER]
     for n, ((label, b), c) in enumerate(zip(pgp.signed_bytes(sig), colors), 2):
         rows.append(f'<tr><td style="{cell};background:{c}">{n}. {html.escape(label)}</td>'
@@ -138,7 +140,6 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
     """The signature packet as far as it is assembled (RFC 9580 §5.2.3): each field in packet
     order, filled once it exists, coloured by what covers it; beside it what went into the hash
     and the digest, whose first two bytes and whose signed value close the packet."""
-    from sandbox.palette import kind_color
     role_color = {"hashed": kind_color("hashed"), "unhashed": kind_color("unhashed"),
                   "digest": kind_color("hashed"), "value": kind_color("key")}
     now = kind_color("now")
@@ -149,13 +150,15 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
         on = i == state["current"]
         bg = role_color[f["role"]] + ("cc" if f["filled"] else "22")
         border = f' COLOR="{now}" BORDER="3"' if on else ""
-        value = (html.escape(str(f["value"])[:44]) or " ") if f["filled"] else "<I>(not yet)</I>"
-        hx = (html.escape(f["hex"][:36] + ("…" if len(f["hex"]) > 36 else "")) or " ") \
+        v = str(f["value"])
+        value = (html.escape(v[:30] + ("…" if len(v) > 30 else "")) or " ") if f["filled"] \
+            else "<I>(not yet)</I>"
+        hx = (html.escape(f["hex"][:24] + ("…" if len(f["hex"]) > 24 else "")) or " ") \
             if f["filled"] else " "  # (graphviz refuses an empty <FONT>)
-        rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="10">'
+        rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="12">'
                     f'{html.escape(f["label"])}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}>'
-                    f'<FONT POINT-SIZE="10">{value}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}" '
-                    f'PORT="f{i}"{border}><FONT FACE="Courier" POINT-SIZE="9">{hx}</FONT></TD></TR>')
+                    f'<FONT POINT-SIZE="12">{value}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}" '
+                    f'PORT="f{i}"{border}><FONT FACE="Courier" POINT-SIZE="11">{hx}</FONT></TD></TR>')
     g.node("packet", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
            + "".join(rows) + "</TABLE>>")
     h = state["hash"]
@@ -165,11 +168,11 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
     hrows = [f'<TR><TD COLSPAN="2" BGCOLOR="{kind_color("hashed")}55"><B>{html.escape(h["algorithm"])}'
              f'( 1 ‖ 2 ‖ 3 )</B></TD></TR>']
     for label, got in parts:
-        hrows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10">{label}</FONT></TD><TD ALIGN="LEFT">'
-                     f'<FONT POINT-SIZE="10">{got or "<I>(not yet)</I>"}</FONT></TD></TR>')
+        hrows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="12">{label}</FONT></TD><TD ALIGN="LEFT">'
+                     f'<FONT POINT-SIZE="12">{got or "<I>(not yet)</I>"}</FONT></TD></TR>')
     digest = h["digest"]
     dtext = (html.escape(digest[:32]) + "<BR/>" + html.escape(digest[32:64])) if digest else "<I>(not yet)</I>"
-    hrows.append(f'<TR><TD COLSPAN="2" PORT="digest"><FONT FACE="Courier" POINT-SIZE="9">digest: {dtext}'
+    hrows.append(f'<TR><TD COLSPAN="2" PORT="digest"><FONT FACE="Courier" POINT-SIZE="11">digest: {dtext}'
                  f'</FONT></TD></TR>')
     g.node("hash", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
            + "".join(hrows) + "</TABLE>>")
@@ -194,7 +197,9 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
 def sign_frame(steps: Any, k: int) -> Any:
     """The stepper's picture for a signature being made (states of kind ``pgp``)."""
     from sandbox.viz.stepper import Frame
-    _, state = _last_state(steps, k, "pgp")
+    j, state = _last_state(steps, k, "pgp")
+    if j != k:                     # a later step (the signature is done): no field is "now"
+        state = {**state, "current": None}
     return Frame([packet_picture(state)])
 
 
@@ -209,7 +214,6 @@ def trust_picture(state: dict[str, Any], checks: list[tuple[str, bool | None]], 
     """Verification as a walk: the image's name, the trust store's directories that can hold a
     key for it (root.d, then one per whole-segment prefix), the keys there, the signer's key if
     it is among them, and the verdict; beside it the checks so far."""
-    from sandbox.palette import kind_color
     now, ok_c, bad_c = kind_color("now"), kind_color("ok"), kind_color("refused")
     g = digraph("trustpath", rankdir="LR", nodesep="0.3")
     g.attr("node", fontsize="13")
@@ -270,7 +274,6 @@ def verdict_matrix(cases: dict[str, tuple[trust.TrustStore, Path, Path | None]])
     """Each case (a row: a trust store, an image, its signature or None for ``IMAGE.asc``)
     against each check of a verification (the columns): ✔ passed, ✘ the check that stopped it,
     · never reached. Each row is a real ``verify_image`` run, read from its recorded steps."""
-    from sandbox.palette import kind_color
     from sandbox.steps import Steps
     header = ["case", *(label for label, _ in CHECKS), "verdict"]
     rows_html = []

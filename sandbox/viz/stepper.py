@@ -92,7 +92,8 @@ def frame_of(steps: Steps, k: int) -> Frame:
     j = k
     while j >= 0 and not steps[j].after:
         j -= 1
-    if j < 0:   # before the first recorded state: show that one (the world before the work)
+    early = j < 0
+    if early:   # before the first recorded state: show that one, and say so
         j = next((i for i, s in enumerate(steps) if s.after), -1)
         if j < 0:
             return Frame([_card("nothing recorded yet")])
@@ -102,7 +103,12 @@ def frame_of(steps: Steps, k: int) -> Frame:
     if target is None:
         return Frame([_card(f"(no picture for a state of kind {kind!r})")])
     mod, fn = target.split(":")
-    return getattr(importlib.import_module(mod), fn)(steps, k)
+    frame = getattr(importlib.import_module(mod), fn)(steps, k)
+    if early:
+        frame = frame._replace(note="<div style='color:#555'>(a step before anything was drawn: "
+                                    f"the picture is the first one recorded, at step {j + 1})</div>"
+                                    + frame.note)
+    return frame
 
 
 def _card(text: str) -> str:

@@ -42,6 +42,7 @@ STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "03-signing-and-trust", 
                      "06-cni", "07-pods"]
 SHOTS = Path(os.environ.get("SANDBOX_SCREENSHOTS") or "/tmp/sbx-ui-screenshots")
 VIEWPORT = {"width": 1280, "height": 800}
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"       # the notebook in view, not another tab
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -166,8 +167,9 @@ def _open_and_run_all(ctx: Any, lab: dict[str, Any], name: str) -> tuple[Any, li
             if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     page.set_default_timeout(90_000)
-    page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    # ?reset: a fresh workspace, so the notebooks of earlier tests are not reopened beside it
+    page.goto(f"{lab['base']}/lab/tree/notebooks/{name}?reset&token={lab['token']}")
+    page.wait_for_selector(f"{SHOWN} .jp-Cell")
     page.wait_for_function(
         "() => window.jupyterapp && document.querySelector('.jp-Notebook')")
     page.wait_for_function(
@@ -201,6 +203,7 @@ def _close(page: Any, lab: dict[str, Any]) -> None:
         kid = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext"
                             ".session.kernel.id")
         _delete(f"{lab['base']}/api/kernels/{kid}?token={lab['token']}")
+        page.evaluate("window.jupyterapp.commands.execute('application:close-all')")
     finally:
         page.close()
 
@@ -210,7 +213,7 @@ def test_jupyterlab_runs_the_welcome_notebook_in_chromium(jupyterlab, browser) -
     try:
         # JupyterLab 4 shows image/svg+xml output as an <img> with a data: URL
         img = page.wait_for_selector(
-            ".jp-OutputArea-output[data-mime-type='image/svg+xml'] img")
+            f"{SHOWN} .jp-OutputArea-output[data-mime-type='image/svg+xml'] img")
         page.wait_for_function(
             "img => img.complete && img.naturalWidth > 100", arg=img)
         svg = urllib.parse.unquote(img.get_attribute("src"))
@@ -237,10 +240,17 @@ def test_jupyterlab_runs_the_welcome_notebook_in_chromium(jupyterlab, browser) -
 
 def _photograph(page: Any, stepper: Any, stem: Path) -> None:
     """What a learner sees at 1280×800: the viewport with the stepper's top at the top (controls
-    and the picture), then scrolled down to the detail (``-detail.png``)."""
+    and the picture; ``-clip.png`` is the stepper's part of it, for docs/course.md), then scrolled
+    down to the step's detail (``-detail.png``)."""
     stepper.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(150)
     page.screenshot(path=f"{stem}.png")
+    box = stepper.bounding_box()
+    if box:
+        top = max(box["y"], 0)
+        page.screenshot(path=f"{stem}-clip.png", clip={
+            "x": max(box["x"] - 4, 0), "y": top, "width": min(box["width"] + 8, VIEWPORT["width"]),
+            "height": min(box["y"] + box["height"], VIEWPORT["height"]) - top})
     stepper.locator(".sbx-step-detail").evaluate("el => el.scrollIntoView({block: 'end'})")
     page.wait_for_timeout(150)
     page.screenshot(path=f"{stem}-detail.png")
@@ -265,8 +275,8 @@ def test_steppers_step_in_jupyterlab(jupyterlab, browser, shots: Path, notebook:
     page, console = _open_and_run_all(browser, jupyterlab, notebook + ".ipynb")
     try:
         assert _wait_all_ran(page, 300_000) == []
-        steppers = page.locator(".jp-OutputArea-output .sbx-stepper")
-        page.wait_for_function("() => document.querySelectorAll('.sbx-stepper').length > 0")
+        steppers = page.locator(f"{SHOWN} .jp-OutputArea-output .sbx-stepper")
+        page.wait_for_function(f"() => document.querySelectorAll('{SHOWN} .sbx-stepper').length > 0")
         count = steppers.count()
         assert count >= 1
         for i in range(count):
