@@ -18,7 +18,7 @@ import os
 import sys
 
 from sandbox import __version__
-from sandbox.errors import SandboxError, UsageError
+from sandbox.errors import SandboxError, UsageError, did_you_mean
 
 
 def command_group(subparsers: argparse._SubParsersAction, name: str,
@@ -90,12 +90,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 GLOBAL_OPTIONS = ["--dir", "--progress", "--no-progress"]
-
-
-def did_you_mean(word: str, choices: list[str]) -> str:
-    """`` Did you mean 'x'?`` for the choices close to ``word`` (difflib), or ""."""
-    from sandbox.errors import did_you_mean as dym
-    return dym(word, choices)
 
 
 def _usage_sentence(parser: argparse.ArgumentParser, message: str) -> str:
