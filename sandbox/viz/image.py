@@ -252,9 +252,8 @@ def link_over_dir_archive(path: str | Path, target: str | Path) -> Path:
 
 def _film_states(steps: Any, k: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The ``tar`` states of the hashing that step ``k`` belongs to, up to k, and its last one."""
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == "tar"):
-        j -= 1
+    from sandbox.viz.stepper import last_state
+    j, _ = last_state(steps, k, "tar")
     path = steps[j].after["path"]
     # the hashing run: consecutive tar steps of the same file around j
     start = j

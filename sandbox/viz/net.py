@@ -433,11 +433,8 @@ def cni_frame(steps: Any, k: int) -> Any:
     ``k``, and for a CNI operation the sequence of execs so far (beside the detail). A film of
     namespaces watched on their own (:meth:`sandbox.net.watch.KernelFilm.record_into`, e.g. a
     learner's ``ip`` commands) draws them side by side."""
-    from sandbox.viz.stepper import Frame
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == "net"):
-        j -= 1
-    after = steps[j].after
+    from sandbox.viz.stepper import Frame, last_state
+    j, after = last_state(steps, k, "net")
     film, i = after["film"], after["i"]
     kernel = getattr(film, "kernel", film)           # a CNI film wraps the kernel's
     state = kernel.state(i)

@@ -237,37 +237,26 @@ def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph
     return g
 
 
+_DEEDS = {"netns": "made the pod's netns", "listen": "metadata socket in the pod's netns",
+          "cgroup": "made the pod's cgroups", "mount": "mounted volumes, /proc, /sys, /dev",
+          "unshare": "own mount namespace", "pivot_root": "pivot_root: / is the app's rootfs",
+          "thread": "metadata service thread"}
+
+
 def _deed(l: dict[str, Any]) -> str:
-    d = l.get("detail", {})
-    a = l["action"]
-    if a == "netns":
-        return "made the pod's netns"
+    """A journal line in a few words, for its process's box ("" = nothing worth a line)."""
+    d, a = l.get("detail", {}), l["action"]
     if a == "cni":
         return f"CNI {l['what']}: {' '.join(d.get('ips', []))}"
-    if a == "listen":
-        return "metadata socket in the pod's netns"
-    if a == "cgroup":
-        return "made the pod's cgroups"
     if a == "mount" and l["role"] == "pid1":
         return f"mounted {d.get('fstype')} for {d.get('app')}"
-    if a == "mount":
-        return "mounted volumes, /proc, /sys, /dev"
-    if a == "unshare":
-        return "own mount namespace"
-    if a == "pivot_root":
-        return "pivot_root: / is the app's rootfs"
     if a == "exec":
         return f"exec {l['what'][:40]}"
-    if a == "thread":
-        return "metadata service thread"
-    return ""
+    return _DEEDS.get(a, "")
 
 
 def start_frame(steps: Any, k: int) -> Any:
     """The stepper's picture for a pod's start (states of kind ``pod``)."""
-    from sandbox.viz.stepper import Frame
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == "pod"):
-        j -= 1
-    a = steps[j].after
+    from sandbox.viz.stepper import Frame, last_state
+    _, a = last_state(steps, k, "pod")
     return Frame([start_picture(a["journal"], a["i"])])

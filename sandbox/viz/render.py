@@ -226,11 +226,8 @@ def copies(tree_name: str, lower: str, runs: list[tuple[str, dict[str, str]]]) -
 def render_frame(steps: Any, k: int) -> Any:
     """The stepper's pictures for a render (states of kind ``render``): the DAG with the pass
     being extracted, and the rootfs as it stood after that pass, what the pass did outlined."""
-    from sandbox.viz.stepper import Frame
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == "render"):
-        j -= 1
-    after = steps[j].after
+    from sandbox.viz.stepper import Frame, last_state
+    j, after = last_state(steps, k, "render")
     layer, film = after["layer"], after["film"]
     trace: RenderTrace | None = film.get("trace")
     if trace is None:
@@ -275,11 +272,8 @@ def resolve_frame(steps: Any, k: int) -> Any:
     """The stepper's picture while dependencies are resolved (states of kind ``resolve``): the
     images found so far and the dependencies between them, the one being looked at outlined;
     once resolved, the DAG numbered in override order."""
-    from sandbox.viz.stepper import Frame
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == "resolve"):
-        j -= 1
-    a = steps[j].after
+    from sandbox.viz.stepper import Frame, last_state
+    _, a = last_state(steps, k, "resolve")
     if a.get("graph") is not None:
         return Frame([dag(a["graph"])])
     order = list(dict.fromkeys(a["nodes"].values()))

@@ -129,13 +129,6 @@ def keyring(store: trust.TrustStore, image_name: str) -> graphviz.Digraph:
 
 # -- signing and verifying, step by step (notebook 03) --------------------------------------------
 
-def _last_state(steps: Any, k: int, kind: str) -> tuple[int, dict[str, Any]]:
-    j = k
-    while not (steps[j].after and steps[j].after.get("kind") == kind):
-        j -= 1
-    return j, steps[j].after
-
-
 def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
     """The signature packet as far as it is assembled (RFC 9580 §5.2.3): each field in packet
     order, filled once it exists, coloured by what covers it; beside it what went into the hash
@@ -196,8 +189,8 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
 
 def sign_frame(steps: Any, k: int) -> Any:
     """The stepper's picture for a signature being made (states of kind ``pgp``)."""
-    from sandbox.viz.stepper import Frame
-    j, state = _last_state(steps, k, "pgp")
+    from sandbox.viz.stepper import Frame, last_state
+    j, state = last_state(steps, k, "pgp")
     if j != k:                     # a later step (the signature is done): no field is "now"
         state = {**state, "current": None}
     return Frame([packet_picture(state)])
@@ -255,8 +248,8 @@ def trust_picture(state: dict[str, Any], checks: list[tuple[str, bool | None]], 
 
 def verify_frame(steps: Any, k: int) -> Any:
     """The stepper's picture for verification (states of kind ``trust``)."""
-    from sandbox.viz.stepper import Frame
-    j, state = _last_state(steps, k, "trust")
+    from sandbox.viz.stepper import Frame, last_state
+    j, state = last_state(steps, k, "trust")
     start = j
     while start > 0 and steps[start].what and not (steps[start].action == "read"
                                                   and steps[start].detail.get("role") == "signature"):

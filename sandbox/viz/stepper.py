@@ -87,6 +87,15 @@ def to_svg(picture: Any) -> str:
     return svg.replace("<svg ", "<svg style='max-width:100%;height:auto' ", 1)
 
 
+def last_state(steps: Steps, k: int, kind: str) -> tuple[int, dict[str, Any]]:
+    """(index, state) of the last step at or before ``k`` that recorded a state of ``kind`` (a
+    step that recorded none shows the state of the one before it). Frame functions start here."""
+    j = k
+    while not (steps[j].after and steps[j].after.get("kind") == kind):
+        j -= 1
+    return j, steps[j].after
+
+
 def frame_of(steps: Steps, k: int) -> Frame:
     """The pictures for step ``k`` (0-based): drawn from the state recorded at or before it."""
     j = k

@@ -49,6 +49,16 @@ def _shape(snap: dict) -> tuple:
     return links, routes
 
 
+@pytest.fixture
+def added(session):
+    """The kit's plugins, a container ADDed with a snapshotting Steps: (runtime, netns, steps)."""
+    rt, _ = _runtime(session, str(plugin_dir()))
+    c = session.create(netns.unique_name("sbx-st"))
+    steps = Steps(snapshots=True)
+    rt.add("sbxstnet", c, steps=steps)
+    return rt, c, steps
+
+
 def _film_of(steps: Steps, op: str):
     return next(s.after["film"] for s in steps if s.after and s.after.get("op") == op)
 
@@ -92,11 +102,8 @@ def test_the_film_ends_where_the_kernel_is(session, plugins: str) -> None:
         assert reported == []
 
 
-def test_each_kernel_step_shows_its_change_and_the_state_at_that_moment(session) -> None:
-    rt, _ = _runtime(session, str(plugin_dir()))
-    c = session.create(netns.unique_name("sbx-st"))
-    steps = Steps(snapshots=True)
-    rt.add("sbxstnet", c, steps=steps)
+def test_each_kernel_step_shows_its_change_and_the_state_at_that_moment(added) -> None:
+    _, _, steps = added
     k = next(i for i, s in enumerate(steps) if s.what == "link sbxst0 created (bridge)")
     film = steps[k].after["film"]
     at = film.kernel.state(steps[k].after["i"])
@@ -150,11 +157,8 @@ def test_without_a_stepper_nothing_is_watched(session, monkeypatch) -> None:
     assert "SANDBOX_CNI_STEPS" not in rt.calls[0].env
 
 
-def test_the_sequence_diagram_is_svg_with_a_row_per_message(session) -> None:
-    rt, _ = _runtime(session, str(plugin_dir()))
-    c = session.create(netns.unique_name("sbx-st"))
-    steps = Steps(snapshots=True)
-    rt.add("sbxstnet", c, steps=steps)
+def test_the_sequence_diagram_is_svg_with_a_row_per_message(added) -> None:
+    _, _, steps = added
     first = next(i for i, s in enumerate(steps) if s.action == "call")
     svg = to_svg(frame_of(steps, first).aside[0])
     assert svg.startswith("<svg") and "exec ADD" in svg and svg.count("<polygon") == 1
