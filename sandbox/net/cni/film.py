@@ -65,8 +65,9 @@ class CniFilm:
         self.steps.add(action, what, after=self._after(i), t=t, **detail)
 
     def on_start(self, call: Exec) -> None:
-        """The runtime is about to exec a plugin (``invoke.exec_plugin``'s ``on_start``)."""
-        self.collect()
+        """The runtime is about to exec a plugin (``invoke.exec_plugin``'s ``on_start``). No
+        sync with the listener here: nothing of this exec can have happened yet, and each
+        hand-over to the listener thread costs a scheduler slice on a busy machine."""
         self._add("call", f"{call.plugin} {call.command}", len(self.kernel.events) - 1,
                   time.monotonic(), plugin=call.plugin, command=call.command, env=call.env,
                   stdin=call.stdin, node=call.node)
