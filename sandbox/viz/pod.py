@@ -183,19 +183,19 @@ def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph
         else:
             color = color_for(role[4:], order) if role.startswith("app ") else kind_color("netns")
         # the inode's last digits tell the namespaces apart (the whole number is in the detail)
-        return f'<TD BGCOLOR="{color}"><FONT POINT-SIZE="10">{n} …{str(ino)[-4:]}</FONT></TD>'
+        return f'<TD BGCOLOR="{color}"><FONT POINT-SIZE="11">{n}<BR/>…{str(ino)[-4:]}</FONT></TD>'
 
     def label(role: str) -> str:
         l = procs[role]
         title = {"stage0": "stage0 (this process)", "supervisor": "stage0's supervisor",
-                 "pid1": "PID 1 of the pod"}.get(role, f"{role}: runner")
+                 "pid1": "PID 1 of the pod"}.get(role, "its runner")   # (an app's box: its cluster names it)
         pids = (f"pid {l['pid']}" + (f" · host pid {l['proc_pid']}" if l.get("proc_pid") not in
                                        (None, l["pid"]) else ""))
-        deeds = "".join(f'<TR><TD COLSPAN="5" ALIGN="LEFT"><FONT POINT-SIZE="10">{html.escape(d)}'
+        deeds = "".join(f'<TR><TD COLSPAN="5" ALIGN="LEFT"><FONT POINT-SIZE="11">{html.escape(d)}'
                         f'</FONT></TD></TR>' for d in [d for d in done[role] if d][-4:])
         frame = f'BORDER="3" COLOR="{now}"' if role == cur else 'BORDER="0"'
         return (f'<<TABLE {frame} CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" BGCOLOR="white">'
-                f'<TR><TD COLSPAN="5"><B>{html.escape(title)}</B><BR/><FONT POINT-SIZE="9">'
+                f'<TR><TD COLSPAN="5"><B>{html.escape(title)}</B><BR/><FONT POINT-SIZE="11">'
                 f'{html.escape(pids)}</FONT></TD></TR><TR>{"".join(chip(role, n) for n in _NS)}</TR>'
                 f'{deeds}</TABLE>>')
 
@@ -239,7 +239,7 @@ def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph
 
 _DEEDS = {"netns": "made the pod's netns", "listen": "metadata socket in the pod's netns",
           "cgroup": "made the pod's cgroups", "mount": "mounted volumes, /proc, /sys, /dev",
-          "unshare": "own mount namespace", "pivot_root": "pivot_root: / is the app's rootfs",
+          "unshare": "own mount namespace", "pivot_root": "pivot_root: / = its rootfs",
           "thread": "metadata service thread"}
 
 
@@ -247,11 +247,12 @@ def _deed(l: dict[str, Any]) -> str:
     """A journal line in a few words, for its process's box ("" = nothing worth a line)."""
     d, a = l.get("detail", {}), l["action"]
     if a == "cni":
-        return f"CNI {l['what']}: {' '.join(d.get('ips', []))}"
+        return f"CNI {l['what'].split()[0]}: {' '.join(d.get('ips', []))}"
     if a == "mount" and l["role"] == "pid1":
-        return f"mounted {d.get('fstype')} for {d.get('app')}"
+        return f"{d.get('fstype')} for {d.get('app')}"
     if a == "exec":
-        return f"exec {l['what'][:40]}"
+        w = f"exec {l['what']}"         # the whole command line is in the step's detail
+        return w if len(w) <= 30 else w[:29] + "…"
     return _DEEDS.get(a, "")
 
 

@@ -130,28 +130,39 @@ def keyring(store: trust.TrustStore, image_name: str) -> graphviz.Digraph:
 # -- signing and verifying, step by step (notebook 03) --------------------------------------------
 
 def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
-    """The signature packet as far as it is assembled (RFC 9580 §5.2.3): each field in packet
-    order, filled once it exists, coloured by what covers it; beside it what went into the hash
-    and the digest, whose first two bytes and whose signed value close the packet."""
+    """The signature packet as far as it is assembled (RFC 9580 §5.2.3), top to bottom so it is
+    read at full size: its fields in packet order, filled once they exist, coloured by what
+    covers them; below, what went into the hash and the digest; below that the packet's last
+    two fields, made from the digest (its first two bytes; its value signed)."""
     role_color = {"hashed": kind_color("hashed"), "unhashed": kind_color("unhashed"),
                   "digest": kind_color("hashed"), "value": kind_color("key")}
     now = kind_color("now")
-    g = digraph("packet", rankdir="LR", nodesep="0.4")
+    g = digraph("packet", rankdir="TB", nodesep="0.5", ranksep="0.45")
     g.attr("node", shape="plaintext", style="")
-    rows = ['<TR><TD COLSPAN="3" BGCOLOR="#eeeeee"><B>signature packet (tag 2), version 4</B></TD></TR>']
-    for i, f in enumerate(state["fields"]):
-        on = i == state["current"]
+    g.attr("edge", fontsize="11")
+    fields = state["fields"]
+
+    def cell(i: int) -> tuple[str, str, str, str]:
+        f = fields[i]
         bg = role_color[f["role"]] + ("cc" if f["filled"] else "22")
-        border = f' COLOR="{now}" BORDER="3"' if on else ""
+        border = f' COLOR="{now}" BORDER="3"' if i == state["current"] else ""
         v = str(f["value"])
         value = (html.escape(v[:30] + ("…" if len(v) > 30 else "")) or " ") if f["filled"] \
             else "<I>(not yet)</I>"
         hx = (html.escape(f["hex"][:24] + ("…" if len(f["hex"]) > 24 else "")) or " ") \
             if f["filled"] else " "  # (graphviz refuses an empty <FONT>)
+        return bg, border, value, hx
+
+    tail = [i for i, f in enumerate(fields) if f["role"] in ("digest", "value")]
+    rows = ['<TR><TD COLSPAN="3" BGCOLOR="#eeeeee"><B>signature packet (tag 2), version 4</B></TD></TR>']
+    for i, f in enumerate(fields):
+        if i in tail:
+            continue
+        bg, border, value, hx = cell(i)
         rows.append(f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="12">'
                     f'{html.escape(f["label"])}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}>'
-                    f'<FONT POINT-SIZE="12">{value}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}" '
-                    f'PORT="f{i}"{border}><FONT FACE="Courier" POINT-SIZE="11">{hx}</FONT></TD></TR>')
+                    f'<FONT POINT-SIZE="12">{value}</FONT></TD><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}>'
+                    f'<FONT FACE="Courier" POINT-SIZE="11">{hx}</FONT></TD></TR>')
     g.node("packet", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
            + "".join(rows) + "</TABLE>>")
     h = state["hash"]
@@ -165,25 +176,32 @@ def packet_picture(state: dict[str, Any]) -> graphviz.Digraph:
                      f'<FONT POINT-SIZE="12">{got or "<I>(not yet)</I>"}</FONT></TD></TR>')
     digest = h["digest"]
     dtext = (html.escape(digest[:32]) + "<BR/>" + html.escape(digest[32:64])) if digest else "<I>(not yet)</I>"
-    hrows.append(f'<TR><TD COLSPAN="2" PORT="digest"><FONT FACE="Courier" POINT-SIZE="11">digest: {dtext}'
+    hrows.append(f'<TR><TD COLSPAN="2"><FONT FACE="Courier" POINT-SIZE="11">digest: {dtext}'
                  f'</FONT></TD></TR>')
     g.node("hash", '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
            + "".join(hrows) + "</TABLE>>")
-    fields = state["fields"]
-    first_hashed = next(i for i, f in enumerate(fields) if f["role"] == "hashed")
-    # the hash to the right of the packet; arrows leave and enter on the facing sides
-    if h["hashed"] is not None:
-        g.edge(f"packet:f{first_hashed}:e", "hash:w", label="hashed", color=kind_color("hashed"))
-    else:
-        g.edge("packet", "hash", style="invis")
-    if digest:
-        left = next(i for i, f in enumerate(fields) if f["role"] == "digest")
-        value = next(i for i, f in enumerate(fields) if f["role"] == "value")
-        g.edge("hash:digest:w", f"packet:f{left}:e", label="first 2 bytes",
-               color=kind_color("hashed"), constraint="false")
-        if fields[value]["filled"]:
-            g.edge("hash:digest:w", f"packet:f{value}:e", label="signed with the secret key",
-                   color=kind_color("key"), penwidth="2", constraint="false")
+    g.edge("packet", "hash", label=" the green fields" if h["hashed"] is not None else "",
+           color=kind_color("hashed"), style="solid" if h["hashed"] is not None else "invis")
+    # the packet's last two fields, side by side under the digest they come from
+    with g.subgraph() as end:
+        end.attr(rank="same")
+        for i in tail:
+            bg, border, value, hx = cell(i)
+            end.node(f"t{i}", f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
+                              f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="12">'
+                              f'{html.escape(fields[i]["label"])}</FONT></TD></TR>'
+                              f'<TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT POINT-SIZE="12">{value}'
+                              f'</FONT></TD></TR><TR><TD ALIGN="LEFT" BGCOLOR="{bg}"{border}><FONT '
+                              f'FACE="Courier" POINT-SIZE="11">{hx}</FONT></TD></TR></TABLE>>')
+    for i in tail:
+        f = fields[i]
+        made = bool(digest) and f["filled"]
+        g.edge("hash", f"t{i}", style="solid" if made else "invis",
+               label=("first 2 bytes" if f["role"] == "digest" else "signed with the secret key")
+               if made else "", color=kind_color("hashed" if f["role"] == "digest" else "key"),
+               penwidth="2" if f["role"] == "value" else "1")
+    g.attr(label="… and the packet ends with these two fields", labelloc="b", fontsize="11",
+           fontcolor="#555555")
     return g
 
 
@@ -202,13 +220,12 @@ CHECKS = [("signer's key is known", "signer in keyring"),
           ("the key is trusted for this name (whole path segments)", "signer trusted for name")]
 
 
-def trust_picture(state: dict[str, Any], checks: list[tuple[str, bool | None]], *,
-                  done: bool) -> graphviz.Digraph:
+def trust_picture(state: dict[str, Any], *, done: bool) -> graphviz.Digraph:
     """Verification as a walk: the image's name, the trust store's directories that can hold a
     key for it (root.d, then one per whole-segment prefix), the keys there, the signer's key if
-    it is among them, and the verdict; beside it the checks so far."""
+    it is among them, and the verdict."""
     now, ok_c, bad_c = kind_color("now"), kind_color("ok"), kind_color("refused")
-    g = digraph("trustpath", rankdir="LR", nodesep="0.3")
+    g = digraph("trustpath", rankdir="TB", nodesep="0.3", ranksep="0.3")   # narrow: full size
     g.attr("node", fontsize="13")
     g.attr("edge", fontsize="11")
     name = state.get("name") or "(name not read yet)"
@@ -225,25 +242,33 @@ def trust_picture(state: dict[str, Any], checks: list[tuple[str, bool | None]], 
                color=now if last else "black", penwidth="2.5" if last else "1")
         g.edge(prev, did, label="then" if i else "look in", color="#777777")
         prev = did
-        for fpr in d["keys"]:
-            match = bool(signer) and (fpr == signer or fpr.endswith(signer))
-            g.node(f"k{i}_{fpr}", f"key {pgp.group_fingerprint(fpr)[:19]}…" + ("\nthe signer" if match else ""),
-                   shape="box", fillcolor=kind_color("key") + ("ff" if match else "44"),
-                   penwidth="2" if match else "1")
-            g.edge(did, f"k{i}_{fpr}", arrowhead="none", color="#999999")
+        with g.subgraph() as row:          # its keys beside it
+            row.attr(rank="same")
+            row.node(did)
+            for fpr in d["keys"]:
+                match = bool(signer) and (fpr == signer or fpr.endswith(signer))
+                row.node(f"k{i}_{fpr}", f"key {pgp.group_fingerprint(fpr)[:19]}…"
+                         + ("\nthe signer" if match else ""), shape="box",
+                         fillcolor=kind_color("key") + ("ff" if match else "44"),
+                         penwidth="2" if match else "1")
+                row.edge(did, f"k{i}_{fpr}", arrowhead="none", color="#999999")
     verdict = state.get("verdict")
     if verdict is not None:
         g.node("verdict", "ACCEPTED" if verdict else "REFUSED", shape="box",
                fillcolor=(ok_c if verdict else bad_c), fontcolor="white", penwidth="2")
         g.edge(prev, "verdict", color=ok_c if verdict else bad_c, penwidth="2")
-    rows = "".join(
-        f'<TR><TD>{"✔" if ok else "✘" if ok is False else "·"}</TD><TD ALIGN="LEFT">'
-        f'<FONT POINT-SIZE="12" COLOR="{ok_c if ok else bad_c if ok is False else "#999999"}">'
-        f'{html.escape(label)}</FONT></TD></TR>' for label, ok in checks)
-    g.node("checks", f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2"><TR><TD '
-                     f'COLSPAN="2"><B>checks so far</B></TD></TR>{rows}</TABLE>>',
-           shape="plaintext", style="")
     return g
+
+
+def checks_html(checks: list[tuple[str, bool | None]]) -> str:
+    """The verifier's checks so far: ✔ passed, ✘ failed (the verdict's reason), · not yet."""
+    ok_c, bad_c = kind_color("ok"), kind_color("refused")
+    items = "".join(
+        f'<li style="color:{ok_c if ok else bad_c if ok is False else "#888"};list-style:none">'
+        f'{"✔" if ok else "✘" if ok is False else "·"} {html.escape(label)}</li>'
+        for label, ok in checks)
+    return (f'<div style="font-size:13px;max-width:300px"><b>checks so far</b><ul style="margin:4px 0;'
+            f'padding-left:4px">{items}</ul></div>')
 
 
 def verify_frame(steps: Any, k: int) -> Any:
@@ -255,7 +280,7 @@ def verify_frame(steps: Any, k: int) -> Any:
                                                   and steps[start].detail.get("role") == "signature"):
         start -= 1
     checks = _verdicts(steps, start, k)
-    return Frame([trust_picture(state, checks, done=state.get("verdict") is not None)])
+    return Frame([trust_picture(state, done=state.get("verdict") is not None), checks_html(checks)])
 
 
 def _verdicts(steps: Any, start: int, end: int) -> list[tuple[str, bool | None]]:

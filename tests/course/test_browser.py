@@ -248,9 +248,12 @@ def _photograph(page: Any, stepper: Any, stem: Path) -> None:
     box = stepper.bounding_box()
     if box:
         top = max(box["y"], 0)
-        page.screenshot(path=f"{stem}-clip.png", clip={
+        bar = page.locator("#jp-main-statusbar").bounding_box() \
+            if page.locator("#jp-main-statusbar").count() else None
+        bottom = min(box["y"] + box["height"], bar["y"] if bar else VIEWPORT["height"])
+        page.screenshot(path=f"{stem}-clip.png", clip={     # the stepper only, not JupyterLab's bars
             "x": max(box["x"] - 4, 0), "y": top, "width": min(box["width"] + 8, VIEWPORT["width"]),
-            "height": min(box["y"] + box["height"], VIEWPORT["height"]) - top})
+            "height": bottom - top})
     stepper.locator(".sbx-step-detail").evaluate("el => el.scrollIntoView({block: 'end'})")
     page.wait_for_timeout(150)
     page.screenshot(path=f"{stem}-detail.png")
