@@ -204,9 +204,11 @@ def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph
     with g.subgraph(name="cluster_host") as h:
         h.attr(label="the host's namespaces", style="rounded,filled",
                fillcolor=kind_color("host") + "33", color=kind_color("host"))
-        for role in ("stage0", "supervisor"):
-            if role in procs:
-                h.node(role, label(role))
+        with h.subgraph() as row:       # side by side: the picture stays short enough to see whole
+            row.attr(rank="same")
+            for role in ("stage0", "supervisor"):
+                if role in procs:
+                    row.node(role, label(role))
     if "pid1" in procs or any(l["action"] == "netns" for l in seen):
         with g.subgraph(name="cluster_pod") as p:
             p.attr(label="the pod: shared net, pid, ipc, uts", style="rounded,filled",

@@ -264,11 +264,10 @@ def checks_html(checks: list[tuple[str, bool | None]]) -> str:
     """The verifier's checks so far: ✔ passed, ✘ failed (the verdict's reason), · not yet."""
     ok_c, bad_c = kind_color("ok"), kind_color("refused")
     items = "".join(
-        f'<li style="color:{ok_c if ok else bad_c if ok is False else "#888"};list-style:none">'
-        f'{"✔" if ok else "✘" if ok is False else "·"} {html.escape(label)}</li>'
+        f'<div style="color:{ok_c if ok else bad_c if ok is False else "#888"};margin:3px 0">'
+        f'{"✔" if ok else "✘" if ok is False else "·"} {html.escape(label)}</div>'
         for label, ok in checks)
-    return (f'<div style="font-size:13px;max-width:300px"><b>checks so far</b><ul style="margin:4px 0;'
-            f'padding-left:4px">{items}</ul></div>')
+    return f'<div style="font-size:13px;line-height:1.3;max-width:240px"><b>checks so far</b>{items}</div>'
 
 
 def verify_frame(steps: Any, k: int) -> Any:
