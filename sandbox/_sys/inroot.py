@@ -30,8 +30,6 @@ import errno
 import os
 import stat
 
-from sandbox._sys import platform
-
 # uapi/linux/openat2.h
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -65,6 +63,10 @@ def _err(code: int, what: str, path: str) -> OSError:
 
 
 def _openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    # imported here, not at the top: stage1 imports this module before it forks; the platform
+    # table is only needed at the first call (in the app runner, which imported it at
+    # pivot_root before this resolver existed)
+    from sandbox._sys import platform
     how = _OpenHow(flags, mode, resolve)
     raw = os.fsencode(path)
     for _ in range(EAGAIN_RETRIES):
@@ -289,6 +291,7 @@ def chmod_fd(fd: int, mode: int) -> None:
     if _forced_walk[0] or _fchmodat2_state == [False]:
         os.chmod(proc_path(fd), mode)
         return
+    from sandbox._sys import platform    # at first use (see _openat2)
     r = _libc.syscall(ctypes.c_long(platform.SYS_FCHMODAT2), ctypes.c_int(fd), b"",
                       ctypes.c_uint(mode), ctypes.c_int(AT_EMPTY_PATH))
     if r == 0:
