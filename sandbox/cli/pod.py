@@ -36,7 +36,8 @@ def _prepare(args: argparse.Namespace, run_by: int | None = None):
         exec_ = {len(images) - 1: shlex.split(args.exec)}
     nets = [n for part in (args.net or ["default"]) for n in part.split(",") if n]
     if len(nets) > 1 and ({"host", "none"} & set(nets)):
-        raise UsageError("--net=host and --net=none cannot be combined with other networks.")
+        raise UsageError("--net=host and --net=none cannot be combined with other networks; "
+                         "give one of them alone.")
     return pod.prepare(_store(), images or None, pod_manifest=args.pod_manifest,
                        volumes=[pod.VolumeSpec.parse(v) for v in args.volume or []],
                        net=nets, overlay=False if args.no_overlay else None,

@@ -50,7 +50,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
             print(f"Removed trust: {p}")
         return 0
     if args.root and args.prefix:
-        raise UsageError("--root and --prefix cannot be used together.")
+        raise UsageError("--root and --prefix cannot be used together; give --prefix NAME for "
+                         "images under NAME, or --root for every image.")
     if args.root and not args.keys:
         raise UsageError("--root needs a key file or URL; keys are only discovered for a --prefix.")
     if not args.root and not args.prefix:

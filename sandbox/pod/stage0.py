@@ -232,8 +232,9 @@ def pod_manifest_for(store: Any, images: list[str], volumes: list[VolumeSpec] | 
             entry["mounts"] = app_mounts
         if exec_ and i in exec_:   # pods.md: an app section in the pod replaces the image's
             if img.manifest.app is None:
-                raise PodError(f"{img.name} has no app section to override; its exec cannot "
-                               "be replaced.")
+                raise PodError(f"{img.name} has no app section to override, so its exec cannot "
+                               "be replaced; leave out --exec, or give it to an image with an "
+                               "app (`sandbox image cat-manifest NAME` shows it).")
             override = img.manifest.app.to_json()
             override["exec"] = list(exec_[i])
             entry["app"] = override
@@ -341,7 +342,8 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
     for a, b in zip(targets, targets[1:]):
         if a == b:
             raise PodError(f"two volumes are mounted on {a} in app '{ra.name}' (ace.md: "
-                           "overlapping mount targets are an error).")
+                           "overlapping mount targets are an error); mount one of them "
+                           "elsewhere.")
     isolators = list(app.isolators) + list(pod.isolators)
     handler = lambda n: (app.event_handler(n).exec if app.event_handler(n) else None)  # noqa: E731
     return {
@@ -389,18 +391,22 @@ def prepare(store: Any, images: list[str] | None = None, *,
                     raw = (read_document(pod_manifest) if isinstance(pod_manifest, (str, Path))
                            else pod_manifest)
                 except ManifestError as e:
-                    raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}") from e
+                    raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}; fix "
+                                   "these fields (pods.md) and try again.") from e
                 raw = _reify(store, raw, steps)
             else:
                 raw = pod_manifest_for(store, images or [], volumes, exec_=exec_, steps=steps)
             try:
                 pm = PodManifest.from_json(raw)
             except ManifestError as e:
-                raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}") from None
+                raise PodError(f"the pod manifest is invalid: {'; '.join(e.problems)}; fix "
+                               "these fields (pods.md) and try again.") from e
             images_by_id = {a.image.id: store.get(a.image.id).manifest for a in pm.apps}
             problems = pm.reification_problems(images_by_id)
             if problems:
-                raise PodError("the pod manifest is not reified: " + "; ".join(problems))
+                raise PodError("the pod manifest is not reified: " + "; ".join(problems)
+                               + "; give each app the ID of a stored image (`sandbox image list "
+                               "--full`), or leave the ID out and name the image.")
             if overlay is None:
                 overlay = treestore.overlay_supported()[0]
             plan_apps = [_app_plan(store, ra, pm, pod_dir, overlay, steps, progress)
@@ -476,7 +482,8 @@ def start(uuid: str, *, attached: bool = False, claim: cgroups.Claim | None = No
         if claim is not None:
             claim.wait()
             claim.release()
-        raise PodError(f"pod {d.name} is {state}, not prepared; only a prepared pod can be run.")
+        raise PodError(f"pod {d.name} is {state}, not prepared, and only a prepared pod can be "
+                       f"run; {next_step(d.name, state)}")
     from sandbox._sys import proc as _proc
     owner = os.getpid() if attached else None
     proc: Any
@@ -598,7 +605,8 @@ def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
                            "(see `sandbox status`).")
         _proc.wait_for(proc, delay)         # returns at once if the supervisor ends
         delay = min(delay * 1.5, 0.05)
-    raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s.")
+    raise PodError(f"the pod {d.name} did not start within {timeout:.0f} s; `sandbox status "
+                   f"{d.name[:8]}` shows how far it got, `sandbox stop {d.name[:8]}` ends it.")
 
 
 def _journal_steps(uuid: str, me: dict[str, Any], steps: Any, timeout: float = 5.0) -> None:
@@ -735,7 +743,8 @@ def stage1_plan(uuid: str) -> dict[str, Any]:
     _, d = find(uuid)
     plan = _read_json(d / "stage1.json")
     if not plan:
-        raise PodError(f"pod {d.name} has no stage1 plan yet (it has not been started).")
+        raise PodError(f"pod {d.name} has no stage1 plan yet (it has not been started); "
+                       f"{next_step(d.name, 'prepared')}")
     return plan
 
 
