@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from terminal import in_pty
 
 
 def test_help_lists_subcommands(run_cli) -> None:
@@ -160,41 +161,6 @@ def test_an_unexpected_failure_is_one_sentence_and_SANDBOX_DEBUG_shows_it(
 
 # ---------------------------------------------------------------- progress bars
 
-def in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` with stdin, stdout and stderr on a pseudo-terminal: (exit code, output)."""
-    import pty
-    import select
-    import fcntl
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    # a terminal of 30 rows x 100 columns (a new pty has 0 x 0, where tqdm draws nothing)
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, **env}, close_fds=True)
-    os.close(slave)
-    out = b""
-    try:
-        while True:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:         # EIO: the other side closed
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout=120), out.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-
-
 def test_progress_bars_only_on_a_terminal_unless_forced(tmp_path) -> None:
     """`sandbox catalog build` draws tqdm bars (carriage returns, "catalog: …%") on stderr: on
     a terminal, or with --progress; never into a pipe or a log file, or with --no-progress."""
@@ -209,6 +175,7 @@ def test_progress_bars_only_on_a_terminal_unless_forced(tmp_path) -> None:
     forced = cli(*base[3:], "--out", str(tmp_path / "b"), "--progress", env=env)
     assert forced.returncode == 0 and bar.search(forced.stderr), forced.stderr
 
+    env = {**os.environ, **env}
     rc, out = in_pty(base + ["--out", str(tmp_path / "c")], env)
     assert rc == 0 and bar.search(out), out
 

@@ -35,6 +35,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from terminal import in_pty
 
 from sandbox._sys import cgroupfs, mountinfo
 
@@ -298,44 +299,6 @@ def test_the_readme_tour_runs_verbatim_and_leaves_nothing(newcomer) -> None:
 
 # ---------------------------------------------------------------- the mistakes
 
-def in_pty(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]],
-           cwd: Path) -> tuple[int, str]:
-    """Run ``argv`` on a pseudo-terminal (100 columns), typing each answer once its prompt shows."""
-    import fcntl
-    import pty
-    import select
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                            close_fds=True)
-    os.close(slave)
-    seen, todo = b"", list(answers)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if todo and todo[0][0] in seen:
-                os.write(master, todo.pop(0)[1])
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout=60), seen.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-
-
 def test_each_mistake_is_one_sentence_and_leaves_nothing(newcomer) -> None:
     """The mistakes issue 20 lists, with the clone's `sandbox` as a newcomer types it."""
     base, env = newcomer["base"], dict(newcomer["env"])
@@ -414,7 +377,7 @@ def _mistakes(sandbox, refused, ok, env: dict[str, str], state: Path, work: Path
     refused("sandbox trust --prefix example.com keys/alice.public.asc < /dev/null", 1,
             "No terminal to ask on", "--yes")
     rc, seen = in_pty(["sandbox", "trust", "--prefix", "example.com", "keys/alice.public.asc"],
-                      env, [(b"(yes/no)?", b"y\n")], work)
+                      env, ((b"(yes/no)?", b"y\n"),), work)
     assert rc == 0 and "Added key for prefix 'example.com'" in seen, seen
     # junk handed to image validate
     (work / "junk.aci").write_bytes(b"not an image")
