@@ -12,13 +12,16 @@ go before or after the sub-command.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 
 from sandbox import __version__
-from sandbox.errors import SandboxError, UsageError, did_you_mean
+from sandbox.errors import SandboxError, UsageError
+
+TYPE_CHECKING = False   # argparse is imported where a parser is built: `sandbox --version` and
+if TYPE_CHECKING:       # nothing else needs it (~7 ms of argparse and re)
+    import argparse
 
 
 def command_group(subparsers: argparse._SubParsersAction, name: str,
@@ -36,85 +39,6 @@ def command_group(subparsers: argparse._SubParsersAction, name: str,
     return parser._sandbox_group
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, told the terminal's width the way shutil.get_terminal_size finds
-    it ($COLUMNS, then the terminal, else 80) without importing shutil, which loads zlib, bz2
-    and lzma: argparse builds a formatter for every add_argument, so every command paid ~2 ms."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            try:
-                width = int(os.environ.get("COLUMNS", "0"))
-            except ValueError:
-                width = 0
-            if width <= 0:
-                try:
-                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
-                except (AttributeError, ValueError, OSError):
-                    width = 0
-            width = (width or 80) - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-GLOBAL_HELP = ("global options, before or after the command: --dir DIR (the state directory), "
-               "--progress / --no-progress (progress bars; default: only on a terminal)")
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser with the formatter above; sub-command parsers inherit the class. Its
-    errors are one ``sandbox: …`` sentence under the usage of the command they were made in."""
-
-    def __init__(self, *args, formatter_class: type = _HelpFormatter, **kwargs) -> None:
-        if kwargs.get("prog", "sandbox") != "sandbox":     # a sub-command: name the globals
-            kwargs.setdefault("epilog", GLOBAL_HELP)
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)
-
-    def error(self, message: str) -> None:  # argparse: must not return
-        self.fail(_usage_sentence(self, message))
-
-    def fail(self, sentence: str) -> None:
-        """Exit 2 with this command's usage and ``sandbox: sentence``."""
-        self.print_usage(sys.stderr)
-        self.exit(2, f"sandbox: {sentence}\n")
-
-    def fail_extra(self, extra: list[str]) -> None:
-        """Arguments this (sub-)command does not take: its own usage, and a did-you-mean."""
-        see = f"`{self.prog} --help` shows what it takes."
-        unknown = [a for a in extra if a.startswith("-") and len(a) > 1]
-        if unknown:
-            word = unknown[0].split("=", 1)[0]
-            options = [o for a in self._actions for o in a.option_strings] + GLOBAL_OPTIONS
-            self.fail(f"`{self.prog}` has no option {word}.{did_you_mean(word, options)} {see}")
-        self.fail(f"`{self.prog}` does not take {' '.join(extra)!r}; {see}")
-
-
-GLOBAL_OPTIONS = ["--dir", "--progress", "--no-progress"]
-
-
-def _usage_sentence(parser: argparse.ArgumentParser, message: str) -> str:
-    """argparse's error message as one sentence that says what to do."""
-    import re
-    prog = parser.prog
-    see = f"`{prog} --help` shows what it takes."
-    m = re.match(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)$", message, re.S)
-    if m:
-        what, word, listed = m.groups()
-        choices = re.findall(r"'([^']*)'", listed)
-        hint = did_you_mean(word, choices)
-        if what in ("COMMAND", "command"):
-            return (f"'{word}' is not a `{prog}` command.{hint} `{prog} --help` lists the "
-                    "commands.")
-        return (f"{what} cannot be '{word}'.{hint} Choose one of: {', '.join(choices)}.")
-    m = re.match(r"the following arguments are required: (.*)$", message)
-    if m:
-        return f"`{prog}` needs {m.group(1)}; {see}"
-    m = re.match(r"argument (\S+): (.*)$", message)
-    if m:
-        return f"{m.group(1)}: {m.group(2)}; {see}"
-    return f"{message[:1].upper()}{message[1:]}; {see}"
-
-
 def _area_modules() -> list[str]:
     here = os.path.dirname(__file__)
     return sorted(f[:-3] for f in os.listdir(here) if f.endswith(".py") and not f.startswith("_"))
@@ -123,7 +47,10 @@ def _area_modules() -> list[str]:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or — given the command about to run — only the parsers of the modules
     whose ``COMMANDS`` name it (building all ~60 costs more than running a short pod)."""
-    parser = _Parser(
+    import argparse
+
+    from sandbox.cli._parser import Parser
+    parser = Parser(
         prog="sandbox",
         description="Container Standards Lab: a small, inspectable container runtime.")
     parser.add_argument("--version", action="version", version=f"sandbox {__version__}")
@@ -152,6 +79,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def commands() -> list[tuple[str, str]]:
     """Every top-level sub-command and its one-line help, read from the parser itself."""
+    import argparse
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
