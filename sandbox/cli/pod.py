@@ -170,7 +170,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         extra += f" error={a['error']}" if a.get("error") else ""
         print(f"  app {a['name']:24} {a['state']:12} {a['image']}{extra}")
     for pr in st.get("processes", []):      # live, from the pod's cgroup
-        print(f"  process {pr['pid']:>7} {pr['group']:20} {pr['cmd'][:60]}")
+        cmd = pr["cmd"] if len(pr["cmd"]) <= 60 else pr["cmd"][:59] + "…"   # cut, and says so
+        print(f"  process {pr['pid']:>7} {pr['group']:20} {cmd}")
     return 0
 
 
