@@ -59,8 +59,8 @@ def kind_color(kind: str) -> str:
     """The colour of a kind of object (KeyError names the kinds that exist)."""
     try:
         return KINDS[kind].color
-    except KeyError:
-        raise KeyError(f"no colour for kind {kind!r}; kinds: {', '.join(KINDS)}") from None
+    except KeyError as e:
+        raise KeyError(f"no colour for kind {kind!r}; kinds: {', '.join(KINDS)}") from e
 
 
 def color_for(key: str, order: list[str] | None = None) -> str:

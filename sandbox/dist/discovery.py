@@ -285,7 +285,7 @@ def _connect(url: str, transport: Transport, deadline: bounded.Deadline
         u = urlsplit(url)
         host, port = u.hostname, u.port          # .port raises ValueError for "h:99999"
     except ValueError as e:
-        raise TransportError(f"Cannot fetch {url[:200]}: it is not a valid URL ({e}).") from None
+        raise TransportError(f"Cannot fetch {url[:200]}: it is not a valid URL ({e}).") from e
     if u.scheme not in ("http", "https"):
         raise TransportError(f"Cannot fetch {url[:200]}: only https (and http when allowed) are "
                              "supported.")
@@ -364,7 +364,7 @@ def _open_url(url: str, transport: Transport, headers: Mapping[str, str] | None,
                 url = urljoin(url, location)
             except ValueError as e:
                 raise TransportError(f"GET {url} redirects to {location[:200]!r}, which is not a "
-                                     f"valid URL ({e}).") from None
+                                     f"valid URL ({e}).") from e
             continue
         return Opened(url, conn, resp, chain, deadline, transport.stall)
     raise TransportError(f"Too many redirects (more than {MAX_REDIRECTS}) starting at {chain[0][0]}.")

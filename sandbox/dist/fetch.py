@@ -473,7 +473,7 @@ def _fetch_app(app: App, opts: InsecureOptions, store, trust, transport: Transpo
             trust.check_signer(sig, app.name, steps=steps)
         except SandboxError as e:
             if e.__class__.__name__ == "UntrustedSigner":
-                raise _untrusted_hint(e, app.name, pubkeys, ca_file) from None
+                raise _untrusted_hint(e, app.name, pubkeys, ca_file) from e
             raise
 
     # 3. the image itself

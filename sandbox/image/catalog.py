@@ -479,7 +479,7 @@ def build(out_dir: str | os.PathLike[str], *, import_to=None, steps: Steps | Non
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CatalogError(f"cannot create {out} ({e.strerror}).") from None
+        raise CatalogError(f"cannot create {out} ({e.strerror}).") from e
     cache = Path(cache_dir) if cache_dir else config.sandbox_dir() / "cache" / "debs"
 
     from sandbox._progress import tqdm_class

@@ -1136,10 +1136,10 @@ def read_document(path: str | os.PathLike[str], what: str = "the pod manifest") 
     that fill in fields before validating it (a pod manifest template); raises ManifestError."""
     try:
         d, problems = _load(bounded.read_file(path, bounded.MANIFEST_BYTES, f"{what} {path}"))
-    except FileNotFoundError:
-        raise ManifestError([f"{path}: no such file"], source=what) from None
-    except IsADirectoryError:
-        raise ManifestError([f"{path}: is a directory, not a manifest file"], source=what) from None
+    except FileNotFoundError as e:
+        raise ManifestError([f"{path}: no such file"], source=what) from e
+    except IsADirectoryError as e:
+        raise ManifestError([f"{path}: is a directory, not a manifest file"], source=what) from e
     except bounded.InputTooLarge as e:
         raise ManifestError([f"{ROOT}: {_clause(e.message)}"], source=what) from e
     if problems:

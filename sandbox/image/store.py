@@ -168,9 +168,9 @@ class Store:
         try:
             for d in (self.blobs, self.tmp):
                 d.mkdir(parents=True, exist_ok=True)
-        except PermissionError:
+        except PermissionError as e:
             raise SandboxError(f"cannot create the image store under {self.dir}: permission denied.",
-                               hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from None
+                               hint="Run as root or point --dir / $SANDBOX_DIR somewhere writable.") from e
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
@@ -197,9 +197,9 @@ class Store:
                 return json.load(f)
         except FileNotFoundError:
             return {}
-        except ValueError:
+        except ValueError as e:
             raise SandboxError(f"the image index {self.index_path} is corrupt; "
-                               "remove it and re-import your images.") from None
+                               "remove it and re-import your images.") from e
 
     def _write_index(self, idx: dict[str, dict[str, Any]]) -> None:
         tmp = self.tmp / f"index.{os.getpid()}.json"
@@ -267,10 +267,10 @@ class Store:
                 os.close(mfd)
         try:   # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
             sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except FileNotFoundError:
-            raise SandboxError(f"{src} does not exist; give the path of an .aci file.") from None
-        except IsADirectoryError:
-            raise SandboxError(f"{src} is a directory; give the path of an .aci file.") from None
+        except FileNotFoundError as e:
+            raise SandboxError(f"{src} does not exist; give the path of an .aci file.") from e
+        except IsADirectoryError as e:
+            raise SandboxError(f"{src} is a directory; give the path of an .aci file.") from e
         except OSError as e:
             raise SandboxError(f"cannot read {src}: {e.strerror or e}.") from e
         try:

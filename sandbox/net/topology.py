@@ -152,9 +152,9 @@ class Daemon:
         try:
             self.proc = subprocess.Popen(argv, preexec_fn=pre, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=out)
-        except FileNotFoundError:
+        except FileNotFoundError as e:
             raise TopologyError(f"{argv[0]} is not installed.",
-                                hint="Run `make install` (provision/packages/cni.txt lists it).") from None
+                                hint="Run `make install` (provision/packages/cni.txt lists it).") from e
         finally:
             os.close(setns.fd)
             out.close()

@@ -176,8 +176,8 @@ class Layout:
         p = self.blob_path(digest)
         try:
             f = open(p, "rb")
-        except FileNotFoundError:
-            raise OciError(f"the layout {self.root} lacks blob {digest}.") from None
+        except FileNotFoundError as e:
+            raise OciError(f"the layout {self.root} lacks blob {digest}.") from e
         except OSError as e:
             raise OciError(f"blob {digest} of {self.root} cannot be read ({e.strerror}).") from e
         algo = digest.split(":", 1)[0]
@@ -219,10 +219,10 @@ class Layout:
         try:
             doc = bounded.loads(bounded.read_file(p, bounded.OCI_JSON_BYTES), f"{p}",
                                 limit=bounded.OCI_JSON_BYTES)
-        except FileNotFoundError:
-            raise OciError(f"{self.root} is not an OCI image layout (no index.json).") from None
-        except (IsADirectoryError, NotADirectoryError):
-            raise OciError(f"{self.root} is not an OCI image layout ({p} is not a file).") from None
+        except FileNotFoundError as e:
+            raise OciError(f"{self.root} is not an OCI image layout (no index.json).") from e
+        except (IsADirectoryError, NotADirectoryError) as e:
+            raise OciError(f"{self.root} is not an OCI image layout ({p} is not a file).") from e
         except bounded.BadJSON as e:
             raise OciError(e.message) from e
         return check_shape(doc, INDEX, str(p))

@@ -244,8 +244,8 @@ def parse_packets(data: bytes) -> list[Packet]:
             if len(body) != length and not was_partial or i > len(data):
                 raise MalformedSignature(f"The packet at byte {start} is cut short (the data ends early).")
             out.append(Packet(tag, body, bool(ctb & 0x40), header, start, was_partial))
-    except IndexError:
-        raise MalformedSignature("The OpenPGP data ends in the middle of a packet header.") from None
+    except IndexError as e:
+        raise MalformedSignature("The OpenPGP data ends in the middle of a packet header.") from e
     return out
 
 
@@ -351,8 +351,8 @@ def dearmor_blocks(text: bytes | str) -> list[tuple[str, bytes, dict[str, str]]]
         i += 1
         try:
             data = base64.b64decode("".join(body), validate=True)
-        except ValueError:
-            raise MalformedSignature(f"The armored {kind} block is not valid base64.") from None
+        except ValueError as e:
+            raise MalformedSignature(f"The armored {kind} block is not valid base64.") from e
         if crc is not None and int.from_bytes(base64.b64decode(crc), "big") != crc24(data):
             raise MalformedSignature(f"The armored {kind} block fails its CRC-24 checksum: it was damaged.")
         blocks.append((kind, data, headers))
@@ -646,8 +646,8 @@ def parse_signature_body(body: bytes) -> Signature:
             mpis.append(v)
         if len(left16) != 2 or not mpis:
             raise MalformedSignature("The signature packet is cut short.")
-    except IndexError:
-        raise MalformedSignature("The signature packet is cut short.") from None
+    except IndexError as e:
+        raise MalformedSignature("The signature packet is cut short.") from e
     return Signature(4, sig_type, pk_algo, hash_algo, tuple(hashed), tuple(unhashed), left16,
                      tuple(mpis), body)
 
@@ -683,13 +683,13 @@ def _decompress(algo: int, body: bytes) -> bytes:
         try:
             out = d.decompress(body, MAX_MESSAGE_BYTES + 1)
         except zlib.error as e:
-            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from None
+            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from e
     elif algo == 3:
         d = bz2.BZ2Decompressor()
         try:
             out = d.decompress(body, MAX_MESSAGE_BYTES + 1)
         except (OSError, ValueError) as e:
-            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from None
+            raise MalformedSignature(f"The compressed data does not decompress ({e}).") from e
     else:
         raise UnsupportedSignature(f"The message uses compression algorithm {algo}, which this kit "
                                    "does not read.")

@@ -229,7 +229,7 @@ class TrustStore:
         try:
             cert = pgp.read_keys(data)[0]
         except pgp.SignatureError as e:
-            raise TrustError(f"The trusted key file {path} is unreadable ({e.message}); remove it.") from None
+            raise TrustError(f"The trusted key file {path} is unreadable ({e.message}); remove it.") from e
         if cert.fingerprint != path.name:
             raise TrustError(f"The trusted key file {path} holds key {cert.fingerprint}, not the one its "
                              "name says; remove it and trust the key again.")
@@ -306,7 +306,7 @@ class TrustStore:
         try:
             return pgp.verify(data_or_path, signature, ring, steps)
         except pgp.UnknownSigner as e:
-            raise self._untrusted(image_name, e.fingerprint or e.key_id, ring) from None
+            raise self._untrusted(image_name, e.fingerprint or e.key_id, ring) from e
 
     def verify_image(self, aci_path: str | os.PathLike, signature_path: str | os.PathLike | None = None,
                      image_name: str | None = None, steps: Steps | None = None, *,
@@ -350,13 +350,13 @@ class TrustStore:
             issuer = e.fingerprint or e.key_id
             if unreadable is not None:
                 raise UntrustedSigner(f"{e.message.rstrip('.')}, and the image's manifest is unreadable.",
-                                      key_id=e.key_id, fingerprint=e.fingerprint) from None
+                                      key_id=e.key_id, fingerprint=e.fingerprint) from e
             ring = self.keyring_for(image_name, steps if path is not None else None, _path=path)
             if path is not None:
                 path["verdict"] = False
                 record(steps, "check", "signer trusted for name", ok=False, name=image_name,
                        after=_state(path))
-            raise self._untrusted(image_name, issuer, ring) from None
+            raise self._untrusted(image_name, issuer, ring) from e
         except pgp.SignatureError:
             if path is not None:
                 path["verdict"] = False
@@ -429,8 +429,8 @@ def image_name_of(aci_path: str | os.PathLike) -> str:
     """The manifest name inside an ACI (via sandbox.image.aci)."""
     try:
         from sandbox.image import aci
-    except ImportError:
-        raise TrustError("Reading the image name needs sandbox.image.aci, which is not available; pass the name.") from None
+    except ImportError as e:
+        raise TrustError("Reading the image name needs sandbox.image.aci, which is not available; pass the name.") from e
     return aci.read_manifest(aci_path).name
 
 
@@ -452,7 +452,7 @@ def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | 
     try:
         u = urlparse(source)
     except ValueError as e:
-        raise TrustError(f"{source[:200]!r} is neither a key file nor a valid URL ({e}).") from None
+        raise TrustError(f"{source[:200]!r} is neither a key file nor a valid URL ({e}).") from e
     if u.scheme in ("http", "https"):
         if u.scheme == "http" and not insecure_allow_http:
             raise TrustError(f"Refusing to fetch a key over plain http ({source}); use https, or pass "

@@ -86,7 +86,7 @@ class NetworkConfig:
                 if v:
                     cniversion.parse(v)
         except ValueError as e:
-            raise ConfError(f"{where}: {e}.") from None
+            raise ConfError(f"{where}: {e}.") from e
         if versions:
             ours = [v for v in [*versions, ver] if v in cniversion.SUPPORTED_VERSIONS]
             if ours:
@@ -130,10 +130,10 @@ class NetworkConfig:
         p = Path(path)
         try:
             return cls.from_bytes(bounded.read_file(p, bounded.CNI_CONFIG_BYTES), p)
-        except FileNotFoundError:
-            raise ConfError(f"There is no configuration file {p}.") from None
-        except IsADirectoryError:
-            raise ConfError(f"{p} is a directory, not a configuration file.") from None
+        except FileNotFoundError as e:
+            raise ConfError(f"There is no configuration file {p}.") from e
+        except IsADirectoryError as e:
+            raise ConfError(f"{p} is a directory, not a configuration file.") from e
         except bounded.InputTooLarge as e:
             raise ConfError(e.message) from e
 

@@ -159,13 +159,13 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
             with _netns.enter(node):  # the child inherits this thread's netns
                 cp = subprocess.run([str(path)], input=data, env=env, capture_output=True,
                                     timeout=timeout, preexec_fn=pre)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as e:
         raise CniError(999, f"plugin did not answer within {timeout:g} s", plugin=path.name,
                        command=command, network=network,
                        explanation="The plugin hung: look at its stderr and at locks in its "
-                                   "state directory.") from None
-    except PermissionError:
-        raise PluginNotFoundError(f"{path} is not executable.") from None
+                                   "state directory.") from e
+    except PermissionError as e:
+        raise PluginNotFoundError(f"{path} is not executable.") from e
     call.ms = (time.perf_counter() - t0) * 1000
     call.exit_code = cp.returncode
     call.stdout = cp.stdout.decode(errors="replace")
@@ -203,7 +203,7 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
     except (bounded.BadJSON, bounded.InputTooLarge) as e:
         raise CniError(6, f"plugin printed something that is not a result on stdout ({e})",
                        text[:200], plugin=path.name, command=command, network=network,
-                       stderr=call.stderr) from None
+                       stderr=call.stderr) from e
     if not isinstance(result, dict):
         raise CniError(6, "plugin printed JSON that is not an object on stdout", text[:200],
                        plugin=path.name, command=command, network=network, stderr=call.stderr)

@@ -319,7 +319,7 @@ class Controller:
         except (ValueError, TypeError) as e:
             self.call("/NetworkDriver.Leave", {"NetworkID": ep.network.id, "EndpointID": ep.id},
                       note="roll back")
-            raise CnmError(f"Join's reply has a bad gateway or route: {e}") from None
+            raise CnmError(f"Join's reply has a bad gateway or route: {e}") from e
         try:
             ep.ifname = _netns.in_thread(self._plumb, ep, sb, src, prefix, gw, routes, steps)
         except CnmError:

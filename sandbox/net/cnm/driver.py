@@ -267,7 +267,7 @@ class BridgeDriver:
             net = ipaddress.ip_network(pool)
             rng = ipaddress.ip_network(sub) if sub else net
         except ValueError as e:
-            raise DriverError(f"bad pool: {e}") from None
+            raise DriverError(f"bad pool: {e}") from e
         if net.version != 4 or not rng.subnet_of(net):
             raise DriverError(f"{sub or pool} is not an IPv4 range inside {pool}")
         pid = f"{space}/{net}" + (f"/{rng}" if sub else "")
@@ -299,8 +299,8 @@ class BridgeDriver:
         if want:
             try:
                 ip = ipaddress.ip_address(want)
-            except ValueError:
-                raise DriverError(f"{want!r} is not an IP address") from None
+            except ValueError as e:
+                raise DriverError(f"{want!r} is not an IP address") from e
             if ip not in net or ip in (net.network_address, net.broadcast_address):
                 raise DriverError(f"{ip} is not a host address of {net}")
             if str(ip) in pool["allocated"]:

@@ -87,12 +87,12 @@ def plugin_dir(directory: str | os.PathLike[str] | None = None, *,
         d.mkdir(parents=True, exist_ok=True)
         if not os.access(d, os.W_OK):
             raise PermissionError(str(d))
-    except PermissionError:
+    except PermissionError as e:
         if directory is not None:
             from sandbox.errors import SandboxError
 
             raise SandboxError(f"Cannot write the CNI plugin launchers to {d}.",
-                               hint="Pick a writable directory, or run as root.") from None
+                               hint="Pick a writable directory, or run as root.") from e
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         d = base / "sandbox" / "cni" / "bin"
         d.mkdir(parents=True, exist_ok=True)

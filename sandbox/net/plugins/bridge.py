@@ -85,7 +85,7 @@ def load_conf(a: CmdArgs) -> BridgeConf:
     except CNIError as e:
         raise CNIError(ERR_INVALID_CONFIG, f"bridge {e.msg.removeprefix('interface ')}",
                        "The bridge is a Linux interface: at most 15 characters, no '/', ':' or "
-                       "spaces.") from None
+                       "spaces.") from e
     for key in ("vlan", "vlanTrunk", "macspoofchk"):
         if c.get(key):  # accepted by upstream, not implemented here: say so (spec error 2)
             raise CNIError(ERR_UNSUPPORTED_FIELD, f"unsupported field {key}={c[key]!r}",
@@ -145,7 +145,7 @@ def ensure_addr(ipr: Any, br: Any, gw: str, force: bool) -> None:
         ipr.addr("add", index=br["index"], address=str(want.ip), prefixlen=want.network.prefixlen)
     except link.netlink_error() as e:
         if e.code != 17:  # EEXIST
-            raise CNIError(ERR_INTERNAL, f"could not add IP address to {br.get('ifname')!r}: {e}") from None
+            raise CNIError(ERR_INTERNAL, f"could not add IP address to {br.get('ifname')!r}: {e}") from e
     # pin the bridge MAC: otherwise it follows the lowest port MAC and changes as ports come and go
     ipr.link("set", index=br["index"], address=br.get("address"))
 
@@ -279,7 +279,7 @@ def cmd_status(a: CmdArgs) -> None:
         try:
             ipmasq._tool(4)
         except CNIError as e:
-            raise CNIError(50, f"bridge cannot do ipMasq: {e.msg}", e.details) from None
+            raise CNIError(50, f"bridge cannot do ipMasq: {e.msg}", e.details) from e
     if n.ipam_type:
         ipam.run(a, "STATUS")
 

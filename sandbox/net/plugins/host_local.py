@@ -80,8 +80,8 @@ class Range:
 def _ip(value: Any, what: str) -> IPAddress:
     try:
         return ipaddress.ip_address(str(value).split("/")[0])
-    except ValueError:
-        raise CNIError(ERR_INVALID_CONFIG, f"invalid IP address {value!r} in {what}") from None
+    except ValueError as e:
+        raise CNIError(ERR_INVALID_CONFIG, f"invalid IP address {value!r} in {what}") from e
 
 
 def parse_range(raw: dict[str, Any], where: str) -> Range:
@@ -91,8 +91,8 @@ def parse_range(raw: dict[str, Any], where: str) -> Range:
                        'Write it as {"subnet": "10.1.0.0/24"}.')
     try:
         net = ipaddress.ip_network(str(raw["subnet"]), strict=False)
-    except ValueError:
-        raise CNIError(ERR_INVALID_CONFIG, f"{where}: invalid subnet {raw['subnet']!r}") from None
+    except ValueError as e:
+        raise CNIError(ERR_INVALID_CONFIG, f"{where}: invalid subnet {raw['subnet']!r}") from e
     if net.prefixlen > net.max_prefixlen - 2:
         raise CNIError(ERR_INTERNAL, f"{where}: Network {net} too small to allocate from",
                        "Use a subnet with at least two usable addresses (e.g. a /30 or larger).")
@@ -144,8 +144,8 @@ def _routes(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise CNIError(ERR_INVALID_CONFIG, f"ipam.routes[{i}] has no dst", 'Write {"dst": "0.0.0.0/0"}.')
         try:
             ipaddress.ip_network(r["dst"], strict=False)
-        except ValueError:
-            raise CNIError(ERR_INVALID_CONFIG, f"ipam.routes[{i}].dst {r['dst']!r} is not a CIDR") from None
+        except ValueError as e:
+            raise CNIError(ERR_INVALID_CONFIG, f"ipam.routes[{i}].dst {r['dst']!r} is not a CIDR") from e
         if r.get("gw"):
             _ip(r["gw"], f"ipam.routes[{i}].gw")
     return [dict(r) for r in raw]
@@ -368,7 +368,7 @@ def parse_resolv_conf(path: str) -> dict[str, Any]:
         with open(path) as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise CNIError(ERR_INTERNAL, f"cannot read resolvConf {path}: {e.strerror}") from None
+        raise CNIError(ERR_INTERNAL, f"cannot read resolvConf {path}: {e.strerror}") from e
     for line in lines:
         f = line.split("#")[0].split()
         if len(f) < 2:

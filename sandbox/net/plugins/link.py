@@ -76,8 +76,8 @@ def open_netns(path: str) -> int:
     """An fd for the netns at ``path`` (NetnsGone if it is missing or not a netns)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NetnsGone(ERR_INTERNAL, f"failed to open netns {path!r}: it does not exist") from None
+    except FileNotFoundError as e:
+        raise NetnsGone(ERR_INTERNAL, f"failed to open netns {path!r}: it does not exist") from e
     try:
         os.fstat(fd)
     except OSError:
@@ -94,7 +94,7 @@ def entered(fd: int) -> Iterator[None]:
         try:
             setns(fd)
         except OSError as e:
-            raise NetnsGone(ERR_INTERNAL, f"failed to enter netns: {e.strerror} (is it a network namespace?)") from None
+            raise NetnsGone(ERR_INTERNAL, f"failed to enter netns: {e.strerror} (is it a network namespace?)") from e
         try:
             yield
         finally:
@@ -187,7 +187,7 @@ def ensure_bridge(ipr: Any, name: str, mtu: int = 0, promisc: bool = False,
             made.append(name)
     except NetlinkError as e:
         if e.code != errno.EEXIST:
-            raise _fail(f"failed to create bridge {name!r}", e) from None
+            raise _fail(f"failed to create bridge {name!r}", e) from e
     br = link_by_name(ipr, name)
     if br is None or kind(br) != "bridge":
         raise CNIError(ERR_INTERNAL, f"failed to create bridge {name!r}: {name!r} already exists but is not a bridge",
@@ -222,7 +222,7 @@ def create_veth(node: Any, cont_fd: int, cont_ipr: Any, ifname: str, mtu: int = 
         except NetlinkError as e:
             if e.code == errno.EEXIST and link_by_name(node, host) is not None:
                 continue  # random name clash in the node: try another
-            raise _fail(f"failed to create veth {host}/{ifname}", e) from None
+            raise _fail(f"failed to create veth {host}/{ifname}", e) from e
     else:
         raise CNIError(ERR_INTERNAL, "failed to find a free host veth name")
     return host, link_by_name(node, host), link_by_name(cont_ipr, ifname)
@@ -241,7 +241,7 @@ def configure_iface(ipr: Any, index: int, result: dict[str, Any], iface_pos: int
         try:
             ipr.addr("add", index=index, address=addr, prefixlen=int(plen))
         except NetlinkError as e:
-            raise _fail(f"failed to add IP addr {ip['address']}", e) from None
+            raise _fail(f"failed to add IP addr {ip['address']}", e) from e
         if ip.get("gateway"):
             if ":" in addr:
                 gw6 = ip["gateway"]
@@ -258,7 +258,7 @@ def configure_iface(ipr: Any, index: int, result: dict[str, Any], iface_pos: int
         try:
             ipr.route("add", **kw)
         except NetlinkError as e:
-            raise _fail(f"failed to add route {dst} via {gw}", e) from None
+            raise _fail(f"failed to add route {dst} via {gw}", e) from e
 
 
 def wait_oper_up(ipr: Any, name: str, budget: float = 2.5) -> Any:
@@ -289,7 +289,7 @@ def delete_link(ipr: Any, name: str) -> list[str] | None:
         ipr.link("del", index=link["index"])
     except NetlinkError as e:
         if e.code != errno.ENODEV:
-            raise _fail(f"failed to delete {name}", e) from None
+            raise _fail(f"failed to delete {name}", e) from e
     return addrs
 
 

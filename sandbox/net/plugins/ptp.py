@@ -56,14 +56,14 @@ def _point_to_point_routes(cont: Any, index: int, ips: list[dict[str, Any]]) -> 
             cont.route("del", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
                        scope=255)  # RT_SCOPE_NOWHERE: any scope (the kernel route is scope link)
         except NetlinkError as e:
-            raise CNIError(ERR_INTERNAL, f"failed to delete route {net}: {e}") from None
+            raise CNIError(ERR_INTERNAL, f"failed to delete route {net}: {e}") from e
         try:
             cont.route("add", dst=gw, dst_len=iface.max_prefixlen, oif=index, scope=253,  # link
                        prefsrc=str(iface.ip), proto=link.RTPROT_BOOT)
             cont.route("add", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
                        gateway=gw, prefsrc=str(iface.ip), proto=link.RTPROT_BOOT)
         except NetlinkError as e:
-            raise CNIError(ERR_INTERNAL, f"failed to add route: {e}") from None
+            raise CNIError(ERR_INTERNAL, f"failed to add route: {e}") from e
 
 
 def cmd_add(a: CmdArgs) -> dict[str, Any]:
@@ -91,13 +91,13 @@ def cmd_add(a: CmdArgs) -> dict[str, Any]:
             try:
                 node.addr("add", index=hl["index"], address=ip["gateway"], prefixlen=iface.max_prefixlen)
             except NetlinkError as e:
-                raise CNIError(ERR_INTERNAL, f"failed to add IP addr {ip['gateway']} to {host}: {e}") from None
+                raise CNIError(ERR_INTERNAL, f"failed to add IP addr {ip['gateway']} to {host}: {e}") from e
             try:
                 node.route("add", dst=str(iface.ip), dst_len=iface.max_prefixlen, oif=hl["index"],
                            scope=254, proto=link.RTPROT_BOOT)  # a host route, as upstream's AddHostRoute
             except NetlinkError as e:
                 if e.code != 17:  # EEXIST is fine
-                    raise CNIError(ERR_INTERNAL, f"failed to add route on host: {e}") from None
+                    raise CNIError(ERR_INTERNAL, f"failed to add route on host: {e}") from e
         if masq:
             add.masq = ipmasq.setup(a.name, a.container_id, result["ips"])
             add.masq.wait()

@@ -217,11 +217,11 @@ def decode_config(stdin: bytes) -> dict[str, Any]:
         conf = bounded.loads(stdin or b"{}", "the network configuration on stdin",
                              limit=bounded.CNI_CONFIG_BYTES)
     except bounded.InputTooLarge as e:
-        raise CNIError(ERR_DECODING, e.message) from None
+        raise CNIError(ERR_DECODING, e.message) from e
     except bounded.BadJSON as e:
         raise CNIError(ERR_DECODING, f"failed to decode the network configuration on stdin: "
                        f"{e.reason}", "The runtime must pass the network configuration as JSON "
-                       "on stdin.") from None
+                       "on stdin.") from e
     if not isinstance(conf, dict):
         raise CNIError(ERR_DECODING, "the network configuration on stdin is not a JSON object")
     if "cniVersion" in conf and not isinstance(conf["cniVersion"], str):
@@ -346,7 +346,7 @@ def _check_result_values(data: dict[str, Any], where: str) -> None:
             if r.get("gw") is not None:
                 ipaddress.ip_address(r["gw"])
     except ValueError as e:
-        raise CNIError(ERR_INVALID_CONFIG, f"invalid {where}: {e}") from None
+        raise CNIError(ERR_INVALID_CONFIG, f"invalid {where}: {e}") from e
 
 
 def prev_result(a: CmdArgs) -> dict[str, Any] | None:
