@@ -46,6 +46,7 @@ VALID_OS_ARCH: dict[str, tuple[str, ...]] = {
 
 SYS_OPENAT2 = 437       # Linux 5.6
 SYS_FCHMODAT2 = 452     # Linux 6.6
+SYS_MOUNT_SETATTR = 442  # Linux 5.12
 
 
 class UnknownArch(ValueError):

@@ -222,11 +222,8 @@ def runtime_config(app: dict[str, Any], *, app_name: str, rootfs: str = "rootfs"
         ],
         "linux": {
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-                            "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
-                              "/proc/sys", "/proc/sysrq-trigger"],
+            "maskedPaths": list(ace.MASKED_PATHS),      # what a pod's apps get too
+            "readonlyPaths": list(ace.READONLY_PATHS),
         },
         "annotations": {"org.appc.app.name": app_name},
     }

@@ -21,6 +21,17 @@ CONTAINER_NAME = "sandbox"   # the value of $container: the name of this ACE
 DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
              "urandom": (1, 9), "tty": (5, 0)}
 
+# What an app may read in /proc and /sys but never change, and what it may not see: without
+# them root in a pod (the default user) writes the host's kernel settings — kernel.core_pattern
+# makes the host's kernel run a program of the app's choice as the host's root on the next
+# crash — or reads its memory map and keyrings. The lists runc and Docker apply by default
+# (runtime-spec config-linux.md: maskedPaths, readonlyPaths); the OCI bundle writes the same.
+READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                  "/proc/sysrq-trigger")
+MASKED_PATHS = ("/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi", "/sys/devices/virtual/powercap")
+
 # Linux capability numbers (linux/capability.h)
 CAPS = {
     "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sandbox._sys import inroot, libc
 from sandbox.pod import journal
-from sandbox.pod.ace import CAPS, DEV_NODES
+from sandbox.pod.ace import CAPS, DEV_NODES, MASKED_PATHS, READONLY_PATHS
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
@@ -114,7 +114,13 @@ def _pseudo_fs(root: inroot.Root, name: str, fstype: str, flags: int, data: str 
 def _setup_dev(root: inroot.Root) -> None:
     """/dev as ace.md lists it: a tmpfs with null, zero, full, random, urandom, tty, a console,
     a private devpts with ptmx, and a tmpfs /dev/shm. Nodes and links are made relative to the
-    new tmpfs's descriptor (nothing of the image is below it)."""
+    new tmpfs's descriptor (nothing of the image is below it).
+
+    The app is root with CAP_MKNOD (ace.md's default set) and no device cgroup limits it, so
+    any node it makes — the host's disk is 8:0 or 254:0 like any other number — must be
+    useless: every mount it can write to is ``nodev``. Here that is the tmpfs itself, made
+    nodev once its nodes are each bind-mounted onto themselves (a bind mount keeps the
+    flags it was made with: these nodes open, a node made beside them does not)."""
     _pseudo_fs(root, "dev", "tmpfs", libc.MS_NOSUID, "mode=755,size=65536k")
     dev = root.open("dev", os.O_PATH | os.O_DIRECTORY, follow=False)   # the tmpfs now
     try:
@@ -136,8 +142,49 @@ def _setup_dev(root: inroot.Root) -> None:
         for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             os.symlink(target, link, dir_fd=dev)
+        for name in (*DEV_NODES, "console"):
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+            try:
+                libc.mount(inroot.proc_path(fd), inroot.proc_path(fd), None, libc.MS_BIND)
+            finally:
+                os.close(fd)
+        libc.restrict_mount(dev, libc.MOUNT_ATTR_NODEV, recursive=False)
     finally:
         os.close(dev)
+
+
+def _mask(root: inroot.Root) -> None:
+    """/proc and /sys as runc leaves them (ace.READONLY_PATHS, MASKED_PATHS): read-only bind
+    mounts over the kernel's settings, the pod's /dev/null over files and an empty read-only
+    tmpfs over directories that show the host's secrets. Paths this kernel lacks are skipped."""
+    for path in READONLY_PATHS + MASKED_PATHS:
+        try:
+            fd = root.open(path, os.O_PATH, follow=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            if path in READONLY_PATHS:
+                libc.mount(inroot.proc_path(fd), inroot.proc_path(fd), None, libc.MS_BIND | libc.MS_REC)
+            elif is_dir:
+                libc.mount("tmpfs", inroot.proc_path(fd), "tmpfs", libc.MS_RDONLY | libc.MS_NOSUID
+                           | libc.MS_NODEV | libc.MS_NOEXEC, None)
+                continue
+            else:   # reads as empty, writes vanish (runc does the same)
+                null = root.open("/dev/null", os.O_PATH, follow=False)
+                try:
+                    libc.mount(inroot.proc_path(null), inroot.proc_path(fd), None, libc.MS_BIND)
+                finally:
+                    os.close(null)
+                continue
+        finally:
+            os.close(fd)
+        fd = root.open(path, os.O_PATH, follow=False)      # the new mount on top now
+        try:
+            libc.restrict_mount(fd, libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID
+                                | libc.MOUNT_ATTR_NODEV | libc.MOUNT_ATTR_NOEXEC, recursive=True)
+        finally:
+            os.close(fd)
 
 
 def _bind(root: inroot.Root, source: str, target: str, read_only: bool,
@@ -164,13 +211,15 @@ def _bind(root: inroot.Root, source: str, target: str, read_only: bool,
         libc.mount(source, inroot.proc_path(fd), None, flags)
     finally:
         os.close(fd)
-    if read_only:   # a remount acts on the new mount: look the target up again (it is on top now)
-        fd = root.open(target)
-        try:
-            libc.mount(None, inroot.proc_path(fd), None,
-                       libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | (libc.MS_REC if recursive else 0))
-        finally:
-            os.close(fd)
+    # nodev (see _setup_dev), read-only when asked — on every mount the bind brought along (a
+    # remount of the top alone leaves a host volume's submounts writable). The new mount is
+    # on top now: look the target up again.
+    fd = root.open(target)
+    try:
+        libc.restrict_mount(fd, libc.MOUNT_ATTR_NODEV | (libc.MOUNT_ATTR_RDONLY if read_only else 0),
+                            recursive=True)
+    finally:
+        os.close(fd)
 
 
 def _prepare_root(app: dict[str, Any], pod_dir: Path, rootfs: Path) -> None:
@@ -191,6 +240,7 @@ def _prepare_root(app: dict[str, Any], pod_dir: Path, rootfs: Path) -> None:
         _pseudo_fs(root, "proc", "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, None)
         _pseudo_fs(root, "sys", "sysfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RDONLY, None)
         _setup_dev(root)
+        _mask(root)
 
 
 def _resolve_exec(argv0: str, env: dict[str, str]) -> str:
@@ -293,8 +343,12 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
         _join_cgroups(app.get("cgroups", []))
         rootfs = app_dir / "rootfs"
         _prepare_root(app, pod_dir, rootfs)
-        if app.get("readOnlyRootFS"):
-            libc.mount(None, str(rootfs), None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+        if app.get("readOnlyRootFS"):   # the root only: its volumes keep their own setting
+            fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                libc.restrict_mount(fd, libc.MOUNT_ATTR_RDONLY, recursive=False)
+            finally:
+                os.close(fd)
         journal.note(who, "mount", str(rootfs), note="volumes, /proc, /sys (read-only), /dev "
                      "mounted in the app's rootfs", cgroups=app.get("cgroups", []))
         os.chdir(rootfs)
@@ -370,12 +424,18 @@ def init(plan: dict[str, Any], pod_dir: Path) -> int:
     for app in plan["apps"]:
         app_dir = pod_dir / "apps" / app["name"]
         rootfs = app_dir / "rootfs"
+        # nodev: a device node the app makes in its root opens nothing (see stage1._setup_dev)
         if app["overlay"]:
-            libc.mount("overlay", str(rootfs), "overlay", 0,
+            libc.mount("overlay", str(rootfs), "overlay", libc.MS_NODEV,
                          f"lowerdir={app['tree']},upperdir={app_dir / 'upper'},"
                          f"workdir={app_dir / 'work'}")
         else:   # a plain copy made by stage0; a bind mount makes it a mount point for pivot_root
             libc.mount(str(rootfs), str(rootfs), None, libc.MS_BIND | libc.MS_REC)
+            fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                libc.restrict_mount(fd, libc.MOUNT_ATTR_NODEV, recursive=True)
+            finally:
+                os.close(fd)
         journal.note("pid1", "mount", str(rootfs), app=app["name"],
                      fstype="overlay" if app["overlay"] else "bind",
                      lowerdir=app.get("tree", ""), note="the app's clean copy of its tree")
