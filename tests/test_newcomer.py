@@ -130,7 +130,9 @@ def newcomer(tmp_path_factory: pytest.TempPathFactory):
     n = rewheel(Path(sysconfig.get_paths()["purelib"]), wheels, {"container-standards-lab"})
     t_wheels = time.monotonic() - t0
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "SANDBOX_", "VIRTUAL_ENV", "GOCACHE"))}
+           if not k.startswith(("PIP_", "SANDBOX_", "VIRTUAL_ENV", "GOCACHE"))
+           # a newcomer's shell, not `make test`'s recipe: no make[1] "Leaving directory" lines
+           and k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     # the wheels hold what this very interpreter runs already, so their Requires-Python (one
     # installed package here claims >=3.11.5 on Debian's 3.11.2) is not asked again
     env.update(PATH=f"{bin_dir}:{SYSTEM_PATH}", SANDBOX_BIN_DIR=str(bin_dir), PIP_NO_INDEX="1",

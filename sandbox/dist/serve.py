@@ -293,14 +293,19 @@ class DiscoveryServer:
                              "pick another --port or stop what uses it.") from e
         httpd.owner = self
         if self.tls:
-            if self._cert_dir is None:
-                self._own_cert_dir = tempfile.mkdtemp(prefix="sbx-serve-tls-")
-                self._cert_dir = Path(self._own_cert_dir)
-            self.tls_material = make_tls_material(self._cert_dir)
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.tls_material.cert, self.tls_material.key)
-            httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True,
-                                           do_handshake_on_connect=False)
+            try:
+                if self._cert_dir is None:
+                    self._own_cert_dir = tempfile.mkdtemp(prefix="sbx-serve-tls-")
+                    self._cert_dir = Path(self._own_cert_dir)
+                self.tls_material = make_tls_material(self._cert_dir)
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self.tls_material.cert, self.tls_material.key)
+                httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True,
+                                               do_handshake_on_connect=False)
+            except BaseException:
+                httpd.server_close()                # neither the port nor the CA outlives it
+                self.stop()
+                raise
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"sandbox-serve:{self.port}", daemon=True)

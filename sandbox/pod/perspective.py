@@ -110,12 +110,19 @@ def inspect(uuid: str) -> dict[str, Any]:
             rinfo = None
         mnt = rinfo["ns"].get("mnt") if rinfo else None
         mine = [p for p in procs if mnt and p["ns"].get("mnt") == mnt]
-        # a runner that became its app (pid.json's becomesApp, once the app started) is the app
-        became = pj.get("becomesApp") and "mainStarted" in _read_json(
-            d / "apps" / a["name"] / "status.json")
+        # a runner that became its app (pid.json's becomesApp, once the app started) is the app;
+        # the runner's other children are the app only between mainStarted and its exit code —
+        # before, they are the pre-start handler (and after, post-stop), appc spec/ace.md
+        # "Pod lifecycle: eventHandlers"
+        status = _read_json(d / "apps" / a["name"] / "status.json")
+        main_running = "mainStarted" in status and "exitCode" not in status
+        became = pj.get("becomesApp") and "mainStarted" in status
         for p in mine:
             p["app"] = a["name"]
-            p["role"] = "runner" if p["host_pid"] == runner and not became else "app"
+            if p["host_pid"] == runner:
+                p["role"] = "app" if became else "runner"
+            else:
+                p["role"] = "app" if main_running else "handler"
         apps.append({"name": a["name"], "image": a["image"], "state": a["state"],
                      "exitCode": a.get("exitCode"), "runner": runner,
                      "pids": [p["host_pid"] for p in mine if p["role"] == "app"],
@@ -168,9 +175,9 @@ def stages(info: dict[str, Any]) -> list[dict[str, Any]]:
                          "command": "(forked from stage0: the same command line)" if forked
                          else p["cmdline"][:60]})
     for p in info.get("processes", []):
-        if p.get("role") in ("app", "runner"):
+        if p.get("role") in ("app", "runner", "handler"):
             rows.append({"stage": "stage2", "what": f"app {p['app']}"
-                         + (" (its runner)" if p["role"] == "runner" else ""),
+                         + {"runner": " (its runner)", "handler": " (an event handler)"}.get(p["role"], ""),
                          "host PID": p["host_pid"], "PID in the pod": p["pod_pid"],
                          "own namespaces": own(p), "command": p["cmdline"][:60]})
     return rows

@@ -191,7 +191,10 @@ def setup(ws: Workspace) -> Lab9:
         srv.stop()
         srv = None
     if srv is None:
-        srv = serve.DiscoveryServer(ws.path / "site", static=True, tls=True, port=port)
+        # the throwaway CA lives in the workspace: `lab reset 9` removes it with the rest, even
+        # after a kernel that died with its server running
+        srv = serve.DiscoveryServer(ws.path / "site", static=True, tls=True, port=port,
+                                    cert_dir=ws.path / "tls")
         try:
             srv.start()
         except serve.ServeError as e:
@@ -246,7 +249,8 @@ class _Serving:
             raise LabError(f"Something else listens on the lab's port {self.port}; run "
                            "`sandbox lab reset 9` and do the lab again.")
         else:
-            self.own = serve.DiscoveryServer(self.ws.path / "site", static=True, tls=True, port=self.port)
+            self.own = serve.DiscoveryServer(self.ws.path / "site", static=True, tls=True, port=self.port,
+                                             cert_dir=self.ws.path / "tls")
             self.own.start()
             self.ca_file = self.own.ca_file
         return self
