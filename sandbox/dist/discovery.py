@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from sandbox import bounded
-from sandbox.errors import SandboxError, UsageError
-from sandbox.image.types import App, AppStringError, parse_app
+from sandbox.errors import SandboxError
+from sandbox.image.types import App, parse_app
 from sandbox.steps import Steps, record
-from sandbox.image.types import AC_IDENTIFIER_RE  # types.md §AC Identifier Type
 
 # The HTTP(S) client is imported where a request is made: parsing an app string (every
 # `sandbox run`) must not pay for http.client, ssl and the email package (~20 ms).

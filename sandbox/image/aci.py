@@ -40,7 +40,7 @@ from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.image.extract import (ArchiveTooLarge, Extractor, Result, Rules, UnsafeArchive,
                                    entry_type, normalize_entry)
-from sandbox.image.manifest import ImageManifest, ManifestError
+from sandbox.image.manifest import ImageManifest
 from sandbox.steps import Steps, record, snapshotting
 
 COMPRESSIONS = ("none", "gzip", "bzip2", "xz")

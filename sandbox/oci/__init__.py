@@ -30,7 +30,8 @@ from sandbox.oci.appc import (
                               round_trip_report,
                               runtime_config,
 )
-from sandbox.oci.layer import OPAQUE, WHITEOUT, apply_layer, layer_paths, write_layer
+from sandbox.image.extract import OPAQUE, WHITEOUT
+from sandbox.oci.layer import apply_layer, layer_paths, write_layer
 from sandbox.oci.layout import (
                               APPC_NAME,
                               MT_CONFIG,

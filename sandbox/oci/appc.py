@@ -32,7 +32,6 @@ from sandbox.oci.layout import (
     Descriptor,
     Layout,
     OciError,
-    digest_of,
     parse_ref,
 )
 from sandbox.pod import ace

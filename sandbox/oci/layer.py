@@ -13,8 +13,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from sandbox.image.extract import (OPAQUE, WHITEOUT, ArchiveTooLarge, Extractor, Rules,
-                                   UnsafeArchive)
+from sandbox.image.extract import ArchiveTooLarge, Extractor, Rules, UnsafeArchive
 from sandbox.oci.layout import OciError
 from sandbox.steps import Steps, record
 

@@ -17,6 +17,7 @@ from sandbox._sys import platform
 from sandbox.config import tool_path
 from sandbox.dist import discovery as d
 from sandbox.dist.discovery import App, DiscoveryError, MetaTag, Transport
+from sandbox.image.types import AppStringError
 
 from .conftest import FIXTURES
 
@@ -52,7 +53,7 @@ def test_parse_app_good(text: str, name: str, labels: dict[str, str]) -> None:
     ("", "empty"),
 ])
 def test_parse_app_bad(text: str, why: str) -> None:
-    with pytest.raises(d.AppStringError, match=why):
+    with pytest.raises(AppStringError, match=why):
         d.parse_app(text)
 
 

@@ -113,7 +113,10 @@ def cases() -> list[tuple[str, str, Any]]:
 
 
 def base_for(plugin: str, data: Path) -> dict[str, Any]:
-    return {"host-local": host_local_base(data), "bridge": BRIDGE, "ptp": PTP,
+    # ptp's IPAM gets the test's dataDir: a config that passes ptp's checks reaches host-local,
+    # which otherwise reserves under /var/lib/cni/networks/sbxsinet (left on the machine)
+    ptp = {**PTP, "ipam": {**PTP["ipam"], "dataDir": str(data)}}
+    return {"host-local": host_local_base(data), "bridge": BRIDGE, "ptp": ptp,
             "loopback": LOOPBACK}[plugin]
 
 

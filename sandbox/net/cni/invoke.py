@@ -24,7 +24,7 @@ from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.net import netns as _netns
 from sandbox.net.cni.errors import CniError
-from sandbox.steps import Steps, record
+from sandbox.steps import Steps
 
 DEBIAN_CNI_DIR = "/usr/lib/cni"                     # Debian's containernetworking-plugins
 DEFAULT_CNI_PATH = ["/opt/cni/bin", DEBIAN_CNI_DIR]  # upstream's default, then Debian's
