@@ -708,57 +708,42 @@ def _missing(p: _Parser, d: dict, key: str, at: str) -> None:
     p.bad(at, "is required" + hint)
 
 
-def _str(p: _Parser, d: dict, key: str, path: str, *, required: bool = False,
-         nonempty: bool = False) -> str | None:
+def _typed(p: _Parser, d: dict, key: str, path: str, is_type: Callable[[Any], bool], what: str,
+           *, required: bool = False) -> Any:
+    """``d[key]`` if it has the JSON type ``is_type`` accepts; None (and a problem) otherwise."""
     at = _at(path, key)
     v = d.get(key)
     if v is None:
         if required:
             _missing(p, d, key, at)
         return None
-    if not isinstance(v, str):
-        p.bad(at, f"must be a string, not {_jtype(v)}")
+    if not is_type(v):
+        p.bad(at, f"must be {what}, not {_jtype(v)}")
         return None
+    return v
+
+
+def _str(p: _Parser, d: dict, key: str, path: str, *, required: bool = False,
+         nonempty: bool = False) -> str | None:
+    v = _typed(p, d, key, path, lambda v: isinstance(v, str), "a string", required=required)
     if nonempty and v == "":
-        p.bad(at, "must not be empty")
+        p.bad(_at(path, key), "must not be empty")
         return None
     return v
 
 
 def _bool(p: _Parser, d: dict, key: str, path: str) -> bool | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, bool):
-        p.bad(_at(path, key), f"must be true or false, not {_jtype(v)}")
-        return None
-    return v
+    return _typed(p, d, key, path, lambda v: isinstance(v, bool), "true or false")
 
 
 def _int(p: _Parser, d: dict, key: str, path: str, *, required: bool = False) -> int | None:
-    at = _at(path, key)
-    v = d.get(key)
-    if v is None:
-        if required:
-            _missing(p, d, key, at)
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        p.bad(at, f"must be an integer, not {_jtype(v)}")
-        return None
-    return v
+    # JSON's true is not a number, although Python's bool is an int
+    return _typed(p, d, key, path, lambda v: isinstance(v, int) and not isinstance(v, bool),
+                  "an integer", required=required)
 
 
 def _list(p: _Parser, d: dict, key: str, path: str, *, required: bool = False) -> list | None:
-    at = _at(path, key)
-    v = d.get(key)
-    if v is None:
-        if required:
-            _missing(p, d, key, at)
-        return None
-    if not isinstance(v, list):
-        p.bad(at, f"must be an array, not {_jtype(v)}")
-        return None
-    return v
+    return _typed(p, d, key, path, lambda v: isinstance(v, list), "an array", required=required)
 
 
 def _obj(p: _Parser, v: Any, at: str) -> dict | None:

@@ -249,17 +249,21 @@ def parse_packets(data: bytes) -> list[Packet]:
     return out
 
 
+def _encode_length(n: int, two_octet_end: int) -> bytes:
+    """The one-, two- or five-octet length of packets and subpackets alike: the two-octet form
+    reaches 8383 for a packet (RFC 9580 §4.2.1.2: its first octet is 192–223) and 16319 for a
+    subpacket (§5.2.3.7: 192–254, subpackets have no partial lengths)."""
+    if n < 192:
+        return bytes([n])
+    if n < two_octet_end:
+        n2 = n - 192
+        return bytes([(n2 >> 8) + 192, n2 & 0xFF])
+    return b"\xff" + n.to_bytes(4, "big")
+
+
 def encode_packet(tag: int, body: bytes) -> bytes:
     """A packet with a new-format header (RFC 9580 §4.2.1)."""
-    n = len(body)
-    if n < 192:
-        length = bytes([n])
-    elif n < 8384:
-        n2 = n - 192
-        length = bytes([(n2 >> 8) + 192, n2 & 0xFF])
-    else:
-        length = b"\xff" + n.to_bytes(4, "big")
-    return bytes([0xC0 | tag]) + length + body
+    return bytes([0xC0 | tag]) + _encode_length(len(body), 8384) + body
 
 
 # --------------------------------------------------------------------------- MPIs (§3.2)
@@ -390,15 +394,7 @@ class Subpacket:
 
     def encode(self) -> bytes:
         body = bytes([self.type | (0x80 if self.critical else 0)]) + self.data
-        n = len(body)
-        if n < 192:
-            length = bytes([n])
-        elif n < 16320:
-            n2 = n - 192
-            length = bytes([(n2 >> 8) + 192, n2 & 0xFF])
-        else:
-            length = b"\xff" + n.to_bytes(4, "big")
-        return length + body
+        return _encode_length(len(body), 16320) + body
 
     def describe(self) -> str:
         """The value in words (for the packet dump)."""
