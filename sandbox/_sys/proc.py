@@ -143,6 +143,16 @@ def wait_for(proc: "Child | Any", timeout: float) -> int | None:
         return None
 
 
+def end(proc: Any, timeout: float = 5.0) -> None:
+    """End a ``subprocess.Popen`` child we started: SIGTERM, up to ``timeout`` seconds to go,
+    then SIGKILL; reaped either way (no zombie). Nothing to do if it already ended."""
+    if proc.poll() is None:
+        proc.terminate()
+        if wait_for(proc, timeout) is None:
+            proc.kill()
+            proc.wait()
+
+
 def fork_call(fn: Callable[[], int], *, args: str, output: str | None = None,
               new_session: bool = False, keep_fds: tuple[int, ...] = ()) -> Child:
     """Run ``fn()`` in a forked child and exit with its return value.

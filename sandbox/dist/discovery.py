@@ -529,17 +529,26 @@ def _failure(d: Discovery, what: str, allow_http: bool) -> DiscoveryError:
     return DiscoveryError(f"Discovery found no {what} for {d.app}: tried {tried}.", hint=hint)
 
 
+def _discover(app: App | str, want: str, t: Transport, port: int | None,
+              steps: Steps | None) -> Discovery:
+    """The walk for ``want`` ("endpoints" or "pubkeys"); a DiscoveryError listing every URL
+    tried when it found none."""
+    app = parse_app(app) if isinstance(app, str) else app
+    d = _walk(app, want, t, port, steps)
+    if want == "endpoints" and not d.endpoints:
+        raise _failure(d, "ac-discovery endpoint", t.allow_http)
+    if want == "pubkeys" and not d.public_keys:
+        raise _failure(d, "ac-discovery-pubkeys", t.allow_http)
+    return d
+
+
 def discover(app: App | str, *, allow_http: bool = False, insecure_tls: bool = False,
              ca_file: str | None = None, port: int | None = None,
              transport: Transport | None = None, steps: Steps | None = None) -> Discovery:
     """Find the ACI and signature URLs for ``app`` (labels as requested; add platform defaults
     with :meth:`App.with_platform_defaults` first if wanted). Raises :class:`DiscoveryError`."""
-    app = parse_app(app) if isinstance(app, str) else app
-    t = _policy(allow_http, insecure_tls, ca_file, transport)
-    d = _walk(app, "endpoints", t, port, steps)
-    if not d.endpoints:
-        raise _failure(d, "ac-discovery endpoint", t.allow_http)
-    return d
+    return _discover(app, "endpoints", _policy(allow_http, insecure_tls, ca_file, transport),
+                     port, steps)
 
 
 def discover_public_keys(app: App | str, *, allow_http: bool = False, insecure_tls: bool = False,
@@ -548,9 +557,5 @@ def discover_public_keys(app: App | str, *, allow_http: bool = False, insecure_t
                          steps: Steps | None = None) -> Discovery:
     """Find the ``ac-discovery-pubkeys`` URLs for a name (the walk stops at the first page that
     has any). Raises :class:`DiscoveryError`."""
-    app = parse_app(app) if isinstance(app, str) else app
-    t = _policy(allow_http, insecure_tls, ca_file, transport)
-    d = _walk(app, "pubkeys", t, port, steps)
-    if not d.public_keys:
-        raise _failure(d, "ac-discovery-pubkeys", t.allow_http)
-    return d
+    return _discover(app, "pubkeys", _policy(allow_http, insecure_tls, ca_file, transport),
+                     port, steps)

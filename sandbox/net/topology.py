@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from sandbox._sys import libc
+from sandbox._sys import libc, proc
 from sandbox.errors import SandboxError
 from sandbox.net import netns as _netns
 from sandbox.steps import Steps, record
@@ -174,10 +174,4 @@ class Daemon:
             return ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        proc.end(self.proc, timeout)

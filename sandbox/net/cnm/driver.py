@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sandbox import bounded
+from sandbox._sys import proc as _proc
 from sandbox.errors import SandboxError
 from sandbox.net.cnm import api
 
@@ -478,13 +479,7 @@ class DriverProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the driver (by its PID) and wait; SIGKILL if it does not go."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _proc.end(self.proc, timeout)
         self.socket.unlink(missing_ok=True)
 
     def __enter__(self) -> "DriverProcess":
