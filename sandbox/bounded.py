@@ -52,6 +52,7 @@ class Limit:
         return n
 
 
+# One Limit(...) a line, the same shape by design: the table is data, not repeated logic.
 # The table (docs/security.md §Limits shows it; tests/fuzz/test_limits_doc.py compares).
 MANIFEST_BYTES = Limit("MANIFEST_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_MANIFEST_BYTES",
                        "an ACI's `manifest` entry, a pod manifest, an image layout's manifest")

@@ -76,6 +76,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     p = subparsers.add_parser("fetch", help="discover, verify and import an image (APP, FILE.aci or URL)")
     p.add_argument("ref", metavar="APP|FILE|URL",
                    help="name[:version][,label=value...], a local .aci (its .aci.asc beside it), "

@@ -170,6 +170,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     from sandbox.image import aci
     g = command_group(subparsers, "image", help="build, validate, identify and store ACIs")
 

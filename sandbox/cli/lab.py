@@ -11,6 +11,8 @@ COMMANDS = ("lab",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     g = command_group(subparsers, "lab", "workshop labs: list them, check your work, reset")
     p = g.add_parser("list", help="the labs, their notebooks, and your checks passed / total")
     p.set_defaults(func=_list)

@@ -49,6 +49,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     g = command_group(sub, "oci", "export to / import from OCI image layouts, runtime bundles")
     p = g.add_parser("export", help="write an image (one layer per dependency) as an OCI layout")
     p.add_argument("ref", metavar="REF", help="image ID (prefix) or name[:version][,label=value]")

@@ -235,6 +235,8 @@ def _pod_opts(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     p = sub.add_parser("prepare", help="prepare a pod (render, plan) without running it")
     _pod_opts(p)
     p.set_defaults(func=cmd_prepare)

@@ -113,6 +113,8 @@ def cmd_trees(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     g = command_group(subparsers, "image", help="build, validate, identify and store ACIs")
 
     p = g.add_parser("render", help="render an image with its dependencies into DIR "

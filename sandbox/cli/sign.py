@@ -114,6 +114,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     key = command_group(subparsers, "key", "make OpenPGP keys for signing images")
     gen = key.add_parser("gen", help="generate a signing key (writes NAME.secret.asc and NAME.public.asc)")
     gen.add_argument("--uid", required=True, help='user ID, e.g. "Alice <alice@example.com>"')

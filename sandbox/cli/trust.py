@@ -94,6 +94,8 @@ def _discover_keys(prefix: str, args: argparse.Namespace) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # an argparse table: the same add_parser/add_argument shape as every cli module's, other
+    # options; tables stay per command (sandbox.cli.command_group holds what they share)
     p = subparsers.add_parser("trust", help="trust a public key for an image name prefix (or list/remove)")
     p.add_argument("keys", nargs="*", metavar="KEYFILE|URL",
                    help="armored public key file or https URL (none: discover the prefix's ac-discovery-pubkeys)")

@@ -137,6 +137,7 @@ def template_variables(app: App, default_version: str | None = DEFAULT_VERSION) 
     return v
 
 
+# plain frozen records (the same shape as image.manifest's Label): data, no logic
 @dataclass(frozen=True)
 class Endpoint:
     aci: str
@@ -404,6 +405,7 @@ def get(url: str, transport: Transport, *, headers: Mapping[str, str] | None = N
 # The discovery walk
 # --------------------------------------------------------------------------------------------
 
+# a record with defaults, the same shape as image.aci.Inspection: data, no logic
 @dataclass
 class Attempt:
     """One discovery URL tried (one prefix, one scheme)."""

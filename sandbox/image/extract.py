@@ -248,6 +248,7 @@ class Extractor:
         """{"/path": layer} of everything in the tree the bookkeeping knows (not the root)."""
         return {"/" + p: n.layer for p, n in self.nodes.items() if p}
 
+    # close and the context manager as _sys.inroot.Root's: each owns its own descriptors
     def close(self) -> None:
         self._drop_dirfds()
         if self.fd >= 0:

@@ -123,6 +123,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# Same probe as pod/stage0._is_locked (a pod directory, LOCK_SH, O_DIRECTORY); this one is a
+# staged file that an image may not make us follow (O_NOFOLLOW) and must be free for gc (LOCK_EX).
 def _in_use(p: Path) -> bool:
     """Does a running import hold ``p`` (an flock on it, see Store.stage)?"""
     try:

@@ -86,6 +86,7 @@ class Lab:
     def folder(self) -> str:
         return f"{self.number:02d}-{self.slug}"
 
+    # paths and names derived from the fields (the same shape as render.treestore's properties)
     def module(self) -> ModuleType:
         return importlib.import_module(self.module_name)
 

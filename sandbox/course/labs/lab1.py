@@ -17,6 +17,8 @@ from typing import Any, Iterable
 from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 1
 SLUG = "first-aci"
 TITLE = "Content addressing: predict, compute, find"

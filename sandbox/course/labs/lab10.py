@@ -15,6 +15,8 @@ from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 10
 SLUG = "oci-layout"
 TITLE = "An OCI layout in your hands: break it, rename it, trim it"

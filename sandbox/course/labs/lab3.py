@@ -11,6 +11,8 @@ from sandbox.course.labs import Result, Workspace, gate
 from sandbox.errors import SandboxError
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 3
 SLUG = "render-predict"
 TITLE = "Render an app with dependencies and a pathWhitelist — predict first"

@@ -12,6 +12,8 @@ from typing import Any, Iterable
 from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 4
 SLUG = "veth"
 TITLE = "A network namespace the slide's way, and two wired with a veth pair"

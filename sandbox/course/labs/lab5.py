@@ -20,6 +20,8 @@ from sandbox.errors import SandboxError
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.net.cni.invoke import DEBIAN_CNI_DIR
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 5
 SLUG = "sqlite-ipam"
 TITLE = "Your own CNI IPAM plugin, backed by SQLite"

@@ -12,6 +12,8 @@ from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.errors import SandboxError
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 6
 SLUG = "pod-app-perspective"
 TITLE = "The seed's three-app pod: predict what the apps see, then look"

@@ -19,6 +19,8 @@ from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 7
 SLUG = "troubleshooting"
 TITLE = "Troubleshooting a CNI network: a leaked IP, a stale bridge, a missing route"

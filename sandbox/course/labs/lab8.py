@@ -23,6 +23,8 @@ from sandbox.course.labs import Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 8
 SLUG = "cnm-join"
 TITLE = "Complete a CNM remote driver's Join"
@@ -269,6 +271,8 @@ def ping(ws: Workspace) -> str:
 
 # -- checks ---------------------------------------------------------------------------------------------
 
+# Not DriverProcess.log(): the learner's driver may write a broken or partial line, which is
+# skipped here (pod/journal.read skips the same way, but sorts a pod's journal by time).
 def _log(ws: Workspace) -> list[dict[str, Any]]:
     try:
         text = (ws.path / "driver-state" / "driver.log").read_text()

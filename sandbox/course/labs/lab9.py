@@ -16,6 +16,8 @@ from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
+# The lab's declaration, read by sandbox.course.labs: the same names in every lab module (and
+# CELLS opens with header(...) and a set-up cell in each), the values are this lab's: data.
 NUMBER = 9
 SLUG = "publish-discovery"
 TITLE = "Publish your image so discovery finds it"

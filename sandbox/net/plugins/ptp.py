@@ -19,7 +19,9 @@ from __future__ import annotations
 import ipaddress
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ms per plugin exec; annotations are strings anyway
+# every plugin module starts this way: typing costs ms per plugin exec (annotations are
+# strings anyway), and the names come from skel
+if TYPE_CHECKING:
     from typing import Any
 
 from sandbox.net.plugins import attach, ipam, ipmasq, link
@@ -118,6 +120,8 @@ def cmd_check(a: CmdArgs) -> None:
     attach.check(a, True, lambda fd: _check(a, fd))
 
 
+# The container side is bridge._check's in upstream ptp's own words ("ptp: …", "veth/p2p");
+# what the two share is one already: attach.check, link.check_ips, link.check_routes.
 def _check(a: CmdArgs, fd: int) -> None:
     """Compare the container interface with the cached ADD result (upstream ptp cmdCheck)."""
     prev = prev_result(a)
@@ -151,6 +155,7 @@ def cmd_status(a: CmdArgs) -> None:
     ipam.run(a, "STATUS")
 
 
+# every plugin ends this way (skel.plugin_main runs the table): only the table differs
 HANDLERS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "GC": cmd_gc, "STATUS": cmd_status}
 
 

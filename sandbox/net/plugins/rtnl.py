@@ -210,6 +210,8 @@ class RTNL:
             info: list[Any] = [("IFLA_INFO_KIND", kw["kind"])]
             peer = kw.get("peer")
             if kw["kind"] == "veth" and peer:
+                # the peer's own IFLA_* attributes, nested in VETH_INFO_PEER (rtnetlink's layout): the
+                # same shape as the link's above, one level down and with the target netns
                 pa: list[Any] = [("IFLA_IFNAME", peer["ifname"])]
                 if "net_ns_fd" in peer:
                     pa.append(("IFLA_NET_NS_FD", peer["net_ns_fd"]))
