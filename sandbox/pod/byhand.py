@@ -212,151 +212,200 @@ def _cgroup_name(workdir: Path) -> str:
 
 # ------------------------------------------------------------------------------ the helper
 
-def _serve(workdir: Path, tree: Path) -> int:
-    import socket
+class _Helper:
+    """The helper's side: its state between requests and one method per primitive (each
+    returns the sentence the learner sees, or raises ByHandError / OSError)."""
 
-    from sandbox._sys import libc
-    from sandbox.pod import ace, cgroups, stage1
+    def __init__(self, workdir: Path, tree: Path) -> None:
+        from sandbox.pod import stage1
 
-    host_ns = {k: os.stat(f"/proc/self/ns/{k}").st_ino for k in NS_FLAGS}
-    null = os.open("/dev/null", os.O_RDWR)
-    last_cap = stage1._last_cap()
-    cg_name = _cgroup_name(workdir)          # now: its path is out of sight after pivot_root
-    state = {"pivoted": False, "host_pid": os.getpid()}   # started in the host's PID namespace
-    out = sys.stdout
+        self.workdir, self.tree = workdir, tree
+        self.host_ns = {k: os.stat(f"/proc/self/ns/{k}").st_ino for k in NS_FLAGS}
+        self.null = os.open("/dev/null", os.O_RDWR)
+        self.last_cap = stage1._last_cap()
+        self.cg_name = _cgroup_name(workdir)     # now: its path is out of sight after pivot_root
+        self.pivoted = False
+        self.host_pid = os.getpid()              # started in the host's PID namespace
+        self.out = sys.stdout
+        self.ops = {"unshare": self.unshare, "make_private": self.make_private,
+                    "mount_overlay": self.mount_overlay, "pivot_root": self.pivot_root,
+                    "mount_proc": self.mount_proc, "sethostname": self.sethostname,
+                    "join_cgroup": self.join_cgroup, "drop_capabilities": self.drop_capabilities,
+                    "run": self.run}
 
-    def ns_is_hosts(kind: str) -> bool:
-        return os.stat(f"/proc/self/ns/{kind}").st_ino == host_ns[kind]
+    def ns_is_hosts(self, kind: str) -> bool:
+        return os.stat(f"/proc/self/ns/{kind}").st_ino == self.host_ns[kind]
 
-    def reply(**kw: object) -> None:
-        out.write(json.dumps(kw) + "\n")
-        out.flush()
+    def reply(self, **kw: object) -> None:
+        self.out.write(json.dumps(kw) + "\n")
+        self.out.flush()
 
-    def do(op: str, args: dict) -> object:
-        if op == "unshare":
-            flags = 0
-            for k in args["kinds"]:
-                flags |= NS_FLAGS[k]
-            libc.unshare(flags)
-            return f"new {', '.join(args['kinds'])} namespace(s)" + (
-                "; the PID namespace applies to children: fork next" if "pid" in args["kinds"] else "")
-        if op == "make_private":
-            if ns_is_hosts("mnt"):
-                raise ByHandError("refused: this is the host's mount namespace, and making / private "
-                                  "here would change the machine — unshare mnt first")
-            libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-            return "/ and everything below it: private propagation"
-        if op == "mount_overlay":
-            rootfs = workdir / "rootfs"
-            libc.mount("overlay", str(rootfs), "overlay", 0,
-                       f"lowerdir={tree},upperdir={workdir / 'upper'},workdir={workdir / 'work'}")
-            return f"overlay on {rootfs}" + (" — in the host's mount namespace: the host sees it"
-                                             if ns_is_hosts("mnt") else "")
-        if op == "pivot_root":
-            if ns_is_hosts("mnt"):
-                raise ByHandError("refused: pivot_root in the host's mount namespace would move the "
-                                  "root of every process on the machine — unshare mnt first")
-            rootfs = workdir / "rootfs"
-            try:
-                os.chdir(rootfs)
-                libc.pivot_root(".", ".")
-            except OSError as e:
-                os.chdir("/")
-                if e.errno == 1:
-                    raise ByHandError("not permitted: pivot_root needs CAP_SYS_ADMIN — were the "
-                                      "capabilities dropped already?") from None
-                raise ByHandError(f"{e.strerror}: the new root must be a mount point (mount the "
-                                  "overlay first) and neither it nor / may have shared propagation "
-                                  "(make / private first)") from None
-            libc.umount(".", libc.MNT_DETACH)
+    # -- the primitives
+
+    def unshare(self, args: dict) -> str:
+        from sandbox._sys import libc
+        flags = 0
+        for k in args["kinds"]:
+            flags |= NS_FLAGS[k]
+        libc.unshare(flags)
+        return f"new {', '.join(args['kinds'])} namespace(s)" + (
+            "; the PID namespace applies to children: fork next" if "pid" in args["kinds"] else "")
+
+    def make_private(self, args: dict) -> str:
+        from sandbox._sys import libc
+        if self.ns_is_hosts("mnt"):
+            raise ByHandError("refused: this is the host's mount namespace, and making / private "
+                              "here would change the machine — unshare mnt first")
+        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+        return "/ and everything below it: private propagation"
+
+    def mount_overlay(self, args: dict) -> str:
+        from sandbox._sys import libc
+        rootfs = self.workdir / "rootfs"
+        libc.mount("overlay", str(rootfs), "overlay", 0,
+                   f"lowerdir={self.tree},upperdir={self.workdir / 'upper'},"
+                   f"workdir={self.workdir / 'work'}")
+        return f"overlay on {rootfs}" + (" — in the host's mount namespace: the host sees it"
+                                         if self.ns_is_hosts("mnt") else "")
+
+    def pivot_root(self, args: dict) -> str:
+        from sandbox._sys import libc
+        if self.ns_is_hosts("mnt"):
+            raise ByHandError("refused: pivot_root in the host's mount namespace would move the "
+                              "root of every process on the machine — unshare mnt first")
+        rootfs = self.workdir / "rootfs"
+        try:
+            os.chdir(rootfs)
+            libc.pivot_root(".", ".")
+        except OSError as e:
             os.chdir("/")
-            state["pivoted"] = True
-            return "/ is now the overlay; the old root is detached"
-        if op == "mount_proc":
-            target = "/proc" if state["pivoted"] else str(workdir / "rootfs" / "proc")
-            os.makedirs(target, exist_ok=True)
-            libc.mount("proc", target, "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-            return f"procfs on {target}"
-        if op == "sethostname":
-            if ns_is_hosts("uts"):
-                raise ByHandError("refused: this is the host's UTS namespace; sethostname would rename "
-                                  "the machine — unshare uts first")
-            socket.sethostname(args["name"])
-            return f"hostname {args['name']}"
-        if op == "join_cgroup":
-            if state["pivoted"]:
-                raise ByHandError("after pivot_root the host's /sys/fs/cgroup is out of sight: join "
-                                  "the cgroup before pivoting (stage1 does)")
-            dirs = cgroups.PodCgroups(cg_name).create(
-                {"app": cgroups.Limits(memory_bytes=MEMORY_LIMIT)})["app"]
-            for d in dirs:
-                Path(d, "cgroup.procs").write_text("0")
-            return f"joined {', '.join(dirs)}"
-        if op == "drop_capabilities":
-            keep = args.get("keep") or list(ace.DEFAULT_CAPS)
-            unknown = [c for c in keep if c not in ace.CAPS]
-            if unknown:
-                raise ByHandError(f"unknown capabilities {', '.join(unknown)}")
-            stage1.drop_capabilities(keep, last_cap)
-            return f"kept {len(keep)} capabilities"
-        if op == "run":
-            cp = subprocess.run(args["argv"], capture_output=True, text=True, timeout=30)
-            return cp.stdout + cp.stderr
-        raise ByHandError(f"unknown primitive {op}")
+            if e.errno == 1:
+                raise ByHandError("not permitted: pivot_root needs CAP_SYS_ADMIN — were the "
+                                  "capabilities dropped already?") from None
+            raise ByHandError(f"{e.strerror}: the new root must be a mount point (mount the "
+                              "overlay first) and neither it nor / may have shared propagation "
+                              "(make / private first)") from None
+        libc.umount(".", libc.MNT_DETACH)
+        os.chdir("/")
+        self.pivoted = True
+        return "/ is now the overlay; the old root is detached"
 
+    def mount_proc(self, args: dict) -> str:
+        from sandbox._sys import libc
+        target = "/proc" if self.pivoted else str(self.workdir / "rootfs" / "proc")
+        os.makedirs(target, exist_ok=True)
+        libc.mount("proc", target, "proc", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
+        return f"procfs on {target}"
+
+    def sethostname(self, args: dict) -> str:
+        import socket
+        if self.ns_is_hosts("uts"):
+            raise ByHandError("refused: this is the host's UTS namespace; sethostname would rename "
+                              "the machine — unshare uts first")
+        socket.sethostname(args["name"])
+        return f"hostname {args['name']}"
+
+    def join_cgroup(self, args: dict) -> str:
+        from sandbox.pod import cgroups
+        if self.pivoted:
+            raise ByHandError("after pivot_root the host's /sys/fs/cgroup is out of sight: join "
+                              "the cgroup before pivoting (stage1 does)")
+        dirs = cgroups.PodCgroups(self.cg_name).create(
+            {"app": cgroups.Limits(memory_bytes=MEMORY_LIMIT)})["app"]
+        for d in dirs:
+            Path(d, "cgroup.procs").write_text("0")
+        return f"joined {', '.join(dirs)}"
+
+    def drop_capabilities(self, args: dict) -> str:
+        from sandbox.pod import ace, stage1
+        keep = args.get("keep") or list(ace.DEFAULT_CAPS)
+        unknown = [c for c in keep if c not in ace.CAPS]
+        if unknown:
+            raise ByHandError(f"unknown capabilities {', '.join(unknown)}")
+        stage1.drop_capabilities(keep, self.last_cap)
+        return f"kept {len(keep)} capabilities"
+
+    def run(self, args: dict) -> str:
+        cp = subprocess.run(args["argv"], capture_output=True, text=True, timeout=30)
+        return cp.stdout + cp.stderr
+
+    # -- the two requests that change which process serves
+
+    def fork(self) -> int | None:
+        """In the parent: the child's exit status, once it ends (the parent serves no more).
+        In the child: None, after it learnt its host PID and said so."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid:                       # the parent: tell the child its host PID, then wait
+            os.close(r)               # for it, like stage1's relay
+            os.write(w, str(pid).encode())
+            os.close(w)
+            _, st = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
+        os.close(w)
+        self.host_pid = int(os.read(r, 32) or self.host_pid)
+        os.close(r)
+        self.reply(ok=True, result=f"forked: I am PID {os.getpid()} in my PID namespace, "
+                                   f"{self.host_pid} on the host", pid=self.host_pid)
+        return None
+
+    def exec(self, args: dict) -> None:
+        """Become the app; returns only when the request is refused (and answered)."""
+        argv = args.get("argv") or []
+        try:
+            if not argv:
+                raise ByHandError("exec needs a command, e.g. ['/bin/busybox', 'sleep', '100000']")
+            path = argv[0]
+            if not os.path.exists(path):
+                raise ByHandError(f"{path} does not exist in this process's / "
+                                  + ("(the image's)" if self.pivoted else "(still the host's: pivot_root first?)"))
+        except ByHandError as e:
+            self.reply(ok=False, error=str(e))
+            return
+        self.reply(ok=True, result=f"exec {' '.join(argv)}", pid=self.host_pid)
+        sys.stdout.flush()
+        for fd in (0, 1, 2):
+            os.dup2(self.null, fd)
+        try:
+            os.execv(path, argv)
+        except OSError:
+            os._exit(127)
+
+    def answer(self, op: object, args: dict) -> None:
+        """Carry out one primitive and answer; every failure is one answer, never a crash."""
+        try:
+            fn = self.ops.get(op) if isinstance(op, str) else None
+            if fn is None:
+                raise ByHandError(f"unknown primitive {op}")
+            self.reply(ok=True, result=fn(args))
+        except ByHandError as e:
+            self.reply(ok=False, error=str(e))
+        except OSError as e:
+            need = (" — it needs CAP_SYS_ADMIN: were the capabilities dropped already?"
+                    if e.errno == 1 else "")
+            self.reply(ok=False, error=f"{e.strerror or e}{need}")
+        except Exception as e:  # noqa: BLE001 - every failure is one answer, never a crash
+            self.reply(ok=False, error=str(e))
+
+
+def _serve(workdir: Path, tree: Path) -> int:
+    """The helper's loop: one JSON request a line on stdin, one answer a line on stdout."""
+    h = _Helper(workdir, tree)
     for line in sys.stdin:
         try:
             req = json.loads(line)
             op, args = req["op"], req.get("args") or {}
         except (ValueError, KeyError, TypeError):
-            reply(ok=False, error="a request is one JSON object per line")
+            h.reply(ok=False, error="a request is one JSON object per line")
             continue
         if op == "fork":
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid:                       # the parent: tell the child its host PID, then wait
-                os.close(r)               # for it, like stage1's relay
-                os.write(w, str(pid).encode())
-                os.close(w)
-                _, st = os.waitpid(pid, 0)
-                return os.waitstatus_to_exitcode(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
-            os.close(w)
-            state["host_pid"] = int(os.read(r, 32) or state["host_pid"])
-            os.close(r)
-            reply(ok=True, result=f"forked: I am PID {os.getpid()} in my PID namespace, "
-                                  f"{state['host_pid']} on the host", pid=state["host_pid"])
-            continue
-        if op == "exec":
-            argv = args.get("argv") or []
-            try:
-                if not argv:
-                    raise ByHandError("exec needs a command, e.g. ['/bin/busybox', 'sleep', '100000']")
-                path = argv[0]
-                if not os.path.exists(path):
-                    raise ByHandError(f"{path} does not exist in this process's / "
-                                      + ("(the image's)" if state["pivoted"] else "(still the host's: pivot_root first?)"))
-            except ByHandError as e:
-                reply(ok=False, error=str(e))
-                continue
-            reply(ok=True, result=f"exec {' '.join(argv)}", pid=state["host_pid"])
-            sys.stdout.flush()
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            try:
-                os.execv(path, argv)
-            except OSError:
-                os._exit(127)
-        try:
-            result = do(op, args)
-            reply(ok=True, result=result)
-        except ByHandError as e:
-            reply(ok=False, error=str(e))
-        except OSError as e:
-            need = (" — it needs CAP_SYS_ADMIN: were the capabilities dropped already?"
-                    if e.errno == 1 else "")
-            reply(ok=False, error=f"{e.strerror or e}{need}")
-        except Exception as e:  # noqa: BLE001 - every failure is one answer, never a crash
-            reply(ok=False, error=str(e))
+            code = h.fork()
+            if code is not None:
+                return code
+        elif op == "exec":
+            h.exec(args)
+        else:
+            h.answer(op, args)
     return 0
 
 
