@@ -137,13 +137,7 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
                "CNI_PATH": os.pathsep.join(cni_path or [])}
     if command == "VERSION":
         cni_env = {"CNI_COMMAND": "VERSION"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    env.update(cni_env)
-    env.update(extra_env or {})
-    # plugins exec iptables/ip from PATH; a notebook kernel's PATH may lack the sbin dirs
-    path_dirs = env.get("PATH", "").split(os.pathsep)
-    env["PATH"] = os.pathsep.join([d for d in path_dirs if d] + [
-        d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin") if d not in path_dirs])
+    env = _plugin_env(cni_env, extra_env)
     call = Exec(plugin=path.name, path=str(path), command=command, env=cni_env,
                 stdin=data.decode(errors="replace"),
                 node=str(_netns.path_of(node)) if node is not None else None)
@@ -176,25 +170,51 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         what, detail = exec_step(call)
         steps.add("exec", what, **detail)
     if cp.returncode != 0:
-        err = _decode_error(call.stdout, call.stderr)
-        if err is None:
-            tail = call.stderr.strip().splitlines()[-3:]
-            raise CniError(999, f"plugin exited with status {cp.returncode} and printed no error "
-                           "JSON", "; ".join(tail), plugin=path.name, command=command,
-                           network=network, stderr=call.stderr,
-                           explanation="A plugin must print {\"code\", \"msg\"} on stdout when it "
-                                       "fails; this one did not, so read its stderr.")
-        versions, explanation = None, None
-        if err.get("code") == 1 and command != "VERSION":
-            versions = supported_versions(path)
-        if command in ("GC", "STATUS") and err.get("code") not in (50, 51) \
-                and "1.1.0" not in supported_versions(path):
-            explanation = (f"This plugin predates spec 1.1.0 and has no {command} (its versions: "
-                           f"{', '.join(supported_versions(path))}).")
-        raise CniError(int(err.get("code", 999)), str(err.get("msg", "")),
-                       str(err.get("details", "") or ""), plugin=path.name, command=command,
-                       network=network, stderr=call.stderr, versions=versions,
-                       explanation=explanation)
+        raise _failure(path, call, network)
+    return _result(path, call, network)
+
+
+def _plugin_env(cni_env: dict[str, str], extra_env: dict[str, str] | None) -> dict[str, str]:
+    """The plugin's environment: ours without any CNI_* of our own, then the call's CNI_*
+    variables, then ``extra_env``, with the sbin directories on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    env.update(cni_env)
+    env.update(extra_env or {})
+    # plugins exec iptables/ip from PATH; a notebook kernel's PATH may lack the sbin dirs
+    path_dirs = env.get("PATH", "").split(os.pathsep)
+    env["PATH"] = os.pathsep.join([d for d in path_dirs if d] + [
+        d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin") if d not in path_dirs])
+    return env
+
+
+def _failure(path: Path, call: Exec, network: str) -> CniError:
+    """The CniError for a plugin that exited non-zero: its own error object when it printed
+    one (with the versions it speaks for code 1, and a word on pre-1.1.0 plugins for GC and
+    STATUS), else its last lines of stderr."""
+    command = call.command
+    err = _decode_error(call.stdout, call.stderr)
+    if err is None:
+        tail = call.stderr.strip().splitlines()[-3:]
+        return CniError(999, f"plugin exited with status {call.exit_code} and printed no error "
+                        "JSON", "; ".join(tail), plugin=path.name, command=command,
+                        network=network, stderr=call.stderr,
+                        explanation="A plugin must print {\"code\", \"msg\"} on stdout when it "
+                                    "fails; this one did not, so read its stderr.")
+    versions, explanation = None, None
+    if err.get("code") == 1 and command != "VERSION":
+        versions = supported_versions(path)
+    if command in ("GC", "STATUS") and err.get("code") not in (50, 51) \
+            and "1.1.0" not in supported_versions(path):
+        explanation = (f"This plugin predates spec 1.1.0 and has no {command} (its versions: "
+                       f"{', '.join(supported_versions(path))}).")
+    return CniError(int(err.get("code", 999)), str(err.get("msg", "")),
+                    str(err.get("details", "") or ""), plugin=path.name, command=command,
+                    network=network, stderr=call.stderr, versions=versions,
+                    explanation=explanation)
+
+
+def _result(path: Path, call: Exec, network: str) -> dict[str, Any] | None:
+    """A successful call's stdout as a result object (None if it printed nothing)."""
     text = call.stdout.strip()
     if not text:
         return None
@@ -202,11 +222,12 @@ def exec_plugin(path: Path, command: str, stdin: bytes | str, *, container_id: s
         result = bounded.loads(text, "the plugin's result", limit=bounded.CNI_CONFIG_BYTES)
     except (bounded.BadJSON, bounded.InputTooLarge) as e:
         raise CniError(6, f"plugin printed something that is not a result on stdout ({e})",
-                       text[:200], plugin=path.name, command=command, network=network,
+                       text[:200], plugin=path.name, command=call.command, network=network,
                        stderr=call.stderr) from e
     if not isinstance(result, dict):
         raise CniError(6, "plugin printed JSON that is not an object on stdout", text[:200],
-                       plugin=path.name, command=command, network=network, stderr=call.stderr)
+                       plugin=path.name, command=call.command, network=network,
+                       stderr=call.stderr)
     return result
 
 
