@@ -581,41 +581,9 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
         try:
             with bounded_tar(buffered) as tar:
                 for m in tar:
-                    name = normalize_entry(m.name)
-                    if name is None:
-                        ins.problems.append(f"entry {m.name!r}: absolute names and '..' are not allowed")
-                        continue
-                    if name in seen:
-                        ins.problems.append(f"entry {m.name!r}: duplicate entry for {name}")
-                        continue
-                    seen[name] = m
-                    if keep_entries:
-                        ins.entries.append(m)
-                    top = name.split("/", 1)[0]
-                    if top not in ("manifest", "rootfs"):
-                        ins.problems.append(f"entry {m.name!r}: only 'manifest' and 'rootfs' "
-                                            "may be at the top level")
-                    elif top == "manifest" and name != "manifest":
-                        ins.problems.append(f"entry {m.name!r}: 'manifest' is a file; nothing "
-                                            "can be below it")
-                    elif name == "manifest":
-                        if not m.isreg():
-                            ins.problems.append("entry 'manifest': must be a regular file")
-                        else:
-                            try:
-                                manifest_bytes = read_manifest_entry(tar, m, path)
-                            except bounded.InputTooLarge as e:
-                                ins.problems.append(f"entry 'manifest': {e}")
-                    elif name == "rootfs" and not m.isdir():
-                        ins.problems.append("entry 'rootfs': must be a directory")
-                    if m.islnk():
-                        target = normalize_entry(m.linkname)
-                        if target is None or not target.startswith("rootfs/"):
-                            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r} "
-                                                "points outside rootfs")
-                        elif target not in seen:
-                            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r}, "
-                                                "which is not an earlier entry")
+                    data = _check_entry(ins, tar, m, seen, keep_entries)
+                    if data is not None:
+                        manifest_bytes = data
             meter.drain()
         except tarfile.TarError as e:
             ins.problems.append(f"the tar is unreadable ({e})")
@@ -628,6 +596,61 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
                 stream.close()
     ins.uncompressed_size = meter.count
     record(steps, "hash", path, algorithm="sha512", bytes_hashed=meter.count)
+    _check_whole(ins, seen, manifest_bytes, steps)
+    if not any(p.startswith(("the tar", f"the {comp}")) for p in ins.problems):
+        ins.image_id = meter.image_id
+    return ins
+
+
+def _check_entry(ins: Inspection, tar: tarfile.TarFile, m: tarfile.TarInfo,
+                 seen: dict[str, tarfile.TarInfo], keep_entries: bool) -> bytes | None:
+    """aci.md §Image Archives for one entry, in the order the tar gives them: its name, its
+    place at the top level, a hard link's target. Returns the manifest's bytes when this is
+    the manifest entry and it could be read."""
+    data = None
+    name = normalize_entry(m.name)
+    if name is None:
+        ins.problems.append(f"entry {m.name!r}: absolute names and '..' are not allowed")
+        return None
+    if name in seen:
+        ins.problems.append(f"entry {m.name!r}: duplicate entry for {name}")
+        return None
+    seen[name] = m
+    if keep_entries:
+        ins.entries.append(m)
+    top = name.split("/", 1)[0]
+    if top not in ("manifest", "rootfs"):
+        ins.problems.append(f"entry {m.name!r}: only 'manifest' and 'rootfs' "
+                            "may be at the top level")
+    elif top == "manifest" and name != "manifest":
+        ins.problems.append(f"entry {m.name!r}: 'manifest' is a file; nothing "
+                            "can be below it")
+    elif name == "manifest":
+        if not m.isreg():
+            ins.problems.append("entry 'manifest': must be a regular file")
+        else:
+            try:
+                data = read_manifest_entry(tar, m, ins.path)
+            except bounded.InputTooLarge as e:
+                ins.problems.append(f"entry 'manifest': {e}")
+    elif name == "rootfs" and not m.isdir():
+        ins.problems.append("entry 'rootfs': must be a directory")
+    if m.islnk():
+        target = normalize_entry(m.linkname)
+        if target is None or not target.startswith("rootfs/"):
+            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r} "
+                                "points outside rootfs")
+        elif target not in seen:
+            ins.problems.append(f"entry {m.name!r}: hard link to {m.linkname!r}, "
+                                "which is not an earlier entry")
+    return data
+
+
+def _check_whole(ins: Inspection, seen: dict[str, tarfile.TarInfo], manifest_bytes: bytes | None,
+                 steps: Steps | None) -> None:
+    """The rules over the whole archive once it is read: both top-level entries are there, and
+    the manifest meets the ImageManifest schema (then it is parsed into ``ins.manifest``)."""
+    path = ins.path
     record(steps, "check", path, rule="no duplicate, absolute or '..' entries", entries=len(seen))
     if "manifest" not in seen:
         ins.problems.append("no 'manifest' entry at the top level")
@@ -643,9 +666,6 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
         if not mp:
             with contextlib.suppress(Exception):
                 ins.manifest = ImageManifest.from_json(manifest_bytes)
-    if not any(p.startswith(("the tar", f"the {comp}")) for p in ins.problems):
-        ins.image_id = meter.image_id
-    return ins
 
 
 def read_manifest(path: str | os.PathLike[str], steps: Steps | None = None) -> ImageManifest:
