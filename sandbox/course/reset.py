@@ -160,14 +160,22 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
     if os.geteuid() != 0:
         from sandbox.errors import NotRootError
         raise NotRootError("sandbox reset")
-    from sandbox._sys import libc
-    from sandbox.course import labs
-    from sandbox.net import netns
-    from sandbox.pod import stage0 as pod
-    from sandbox.render import treestore
-    done: list[str] = []
     state = config.sandbox_dir()
-    # 1. pods: stop the running ones (their supervisors tear down networking), then collect
+    # in the module docstring's order: first what runs (its supervisor tears down its own
+    # networking), then what is left of it, the state last
+    done = _stop_pods(state, steps)                   # 1.
+    done += _reset_labs_and_copies(state, steps)      # 2.
+    done += _unmount_below(state, steps)              # 3.
+    done += _delete_kernel_objects(prefix, steps)     # 4.
+    done += _remove_cni_caches(prefix)                # 5.
+    done += _remove_state(state, everything, steps)   # 6.
+    return done
+
+
+def _stop_pods(state: Path, steps: Steps | None) -> list[str]:
+    """1. pods: stop the running ones (their supervisors tear down networking), then collect."""
+    from sandbox.pod import stage0 as pod
+    done: list[str] = []
     if (state / "pods").is_dir():
         for p in pod.list_pods():
             if p.get("state") == "run":
@@ -177,7 +185,14 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
                 except SandboxError as e:
                     done.append(f"pod {p['uuid']}: {e}")
         done += pod.gc(grace=0, steps=steps)
-    # 2. labs (their netns, pods, trees), clean copies
+    return done
+
+
+def _reset_labs_and_copies(state: Path, steps: Steps | None) -> list[str]:
+    """2. labs (their netns, pods, trees), what each notebook recorded, clean copies."""
+    from sandbox.course import labs, notebook
+    from sandbox.render import treestore
+    done: list[str] = []
     if (state / "labs").is_dir():
         for d in sorted((state / "labs").iterdir()):
             if d.name.isdigit():
@@ -185,7 +200,6 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
                     done += labs.reset(int(d.name))
                 except SandboxError as e:
                     done.append(f"lab {d.name}: {e}")
-    from sandbox.course import notebook
     for d in notebook.sessions():   # what each notebook recorded (a kernel that died left it)
         done += [f"notebook {d.name}: {g}" for g in notebook.recover(d)]
     if state.is_dir():
@@ -193,7 +207,13 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
             done += [f"closed clean copy {r}" for r in treestore.close_all(steps=steps)]
         except SandboxError as e:
             done.append(f"clean copies: {e}")
-    # 3. mounts below the state directory, deepest first
+    return done
+
+
+def _unmount_below(state: Path, steps: Steps | None) -> list[str]:
+    """3. mounts below the state directory, deepest first."""
+    from sandbox._sys import libc
+    done: list[str] = []
     for m in mountinfo.below(state):
         try:
             libc.umount(m, libc.MNT_DETACH)
@@ -201,7 +221,14 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
             done.append(f"unmounted {m}")
         except OSError as e:
             done.append(f"could not unmount {m}: {e}")
-    # 4. kernel objects with the prefix
+    return done
+
+
+def _delete_kernel_objects(prefix: str, steps: Steps | None) -> list[str]:
+    """4. kernel objects with the prefix: netns, stale netns handles, host links, NAT rules."""
+    from sandbox._sys import libc
+    from sandbox.net import netns
+    done: list[str] = []
     for n in netns.list():
         if n.startswith(prefix):
             netns.delete(n, missing_ok=True, steps=steps)
@@ -215,7 +242,12 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
         done.append(f"removed stale netns handle {p}")
     done += _delete_host_links(prefix, steps)
     done += _remove_host_nat(prefix, steps)
-    # 5. CNI caches on the machine for the kit's networks
+    return done
+
+
+def _remove_cni_caches(prefix: str) -> list[str]:
+    """5. CNI caches on the machine for the kit's networks."""
+    done: list[str] = []
     for sub in ("results", "networks"):
         d = CNI_STATE / sub
         if d.is_dir():
@@ -223,7 +255,12 @@ def reset(*, prefix: str = config.NAME_PREFIX, everything: bool = False,
                 if p.name.startswith(prefix):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
                     done.append(f"removed CNI cache {p}")
-    # 6. state and caches
+    return done
+
+
+def _remove_state(state: Path, everything: bool, steps: Steps | None) -> list[str]:
+    """6. the state directory (``everything``), or its parts the kit fills again."""
+    done: list[str] = []
     if everything:
         if state.exists():
             shutil.rmtree(state, ignore_errors=True)
