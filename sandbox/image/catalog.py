@@ -475,6 +475,7 @@ def build(out_dir: str | os.PathLike[str], *, import_to=None, steps: Steps | Non
     come from Debian only (see :func:`find_busybox`); ``cache_dir`` (default
     ``$SANDBOX_DIR/cache/debs``) keeps a downloaded .deb.
     """
+    # Long on purpose: the catalogue itself, one image a paragraph in dependency order (slide 13).
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -643,6 +644,8 @@ def runtime_stack(out_dir: str | os.PathLike[str], *, import_to: Any = None,
     Each image's ``debian-packages`` annotation names the packages (with versions) its files
     came from. Returns {image name: .aci path}; ``import_to`` imports them too.
     """
+    # Long on purpose: slides 12-13 as a recipe, read top to bottom: find Debian's python and what
+    # it links, then one image a paragraph (libc, python-runtime, hello-python).
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arch = platform.host().appc

@@ -278,6 +278,9 @@ class Extractor:
     def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo, prefix: str | None,
                admit: AdmitFn | None, whiteouts: bool, root_meta: bool,
                counts: dict[str, int]) -> None:
+        # Long on purpose: one entry's security rules in the order they must be applied (name,
+        # header, whiteouts, type, duplicates and links, devices, the filter, the size budget, what
+        # it replaces, then the write); split, that order would no longer show in one place.
         name = normalize_entry(m.name)
         if name is None:
             if m.name.rstrip("/") in ("", ".") and prefix is None:

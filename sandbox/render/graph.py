@@ -216,6 +216,8 @@ def resolve(source: ImageSource, top: Any, *, fetch: Fetch | None = None,
     §Dependency Matching); when none matches and ``fetch`` is given, ``fetch(name, labels)``
     provides it (discovery). If the dependency names an ``imageID`` it must match.
     """
+    # Long on purpose: one depth-first walk whose helpers are closures over its state (nodes,
+    # edges, memo, the manifests carried): split, that state would have to travel in arguments.
     nodes: dict[str, Node] = {}
     edges: dict[str, list[str]] = {}
     memo: dict[tuple[str, tuple[tuple[str, str], ...], str | None], str] = {}

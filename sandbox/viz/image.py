@@ -271,6 +271,7 @@ def tar_picture(states: list[dict[str, Any]], last: dict[str, Any]) -> Svg:
     """The hashing so far: the file on disk (what a signature covers), the tar stream in
     512-byte blocks (what the image ID covers: hashed ones filled, the current entry outlined),
     and the SHA-512 of what was hashed so far — the image ID once the stream ends."""
+    # Long on purpose: one SVG picture drawn in reading order (file, 512-byte blocks, SHA-512).
     from sandbox.palette import kind_color
     now, hashed, signed = kind_color("now"), kind_color("hashed"), kind_color("signed")
     st = states[-1]

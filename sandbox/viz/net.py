@@ -108,44 +108,60 @@ def topology_from(node: dict[str, Any] | None, containers: dict[str, dict[str, A
     for i, (name, snap) in enumerate(containers.items()):
         title, kind = (labels or {}).get(name, (f"container {name}", "netns"))
         add_ns(name, title, snap, f"c{i}", kind)
-    # the node left of its containers, even before a veth pair ties them
+    _order_clusters(g, node is not None)
+    if node is not None:
+        _node_edges(g, node, containers)
+    _veth_edges(g, node, containers)
+    return g
+
+
+def _order_clusters(g: graphviz.Digraph, has_node: bool) -> None:
+    """The node left of its containers, even before a veth pair ties them: invisible edges
+    between each cluster's first node."""
     firsts = [re.match(r"\s*(\S+)", line).group(1) for line in g.body
               if re.match(r"\s*(node|c\d+)_\S+ \[", line)]
     clusters: dict[str, str] = {}
     for n in firsts:
         clusters.setdefault(n.split("_")[0], n)
     chain = list(clusters.values())
-    if node is not None and chain and chain[0].startswith("node_"):
+    if has_node and chain and chain[0].startswith("node_"):
         for b in chain[1:]:    # every container one rank right of the node: a column, not a row
             g.edge(chain[0], b, style="invis")
     else:
         for a, b in zip(chain, chain[1:]):
             g.edge(a, b, style="invis")
 
-    if node is not None:
-        by_index = {l["index"]: l for l in node["links"]}
-        for l in node["links"]:  # bridge ports
-            if l.get("master"):
-                br = next((b for b in node["links"] if b["name"] == l["master"]), None)
-                if br is not None:
-                    g.edge(f"node_{br['index']}", f"node_{l['index']}", dir="none",
-                           label="port", color=kind_color("bridge"), penwidth="1.5")
-        for i, (name, snap) in enumerate(containers.items()):  # macvlan/ipvlan children
-            for l in snap["links"]:
-                master = by_index.get(l["peer_index"]) if l.get("peer_index") else None
-                if l.get("kind") in ("macvlan", "ipvlan") and master is not None \
-                        and master.get("kind") not in ("macvlan", "ipvlan"):
-                    # IFLA_LINK of a macvlan/ipvlan is its master's index (in the master's netns)
-                    g.edge(f"node_{master['index']}", f"c{i}_{l['index']}", style="dashed",
-                           color="#555555", label=f"{l['kind']} child", arrowhead="none")
+
+def _node_edges(g: graphviz.Digraph, node: dict[str, Any],
+                containers: dict[str, dict[str, Any]]) -> None:
+    """The node's bridge ports, and the macvlan/ipvlan children of its links in containers."""
+    by_index = {l["index"]: l for l in node["links"]}
+    for l in node["links"]:  # bridge ports
+        if l.get("master"):
+            br = next((b for b in node["links"] if b["name"] == l["master"]), None)
+            if br is not None:
+                g.edge(f"node_{br['index']}", f"node_{l['index']}", dir="none",
+                       label="port", color=kind_color("bridge"), penwidth="1.5")
+    for i, (name, snap) in enumerate(containers.items()):  # macvlan/ipvlan children
+        for l in snap["links"]:
+            master = by_index.get(l["peer_index"]) if l.get("peer_index") else None
+            if l.get("kind") in ("macvlan", "ipvlan") and master is not None \
+                    and master.get("kind") not in ("macvlan", "ipvlan"):
+                # IFLA_LINK of a macvlan/ipvlan is its master's index (in the master's netns)
+                g.edge(f"node_{master['index']}", f"c{i}_{l['index']}", style="dashed",
+                       color="#555555", label=f"{l['kind']} child", arrowhead="none")
+
+
+def _veth_edges(g: graphviz.Digraph, node: dict[str, Any] | None,
+                containers: dict[str, dict[str, Any]]) -> None:
+    """Veth pairs across namespaces (between containers too)."""
     spaces = ([("node", node)] if node is not None else []) + \
         [(f"c{i}", snap) for i, snap in enumerate(containers.values())]
-    for x in range(len(spaces)):             # veth pairs across namespaces (containers too)
+    for x in range(len(spaces)):
         for y in range(x + 1, len(spaces)):
             for a_id, b_id in _veth_pairs(spaces[x][1], spaces[y][1]):
                 g.edge(f"{spaces[x][0]}_{a_id}", f"{spaces[y][0]}_{b_id}", dir="both",
                        style="bold", color=kind_color("veth"), label="veth pair")
-    return g
 
 
 def _veth_pairs(one: dict[str, Any], other: dict[str, Any]) -> list[tuple[int, int]]:

@@ -47,6 +47,7 @@ def _mount_rows(mounts: list[dict[str, str]], limit: int = 10) -> str:
 
 def pod_picture(info: dict[str, Any]) -> graphviz.Digraph:
     """Draw one pod from :func:`sandbox.pod.perspective.inspect`."""
+    # Long on purpose: one graphviz picture drawn cell by cell, host side first, then the pod.
     g = digraph("pod", rankdir="LR", compound="true", newrank="true")
     host = info["host"]["ns"]
     shared = info["shared"]
@@ -155,6 +156,7 @@ def start_picture(lines: list[dict[str, Any]], current: int) -> graphviz.Digraph
     whose it is — the host's, the pod's (shared), or its own — and what it has done so far
     (the netns and CNI attachment, each app's overlay, pivot_root, exec). Drawn from the
     journal the stages wrote (:mod:`sandbox.pod.journal`), up to line ``current``."""
+    # Long on purpose: one graphviz picture drawn cell by cell, one process after the other.
     from sandbox.palette import kind_color
     now = kind_color("now")
     seen = lines[:current + 1]

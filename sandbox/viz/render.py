@@ -86,6 +86,7 @@ def tree(trace: RenderTrace, *, show_removed: bool = True, max_children: int = 1
     directory below the top level whose whole content comes from the image that provides most
     paths is one box ("share/ +40"). ``focus``: paths drawn in the "now" colour (what the step
     being shown did); they and their parents are never collapsed away."""
+    # Long on purpose: one graphviz picture built in reading order (nodes, collapse, edges).
     focus = focus or set()
     hot = {"color": kind_color("now"), "penwidth": "2.5"}
     order = [l["name"] for l in trace.layers]

@@ -262,6 +262,7 @@ def views(ws: Workspace, what: str) -> list[dict[str, str]]:
 # -- checks ---------------------------------------------------------------------------------------------
 
 def checks(ws: Workspace) -> Iterable[Result]:
+    # Long on purpose: the lab's table of checks, in the order the learner meets them.
     from sandbox.net import netns, topology
     from sandbox.net.plugins.host_local import Store
     n = names(ws)

@@ -288,6 +288,7 @@ def _log(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def checks(ws: Workspace) -> Iterable[Result]:
+    # Long on purpose: the lab's table of checks, in the order the learner meets them.
     from sandbox.net import netns
     from sandbox.net.cnm import api
     n = names(ws)

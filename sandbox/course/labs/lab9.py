@@ -272,6 +272,7 @@ def _site_file(ws: Workspace, url: str, port: int) -> Path | None:
 
 
 def checks(ws: Workspace) -> Iterable[Result]:
+    # Long on purpose: the lab's table of checks, in the order the learner meets them.
     from sandbox.dist import discovery, fetch
     from sandbox.image.store import Store
     from sandbox.trust import pgp
