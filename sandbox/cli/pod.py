@@ -58,7 +58,10 @@ def _follow(uuid: str, supervisor=None) -> int:
             ended = supervisor is not None and supervisor.poll() is not None
             state, d = pod.find(uuid)
             try:
-                for f in sorted(d.glob("apps/*/std*")):
+                files = sorted(d.glob("apps/*/std*"))
+                if not d.is_dir():      # moved before the glob (which then finds nothing)
+                    raise FileNotFoundError(d)
+                for f in files:
                     pos = offsets.get(f.relative_to(d), 0)
                     with open(f, "rb") as fh:
                         fh.seek(pos)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,14 @@ def sh_in(ns: Path | None, *argv: str) -> str:
     """Run a command (``ip``, ``iptables``) inside ``ns`` and return stdout: the test's
     independent reading of kernel state."""
     cmd = ["nsenter", f"--net={ns}", *argv] if ns is not None else list(argv)
-    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for attempt in range(3):
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode == 0:
+            return p.stdout
+        # a reading only: iptables-nft can refuse a listing while another process changes the
+        # machine's rulesets (a cache generation race); ask again before failing with its words
+        time.sleep(0.2 * (attempt + 1))
+    raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr.strip()}")
 
 
 def ip_json(ns: Path, *argv: str) -> Any:
