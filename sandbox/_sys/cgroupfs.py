@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     from typing import Iterable
 
 
+# a group removed meanwhile: gone from the directory (ENOENT), or removed after its file was
+# opened (kernfs answers ENODEV); ESRCH for a pid that exited mid-read
+_GONE = (errno.ENOENT, errno.ENODEV, errno.ESRCH)
+
+
 class Hierarchy(namedtuple("Hierarchy", "version root controllers")):
     """A mounted hierarchy: ``version`` 1 or 2, its mount point ``root`` (a Path), and its
     ``controllers`` (v1: those bound to the mount; v2: those its root offers)."""
@@ -113,10 +118,28 @@ def make(group: Path, attempts: int = 20) -> None:
     group.mkdir(parents=True, exist_ok=True)
 
 
-def join(group: Path, pid: int = 0) -> None:
-    """Move ``pid`` (0: the caller) into ``group``: one write to its ``cgroup.procs``."""
-    with open(group / "cgroup.procs", "w") as f:
+def join(group: Path | str, pid: int = 0) -> None:
+    """Move ``pid`` (0: the caller) into ``group``: one write to its ``cgroup.procs``.
+
+    Each move takes the kernel's global ``cgroup_threadgroup_rwsem`` for writing, and the first
+    writer after a quiet spell waits for an RCU grace period (10-20 ms here): a move is never
+    free, a fork is (the child starts in its parent's group)."""
+    with open(os.path.join(group, "cgroup.procs"), "w") as f:
         f.write(str(pid))
+
+
+def is_in(group: Path | str) -> bool:
+    """Is the caller in ``group`` itself (not below it)? Its ``cgroup.procs`` lists the
+    processes in the reader's PID namespace, so the answer holds inside a pod too."""
+    return str(os.getpid()) in _read(os.path.join(group, "cgroup.procs")).split()
+
+
+def enter(groups: Iterable[Path | str]) -> None:
+    """Join each of ``groups`` (one per hierarchy) that the caller is not in already: a process
+    forked inside its group skips the move and its grace period."""
+    for g in groups:
+        if not is_in(g):
+            join(g)
 
 
 def _groups_below(group: Path) -> list[Path]:
@@ -131,28 +154,36 @@ def procs(group: Path) -> list[int]:
     """Every process in ``group`` and in the groups below it (empty when it does not exist)."""
     pids: list[int] = []
     for g in _groups_below(group):
-        try:
-            with open(g / "cgroup.procs") as f:
-                pids += [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError):   # removed meanwhile
-            continue
+        pids += [int(x) for x in _read(g / "cgroup.procs").split()]
     return pids
 
 
 def populated(group: Path, version: int) -> bool:
     """Does any process live in ``group`` or below? (v2 keeps the answer in cgroup.events.)"""
     if version == 2:
-        try:
-            with open(group / "cgroup.events") as f:
-                return "populated 1" in f.read()
-        except FileNotFoundError:
-            return False
+        return "populated 1" in _read(group / "cgroup.events")
     return bool(procs(group))
 
 
+def _read(path: Path | str) -> str:
+    """A group's file; "" when the group is gone (removed meanwhile)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        if e.errno not in _GONE:
+            raise
+        return ""
+
+
 def _write(path: Path, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
+    """Write a group's file; nothing when the group is gone (removed meanwhile)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        if e.errno not in _GONE:
+            raise
 
 
 def _sigkill_all(groups: Iterable[Path]) -> None:
@@ -171,24 +202,22 @@ def kill(groups: list[Path], hierarchy: Hierarchy, freeze_timeout: float = 1.0) 
     ``cgroup.kill``; v1 freeze (freezer hierarchy), kill, thaw. A group that does not exist is
     skipped. The caller must not be inside them (it would freeze itself)."""
     groups = [g for g in groups if g.is_dir()]
-    if not groups:
+    pids = {p for g in groups for p in procs(g)}
+    if not pids:        # nothing to kill (and nothing can fork into an empty group): no freeze
         return
-    if os.getpid() in {p for g in groups for p in procs(g)}:
+    if os.getpid() in pids:
         raise OSError(errno.EDEADLK, f"refusing to kill the caller's own cgroup ({groups[0]})")
     if hierarchy.version == 2:
         if all((g / "cgroup.kill").exists() for g in groups):
             for g in groups:
-                try:
-                    _write(g / "cgroup.kill", "1")
-                except FileNotFoundError:
-                    pass
+                _write(g / "cgroup.kill", "1")
             return
         # Linux < 5.14: the v2 freezer instead, the same dance as v1's
-        freeze, thaw, state_file = "1", "0", "cgroup.freeze"
-        frozen = lambda g: "frozen 1" in (g / "cgroup.events").read_text()  # noqa: E731
+        control, freeze, thaw = "cgroup.freeze", "1", "0"
+        state_file, done = "cgroup.events", "frozen 1"
     elif "freezer" in hierarchy.controllers:
-        freeze, thaw, state_file = "FROZEN", "THAWED", "freezer.state"
-        frozen = lambda g: (g / "freezer.state").read_text().strip() == "FROZEN"  # noqa: E731
+        control, freeze, thaw = "freezer.state", "FROZEN", "THAWED"
+        state_file, done = "freezer.state", "FROZEN"
     else:   # a v1 hierarchy without a freezer: kill until nobody is left (best effort)
         deadline = time.monotonic() + freeze_timeout
         while any(procs(g) for g in groups) and time.monotonic() < deadline:
@@ -196,26 +225,19 @@ def kill(groups: list[Path], hierarchy: Hierarchy, freeze_timeout: float = 1.0) 
             time.sleep(0.005)
         return
     for g in groups:
-        try:
-            _write(g / state_file, freeze)
-        except FileNotFoundError:
-            pass
+        _write(g / control, freeze)
     # FREEZING until every task has stopped (one in an uninterruptible sleep may hold it up);
     # killing then is still right: the tasks die when thawed
     deadline = time.monotonic() + freeze_timeout
-    while time.monotonic() < deadline:
-        try:
-            if all(frozen(g) for g in groups):
-                break
-        except FileNotFoundError:
-            break
+
+    def frozen(g: Path) -> bool:
+        state = _read(g / state_file)
+        return not state or done in state       # (a group removed meanwhile counts as frozen)
+    while time.monotonic() < deadline and not all(frozen(g) for g in groups):
         time.sleep(0.001)
     _sigkill_all(groups)
     for g in groups:
-        try:
-            _write(g / state_file, thaw)
-        except FileNotFoundError:
-            pass
+        _write(g / control, thaw)
 
 
 def wait_empty(groups: list[Path], version: int, timeout: float) -> bool:
@@ -237,6 +259,7 @@ def rmdir_tree(group: Path, timeout: float = 5.0) -> list[str]:
     left = []
     deadline = time.monotonic() + timeout
     for g in reversed(_groups_below(group)):
+        delay = 0.0005      # a task that just died leaves its group within a ms or so
         while True:
             try:
                 os.rmdir(g)
@@ -247,7 +270,8 @@ def rmdir_tree(group: Path, timeout: float = 5.0) -> list[str]:
                 if e.errno != errno.EBUSY or time.monotonic() > deadline:
                     left.append(str(g))
                     break
-                time.sleep(0.01)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
     return left
 
 

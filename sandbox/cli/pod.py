@@ -74,8 +74,10 @@ def _follow(uuid: str, supervisor=None) -> int:
             except FileNotFoundError:   # the pod directory moved to its next state: look again
                 continue
             if ended or state in ("exited-garbage", "garbage"):
-                code = (pod.finish_attached(uuid, supervisor.returncode) if ended
-                        else int(pod.status(uuid).get("exitCode") or 0))
+                if supervisor is not None:      # it is ending: reap it, remove what it left
+                    code = pod.finish_attached(uuid, supervisor.wait())
+                else:
+                    code = int(pod.status(uuid).get("exitCode") or 0)
                 err = pod.status(uuid).get("error")
                 if err:
                     print(f"sandbox: pod {uuid}: {err}", file=sys.stderr)
@@ -92,6 +94,8 @@ def _follow(uuid: str, supervisor=None) -> int:
     except KeyboardInterrupt:
         print(f"\nstopping pod {uuid} …", file=sys.stderr)
         pod.stop(uuid)
+        if supervisor is not None:
+            pod.finish_attached(uuid, supervisor.wait())
         return 130
 
 

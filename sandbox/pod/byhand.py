@@ -118,8 +118,8 @@ class ByHand:
         return self._call("sethostname", name=name)
 
     def join_cgroup(self) -> str:
-        """A cgroup of its own (``sandbox/byhand-…/apps/app``, the tree a pod's app gets), memory
-        limited to 256 MiB; write our PID to its ``cgroup.procs``."""
+        """A cgroup of its own (``sandbox/byhand-…/apps/app``, the group a pod's app with
+        resource limits gets), memory limited to 256 MiB; write our PID to its ``cgroup.procs``."""
         return self._call("join_cgroup")
 
     def drop_capabilities(self, keep: list[str] | None = None) -> str:

@@ -8,9 +8,23 @@ Every process that works for a pod is in the pod's group, so ``sandbox status`` 
 with the pod::
 
     sandbox/<pod uuid>/
-        supervisor/     stage0's supervisor and every CNI plugin it runs (children inherit it)
-        stage1/         the pod's PID 1 (and each app runner until it joins its app)
-        apps/<app>/     each app, with its resource limits
+        stage1/         the pod's PID 1 and the apps it starts (they inherit the group)
+        supervisor/     stage0's supervisor, once it has forked PID 1, and the CNI DEL
+                        plugins it runs at teardown
+        apps/<app>/     only an app with resource limits (resource/memory, resource/cpu)
+
+Why this shape: moving a process between groups costs an RCU grace period (10-20 ms; see
+:func:`sandbox._sys.cgroupfs.join`), a fork costs nothing. So the supervisor is forked straight
+into ``stage1/`` (:class:`Claim`) — it sets the pod up there (its CNI ADD plugins run there
+too) and forks PID 1, which is born in the group, as are the apps PID 1 starts — then it moves
+to ``supervisor/`` while PID 1 works, so that it can kill the pod's processes without killing
+itself. An app joins a group of its own only when it has limits to apply.
+
+Removal: the supervisor removes ``stage1/`` and ``apps/`` before it reports the pod exited;
+the groups it is in itself (``supervisor/`` and the pod's) go when it has ended — the
+foreground ``sandbox run`` that owns the pod removes them once it has reaped it (no move back
+on the way out); a supervisor with no owner left moves out and removes them itself; ``rm``
+and ``gc`` remove whatever is left.
 
 The tree lives in the *tracking* hierarchy, the one that can kill a group: v2 on a pure-v2
 machine (``cgroup.kill``); on v1/hybrid the v1 freezer's (freeze, kill, thaw).
@@ -82,7 +96,9 @@ def limits_from_isolators(isolators: list) -> Limits:
 def tracking() -> cgroupfs.Hierarchy:
     """The hierarchy that holds every process of every pod (see the module docstring)."""
     want = os.environ.get("SANDBOX_CGROUP", "auto")
-    v2, freezer = cgroupfs.unified(), cgroupfs.v1("freezer")
+    hs = cgroupfs.hierarchies()             # one read of the mount table for both questions
+    v2 = next((h for h in hs if h.version == 2), None)
+    freezer = next((h for h in hs if h.version == 1 and "freezer" in h.controllers), None)
     if want == "v2" or (want == "auto" and v2 is not None and v2.root == ROOT):
         if v2 is None:
             raise CgroupError("SANDBOX_CGROUP=v2 but no cgroup v2 hierarchy is mounted; unset it "
@@ -127,8 +143,9 @@ class PodCgroups:
         return self.apps / name
 
     def create(self, apps: dict[str, Limits]) -> dict[str, list[str]]:
-        """Make the pod's groups, and each app's with its limits; returns {app: the groups it
-        joins}. Raises CgroupError when a limit cannot be applied."""
+        """Make the pod's groups, and a group for each app with limits (the limits written);
+        returns {app: the groups it is in} (``stage1/`` for an app without limits). Raises
+        CgroupError when a limit cannot be applied."""
         h = self.hierarchy
         try:
             for g in (self.supervisor, self.stage1):
@@ -148,6 +165,9 @@ class PodCgroups:
                     (parent / "cgroup.subtree_control").write_text(enable)
             out: dict[str, list[str]] = {}
             for name, lim in apps.items():
+                if lim.empty():                 # it stays in stage1's group (no move)
+                    out[name] = [str(self.stage1)]
+                    continue
                 d = self.app(name)
                 cgroupfs.make(d)
                 dirs = [d]
@@ -217,6 +237,19 @@ class PodCgroups:
         for h, d in self.dirs():
             cgroupfs.kill([d], h)
 
+    def remove_payload(self, timeout: float = 5.0) -> list[str]:
+        """The supervisor's teardown: kill what is left of PID 1 and the apps, wait until their
+        groups are empty and remove them (``stage1/``, ``apps/``, in every hierarchy: v1
+        limits live under memory and cpu too); returns the groups that are still there."""
+        left = []
+        for h, d in self.dirs():
+            payload = [d / "stage1", d / "apps"]
+            cgroupfs.kill(payload, h)
+            cgroupfs.wait_empty([g for g in payload if g.is_dir()], h.version, timeout)
+            for g in payload:
+                left += cgroupfs.rmdir_tree(g, timeout) if g.is_dir() else []
+        return left
+
     def remove(self, timeout: float = 5.0) -> list[str]:
         """Kill what is left, wait until the groups are empty and remove them (and the kit's
         parent group when no other pod uses it); returns the groups that are still there."""
@@ -232,15 +265,15 @@ class PodCgroups:
 
 
 class Claim:
-    """This process moving into a prepared pod's supervisor group, in a helper thread, just
+    """This process moving into a prepared pod's ``stage1`` group, in a helper thread, just
     before it forks the pod's supervisor (:func:`sandbox.pod.stage0.start`).
 
-    Why: the first move of any process between cgroups after a quiet spell waits for an RCU
-    grace period (the kernel's global ``cgroup_threadgroup_rwsem``: 10-20 ms here), and every
-    pod start needs one. Begun while the caller still imports the supervisor's modules, the
-    wait overlaps work that has to be done anyway. The supervisor forked afterwards starts
-    inside its group (no move of its own), and the caller moves back out right after the fork
-    — cheap, the grace period being fresh; the pod's PID 1 joins its group within it too."""
+    Why: every move of a process between cgroups may wait for an RCU grace period (the kernel's
+    global ``cgroup_threadgroup_rwsem``: 10-20 ms here), and a pod start needs one. Begun while
+    the caller still imports the supervisor's modules, the wait overlaps work that has to be
+    done anyway. The supervisor forked afterwards starts in ``stage1/``, and so do the pod's
+    PID 1 and its apps (no move of their own); the caller moves back out right after the fork
+    — cheap, the grace period being fresh."""
 
     def __init__(self, uuid: str, limits: dict[str, Limits]) -> None:
         import threading
@@ -255,13 +288,13 @@ class Claim:
             groups = PodCgroups(self.uuid)
             groups.create(self.limits)
             home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
-            cgroupfs.join(groups.supervisor)
+            cgroupfs.join(groups.stage1)
             self.home, self.hierarchy = home, groups.hierarchy
         except Exception as e:  # noqa: BLE001 - the supervisor makes them again, and reports
             self.error = e
 
     def wait(self) -> bool:
-        """Wait for the move; True when this process is now in the pod's supervisor group."""
+        """Wait for the move; True when this process is now in the pod's stage1 group."""
         self._thread.join()
         return self.home is not None
 

@@ -531,19 +531,31 @@ def _exit_code(code: int) -> int:
 
 
 def finish_attached(uuid: str, supervisor_code: int) -> int:
-    """After the supervisor of a foreground run ended: the pod's exit code. When the supervisor
-    died before it tore the pod down (killed), the run that owns the pod collects it now —
-    its processes are killed by cgroup, its network and cgroups removed — so no pod is left
-    running with nobody to stop it."""
+    """After the supervisor of a foreground run ended (and was reaped): the pod's exit code.
+    The pod's last cgroups — the supervisor's own group and the pod's, which it left to its
+    owner rather than move out of them (:mod:`sandbox.pod.cgroups`) — are removed here. When
+    the supervisor died before it tore the pod down (killed), the run that owns the pod
+    collects it now — its processes are killed by cgroup, its network and cgroups removed — so
+    no pod is left running with nobody to stop it."""
     state, d = find(uuid)
     if state in ("run", "prepared") and not _is_locked(d):
         why = (f"its supervisor ended with status {_exit_code(supervisor_code)} before it "
                "tore the pod down; `sandbox run` stopped the pod and cleaned up")
         if state == "run":
             _collect(d, why)
+        else:
+            _remove_cgroups_left(uuid)
         return _exit_code(supervisor_code) or 1
+    _remove_cgroups_left(uuid)
     code = _read_json(d / "run.json").get("exitCode")
     return int(code) if code is not None else _exit_code(supervisor_code)
+
+
+def _remove_cgroups_left(uuid: str) -> list[str]:
+    """Remove the cgroups a pod whose supervisor has ended still has (what is in them is
+    killed first: the caller owns the pod); returns the groups that are still there."""
+    groups = pod_cgroups(uuid)
+    return groups.remove() if groups is not None else []
 
 
 def run_prepared(uuid: str, *, detach: bool = False, timeout: float = 60.0,
@@ -714,7 +726,9 @@ def status(uuid: str) -> dict[str, Any]:
     for a in _entries(plan, "apps", "name"):
         st = _read_json(d / "apps" / a["name"] / "status.json")
         pid = _read_json(d / "apps" / a["name"] / "pid.json")
-        alive = any(p["group"] == f"apps/{a['name']}" for p in procs)
+        # an app with limits has a group of its own; else it is in stage1's: its runner's pid
+        alive = any(p["group"] == f"apps/{a['name']}" or p["pid"] == pid.get("host_pid")
+                    for p in procs)
         app_state = ("exited" if "exitCode" in st else "running" if alive or (state == "run" and pid)
                      else "prepared" if state == "prepared" else "not started")
         apps.append({"name": a["name"], "image": str(a.get("image", "?")),
@@ -1024,6 +1038,11 @@ def gc(*, grace: float = GC_GRACE_SECONDS, steps: Steps | None = None,
                 if not (run.get("tornDown") or run.get("collected")):
                     for what in _collect(d, None):   # an interrupted teardown: finish it
                         done.append(f"pod {d.name}: {what}")
+                else:   # its owner (`sandbox run`) ended before it removed the last groups
+                    groups = pod_cgroups(d.name)
+                    if groups is not None and groups.dirs() and not groups.pids():
+                        groups.remove()
+                        done.append(f"pod {d.name}: its last (empty) cgroups removed")
             if state_now == "garbage" or (state_now == "exited-garbage" and age >= grace) \
                     or state_now in ("embryo", "prepare"):
                 for what in _cleanup_leftovers(d):

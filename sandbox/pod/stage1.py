@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox._sys import inroot, libc
+from sandbox._sys import cgroupfs, inroot, libc
 from sandbox.pod import journal
 from sandbox.pod.ace import CAPS, DEV_NODES, MASKED_PATHS, READONLY_PATHS
 
@@ -500,10 +500,9 @@ def _relay(child: int) -> int:
 
 
 def _join_cgroups(dirs: list[str]) -> None:
-    """Join each of these cgroups: the pod's (stage1's own group, or an app's)."""
-    for d in dirs:
-        with open(os.path.join(d, "cgroup.procs"), "w") as f:
-            f.write("0")
+    """Be in each of these cgroups: the pod's (stage1's own group, or an app's). PID 1 and an app
+    without limits were born in stage1's group: no move (a move costs a grace period)."""
+    cgroupfs.enter(dirs)
 
 
 def pid1(pod_dir: Path) -> int:

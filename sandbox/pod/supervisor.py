@@ -10,14 +10,17 @@ to undo itself *before* it makes its resource, so a failure, a stop or a crash o
 point unwinds exactly what exists, in reverse order, and each undo that fails is recorded
 (``teardownErrors``) without stopping the others:
 
-1. the pod's cgroups (:mod:`sandbox.pod.cgroups`); the supervisor joins its own group, so the
-   CNI plugins it runs are in the pod's tree too — undo: leave, kill what is left, remove;
+1. the pod's cgroups (:mod:`sandbox.pod.cgroups`); the supervisor is in the pod's ``stage1``
+   group (forked there, or it joins it), so PID 1 is born there and the CNI plugins it runs
+   are in the pod's tree too — undo: kill what is left of the payload and remove its groups;
+   the groups the supervisor is in itself go when it has ended (see :mod:`~sandbox.pod.cgroups`);
 2. the pod's netns — undo: delete it;
 3. each network: its CNI DEL registered and the attachment recorded in ``run.json`` (so a
    ``gc`` after a crash can DEL it too), *then* CNI ADD;
 4. ``lo`` up and the metadata socket bound in the netns — undo: close it;
-5. ``stage1.json`` and the pod's PID 1 (:mod:`sandbox.pod.stage1`) — undo: kill every process
-   of the pod but the supervisor, by cgroup, and reap PID 1;
+5. ``stage1.json`` and the pod's PID 1 (:mod:`sandbox.pod.stage1`), then the supervisor moves
+   to its own group (while PID 1 works) — undo: kill every process of the pod but the
+   supervisor, by cgroup, and reap PID 1;
 6. the metadata service — undo: stop it;
 
 then it waits for PID 1 and unwinds; the pod moves to ``exited-garbage`` with its exit code.
@@ -153,7 +156,8 @@ def supervise(uuid: str, owner: int | None = None) -> int:
         code = 1
         try:
             with contextlib.ExitStack() as undo:
-                code = _set_up_and_wait(uuid, run_dir, info, undo, stop, _owner_fd(owner, stop))
+                code = _set_up_and_wait(uuid, run_dir, info, undo, stop, _owner_fd(owner, stop),
+                                        owner)
         except Stopped as e:
             info["error"] = str(e)
             code = 128 + e.signal
@@ -169,22 +173,24 @@ def supervise(uuid: str, owner: int | None = None) -> int:
 
 
 def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: contextlib.ExitStack,
-                     stop: _Stop, owner_fd: int | None) -> int:
+                     stop: _Stop, owner_fd: int | None, owner: int | None = None) -> int:
     from sandbox.net import netns
     from sandbox.pod import metadata
     plan = json.loads((run_dir / "plan.json").read_text())
     manifest = json.loads((run_dir / "pod-manifest.json").read_text())
     save = lambda: write_json(run_dir / "run.json", info)  # noqa: E731
 
-    # 1. cgroups: the supervisor joins its own group; its children (CNI plugins) follow
+    # 1. cgroups: the supervisor is in stage1's group (forked there: cgroups.Claim); PID 1 and
+    # the CNI plugins it runs are born there
     groups = cgroups.PodCgroups(uuid)
-    undo.callback(_undo, info, "cgroups", _remove_cgroups, groups, info)
+    undo.callback(_undo, info, "cgroups", _remove_cgroups, groups, info, owner)
     joins = groups.create({a["name"]: cgroups.Limits(**a["limits"]) for a in plan["apps"]})
     home = _join(groups)
     info["cgroup"] = str(groups.top)
     info["cgroupHome"] = str(home)
     journal.note("supervisor", "cgroup", str(groups.top),
-                 note="the pod's cgroup, a group per app; the supervisor joins its own")
+                 note="the pod's cgroup: stage1 (PID 1 and the apps), supervisor, apps/<app> "
+                      "for an app with limits; the supervisor starts in stage1")
     stop.check()
 
     # 2. the pod's netns
@@ -243,6 +249,10 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
                  note="unshare(CLONE_NEWPID), fork: the child is PID 1 of a new PID namespace")
     pid1_fd = os.pidfd_open(stage1.pid)
     undo.callback(_undo, info, "stage1", _end_stage1, stage1, pid1_fd, groups)
+    # out of stage1 now that PID 1 is born there (the move's grace period overlaps PID 1's
+    # work): the supervisor can then kill the payload by cgroup without killing itself
+    from sandbox._sys import cgroupfs
+    cgroupfs.join(groups.supervisor)
     stop.pid1 = stage1.pid
     info["stage1"] = stage1.pid
     save()
@@ -266,26 +276,32 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
 
 
 def _join(groups: cgroups.PodCgroups) -> Path:
-    """Move the supervisor into its own group of the pod (unless it was forked there, see
-    cgroups.Claim); returns the group to go back to at the end."""
+    """Be in the pod's stage1 group (forked there by stage0, see cgroups.Claim, or join it now);
+    returns the group to go back to when the supervisor removes the pod's groups itself."""
     from sandbox._sys import cgroupfs
-    home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
-    if home == groups.supervisor:
+    if cgroupfs.is_in(groups.stage1):
         return groups.hierarchy.root
-    cgroupfs.join(groups.supervisor)
+    home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
+    cgroupfs.join(groups.stage1)
     return home
 
 
-def _remove_cgroups(groups: cgroups.PodCgroups, info: dict[str, Any]) -> None:
-    """Leave the pod's tree (back to the group the supervisor came from), then kill whatever is
-    left in it and remove it."""
+def _remove_cgroups(groups: cgroups.PodCgroups, info: dict[str, Any], owner: int | None) -> None:
+    """Kill whatever is left of the payload and remove its groups (stage1, apps). The groups
+    the supervisor is in itself (its own and the pod's) are left to the foreground ``sandbox
+    run`` that owns the pod and reaps it (stage0.finish_attached): leaving them would be a move,
+    a grace period on the way to the pod's exit. With no owner (detached), or set-up cut short
+    while still in stage1, the supervisor moves back out and removes them all."""
     from sandbox._sys import cgroupfs
-    home = Path(info.get("cgroupHome") or groups.hierarchy.root)
-    try:
-        cgroupfs.join(home if home.is_dir() else groups.hierarchy.root)
-    except OSError:
-        cgroupfs.join(groups.hierarchy.root)
-    left = groups.remove()
+    if owner is not None and os.getppid() == owner and cgroupfs.is_in(groups.supervisor):
+        left = groups.remove_payload()
+    else:
+        home = Path(info.get("cgroupHome") or groups.hierarchy.root)
+        try:
+            cgroupfs.join(home if home.is_dir() else groups.hierarchy.root)
+        except OSError:
+            cgroupfs.join(groups.hierarchy.root)
+        left = groups.remove()
     if left:
         raise cgroups.CgroupError(f"cgroups still busy: {', '.join(left)}")
 

@@ -50,6 +50,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _pid_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
 def _environ(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes()
@@ -153,11 +160,20 @@ class Chaos:
                     self.hits[target] += 1
                 return done
             groups = cgroups.PodCgroups(uuid)
+            # ADD runs while the supervisor is still in stage1's group (it forks PID 1 there),
+            # DEL at teardown, from its own group (cgroups' module docstring)
+            group = groups.stage1 if target == "cni-add" else groups.supervisor
+            host = _pid_ns(os.getpid())
             if target == "cni-del":      # a running pod, stopped: its teardown runs DEL
-                self._wait(lambda: _procs(groups.apps / "busybox"), deadline, cli)
+                # running: PID 1 and the app, in the pod's PID namespace, in stage1's group
+                self._wait(lambda: len([p for p in _procs(groups.stage1)
+                                        if _pid_ns(p) not in (None, host)]) >= 2, deadline, cli)
                 cli.send_signal(signal.SIGTERM)
             sup = self._wait(lambda: run_json(uuid).get("supervisor"), deadline, cli)
-            plugin = lambda: [p for p in _procs(groups.supervisor) if p not in (sup, cli.pid)]  # noqa: E731
+            # a plugin (or its fork before the exec) is in the host's PID namespace; PID 1 and
+            # the apps, once forked into stage1's group, are not
+            plugin = lambda: [p for p in _procs(group) if p not in (sup, cli.pid)  # noqa: E731
+                              and _pid_ns(p) == host]
             found = self._wait(plugin, deadline, cli)
             delay = self.rng.uniform(0, 0.04)
             time.sleep(delay)

@@ -153,15 +153,22 @@ def test_every_pod_is_in_its_own_cgroup_and_status_shows_its_processes(
     by_group = {}
     for pr in procs:
         by_group.setdefault(pr["group"], []).append(pr["pid"])
-    assert set(by_group) == {"supervisor", "stage1", "apps/busybox"}
+    # the supervisor alone in its group; PID 1 and the app (no limits: no group of its own) in
+    # stage1's, where they were born
+    assert set(by_group) == {"supervisor", "stage1"}
     assert by_group["supervisor"] == [run_json(p.uuid)["supervisor"]]
-    # the kernel's own record agrees: /proc/PID/cgroup of each sleep names the app's group
-    for pid in by_group["apps/busybox"]:
-        assert f"/sandbox/{p.uuid}/apps/busybox" in Path(f"/proc/{pid}/cgroup").read_text()
+    assert run_json(p.uuid)["stage1"] in by_group["stage1"]
+    assert not groups.apps.exists()
+    sleeps = [x["pid"] for x in procs if x["cmd"] == "sleep 300"]
+    assert set(sleeps) <= set(by_group["stage1"])
+    # the kernel's own record agrees: /proc/PID/cgroup of each sleep names stage1's group
+    line = "0::" if cgroup_mode == "v2" else ":freezer:"
+    for pid in sleeps:
+        assert f"{line}/sandbox/{p.uuid}/stage1\n" in Path(f"/proc/{pid}/cgroup").read_text()
     # `sandbox status` shows them
     out = subprocess.run([sys.executable, "-m", "sandbox", "status", p.uuid], capture_output=True,
                          text=True).stdout
-    assert out.count("apps/busybox") == 2 and "sleep 300" in out
+    assert len([l for l in out.splitlines() if "stage1" in l and "sleep 300" in l]) == 2
     pids = [pr["pid"] for pr in procs]
     pod.stop(p.uuid)
     assert_nothing_left(p.uuid, pids)
