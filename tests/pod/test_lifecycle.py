@@ -174,6 +174,28 @@ def test_every_pod_is_in_its_own_cgroup_and_status_shows_its_processes(
     assert_nothing_left(p.uuid, pids)
 
 
+def test_the_last_cgroups_go_with_the_owner_or_with_gc(pod_state: Path, store: Store,
+                                                       stop_pods, cgroup_mode: str) -> None:
+    """A foreground pod's supervisor ends in its own group (no move out on the way to the exit):
+    the `run` that owns it removes that group and the pod's once it has reaped it; an owner
+    that ends first (killed) leaves them empty, and gc removes them."""
+    for owner_finishes in (True, False):
+        p = pod.prepare(store, ["example.com/busybox"], net=["none"], exec_=sh("exit 0"))
+        stop_pods.append(p.uuid)
+        _, sup = pod.start(p.uuid, attached=True)       # this test process owns the pod
+        assert sup.wait() == 0
+        groups = cgroups.PodCgroups(p.uuid)
+        # the payload's groups went before the pod was reported exited; these two are left
+        left = {d.relative_to(groups.top) for d in groups.top.rglob("*") if d.is_dir()}
+        assert left == {Path("supervisor")} and not cgroupfs.procs(groups.top)
+        if owner_finishes:
+            assert pod.finish_attached(p.uuid, 0) == 0
+        else:
+            assert any(f"pod {p.uuid}: its last (empty) cgroups removed" == line
+                       for line in pod.gc())
+        assert not groups.dirs()
+
+
 def test_while_a_process_lives_the_pod_is_not_exited_and_gc_kills_it(
         pod_state: Path, store: Store, stop_pods, cgroup_mode: str) -> None:
     """The supervisor dies; the apps (one ignores SIGTERM, one left its session) keep running:
