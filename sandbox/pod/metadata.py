@@ -198,6 +198,8 @@ class MetadataService:
         self._sock = sock
         self._server: Any = None        # built by the service's thread (see _serve)
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
         self.url = url_for(sock, token)
 
     def sign(self, content: str) -> str:
@@ -222,26 +224,37 @@ class MetadataService:
         # neither does the first request. (Built on the first connection instead, it missed the
         # 100 ms that appc's ACE validator gives a metadata request on a loaded or emulated
         # machine.) Until it is ready, early callers wait in the socket's backlog.
-        self._server = _make_server(self._sock, self)
+        server = _make_server(self._sock, self)
+        with self._lock:
+            if self._stopped:           # the pod ended while it was built: never served
+                server.server_close()   # closes the socket too
+                return
+            self._server = server
         # socketserver's serve_forever notices a shutdown only at its next poll; waiting on the
         # socket and a pipe instead lets stop() end the loop at once (a pod's teardown waits).
         while True:
             ready = select.select([self._sock, self._wake[0]], [], [])[0]
             if self._wake[0] in ready:
                 return
-            self._server.handle_request()
+            server.handle_request()
 
     def stop(self) -> None:
-        if self._thread is not None:
+        """End the service. A server still being built (a pod that ended within a few ms, e.g.
+        /bin/true) is not waited for: its thread closes the socket when it is done, and the
+        pod's teardown goes on meanwhile."""
+        with self._lock:
+            self._stopped = True
+            server = self._server
+        if self._thread is None:
+            self._sock.close()
+            return
+        if server is not None:
             os.write(self._wake[1], b"x")
             self._thread.join(5)
-            for fd in self._wake:
-                os.close(fd)
-            self._thread = None
-        if self._server is not None:
-            self._server.server_close()     # closes the socket too
-        else:
-            self._sock.close()
+            server.server_close()       # closes the socket too
+        for fd in self._wake:
+            os.close(fd)
+        self._thread = None
 
 
 def listen() -> socket.socket:

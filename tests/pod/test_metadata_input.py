@@ -93,3 +93,34 @@ def test_a_client_that_drips_its_request_is_dropped(service, monkeypatch) -> Non
             time.sleep(0.25)
         assert closed and time.monotonic() - t0 < 4
     assert status(exchange(service, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
+
+
+def test_a_stop_while_the_server_is_built_does_not_wait_for_it(monkeypatch) -> None:
+    """A short pod (/bin/true) ends before its metadata server is built (http.server's import
+    takes 10-30 ms): the teardown does not wait for the build; the service's thread closes the
+    socket once it is done, without serving and without a traceback."""
+    import threading
+    real, go_on, built = metadata._make_server, threading.Event(), threading.Event()
+
+    def slow_build(sock, svc):
+        go_on.wait(10)                      # a slow import: it ends when the test says so
+        try:
+            return real(sock, svc)
+        finally:
+            built.set()
+    monkeypatch.setattr(metadata, "_make_server", slow_build)
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    sock = metadata.listen()
+    svc = metadata.MetadataService(sock, token="t0k3n", uuid="u-1",
+                                   pod_manifest={"acKind": "PodManifest"}, apps={})
+    svc.start()
+    svc.stop()                              # returns while the server is still being built
+    assert not built.is_set() and sock.fileno() != -1
+    go_on.set()
+    assert built.wait(10)
+    for _ in range(200):                    # the thread closes the socket right after the build
+        if sock.fileno() == -1:
+            break
+        time.sleep(0.01)
+    assert sock.fileno() == -1 and not errors
