@@ -22,6 +22,7 @@ from sandbox.errors import SandboxError, UsageError
 TYPE_CHECKING = False   # argparse is imported where a parser is built: `sandbox --version` and
 if TYPE_CHECKING:       # nothing else needs it (~7 ms of argparse and re)
     import argparse
+    from typing import Any
 
 
 def command_group(subparsers: argparse._SubParsersAction, name: str,
@@ -143,6 +144,16 @@ def _leaf(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
     return group.choices.get(word, leaf) if word else leaf
 
 
+def _quick_run_prepared(argv: list[str]) -> Any:
+    from sandbox.cli import pod
+    return pod.quick_args(argv)
+
+
+# commands whose plain shape is read without argparse (its import and the parsers' build cost
+# more than a short pod's own work); anything else about them goes through the parser
+_QUICK = {"run-prepared": _quick_run_prepared}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `sandbox enter UUID --app A -- CMD…`, `sandbox netns exec NAME -- CMD…`: everything after
@@ -163,14 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if "progress" in found:     # read by sandbox._progress.wanted(), in this process and its children
         os.environ["SANDBOX_PROGRESS"] = "1" if found["progress"] else "0"
-    parser = build_parser(command)
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        _leaf(parser, args).fail_extra(extra)
-    if rest is not None:
-        if not hasattr(args, "cmd"):
-            _leaf(parser, args).error("'--' only goes before a command to run (netns exec, enter)")
-        args.cmd = rest
+    # the pod start measured against runc reads its plain shape without argparse
+    args = _QUICK[command](argv) if command in _QUICK and rest is None else None
+    if args is None:
+        parser = build_parser(command)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _leaf(parser, args).fail_extra(extra)
+        if rest is not None:
+            if not hasattr(args, "cmd"):
+                _leaf(parser, args).error("'--' only goes before a command to run (netns exec, "
+                                          "enter)")
+            args.cmd = rest
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_help()

@@ -2,7 +2,6 @@
 ``stop``, ``logs``, ``enter``, ``rm``, ``gc`` — a thin layer over sandbox.pod.stage0."""
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import signal
@@ -13,8 +12,30 @@ from pathlib import Path
 from sandbox import _progress
 from sandbox.errors import UsageError
 
+TYPE_CHECKING = False   # argparse only where a parser is built (see quick_args)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
 # the top-level commands register() adds (the CLI imports a module only for its commands)
 COMMANDS = ("prepare", "run", "run-prepared", "list", "status", "stop", "logs", "enter", "rm", "gc")
+
+
+def quick_args(argv: list[str]) -> Any | None:
+    """``run-prepared UUID`` with or without ``--detach``/``-d``, read without argparse: the
+    pod start that bench/bench_pod.py measures against runc does not pay for argparse's import
+    and the parsers' build (~8 ms of CPU). None for any other shape (a typo, --help, a second
+    UUID): the parser reads it, with its usage, errors and "did you mean"."""
+    if not argv or argv[0] != "run-prepared":
+        return None
+    words = argv[1:]
+    flags = [w for w in words if w in ("--detach", "-d")]
+    rest = [w for w in words if w not in ("--detach", "-d")]
+    if len(flags) > 1 or len(rest) != 1 or rest[0].startswith("-") or not rest[0]:
+        return None
+    from types import SimpleNamespace
+    return SimpleNamespace(command="run-prepared", uuid=rest[0], detach=bool(flags),
+                           func=cmd_run_prepared, quick_exit=True)
 
 
 def _store():

@@ -123,6 +123,25 @@ def test_the_run_path_imports_stay_light() -> None:
 
 
 @pytest.mark.root
+def test_run_prepared_reads_its_plain_arguments_without_argparse(store: Store, stop_pods) -> None:
+    """`sandbox run-prepared UUID` (the start bench_pod.py measures against runc) runs its pod
+    without importing argparse; any other shape of it goes through the parser."""
+    p = pod.prepare(store, ["example.com/busybox"], net=["none"],
+                    exec_={0: ["/bin/sh", "-c", "echo hi"]})
+    stop_pods.append(p.uuid)
+    code = ("import sys\n"
+            "from sandbox import cli\n"
+            f"rc = cli.main(['run-prepared', '{p.uuid}'])\n"
+            "print(rc, sorted({'argparse', 'gettext'} & set(sys.modules)))\n")
+    out = fresh_python(code).splitlines()
+    assert out == ["[busybox] hi", "0 []"]
+    assert pod.find(p.uuid)[0] == "exited-garbage"
+    bad = subprocess.run([sys.executable, "-m", "sandbox", "run-prepared", "--detahc", p.uuid],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage: sandbox run-prepared [-h] [--detach] UUID" in bad.stderr
+
+
+@pytest.mark.root
 def test_a_pod_runs_the_same_when_stage0_cannot_fork(store: Store, stop_pods, monkeypatch) -> None:
     """The exec fallback (`python -m sandbox.pod.stage0 supervise`, `python -m sandbox.pod.stage1 run`
     with its relay) gives the same exit code, logs and clean-up as the fork path."""
