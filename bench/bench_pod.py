@@ -129,10 +129,12 @@ def bench_true(repeat: int, work: Path) -> dict:
     floor = {"python -c pass": min(timed([sys.executable, "-c", "pass"])[0] for _ in range(5)),
              "sandbox --version (every area's parser)": min(
                  timed([*SANDBOX, "--version"])[0] for _ in range(5)),
+             # what `run-prepared UUID` imports (its arguments are read without argparse)
              "imports of run-prepared (CLI, stage0, stage1)": min(
-                 timed([sys.executable, "-c", "from sandbox import cli; from sandbox.pod import stage0, "
-                        "metadata, stage1; from sandbox._sys import proc; from sandbox.net import netns; "
-                        "cli.build_parser('run-prepared')"])[0] for _ in range(5))}
+                 timed([sys.executable, "-c", "from sandbox import cli; from sandbox.cli import pod; "
+                        "from sandbox.pod import cgroups, stage0, metadata, stage1, supervisor; "
+                        "from sandbox._sys import proc; from sandbox.net import netns; "
+                        "pod.quick_args(['run-prepared', 'x'])"])[0] for _ in range(5))}
     med = {k: statistics.median(ph[k] for ph in phases) for k in phases[0]}
     return {**times, "phases": med, "floor": floor}
 
