@@ -706,6 +706,16 @@ def pod_cgroups(uuid: str) -> Any:
         return None
 
 
+def _left_behind(pids: list[int], run: dict[str, Any]) -> list[int]:
+    """The processes an exited pod's teardown left in its cgroups: not its supervisor, which
+    ends in its own group once it has torn the pod down (its owner removes that group)."""
+    from sandbox._sys import proc as _proc
+    sup = run.get("supervisor")
+    if sup in pids and _proc.alive(sup, run.get("supervisorStart")):
+        return [p for p in pids if p != sup]
+    return pids
+
+
 def status(uuid: str) -> dict[str, Any]:
     """The pod's state, apps (state, exit code, times), networks, metadata URL and live
     processes (from its cgroup). While any process of the pod lives, its state never says
@@ -719,8 +729,9 @@ def status(uuid: str) -> dict[str, Any]:
     if state == "run" and not _is_locked(d):
         shown = ("run (supervisor gone; `sandbox stop` or `sandbox gc` ends it)" if procs
                  else "exited (supervisor gone; run `sandbox gc`)")
-    elif state in ("exited-garbage", "garbage") and procs:
-        shown = (f"stopping ({len(procs)} process(es) left after the teardown; `sandbox gc` "
+    elif state in ("exited-garbage", "garbage") and _left_behind([p["pid"] for p in procs], run):
+        left = _left_behind([p["pid"] for p in procs], run)
+        shown = (f"stopping ({len(left)} process(es) left after the teardown; `sandbox gc` "
                  "kills them)")
     apps = []
     for a in _entries(plan, "apps", "name"):
@@ -801,7 +812,8 @@ def stop(uuid: str, *, timeout: float = 10.0, force: bool = False) -> dict[str, 
     state, d = find(uuid)
     groups = pod_cgroups(d.name)
     if state != "run":
-        if state in ("exited-garbage", "garbage") and groups is not None and groups.pids():
+        if state in ("exited-garbage", "garbage") and groups is not None and \
+                _left_behind(groups.pids(), _read_json(d / "run.json")):
             _collect(d, None)           # a teardown that left processes behind
             return status(d.name)
         raise PodError(f"pod {d.name} is not running ({state}); {next_step(d.name, state)}")

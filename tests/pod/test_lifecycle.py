@@ -196,6 +196,17 @@ def test_the_last_cgroups_go_with_the_owner_or_with_gc(pod_state: Path, store: S
         assert not groups.dirs()
 
 
+def test_an_exiting_supervisor_is_not_a_process_left_behind() -> None:
+    """Between reporting its pod exited and its own exit the supervisor is still in its group:
+    status and stop do not count it as left behind (a recycled pid is, by its start time)."""
+    from sandbox._sys import proc
+    me = os.getpid()
+    run = {"supervisor": me, "supervisorStart": proc.start_time(me)}
+    assert pod._left_behind([me, 4242], run) == [4242]
+    assert pod._left_behind([me], run) == []
+    assert pod._left_behind([me, 4242], {**run, "supervisorStart": 1}) == [me, 4242]
+
+
 def test_while_a_process_lives_the_pod_is_not_exited_and_gc_kills_it(
         pod_state: Path, store: Store, stop_pods, cgroup_mode: str) -> None:
     """The supervisor dies; the apps (one ignores SIGTERM, one left its session) keep running:
