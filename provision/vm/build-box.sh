@@ -10,13 +10,14 @@
 #            over the network); the default is the ready-to-run *lab* box.
 #   OUT.box  default build/vm/lab-bookworm-ARCH.box (base-bookworm-ARCH.box with --base)
 #
-# Steps: raw disk (amd64: MBR + ext4, GRUB for BIOS; arm64: GPT with an EFI system partition +
-# ext4, GRUB for UEFI on the removable-media path) -> loop device -> debootstrap (kernel, GRUB,
-# openssh, sudo, python3, rsync) -> user `vagrant` with Vagrant's insecure public key (taken from
-# Debian's vagrant package, never downloaded) and password-less sudo -> for the lab box, the repo
-# copied to /vagrant and provision/bootstrap.sh run inside (Debian packages, the .venv, actool and
-# the ACE validator), the image catalogue built and imported, the JupyterLab unit installed ->
-# GRUB -> compressed qcow2 -> .box = tar of metadata.json + Vagrantfile + box.img.
+# Steps: raw disk (amd64: MBR + ext4, GRUB for BIOS; arm64: GPT with an EFI system partition (FAT,
+# written with mtools) + ext4, GRUB for UEFI on the removable-media path) -> loop device ->
+# debootstrap (kernel, GRUB, openssh, sudo, python3, rsync) -> user `vagrant` with Vagrant's
+# insecure public key (taken from Debian's vagrant package, never downloaded) and password-less sudo
+# -> for the lab box, the repo copied to /vagrant and provision/bootstrap.sh run inside (Debian
+# packages, the .venv, actool and the ACE validator), the image catalogue built and imported, the
+# JupyterLab unit installed -> GRUB -> compressed qcow2 -> .box = tar of metadata.json + Vagrantfile
+# + box.img.
 #
 # Foreign architecture: debootstrap's second stage and everything run inside the target go through
 # a child *user namespace* with its own binfmt_misc instance (Linux >= 6.7) in which Debian's
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
 done
 case "$arch" in
   amd64) kernel=linux-image-amd64 grub=grub-pc console=ttyS0 qemu_arch="" ;;
-  arm64) kernel=linux-image-arm64 grub=grub-efi-arm64 console=ttyAMA0 qemu_arch=aarch64 ;;
+  arm64) kernel=linux-image-arm64 grub=grub-efi-arm64-bin,grub2-common console=ttyAMA0 qemu_arch=aarch64 ;;
   *) die "--arch must be amd64 or arm64, not '$arch'." ;;
 esac
 out=${out:-$top/build/vm/$kind-bookworm-$arch.box}
@@ -70,7 +71,7 @@ fi
 foreign=0
 [ "$arch" = "$(host_arch)" ] || foreign=1
 tools=(debootstrap qemu-img sfdisk losetup partx mkfs.ext4 blkid rsync)
-[ "$arch" = arm64 ] && tools+=(mkfs.vfat)
+[ "$arch" = arm64 ] && tools+=(mkfs.vfat mmd mcopy)
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "'$tool' is missing: run 'bash provision/bootstrap.sh --with vm-host'."
 done
@@ -88,6 +89,15 @@ mnt="$work/mnt"
 loop=""
 cleanup() {
   set +e
+  # A step still running in the target: its own session (see in_target), so a signal to this
+  # script's process group does not reach it. Its PID is in a file: in_target may run in a
+  # pipeline's subshell, whose variables this shell never sees.
+  if [ -s "$work/target.pid" ]; then
+    local tp; tp=$(cat "$work/target.pid")
+    kill -TERM -- "-$tp" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 -- "-$tp" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$tp" 2>/dev/null
+  fi
   for m in boot/efi dev/pts dev proc sys ""; do
     mountpoint -q "$mnt/$m" 2>/dev/null && umount -l "$mnt/$m"
   done
@@ -115,7 +125,7 @@ in_target() {
     local go="$work/go" pid rc
     rm -f "$go"; mkfifo "$go"
     # shellcheck disable=SC2016  # expanded by the inner bash
-    unshare --user --mount --propagation private -- bash -c '
+    setsid unshare --user --mount --propagation private -- bash -c '
       set -e
       read -r _ < "$1"
       mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
@@ -125,12 +135,14 @@ in_target() {
       exec chroot "$mnt" /usr/bin/env -i "$@" bash /tmp/sbx-step.sh' \
       _ "$go" "$binfmt_line" "$mnt" "${envv[@]}" &
     pid=$!
+    echo "$pid" > "$work/target.pid"
     local me; me=$(readlink /proc/self/ns/user)
     for _ in $(seq 1 100); do [ "$(readlink "/proc/$pid/ns/user")" != "$me" ] && break; sleep 0.05; done
     echo "0 0 4294967295" > "/proc/$pid/uid_map"
     echo "0 0 4294967295" > "/proc/$pid/gid_map"
     echo go > "$go"
     set +e; wait "$pid"; rc=$?; set -e
+    rm -f "$work/target.pid"
     return "$rc"
   fi
 }
@@ -154,10 +166,10 @@ uuid=$(blkid -s UUID -o value "${loop}$rootp")
 mkdir -p "$mnt"
 mount "${loop}$rootp" "$mnt"
 if [ "$arch" = arm64 ]; then
+  # (filled with mtools below: this machine's kernel need not have vfat to build the box)
   mkfs.vfat -F 32 -n EFI "${loop}p1" >/dev/null
   efi_uuid=$(blkid -s UUID -o value "${loop}p1")
   mkdir -p "$mnt/boot/efi"
-  mount "${loop}p1" "$mnt/boot/efi"
 fi
 
 say "debootstrap bookworm/$arch from $mirror"
@@ -168,17 +180,33 @@ if [ "$foreign" = 0 ]; then
 else
   debootstrap --foreign --arch="$arch" --variant=minbase --include="$include" bookworm "$mnt" "$mirror" \
     > "$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap (first stage) failed."; }
+  # Under emulation every program is slow to start, and mkinitramfs starts thousands: the initramfs
+  # is made once, when the kernel is configured, not a second time for initramfs-tools' trigger
+  # (update-initramfs -u; set back below). That saves minutes.
+  mkdir -p "$mnt/etc/initramfs-tools"
+  printf 'update_initramfs=no\nbackup_initramfs=no\n' > "$mnt/etc/initramfs-tools/update-initramfs.conf"
   # container=lxc: debootstrap bind-mounts /dev instead of making device nodes (a user namespace
   # may not); the kernel runs the target's programs through the namespace's qemu-user handler.
-  in_target '/debootstrap/debootstrap --second-stage' container=lxc > "$work/debootstrap2.log" 2>&1 ||
-    { tail -20 "$work/debootstrap2.log" >&2; die "debootstrap (second stage, $arch under qemu-user) failed."; }
+  in_target '/debootstrap/debootstrap --second-stage' container=lxc > "$work/debootstrap2.log" 2>&1 || {
+    # debootstrap's own log says which package and why; keep it, the work dir goes on exit
+    mkdir -p "$top/build/vm"
+    cat "$work/debootstrap2.log" "$mnt/debootstrap/debootstrap.log" > "$top/build/vm/debootstrap-$arch.log" 2>/dev/null
+    tail -40 "$mnt/debootstrap/debootstrap.log" >&2 2>/dev/null || tail -20 "$work/debootstrap2.log" >&2
+    die "debootstrap (second stage, $arch under qemu-user) failed (whole log: build/vm/debootstrap-$arch.log)."
+  }
+  # the package's own settings back (dpkg kept ours as an existing conffile: --force-confold)
+  if [ -f "$mnt/etc/initramfs-tools/update-initramfs.conf.dpkg-dist" ]; then
+    mv "$mnt/etc/initramfs-tools/update-initramfs.conf.dpkg-dist" "$mnt/etc/initramfs-tools/update-initramfs.conf"
+  else
+    sed -i 's/^update_initramfs=no$/update_initramfs=yes/' "$mnt/etc/initramfs-tools/update-initramfs.conf"
+  fi
 fi
 lap debootstrap
 
 say "configure: fstab, network, user vagrant, ssh"
 {
   echo "UUID=$uuid / ext4 errors=remount-ro 0 1"
-  [ "$arch" = arm64 ] && echo "UUID=$efi_uuid /boot/efi vfat umask=0077 0 1"
+  [ "$arch" = arm64 ] && echo "UUID=$efi_uuid /boot/efi vfat umask=0077,nofail 0 1"
 } > "$mnt/etc/fstab"
 echo "$hostname" > "$mnt/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$hostname" > "$mnt/etc/hosts"
@@ -217,6 +245,9 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 EOF
 in_target 'systemctl enable ssh-hostkeys.service >/dev/null 2>&1'
+# grub-pc's postinst writes /etc/default/grub; the arm64 box has GRUB's binaries only (no
+# grub-install at package time: see GRUB below), so the template comes from grub2-common.
+[ -f "$mnt/etc/default/grub" ] || install -m 0644 "$mnt/usr/share/grub/default/grub" "$mnt/etc/default/grub"
 sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=0/' \
   -e "s/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX=\"net.ifnames=0 biosdevname=0 console=tty0 console=$console,115200\"/" \
   "$mnt/etc/default/grub"
@@ -243,10 +274,13 @@ EOF
   # pip must trust what this machine trusts (a TLS-inspecting proxy): the build host's bundle is
   # used for the build only and never becomes part of the box's CA store.
   cp /etc/ssl/certs/ca-certificates.crt "$mnt/tmp/sbx-build-ca.pem"
+  set +e
   in_target 'cd /vagrant && bash provision/bootstrap.sh --without vm --without ui' \
     PIP_CERT=/tmp/sbx-build-ca.pem SSL_CERT_FILE=/tmp/sbx-build-ca.pem 2>&1 | tee "$work/bootstrap.log" |
-    grep --line-buffered '^.\[1m\[bootstrap' || true
-  grep -q 'done. Next' "$work/bootstrap.log" || { tail -30 "$work/bootstrap.log" >&2; die "the bootstrap failed inside the box (log above)."; }
+    grep --line-buffered '^.\[1m\[bootstrap'
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || { tail -30 "$work/bootstrap.log" >&2; die "the bootstrap failed inside the box (log above)."; }
   lap bootstrap
 
   say "lab: image catalogue (Debian's busybox-static for $arch), JupyterLab unit, bytecode"
@@ -271,13 +305,23 @@ fi
 
 say "GRUB ($grub)"
 if [ "$arch" = arm64 ]; then
-  # UEFI on the removable-media path (\EFI\BOOT\BOOTAA64.EFI): no NVRAM entry needed, so the
-  # firmware can be a plain ROM; keep it there on GRUB updates too.
-  in_target '
+  # UEFI on the removable-media path (\EFI\BOOT\BOOTAA64.EFI): no NVRAM entry is needed, so the
+  # firmware can be a plain ROM. What grub-install would do, by hand: GRUB's modules in /boot/grub,
+  # an EFI image that finds the root file system by UUID and reads /boot/grub/grub.cfg (which
+  # update-grub keeps current in the VM), copied onto the EFI partition with mtools.
+  in_target "
 set -e
-echo "grub-efi-arm64 grub2/force_efi_extra_removable boolean true" | debconf-set-selections
-grub-install --target=arm64-efi --efi-directory=/boot/efi --removable --no-nvram
-update-grub' > "$work/grub.log" 2>&1 || { cat "$work/grub.log" >&2; die "grub-install failed."; }
+mkdir -p /boot/grub
+rm -rf /boot/grub/arm64-efi; cp -r /usr/lib/grub/arm64-efi /boot/grub/
+printf '%s\\n' 'search --no-floppy --fs-uuid --set=root $uuid' 'set prefix=(\$root)/boot/grub' \\
+  'configfile \$prefix/grub.cfg' > /tmp/sbx-early.cfg
+grub-mkimage -O arm64-efi -o /tmp/BOOTAA64.EFI -c /tmp/sbx-early.cfg -p /boot/grub \\
+  part_gpt ext2 fat search search_fs_uuid configfile normal linux echo gzio
+update-grub" > "$work/grub.log" 2>&1 || { cat "$work/grub.log" >&2; die "building GRUB's EFI image failed."; }
+  export MTOOLS_SKIP_CHECK=1
+  mmd -i "${loop}p1" ::/EFI ::/EFI/BOOT
+  mcopy -i "${loop}p1" "$mnt/tmp/BOOTAA64.EFI" ::/EFI/BOOT/BOOTAA64.EFI
+  mdir -i "${loop}p1" ::/EFI/BOOT | grep -q BOOTAA64 || die "BOOTAA64.EFI is not on the EFI partition."
 else
   in_target "grub-install --target=i386-pc $loop && update-grub" > "$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "grub-install failed."; }
@@ -314,7 +358,7 @@ printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %d}\n' "$size
     echo '    lv.machine_arch = "aarch64"'
     echo '    lv.machine_type = "virt"'
     echo '    lv.loader = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"'
-    echo '    lv.features = ["acpi"]'
+    echo '    lv.features = []'
     echo '    lv.graphics_type = "none"'
   fi
   echo '  end'
