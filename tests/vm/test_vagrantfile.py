@@ -172,7 +172,7 @@ def test_the_guest_architecture_is_the_hosts(tmp_path: Path, sysname: str, machi
         assert _box_for(vm, "libvirt") == ("lab/bookworm-arm64", None)
         assert (lv["machine_arch"], lv["machine_type"]) == ("aarch64", "virt")
         assert lv["loader"].endswith("/QEMU_EFI.fd") and "nvram" not in lv  # no per-machine NVRAM file
-        assert lv["features"] == ["acpi"] and lv["graphics_type"] == "none"
+        assert lv["features"] == [] and lv["graphics_type"] == "none"
         assert lv["inputs"] == [{"type": "keyboard", "bus": "virtio"}]      # virt has no PS/2
         assert lv["cpu_mode"] == "host-passthrough"                         # KVM on an arm64 host
 
