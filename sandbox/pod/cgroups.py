@@ -273,7 +273,7 @@ class Claim:
     the caller still imports the supervisor's modules, the wait overlaps work that has to be
     done anyway. The supervisor forked afterwards starts in ``stage1/``, and so do the pod's
     PID 1 and its apps (no move of their own); the caller moves back out right after the fork
-    — cheap, the grace period being fresh."""
+    (a move too, but nothing waits for it: the supervisor is on its way)."""
 
     def __init__(self, uuid: str, limits: dict[str, Limits]) -> None:
         import threading
