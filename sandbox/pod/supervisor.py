@@ -18,10 +18,10 @@ point unwinds exactly what exists, in reverse order, and each undo that fails is
 3. each network: its CNI DEL registered and the attachment recorded in ``run.json`` (so a
    ``gc`` after a crash can DEL it too), *then* CNI ADD;
 4. ``lo`` up and the metadata socket bound in the netns — undo: close it;
-5. ``stage1.json`` and the pod's PID 1 (:mod:`sandbox.pod.stage1`), then the supervisor moves
-   to its own group (while PID 1 works) — undo: kill every process of the pod but the
-   supervisor, by cgroup, and reap PID 1;
-6. the metadata service — undo: stop it;
+5. ``stage1.json`` and the pod's PID 1 (:mod:`sandbox.pod.stage1`) — undo: kill every process
+   of the pod but the supervisor, by cgroup, and reap PID 1;
+6. the metadata service — undo: stop it; then the supervisor moves to its own group (while
+   PID 1 works);
 
 then it waits for PID 1 and unwinds; the pod moves to ``exited-garbage`` with its exit code.
 
@@ -97,6 +97,12 @@ class _Stop:
             self.deadline = time.monotonic() + STOP_GRACE
         if self.pid1 is not None:
             _kill(self.pid1, signal.SIGTERM)
+
+    def forward_to(self, pid1: int) -> None:
+        """PID 1 runs: forward stops to it from now on, and a stop that came already now."""
+        self.pid1 = pid1
+        if self.signal is not None:
+            _kill(pid1, signal.SIGTERM)
 
     def check(self) -> None:
         """Between two set-up steps: raise Stopped if a stop arrived."""
@@ -249,14 +255,12 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
                  note="unshare(CLONE_NEWPID), fork: the child is PID 1 of a new PID namespace")
     pid1_fd = os.pidfd_open(stage1.pid)
     undo.callback(_undo, info, "stage1", _end_stage1, stage1, pid1_fd, groups)
-    # out of stage1 now that PID 1 is born there (the move's grace period overlaps PID 1's
-    # work): the supervisor can then kill the payload by cgroup without killing itself
-    from sandbox._sys import cgroupfs
-    cgroupfs.join(groups.supervisor)
-    stop.pid1 = stage1.pid
+    # PID 1 runs: from now on a stop goes to it (its apps get SIGTERM and STOP_GRACE), it no
+    # longer unwinds the set-up — an app may already be running (a detached `run` returns as
+    # soon as its apps have started, and may be stopped at once)
+    stop.forward_to(stage1.pid)
     info["stage1"] = stage1.pid
     save()
-    stop.check()
 
     # 6. the metadata service
     apps_meta = {}
@@ -271,7 +275,10 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     journal.note("supervisor", "thread", "the metadata service",
                  note="a thread of the supervisor answers on the pod's loopback")
     undo.callback(_stop_metadata, svc, info)
-    stop.check()
+    # out of stage1, where PID 1 was born (the move's grace period overlaps PID 1's work and
+    # the metadata server's build): the supervisor can then kill the payload by cgroup
+    from sandbox._sys import cgroupfs
+    cgroupfs.join(groups.supervisor)
     return _wait(stage1, pid1_fd, owner_fd, stop, groups)
 
 
@@ -309,8 +316,11 @@ def _remove_cgroups(groups: cgroups.PodCgroups, info: dict[str, Any], owner: int
 def _end_stage1(stage1: Any, pid1_fd: int, groups: cgroups.PodCgroups) -> None:
     """Undo of step 5: PID 1 and every process of the pod but the supervisor die (by cgroup:
     nothing forked escapes), and PID 1 is reaped."""
+    from sandbox._sys import cgroupfs
     from sandbox._sys import proc as _proc
     if _proc.wait_for(stage1, 0) is None:
+        if cgroupfs.is_in(groups.stage1):   # set-up failed before the supervisor moved out
+            cgroupfs.join(groups.supervisor)
         groups.kill_payload()
         stage1.wait()
     os.close(pid1_fd)
