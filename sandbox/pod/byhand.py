@@ -306,6 +306,7 @@ class _Helper:
         return f"hostname {args['name']}"
 
     def join_cgroup(self, args: dict) -> str:
+        from sandbox._sys import cgroupfs
         from sandbox.pod import cgroups
         if self.pivoted:
             raise ByHandError("after pivot_root the host's /sys/fs/cgroup is out of sight: join "
@@ -313,7 +314,7 @@ class _Helper:
         dirs = cgroups.PodCgroups(self.cg_name).create(
             {"app": cgroups.Limits(memory_bytes=MEMORY_LIMIT)})["app"]
         for d in dirs:
-            Path(d, "cgroup.procs").write_text("0")
+            cgroupfs.join(d)            # our PID into its cgroup.procs
         return f"joined {', '.join(dirs)}"
 
     def drop_capabilities(self, args: dict) -> str:
