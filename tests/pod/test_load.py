@@ -5,6 +5,7 @@ measurement (200 cycles, with figures) is bench/bench_load.py."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._sys import mountinfo
 from sandbox.image.store import Store
 from sandbox.net import netns
 from sandbox.pod import stage0 as pod
@@ -83,21 +83,13 @@ def _measure(state: Path, uuids: list[str]) -> dict[str, int]:
     """What could grow with every pod: this process's descriptors, mounts (below the state dir
     and the netns handles), netns handles, files under the state dir, iptables rules (the
     host's and the node's). Only this test's objects are counted: other sessions may run pods
-    on this machine at the same time."""
-    def rules(ns: str | None) -> int:
-        argv = ["iptables", "-w", "-t", "nat", "-S"]
-        cp = (netns.run(ns, argv, capture_output=True, text=True) if ns
-              else subprocess.run(argv, capture_output=True, text=True))
-        return len(cp.stdout.splitlines())
-    node = pod.node_name(state)
-    handles = {node} | {pod.netns_name(u) for u in uuids}
-    points = mountinfo.mount_points()
-    return {"fds": len(os.listdir("/proc/self/fd")),
-            "mounts": len(mountinfo.below(state)) + len({f"/run/netns/{h}" for h in handles} & points),
-            "netns handles": len(handles & set(os.listdir("/run/netns"))),
-            "state files": sum(len(f) for _, _, f in os.walk(state)),
-            "host iptables rules": rules(None),
-            "node iptables rules": rules(node) if netns.exists(node) else 0}
+    on this machine at the same time. The probe is bench/bench_load.py's ``sample`` (one
+    probe for the test and the 200-cycle measurement)."""
+    spec = importlib.util.spec_from_file_location(
+        "sbx_bench_load", Path(__file__).resolve().parents[2] / "bench" / "bench_load.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.sample(state, uuids)
 
 
 def test_repeated_run_rm_cycles_grow_nothing(load_state: Path) -> None:
