@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sandbox.course.labs import Result, Workspace, gate
+from sandbox.course.labs import LabError, Result, Workspace, gate
 from sandbox.course.labs.authoring import code, footer, header, md, todo
 from sandbox.errors import SandboxError
 
@@ -182,9 +183,20 @@ def _reference(ws: Workspace) -> dict[str, Any]:
     run = pod.prepare(store, pod_manifest=pm, net=["none"])
     try:
         pod.run_prepared(run.uuid, detach=True)
-        info = perspective.inspect(run.uuid)
-        app = info["apps"][0]
-        pid = (app["pids"] or [app["runner"]])[0]
+        # a detached run returns once the runners exist: read the app only once its runner has
+        # become it (pivot_root done, capabilities dropped, exec'd), or the reference would be
+        # the runner's half-built state (and cached as such)
+        deadline = time.monotonic() + 30
+        while True:
+            app = perspective.inspect(run.uuid)["apps"][0]
+            pid = (app["pids"] or [app["runner"]])[0]
+            if _alive_app(pid):
+                break
+            if time.monotonic() > deadline:
+                raise LabError("the reference pod that `sandbox run` builds did not start its app "
+                               "within 30 s; run the check cell again (`sandbox doctor` if it "
+                               "keeps failing).")
+            time.sleep(0.05)
         ref = facts(pid, str(Path(pod.stage1_plan(run.uuid)["apps"][0]["tree"])))
     finally:
         try:
