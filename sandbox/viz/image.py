@@ -3,7 +3,7 @@
 * :func:`archive_tree` - the layers of an ACI file: compression -> tar -> manifest + rootfs tree.
 * :func:`flipped_id` / :func:`flip_byte_widget` - flip one byte of the uncompressed tar and watch
   the image ID change (content addressing).
-* :func:`compression_table` - one layout, four compressions, four sizes, one ID.
+* :func:`compression_table` - one layout, four compressions, a size each, one ID.
 """
 from __future__ import annotations
 

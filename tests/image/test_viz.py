@@ -48,12 +48,16 @@ def test_flip_widget_callback_updates_output(make_layout, tmp_path):
     assert "end-of-archive" in output.value
 
 
-def test_compression_table_one_id_four_sizes(make_layout):
+def test_compression_table_one_id_and_each_compressed_file_smaller(make_layout):
     rows = viz.compression_table(make_layout())
     assert [r["compression"] for r in rows] == list(aci.COMPRESSIONS)
     assert [r["detected"] for r in rows] == list(aci.COMPRESSIONS)
     assert len({r["image_id"] for r in rows}) == 1
-    assert len({r["size"] for r in rows}) == 4
+    # the plain tar is whole 512-byte blocks; every compressor shrinks this small tree (two of
+    # them may happen to give the same size: 4 distinct sizes is not a property to assert)
+    size = {r["compression"]: r["size"] for r in rows}
+    assert size["none"] % 512 == 0
+    assert all(size[c] < size["none"] for c in aci.COMPRESSIONS if c != "none")
     assert "<table>" in viz.rows_html(rows)
 
 
