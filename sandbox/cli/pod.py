@@ -99,7 +99,7 @@ def _follow(uuid: str, supervisor=None) -> int:
                     code = pod.finish_attached(uuid, supervisor.wait())
                 else:
                     code = int(pod.status(uuid).get("exitCode") or 0)
-                err = pod.status(uuid).get("error")
+                err = pod.error(uuid)
                 if err:
                     print(f"sandbox: pod {uuid}: {err}", file=sys.stderr)
                 return code

@@ -127,6 +127,14 @@ def _is_locked(path: Path) -> bool:
 
 def find(uuid_prefix: str) -> tuple[str, Path]:
     """(state, directory) of the pod whose UUID starts with ``uuid_prefix``."""
+    if len(uuid_prefix) == 36 and "/" not in uuid_prefix and uuid_prefix[0] != ".":
+        # a whole UUID (what the kit itself passes, several times per pod start): one look per
+        # state instead of listing every state's directory. States are looked at in the order
+        # a pod moves through them (renames), as below: a pod moving meanwhile is still found.
+        for state in STATES:
+            d = pods_dir() / state / uuid_prefix
+            if os.path.lexists(d):
+                return state, d
     matches = []
     every: list[str] = []
     for state in STATES:
@@ -716,6 +724,21 @@ def _left_behind(pids: list[int], run: dict[str, Any]) -> list[int]:
     return pids
 
 
+def _error(state: str, plan: dict[str, Any], run: dict[str, Any]) -> str | None:
+    """Why the pod failed (``status()["error"]``), from its plan and run.json."""
+    if not plan and state in ("exited-garbage", "garbage") and "error" not in run:
+        return "it has no plan: its prepare did not finish"
+    return run.get("error")
+
+
+def error(uuid: str) -> str | None:
+    """``status(uuid)["error"]`` alone — what a foreground run prints on its way out, without
+    the rest of a status (the pod's cgroups and processes: a look at the mount table and
+    cgroupfs, ~1-2 ms of every `sandbox run`)."""
+    state, d = find(uuid)
+    return _error(state, _read_json(d / "plan.json"), _read_json(d / "run.json"))
+
+
 def status(uuid: str) -> dict[str, Any]:
     """The pod's state, apps (state, exit code, times), networks, metadata URL and live
     processes (from its cgroup). While any process of the pod lives, its state never says
@@ -723,6 +746,7 @@ def status(uuid: str) -> dict[str, Any]:
     state, d = find(uuid)
     plan = _read_json(d / "plan.json")
     run = _read_json(d / "run.json")
+    error = _error(state, plan, run)
     groups = pod_cgroups(d.name)
     procs = groups.processes() if groups is not None else []
     shown = state
@@ -747,8 +771,6 @@ def status(uuid: str) -> dict[str, Any]:
                      "state": app_state, **({"exitCode": st["exitCode"]} if "exitCode" in st else {}),
                      **({"error": st["error"]} if "error" in st else {}),
                      **({"pid": pid.get("pod_pid")} if pid else {})})
-    if not plan and state in ("exited-garbage", "garbage") and "error" not in run:
-        run["error"] = "it has no plan: its prepare did not finish"
     nets = []
     for n in _entries(run, "networks", "net"):
         res = n.get("result") if isinstance(n.get("result"), dict) else {}
@@ -756,7 +778,7 @@ def status(uuid: str) -> dict[str, Any]:
         nets.append({"net": n["net"], "ifname": str(n.get("ifname", "?")), "ips": ips})
     return {"uuid": d.name, "state": shown, "apps": apps, "networks": nets,
             "netns": run.get("netns"), "metadataURL": run.get("metadataURL"),
-            "exitCode": run.get("exitCode"), "error": run.get("error"),
+            "exitCode": run.get("exitCode"), "error": error,
             "processes": procs, "cgroup": run.get("cgroup"),
             "created": plan.get("created"), "started": run.get("started"),
             "finished": run.get("finished")}
