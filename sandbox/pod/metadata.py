@@ -43,13 +43,15 @@ def url_for(sock: socket.socket, token: str) -> str:
     return f"http://{host}:{port}/{token}"
 
 
-# What http.server imports, the big parts first, then itself: ~30 ms of CPU on a loaded 2-core
-# machine (ssl and email alone are half of it). Imported one at a time by the service's thread,
-# so that a pod which ended meanwhile (/bin/true ends within ~10 ms) stops the build between two
-# of them: the thread holds the GIL while it imports, and the supervisor's teardown would
-# otherwise wait for it at every system call (up to the 5 ms switch interval each time).
-_SERVER_IMPORTS = ("copy", "datetime", "email.utils", "html", "email.parser", "email.message",
-                   "ssl", "http.client", "mimetypes", "shutil", "socketserver", "http.server")
+# What http.server imports, one module at a time: ~30 ms of CPU on a loaded 2-core machine. The
+# service's thread imports them while the pod runs, holding the GIL; a pod that ended meanwhile
+# (/bin/true ends within ~10 ms) stops the build between two of them, so that its teardown
+# does not wait behind the rest at every system call. ssl comes first: it is one ~7 ms C call
+# (loading _ssl), best taken while the pod is starting and the supervisor waits; the others
+# are small steps (~2 ms at most each), the last one http.server itself.
+_SERVER_IMPORTS = ("ssl", "random", "locale", "calendar", "email.charset", "email.utils",
+                   "email.feedparser", "email.parser", "email.message", "http.client", "copy",
+                   "html", "mimetypes", "bz2", "lzma", "shutil", "socketserver", "http.server")
 
 
 def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
@@ -60,7 +62,10 @@ def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
     for name in _SERVER_IMPORTS:
         if service._stopped:
             return None
-        __import__(name)
+        try:
+            __import__(name)
+        except ImportError:     # optional for http.server (ssl, bz2, lzma): it copes without
+            pass
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from sandbox import bounded
