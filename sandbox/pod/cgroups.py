@@ -36,6 +36,7 @@ the memory and cpu hierarchies too; on v2 the controllers are enabled down the t
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from sandbox._sys import cgroupfs
@@ -280,6 +281,11 @@ class Claim:
         self.uuid, self.limits = uuid, limits
         self.home: Path | None = None
         self.error: Exception | None = None
+        # The helper needs the GIL for ~1 ms of Python before its move (finding the hierarchy,
+        # mkdir), while the caller imports: at CPython's 5 ms switch interval it got it late
+        # (6.6 ms from its start to the move seen under load), and the grace period began late.
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._interval, 0.0005))
         self._thread = threading.Thread(target=self._work, name="sandbox-cgroups")
         self._thread.start()
 
@@ -296,6 +302,7 @@ class Claim:
     def wait(self) -> bool:
         """Wait for the move; True when this process is now in the pod's stage1 group."""
         self._thread.join()
+        sys.setswitchinterval(self._interval)
         return self.home is not None
 
     def release(self) -> None:

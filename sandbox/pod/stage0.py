@@ -500,6 +500,8 @@ def start(uuid: str, *, attached: bool = False, claim: cgroups.Claim | None = No
     if claim is not None or _proc.can_fork():
         # What the supervisor and stage1 import is imported here, before the fork: in the
         # child every page an import writes would be copied first (~2.5 ms slower there).
+        # (netns too: the supervisor imports it where it makes the pod's netns.)
+        from sandbox.net import netns  # noqa: F401
         from sandbox.pod import metadata, stage1, supervisor  # noqa: F401
     if claim is not None:
         claim.wait()                    # the supervisor starts in the pod's cgroup (cgroups.Claim)
