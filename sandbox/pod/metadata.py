@@ -49,6 +49,8 @@ def url_for(sock: socket.socket, token: str) -> str:
 # does not wait behind the rest at every system call. ssl comes first: it is one ~7 ms C call
 # (loading _ssl), best taken while the pod is starting and the supervisor waits; the others
 # are small steps (~2 ms at most each), the last one http.server itself.
+BUILD_STEP_WAIT = 0.05      # seconds stop() waits for the build's import under way
+
 _SERVER_IMPORTS = ("ssl", "random", "locale", "calendar", "email.charset", "email.utils",
                    "email.feedparser", "email.parser", "email.message", "http.client", "copy",
                    "html", "mimetypes", "bz2", "lzma", "shutil", "socketserver", "http.server")
@@ -263,8 +265,11 @@ class MetadataService:
 
     def stop(self) -> None:
         """End the service. A server still being built (a pod that ended within a few ms, e.g.
-        /bin/true) is not waited for: its thread closes the socket when it is done, and the
-        pod's teardown goes on meanwhile."""
+        /bin/true) is not waited for: its thread stops at its next import and closes the
+        socket itself. Only that import is waited for (up to BUILD_STEP_WAIT): the teardown
+        that follows needs the GIL at every system call, and beside an importing thread each
+        hand-over cost a switch interval and a scheduling delay (5-9 ms of a teardown under
+        load, longer than the import itself); a longer one goes on on its own."""
         with self._lock:
             self._stopped = True
             server = self._server
@@ -275,6 +280,8 @@ class MetadataService:
             os.write(self._wake[1], b"x")
             self._thread.join(5)
             server.server_close()       # closes the socket too
+        else:
+            self._thread.join(BUILD_STEP_WAIT)
         for fd in self._wake:
             os.close(fd)
         self._thread = None
