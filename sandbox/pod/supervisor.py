@@ -20,8 +20,8 @@ point unwinds exactly what exists, in reverse order, and each undo that fails is
 4. ``lo`` up and the metadata socket bound in the netns — undo: close it;
 5. ``stage1.json`` and the pod's PID 1 (:mod:`sandbox.pod.stage1`) — undo: kill every process
    of the pod but the supervisor, by cgroup, and reap PID 1;
-6. the metadata service — undo: stop it; then the supervisor moves to its own group (while
-   PID 1 works);
+6. the supervisor's move to its own group, made by a helper thread while PID 1 works — undo:
+   wait for it; the metadata service — undo: stop it;
 
 then it waits for PID 1 and unwinds; the pod moves to ``exited-garbage`` with its exit code.
 
@@ -268,7 +268,14 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     info["stage1"] = stage1.pid
     save()
 
-    # 6. the metadata service
+    # 6. the metadata service, and the supervisor out of stage1, where PID 1 was born (then it
+    # can kill the payload by cgroup). The move waits for an RCU grace period (up to ~15 ms
+    # under load), so a helper thread makes it while PID 1 works, begun before the server's
+    # build: that build holds the GIL (its first import is one ~7 ms C call), and this thread,
+    # when it moved itself after starting the build, got to the move 5-18 ms late — after a
+    # short pod had ended, whose teardown then waited for the move. The teardown waits for
+    # the helper first (registered here, undone after the metadata service is stopped).
+    undo.callback(_undo, info, "move out of stage1", _move_in_thread(groups.supervisor))
     apps_meta = {}
     for a in plan["apps"]:
         apps_meta[a["name"]] = {"image_id": a["imageID"],
@@ -281,11 +288,32 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     journal.note("supervisor", "thread", "the metadata service",
                  note="a thread of the supervisor answers on the pod's loopback")
     undo.callback(_stop_metadata, svc, info)
-    # out of stage1, where PID 1 was born (the move's grace period overlaps PID 1's work and
-    # the metadata server's build): the supervisor can then kill the payload by cgroup
-    from sandbox._sys import cgroupfs
-    cgroupfs.join(groups.supervisor)
     return _wait(stage1, pid1_fd, owner_fd, stop, groups)
+
+
+def _move_in_thread(group: Path) -> Callable[[], None]:
+    """Move this process into ``group`` (``cgroup.procs`` moves the whole process, whichever
+    thread writes it) in a helper thread; returns the wait for it, which raises what the move
+    raised. A process left in stage1 by a failed move is moved by the teardown itself
+    (_end_stage1, _remove_cgroups)."""
+    import threading
+    from sandbox._sys import cgroupfs
+    box: dict[str, BaseException] = {}
+
+    def move() -> None:
+        try:
+            cgroupfs.join(group)
+        except BaseException as e:  # noqa: BLE001 - raised by the wait
+            box["error"] = e
+
+    t = threading.Thread(target=move, name="sandbox-cgroups")
+    t.start()
+
+    def wait() -> None:
+        t.join()
+        if "error" in box:
+            raise box["error"]
+    return wait
 
 
 def _join(groups: cgroups.PodCgroups) -> Path:
