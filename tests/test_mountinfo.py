@@ -46,3 +46,22 @@ def test_real_mounts_with_odd_names_are_found_and_removed(tmp_path: Path, name: 
                 libc.umount(str(p), libc.MNT_DETACH)
             except OSError:
                 pass
+
+
+def test_a_process_that_is_exiting_has_no_mounts() -> None:
+    """A zombie has no mount namespace left: the kernel answers EINVAL for its mountinfo (a pod's
+    app that exits while a picture reads it), which is "gone", not an error."""
+    import errno
+    import time
+    p = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        with pytest.raises(OSError) as e:       # the kernel's own answer, read directly
+            open(f"/proc/{p.pid}/mountinfo", "rb").read()
+        assert e.value.errno == errno.EINVAL
+        assert mountinfo.mounts(p.pid) == [] and mountinfo.mount_points(p.pid) == set()
+    finally:
+        p.wait()

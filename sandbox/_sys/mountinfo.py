@@ -8,6 +8,7 @@ the ``str`` path Python gives for it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections import namedtuple
@@ -51,6 +52,11 @@ def mounts(pid: int | str = "self") -> list[Mount]:
             return parse(f.read())
     except (FileNotFoundError, ProcessLookupError):
         return []
+    except OSError as e:
+        # a process that is exiting has no mount namespace left: the kernel answers EINVAL
+        if e.errno == errno.EINVAL:
+            return []
+        raise
 
 
 def mount_points(pid: int | str = "self") -> set[str]:

@@ -148,8 +148,7 @@ def facts(pid: int, tree: str | None = None) -> dict[str, Any]:
     out["root_fstype"] = root.fstype if root else "?"
     out["root"] = bool(root) and root.fstype == "overlay"
     if tree and root is not None:
-        opts = Path(f"/proc/{pid}/mountinfo").read_text()
-        out["root"] = out["root"] and f"lowerdir={tree}" in opts
+        out["root"] = out["root"] and f"lowerdir={tree}" in root.super_options
     out["private"] = bool(root) and not any(o.startswith("shared:") for o in root.optional)
     procs = [m for m in mounts if m.target == "/proc" and m.fstype == "proc"]
     status = dict(l.split(":\t", 1) for l in Path(f"/proc/{pid}/status").read_text().splitlines()
