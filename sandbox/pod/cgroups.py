@@ -281,28 +281,39 @@ class Claim:
         self.uuid, self.limits = uuid, limits
         self.home: Path | None = None
         self.error: Exception | None = None
-        # The helper needs the GIL for ~1 ms of Python before its move (finding the hierarchy,
-        # mkdir), while the caller imports: at CPython's 5 ms switch interval it got it late
-        # (6.6 ms from its start to the move seen under load), and the grace period began late.
+        self._thread: threading.Thread | None = None
+        # The groups are made here, in the caller's thread (~1 ms): made by the helper beside
+        # the caller's imports, each of its ~25 system calls waited for the GIL on the way
+        # back, and its move began 5-9 ms late under load. The helper only moves.
+        try:
+            groups = PodCgroups(uuid)
+            groups.create(limits)
+            home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
+        except Exception as e:  # noqa: BLE001 - the supervisor makes them again, and reports
+            self.error = e
+            return
+        self.hierarchy = groups.hierarchy
+        # ... and gets the GIL back from the importing caller within 0.5 ms (CPython's switch
+        # interval is 5 ms) between its open() and its write(); restored by wait()
         self._interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._interval, 0.0005))
-        self._thread = threading.Thread(target=self._work, name="sandbox-cgroups")
+        self._thread = threading.Thread(target=self._move, args=(groups.stage1, home),
+                                        name="sandbox-cgroups")
         self._thread.start()
 
-    def _work(self) -> None:
+    def _move(self, group: Path, home: Path) -> None:
         try:
-            groups = PodCgroups(self.uuid)
-            groups.create(self.limits)
-            home = cgroupfs.group_of(os.getpid(), groups.hierarchy)
-            cgroupfs.join(groups.stage1)
-            self.home, self.hierarchy = home, groups.hierarchy
-        except Exception as e:  # noqa: BLE001 - the supervisor makes them again, and reports
+            cgroupfs.join(group)
+            self.home = home
+        except Exception as e:  # noqa: BLE001 - the supervisor joins it itself, and reports
             self.error = e
 
     def wait(self) -> bool:
         """Wait for the move; True when this process is now in the pod's stage1 group."""
-        self._thread.join()
-        sys.setswitchinterval(self._interval)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            sys.setswitchinterval(self._interval)
         return self.home is not None
 
     def release(self) -> None:
