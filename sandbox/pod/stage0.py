@@ -1009,6 +1009,8 @@ def _cleanup_leftovers(d: Path) -> list[str]:
                 done.append(f"CNI cache entry {net} {ifname} dropped ({e})")
         if made_node:                   # made only for these DELs: gone again unless in use
             done += drop_idle_netns()
+    # a supervisor killed between writing a cache entry and renaming it into place
+    done += [f"CNI cache partial entry {n}" for n in cache.drop_partial(uuid)]
     if netns.exists(netns_name(uuid)) or netns.path_of(netns_name(uuid)).exists():
         netns.delete(netns_name(uuid), missing_ok=True)
         done.append(f"netns {netns_name(uuid)}")

@@ -10,6 +10,7 @@ lists it to find stale attachments. Plugins never touch it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -88,6 +89,21 @@ class Cache:
             return False
         record(steps, "unlink", str(p))
         return True
+
+    def drop_partial(self, container_id: str) -> list[str]:
+        """Remove the half-written entries of ``container_id`` (``put``'s ``.NAME.tmpPID`` files):
+        a writer killed between its write and its rename leaves one. Only for a container whose
+        processes are gone (the caller collects it), so no live writer owns them."""
+        if not container_id or not self.results.is_dir():
+            return []
+        gone = []
+        for p in self.results.iterdir():
+            n = p.name
+            if n.startswith(".") and f"-{container_id}-" in n and ".tmp" in n.rsplit("-", 1)[-1]:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    gone.append(n)
+        return sorted(gone)
 
     def attachments(self, container_id: str | None = None,
                     network: str | None = None) -> list[Attachment]:
