@@ -14,8 +14,9 @@ lab: install
 	  --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks \
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
+# tests/suite.py: the tests in parallel (TEST_WORKERS, default 2), then those marked serial alone
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/suite.py $(PYTEST_ARGS)
 
 # The crash-point chaos test for many rounds (`make test` runs 10): kill -9 the CLI, a pod's
 # supervisor, its PID 1 or a CNI plugin at random moments, then `sandbox gc` must leave nothing.

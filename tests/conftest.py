@@ -33,6 +33,7 @@ IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_VAR = "SANDBOX_TEST_SESSION"    # in the environment of every process the suite starts
+STATE_VAR = "SANDBOX_TEST_STATE"        # the state dir the session made (workers make their own)
 _bad_skips: list[str] = []
 _baseline: dict[str, set[str]] = {}
 _optional_of: dict[str, str] = {}       # nodeid -> the optional tool it is marked as needing
@@ -120,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
     too (inherited by every process it starts): what is left in it at the end, the suite left."""
     config.addinivalue_line("markers", "needs_optional(tool): may be skipped when TOOL, listed "
                                        "under README's Optional tools, is missing")
-    if hasattr(config, "workerinput"):
+    if _is_worker(config):
         return
     if not _session_tmp:
         root = tempfile.mkdtemp(prefix="sbx-tests-")
@@ -132,13 +133,20 @@ def pytest_configure(config: pytest.Config) -> None:
         _made_basetemp.append(config.option.basetemp)
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker (tests/suite.py): the controller that started it keeps the guards."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _baseline.update(_machine_state())
     # No test may write to the machine's /var/lib/sandbox: the session gets its own state dir
-    # (tests that need a fresh one use the sandbox_dir / lab_state fixtures).
-    if not os.environ.get("SANDBOX_DIR"):
+    # (tests that need a fresh one use the sandbox_dir / lab_state fixtures). Each xdist worker
+    # gets its own too: a test's `gc` must not collect the pods of a test in another worker.
+    inherited = os.environ.get("SANDBOX_DIR")
+    if not inherited or (_is_worker(session.config) and inherited == os.environ.get(STATE_VAR)):
         d = tempfile.mkdtemp(prefix="sbx-test-state-")
-        os.environ["SANDBOX_DIR"] = d
+        os.environ["SANDBOX_DIR"] = os.environ[STATE_VAR] = d
         _made_state_dir.append(d)
 
 
@@ -147,6 +155,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         m = item.get_closest_marker("needs_optional")
         if m is not None and m.args:
             _optional_of[item.nodeid] = str(m.args[0])
+            item.user_properties.append(("needs_optional", str(m.args[0])))
     if IS_ROOT:
         return
     skip = pytest.mark.skip(reason="needs root (namespaces/mounts); run the suite as root")
@@ -167,7 +176,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if re.search(r"could not import '(sandbox)[.']", reason):
         _bad_skips.append(f"{report.nodeid}: the kit's own module is missing ({reason})")
     elif IS_ROOT or IN_CI:
-        tool = _optional_of.get(report.nodeid)
+        tool = _optional_of.get(report.nodeid) or dict(report.user_properties).get("needs_optional")
         if tool is None:
             _bad_skips.append(f"{report.nodeid}: {reason}")
         elif tool not in optional_tools():
@@ -192,13 +201,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                         "\n  " + "\n  ".join(_bad_skips))
     # Helpers developing in parallel on one machine may set SANDBOX_NO_LEFTOVER_GUARD=1;
     # CI and `make test` never do.
+    if _is_worker(session.config):
+        # a worker removes what it made; the guards run once, in the controller, after every
+        # worker has ended (what one worker has alive at its end is the other's, not a leftover)
+        for d in _made_state_dir:
+            _remove(d, [])
+        return
     guard = os.environ.get("SANDBOX_NO_LEFTOVER_GUARD") != "1"
     now = _machine_state() if guard else {}
     for kind, names in now.items():
         left = sorted(names - _baseline.get(kind, set()))
         if left:
             problems.append(f"{kind} left behind by the tests: {' '.join(left)}")
-    if guard and not hasattr(session.config, "workerinput"):
+    if guard:
         procs = _our_processes()
         if procs:
             problems.append("processes the tests started are still running (now killed): "

@@ -50,7 +50,10 @@ def test_no_test_importorskips_the_kits_own_modules() -> None:
 
 
 @pytest.mark.root
-def test_the_guards_on_a_small_suite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [None, "2"], ids=["one-session", "xdist-workers"])
+def test_the_guards_on_a_small_suite(tmp_path: Path, workers: str | None) -> None:
+    """Alone and as `make test` runs it (tests/suite.py: xdist workers, the guards in the
+    controller that started them, the tests' reports carried back to it)."""
     suite = tmp_path / "suite"
     (suite / "tests").mkdir(parents=True)
     (suite / "README.md").write_text("# x\n\n### Optional tools\n\n`sbx-listed-tool`\n\n## end\n")
@@ -85,13 +88,16 @@ def test_the_guards_on_a_small_suite(tmp_path: Path) -> None:
             os.mkdir(d)
             open(os.path.join(os.environ["SANDBOX_DIR"], "keep-me"), "w").close()
             libc.mount("tmpfs", d, "tmpfs", 0, "size=1m")
-            print("STATE", os.environ["SANDBOX_DIR"])
+            with open({str(tmp_path / "state-path")!r}, "w") as f:   # (a worker's print is not shown)
+                f.write(os.environ["SANDBOX_DIR"])
     """))
     env = {k: v for k, v in os.environ.items()
            if k not in ("SANDBOX_DIR", "SANDBOX_NO_LEFTOVER_GUARD", "CI")}
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests"], cwd=suite, env=env, capture_output=True,
-                       text=True, timeout=300)
-    state = re.search(r"STATE (\S+)", p.stdout)
+    xdist = ["-n", workers] if workers else []
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *xdist,
+                        "tests"], cwd=suite, env=env, capture_output=True, text=True, timeout=300)
+    where = tmp_path / "state-path"
+    state = re.fullmatch(r"(\S+)", where.read_text()) if where.exists() else None
     try:
         out = p.stdout
         assert p.returncode == 1, out
@@ -106,7 +112,9 @@ def test_the_guards_on_a_small_suite(tmp_path: Path) -> None:
         assert re.search(rf"network namespaces left behind by the tests: .*\b{ns}\b", guard)
         mounts = re.search(r"mounts left behind by the tests: (.*)", guard).group(1).split()
         assert f"{state.group(1)}/mnt" in mounts and f"/run/netns/{ns}" in mounts
-        assert f"kept {state.group(1)}: still mounted below it" in guard
+        # the directory kept is the state dir, or (a worker's) the session's temp root above it
+        kept = re.search(r"kept (\S+): still mounted below it", guard).group(1)
+        assert (state.group(1) + "/").startswith(kept + "/"), (kept, state.group(1))
         # the state dir was kept (its mount not reached through), the rest removed
         assert Path(state.group(1), "keep-me").exists()
     finally:

@@ -14,7 +14,8 @@ from sandbox.image.store import Store
 from sandbox.pod import conformance
 from sandbox.pod import stage0 as pod
 
-pytestmark = pytest.mark.root
+# serial: appc's validator gives each metadata request 100 ms (ace/validator.go)
+pytestmark = [pytest.mark.root, pytest.mark.serial]
 
 MAIN, SIDEKICK = conformance.MAIN, conformance.SIDEKICK
 

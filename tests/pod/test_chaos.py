@@ -32,7 +32,8 @@ from sandbox.pod import cgroups
 from sandbox.pod import stage0 as pod
 from waiting import eventually
 
-pytestmark = pytest.mark.root
+# serial: the kills land at moments timed in milliseconds after a process appears
+pytestmark = [pytest.mark.root, pytest.mark.serial]
 
 TARGETS = ("cli", "supervisor", "stage1", "cni-add", "cni-del")
 ITERATIONS = int(os.environ.get("SANDBOX_CHAOS_ITERATIONS", "10"))

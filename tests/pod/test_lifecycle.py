@@ -283,6 +283,7 @@ def _in_set_up(uuid: str) -> bool:
                                   for n in json.loads((d / "run.json").read_text())["networks"])
 
 
+@pytest.mark.serial       # the stop is answered within 8 s
 def test_a_stop_during_set_up_unwinds_it(pod_state: Path, store: Store, stop_pods,
                                          slow_network: dict[str, str]) -> None:
     """Today's KeyError: 'stage1' — a stop that arrives while the supervisor is still attaching

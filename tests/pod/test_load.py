@@ -19,7 +19,8 @@ from sandbox.net import netns
 from sandbox.pod import stage0 as pod
 from waiting import eventually
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# serial: 32 pods at once each within 60 s, and machine-wide counts (iptables rules, mounts)
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.serial]
 
 PODS = 32
 CYCLES = int(os.environ.get("SANDBOX_LOAD_CYCLES", "10"))
