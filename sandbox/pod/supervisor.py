@@ -236,10 +236,10 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
                          note="CNI: the bridge plugin puts a veth end in the pod's netns")
             stop.check()
 
-    # 4. lo up and the metadata socket bound in the pod's netns (one helper thread) before
-    # stage1 starts: the apps' AC_METADATA_URL is known and connections queue; the server is
-    # built after stage1 is forked (early callers wait in the backlog).
-    sock = netns.in_thread(_lo_up_and_listen, ns_path) if ns_path else metadata.listen()
+    # 4. lo up and the metadata socket bound in the pod's netns before stage1 starts: the apps'
+    # AC_METADATA_URL is known and connections queue; the server is built after stage1 is
+    # forked (early callers wait in the backlog).
+    sock = _lo_up_and_listen(ns_path) if ns_path else metadata.listen()
     undo.callback(_undo, info, "metadata socket", sock.close)
     token = metadata.new_token()
     info["metadataURL"] = url = metadata.url_for(sock, token)
@@ -413,8 +413,11 @@ def _network_runtime(plan: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _lo_up_and_listen(ns_path: str) -> Any:
-    """In a short-lived thread (netns.in_thread: setns moves only the calling thread): ``lo`` up
-    in the pod's netns and the metadata service's socket bound there."""
+    """``lo`` up in the pod's netns and the metadata service's socket bound there (a socket
+    stays in the netns it was made in), by this thread, which is in the pod's netns for the
+    moment (netns.enter: setns there and back; it moves only the calling thread). The
+    supervisor is single-threaded here: no helper thread is needed (one was, a thread start
+    and two hand-overs per pod start)."""
     from sandbox.net import netns
     from sandbox.pod import metadata
     with netns.enter(ns_path):
