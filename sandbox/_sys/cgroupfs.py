@@ -36,7 +36,7 @@ from sandbox._sys import mountinfo
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
-    from typing import Iterable
+    from typing import Callable, Iterable
 
 
 # a group removed meanwhile: gone from the directory (ENOENT), or removed after its file was
@@ -118,13 +118,17 @@ def make(group: Path, attempts: int = 20) -> None:
     group.mkdir(parents=True, exist_ok=True)
 
 
-def join(group: Path | str, pid: int = 0) -> None:
+def join(group: Path | str, pid: int = 0, *, ready: Callable[[], object] | None = None) -> None:
     """Move ``pid`` (0: the caller) into ``group``: one write to its ``cgroup.procs``.
 
     Each move takes the kernel's global ``cgroup_threadgroup_rwsem`` for writing, and the first
     writer after a quiet spell waits for an RCU grace period (10-20 ms here): a move is never
-    free, a fork is (the child starts in its parent's group)."""
+    free, a fork is (the child starts in its parent's group). ``ready``, when given, is called
+    once the file is open, right before the write: a move made by a helper thread needs no
+    GIL from then on (see the supervisor)."""
     with open(os.path.join(group, "cgroup.procs"), "w") as f:
+        if ready is not None:
+            ready()
         f.write(str(pid))
 
 

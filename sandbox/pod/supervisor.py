@@ -270,10 +270,11 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
 
     # 6. the metadata service, and the supervisor out of stage1, where PID 1 was born (then it
     # can kill the payload by cgroup). The move waits for an RCU grace period (up to ~15 ms
-    # under load), so a helper thread makes it while PID 1 works, begun before the server's
-    # build: that build holds the GIL (its first import is one ~7 ms C call), and this thread,
-    # when it moved itself after starting the build, got to the move 5-18 ms late — after a
-    # short pod had ended, whose teardown then waited for the move. The teardown waits for
+    # under load), so a helper thread makes it while PID 1 works, under way before the
+    # server's build begins: that build holds the GIL (its first import is one ~7 ms C call),
+    # and this thread, when it moved itself after starting the build, got to the move 5-18 ms
+    # late — after a short pod had ended, whose teardown then waited for the move (and after
+    # the apps had started: `status` showed the supervisor in stage1). The teardown waits for
     # the helper first (registered here, undone after the metadata service is stopped).
     undo.callback(_undo, info, "move out of stage1", _move_in_thread(groups.supervisor))
     apps_meta = {}
@@ -293,21 +294,26 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
 
 def _move_in_thread(group: Path) -> Callable[[], None]:
     """Move this process into ``group`` (``cgroup.procs`` moves the whole process, whichever
-    thread writes it) in a helper thread; returns the wait for it, which raises what the move
-    raised. A process left in stage1 by a failed move is moved by the teardown itself
-    (_end_stage1, _remove_cgroups)."""
+    thread writes it) in a helper thread; returns once the move is under way (the helper is at
+    its write: from there on it needs no GIL, so the metadata build started next cannot hold it
+    back), with the wait for its end, which raises what the move raised. A process left in
+    stage1 by a failed move is moved by the teardown itself (_end_stage1, _remove_cgroups)."""
     import threading
     from sandbox._sys import cgroupfs
     box: dict[str, BaseException] = {}
+    under_way = threading.Event()
 
     def move() -> None:
         try:
-            cgroupfs.join(group)
+            cgroupfs.join(group, ready=under_way.set)
         except BaseException as e:  # noqa: BLE001 - raised by the wait
             box["error"] = e
+        finally:
+            under_way.set()
 
     t = threading.Thread(target=move, name="sandbox-cgroups")
     t.start()
+    under_way.wait()
 
     def wait() -> None:
         t.join()
