@@ -9,6 +9,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from learner import cell_text  # noqa: F401 - the course tests import it from here
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,17 +39,6 @@ def run_notebook(path: Path, state: Path, *, skip_tag: str | None = None, timeou
             os.environ.pop("SANDBOX_DIR", None)
         else:
             os.environ["SANDBOX_DIR"] = old
-
-
-def cell_text(cell: nbformat.NotebookNode) -> str:
-    """Everything a cell showed, as text (streams, text/plain results, errors)."""
-    parts = []
-    for o in cell.get("outputs", []):
-        parts.append(o.get("text", ""))
-        parts.append(str(o.get("data", {}).get("text/plain", "")))
-        if o.get("output_type") == "error":
-            parts.append(f"{o.get('ename')}: {o.get('evalue')}")
-    return "".join(parts)
 
 
 def failing_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:

@@ -8,15 +8,11 @@ the lab passed, and `sandbox lab check N` in a terminal agrees; the lab module's
 damages the state as a learner might and the terminal check names it; the clean-up button
 removes everything the lab made (no netns, no link, no workspace, no pod).
 
-Every notebook: run it down to its self-check (as a learner reads it), then answer each question
-wrongly — the answer is refused and explained — and rightly — it is accepted with its
-explanation; the answers land in the progress file. Where a question's answer is read from live
-state, the right answer given here is computed independently in the same kernel (INDEPENDENT),
-not taken from the question.
+Every notebook's self-check, answered wrongly and rightly by a learner in a kernel, is in
+tests/notebooks/test_notebooks.py (each notebook runs once in the suite, there).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -26,28 +22,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from learner import Learner
 from waiting import eventually
 
-from sandbox.course import labs, outline, selfchecks
-
-from .conftest import cell_text
+from sandbox.course import labs
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 LABS = labs.discover(ROOT / "labs")
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-# question id -> an expression the kernel evaluates for the right answer, from the notebook's own
-# objects or the kernel's state, independently of how the question computes it
-INDEPENDENT = {
-    ("01-image-format", "my-id"): "image_id[len('sha512-'):][:12]",
-    ("03-signing-and-trust", "keyid"): "pgp.read_keys(alice_pub)[0].fingerprint[-16:]",
-    ("05-namespaces", "inode"): "str(os.stat(myns).st_ino)",
-    ("07-pods", "ip"): ("[l.split()[3].split('/')[0] for l in pod.enter(p.uuid, 'reduce-worker', "
-                        "['ip', '-4', '-o', 'addr'], capture=True).stdout.splitlines() "
-                        "if ' eth0 ' in l][0]"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -60,34 +42,6 @@ def fresh_state():
     from sandbox._sys import mountinfo
     mountinfo.umount_below(state)
     shutil.rmtree(state, ignore_errors=True)
-
-
-class Learner:
-    """One kernel, one notebook, cells run one at a time."""
-
-    def __init__(self, nb: nbformat.NotebookNode, path: Path, state: Path) -> None:
-        self.nb = nb
-        self.client = NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(path.parent)}})
-        self.env = {**os.environ, "SANDBOX_DIR": str(state)}
-        self.env.pop("SANDBOX_STATIC", None)
-
-    def __enter__(self) -> "Learner":
-        self._ctx = self.client.setup_kernel(env=self.env)
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-    def run(self, cell: nbformat.NotebookNode) -> str:
-        if cell not in self.nb.cells:
-            self.nb.cells.append(cell)
-        self.client.execute_cell(cell, self.nb.cells.index(cell))
-        return cell_text(cell)
-
-    def run_code(self, src: str) -> str:
-        return self.run(nbformat.v4.new_code_cell(src))
 
 
 def _lab_line(state: Path, n: int) -> str:
@@ -164,45 +118,3 @@ def test_a_learner_does_the_lab(lab: labs.Lab, fresh_state: Path,
     if lab.number == 6:
         from sandbox.pod import stage0 as pod
         assert pod.list_pods() == []
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_a_learner_answers_the_self_check(path: Path, fresh_state: Path) -> None:
-    name = path.stem
-    nb = nbformat.read(path, as_version=4)
-    ids = [c.get("id") for c in nb.cells]
-    quiz_at = ids.index("workshop-selfcheck")
-    questions = selfchecks.quiz(name).questions
-    rest = list(nb.cells[quiz_at + 1:])                    # the notebook's own clean-up
-    with Learner(nb, path, fresh_state) as me:
-        for cell in nb.cells[:quiz_at + 1]:
-            me.run(cell)
-        right = {q.id: me.run_code(f"print({INDEPENDENT[(name, q.id)]})").strip()
-                 for q in questions if (name, q.id) in INDEPENDENT}
-        out = me.run_code(
-            "import json\nfrom sandbox.viz.quiz import SHOWN\n"
-            f"w = SHOWN[{name!r}]\nright = {json.dumps(right)}\nrows = []\n"
-            "for item in w.items:\n"
-            "    bad = item.try_answer(item.q.a_wrong_answer())\n"
-            "    good = item.try_answer(right.get(item.q.id, item.q.right_answer()))\n"
-            "    rows.append([item.q.id, bad.correct, bad.text, 'sbx-quiz-wrong' in item.verdict.value or None,\n"
-            "                 good.correct, good.text, 'sbx-quiz-right' in item.verdict.value])\n"
-            "print(json.dumps(rows)); print(w.status.value)")
-        for cell in rest:
-            me.run(cell)
-    rows = json.loads(out.splitlines()[0])
-    assert [r[0] for r in rows] == [q.id for q in questions]
-    for (qid, bad_ok, bad_text, _, good_ok, good_text, shown_right), q in zip(rows, questions):
-        assert not bad_ok and bad_text.startswith("Not quite"), (name, qid, bad_text)
-        if q.kind == "choice":
-            assert q.why_not[q.a_wrong_answer()] in bad_text        # this wrong answer, explained
-        else:
-            assert q.hint in bad_text
-        assert good_ok and good_text == q.explanation and shown_right, (name, qid, good_text)
-    assert f"{len(questions)} of {len(questions)} answered right" in out
-    record = json.loads((fresh_state / "progress.json").read_text())
-    assert record["notebooks"][name]["visits"] >= 1
-    answers = record["quizzes"][name]
-    assert {q: (a["correct"], a["attempts"]) for q, a in answers.items()} == {
-        q.id: (True, 2) for q in questions}
-    assert outline.NOTEBOOKS[name].objectives   # the notebook this journey went through has a header
