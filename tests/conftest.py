@@ -193,6 +193,7 @@ def _remove(d: str, problems: list[str]) -> None:
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)     # after pytest-xdist's: its workers have ended by then
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems = []
     if _bad_skips:
