@@ -145,10 +145,11 @@ def _undo(info: dict[str, Any], what: str, fn: Callable[..., Any], *args: Any, *
 def supervise(uuid: str, owner: int | None = None) -> int:
     """The supervisor process (see the module docstring). Returns the pod's exit code."""
     # The metadata server is built in a thread while the pod runs (~30 ms of imports, all
-    # Python, holding the GIL). This thread needs the GIL only for a moment now and then (the
-    # move to its own group, PID 1's exit, the teardown), but each time waited for up to
-    # CPython's 5 ms switch interval behind the build (13 ms seen for the move alone under
-    # load): a shorter interval bounds those waits. This process does no other Python work.
+    # Python, holding the GIL). The other threads need the GIL only for a moment now and then
+    # (this one at PID 1's exit and in the teardown, the helper that moves it to its own
+    # group), but each time waited for up to CPython's 5 ms switch interval behind the build
+    # (13 ms seen for the move alone under load): a shorter interval bounds those waits. This
+    # process does no other Python work.
     sys.setswitchinterval(0.0005)
     stop = _Stop()
     stop.install()                                  # before the first resource exists
