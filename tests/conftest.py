@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,6 +132,40 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.basetemp is None:
         config.option.basetemp = tempfile.mkdtemp(prefix="sbx-pytest-")
         _made_basetemp.append(config.option.basetemp)
+
+
+# The longest test files, longest first (seconds on a quiet 2-core machine, from --durations).
+# pytest-xdist's loadfile queue runs the files with the most tests first; one of these started
+# last would run alone at the end while the other worker idles.
+HEAVY_FILES = ["tests/course/test_browser.py",          # ~80 s: JupyterLab and chromium
+               "tests/course/test_journey.py",          # ~65 s: every lab, cell by cell
+               "tests/notebooks/test_notebooks.py",     # ~45 s: every notebook and its self-check
+               "tests/test_newcomer.py",                # ~45 s: a fresh clone's make install
+               "tests/pod/test_byhand.py",              # ~15 s
+               "tests/course/test_cni_tour.py",         # ~13 s
+               "tests/course/test_site.py",             # ~12 s: a Jupyter Book build
+               "tests/discovery/test_fetch_bounds.py"]  # ~8 s: deadlines waited out
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with HEAVY_FILES handed out first (longest-first balances 2 workers)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeavyFilesFirst(LoadFileScheduling):
+        _ordered = False
+
+        def _assign_work_unit(self, node: Any) -> None:
+            queue = self.workqueue
+            if not self._ordered and hasattr(queue, "move_to_end"):
+                self._ordered = True        # the queue is complete at the first assignment
+                for scope in reversed([f for f in HEAVY_FILES if f in queue]):
+                    queue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return HeavyFilesFirst(config, log)
 
 
 def _is_worker(config: pytest.Config) -> bool:
