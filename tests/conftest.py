@@ -185,6 +185,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _made_state_dir.append(d)
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """For tests/suite.py: the serial tests the parallel part left out, by id, so the serial part
+    runs them without collecting the whole suite again (one worker writes; all collect alike)."""
+    out = os.environ.get("SANDBOX_TEST_SERIAL_LIST")
+    if not out or not items or not _is_worker(items[0].config) \
+            or items[0].config.workerinput.get("workerid") != "gw0":
+        return
+    ids = [i.nodeid for i in items if i.get_closest_marker("serial") is not None]
+    with open(out, "a") as f:
+        f.write("".join(f"{n}\n" for n in ids))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         m = item.get_closest_marker("needs_optional")
