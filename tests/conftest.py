@@ -139,17 +139,23 @@ def pytest_configure(config: pytest.Config) -> None:
 # last would run alone at the end while the other worker idles.
 HEAVY_FILES = ["tests/course/test_browser.py",          # ~80 s: JupyterLab and chromium
                "tests/course/test_journey.py",          # ~65 s: every lab, cell by cell
-               "tests/notebooks/test_notebooks.py",     # ~45 s: every notebook and its self-check
                "tests/test_newcomer.py",                # ~45 s: a fresh clone's make install
+               "tests/notebooks/test_notebooks.py",     # ~60 s: every notebook, a test per unit
                "tests/pod/test_byhand.py",              # ~15 s
                "tests/course/test_cni_tour.py",         # ~13 s
                "tests/course/test_site.py",             # ~12 s: a Jupyter Book build
                "tests/discovery/test_fetch_bounds.py"]  # ~8 s: deadlines waited out
 
 
+# Files whose tests share no module fixture and are each long: every test is a unit of its own
+# (the notebooks file alone was the end of the run, one worker busy, the other idle).
+SPLIT_FILES = {"tests/notebooks/test_notebooks.py"}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile` with HEAVY_FILES handed out first (longest-first balances 2 workers)."""
+    """`--dist loadfile` with HEAVY_FILES handed out first (longest-first balances the workers)
+    and SPLIT_FILES handed out a test at a time."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -157,12 +163,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class HeavyFilesFirst(LoadFileScheduling):
         _ordered = False
 
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.split("::", 1)[0] in SPLIT_FILES else \
+                super()._split_scope(nodeid)
+
         def _assign_work_unit(self, node: Any) -> None:
             queue = self.workqueue
             if not self._ordered and hasattr(queue, "move_to_end"):
                 self._ordered = True        # the queue is complete at the first assignment
-                for scope in reversed([f for f in HEAVY_FILES if f in queue]):
-                    queue.move_to_end(scope, last=False)
+                rank = {f: i for i, f in enumerate(HEAVY_FILES)}
+                heavy = sorted((u for u in queue if u.split("::", 1)[0] in rank),
+                               key=lambda u: rank[u.split("::", 1)[0]])
+                for unit in reversed(heavy):
+                    queue.move_to_end(unit, last=False)
             super()._assign_work_unit(node)
 
     return HeavyFilesFirst(config, log)
