@@ -37,7 +37,6 @@ SESSION_VAR = "SANDBOX_TEST_SESSION"    # in the environment of every process th
 STATE_VAR = "SANDBOX_TEST_STATE"        # the state dir the session made (workers make their own)
 _bad_skips: list[str] = []
 _baseline: dict[str, set[str]] = {}
-_optional_of: dict[str, str] = {}       # nodeid -> the optional tool it is marked as needing
 
 
 def optional_tools(readme: Path = ROOT / "README.md") -> set[str]:
@@ -134,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _made_basetemp.append(config.option.basetemp)
 
 
-# The longest test files, longest first (seconds on a quiet 2-core machine, from --durations).
+# The longest test files, about longest first (seconds on a quiet 2-core machine, --durations).
 # pytest-xdist's loadfile queue runs the files with the most tests first; one of these started
 # last would run alone at the end while the other worker idles.
 HEAVY_FILES = ["tests/course/test_browser.py",          # ~80 s: JupyterLab and chromium
@@ -187,7 +186,8 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _baseline.update(_machine_state())
+    if not _is_worker(session.config):      # the controller keeps the guards (sessionfinish)
+        _baseline.update(_machine_state())
     # No test may write to the machine's /var/lib/sandbox: the session gets its own state dir
     # (tests that need a fresh one use the sandbox_dir / lab_state fixtures). Each xdist worker
     # gets its own too: a test's `gc` must not collect the pods of a test in another worker.
@@ -201,7 +201,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """For tests/suite.py: the serial tests the parallel part left out, by id, so the serial part
     runs them without collecting the whole suite again (one worker writes; all collect alike)."""
-    out = os.environ.get("SANDBOX_TEST_SERIAL_LIST")
+    from suite import SERIAL_LIST
+    out = os.environ.get(SERIAL_LIST)
     if not out or not items or not _is_worker(items[0].config) \
             or items[0].config.workerinput.get("workerid") != "gw0":
         return
@@ -214,7 +215,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         m = item.get_closest_marker("needs_optional")
         if m is not None and m.args:
-            _optional_of[item.nodeid] = str(m.args[0])
+            # carried in the test's report (to the xdist controller too)
             item.user_properties.append(("needs_optional", str(m.args[0])))
     if IS_ROOT:
         return
@@ -236,7 +237,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if re.search(r"could not import '(sandbox)[.']", reason):
         _bad_skips.append(f"{report.nodeid}: the kit's own module is missing ({reason})")
     elif IS_ROOT or IN_CI:
-        tool = _optional_of.get(report.nodeid) or dict(report.user_properties).get("needs_optional")
+        tool = dict(report.user_properties).get("needs_optional")
         if tool is None:
             _bad_skips.append(f"{report.nodeid}: {reason}")
         elif tool not in optional_tools():
