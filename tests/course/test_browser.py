@@ -6,8 +6,9 @@ notebooks and uses what they show.
 * every notebook with a stepper (01 02 03 05 06 07): Run All succeeds, a button "Next step"
   exists in an output, clicking it advances the counter ("step 2 of N") and changes the picture
   (an inline <svg>), and the browser console shows no error. Each stepper is photographed at
-  step 1 and at its last step (1280×800) into ``$SANDBOX_SCREENSHOTS`` (default
-  ``/tmp/sbx-ui-screenshots``, replaced at each run, never in git): look at them.
+  step 1 and at its last step (1280×800); with ``$SANDBOX_SCREENSHOTS`` set (``make
+  screenshots`` does) they are kept there to look at, otherwise they go to the module's temporary
+  directory and are removed with it (a test leaves nothing in /tmp).
 
 One JupyterLab server and one browser serve every notebook. JupyterLab listens on 127.0.0.1
 only, on a free port, with a token; the news feed and the update check are off, and cells are
@@ -40,7 +41,7 @@ CHROMIUM = "/usr/bin/chromium"
 WELCOME = "00-welcome.ipynb"
 STEPPER_NOTEBOOKS = ["01-image-format", "02-rendering", "03-signing-and-trust", "05-namespaces",
                      "06-cni", "07-pods"]
-SHOTS = Path(os.environ.get("SANDBOX_SCREENSHOTS") or "/tmp/sbx-ui-screenshots")
+SHOTS = os.environ.get("SANDBOX_SCREENSHOTS")
 VIEWPORT = {"width": 1280, "height": 800}
 SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"       # the notebook in view, not another tab
 
@@ -152,10 +153,13 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def shots() -> Path:
-    shutil.rmtree(SHOTS, ignore_errors=True)
-    SHOTS.mkdir(parents=True)
-    return SHOTS
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SHOTS:
+        return tmp_path_factory.mktemp("shots")     # under the session's basetemp, removed
+    where = Path(SHOTS)
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    return where
 
 
 def _open_and_run_all(ctx: Any, lab: dict[str, Any], name: str) -> tuple[Any, list[str]]:
