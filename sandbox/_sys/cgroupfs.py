@@ -132,6 +132,39 @@ def join(group: Path | str, pid: int = 0, *, ready: Callable[[], object] | None 
         f.write(str(pid))
 
 
+class Move:
+    """The caller moving into ``group`` in a helper thread (``cgroup.procs`` moves the whole
+    process, whichever thread writes it), so that the move's wait (see :func:`join`) overlaps the
+    caller's own work: stage0's imports (``sandbox.pod.cgroups.Claim``), the supervisor's build
+    of the metadata service. With ``until_under_way`` the constructor returns only once the
+    helper is at its write: from there on it needs no GIL, so work the caller starts next cannot
+    hold it back. :meth:`wait` joins the helper and raises what the move raised."""
+
+    def __init__(self, group: Path | str, *, until_under_way: bool = False) -> None:
+        import threading
+        self.error: BaseException | None = None
+        under_way = threading.Event() if until_under_way else None
+
+        def move() -> None:
+            try:
+                join(group, ready=under_way.set if under_way is not None else None)
+            except BaseException as e:  # noqa: BLE001 - raised by wait()
+                self.error = e
+            finally:
+                if under_way is not None:
+                    under_way.set()
+
+        self._thread = threading.Thread(target=move, name="sandbox-cgroups")
+        self._thread.start()
+        if under_way is not None:
+            under_way.wait()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def is_in(group: Path | str) -> bool:
     """Is the caller in ``group`` itself (not below it)? Its ``cgroup.procs`` lists the
     processes in the reader's PID namespace, so the answer holds inside a pod too."""

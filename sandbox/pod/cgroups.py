@@ -44,7 +44,6 @@ from sandbox.errors import SandboxError
 
 TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 ms per pod start
 if TYPE_CHECKING:
-    from fractions import Fraction
     from typing import Any
 
 # Limits is a plain class, not a dataclass: this module is on the path of every pod start,
@@ -277,11 +276,10 @@ class Claim:
     (a move too, but nothing waits for it: the supervisor is on its way)."""
 
     def __init__(self, uuid: str, limits: dict[str, Limits]) -> None:
-        import threading
         self.uuid, self.limits = uuid, limits
         self.home: Path | None = None
         self.error: Exception | None = None
-        self._thread: threading.Thread | None = None
+        self._move: cgroupfs.Move | None = None
         # The groups are made here, in the caller's thread (~1 ms): made by the helper beside
         # the caller's imports, each of its ~25 system calls waited for the GIL on the way
         # back, and its move began 5-9 ms late under load. The helper only moves.
@@ -297,22 +295,18 @@ class Claim:
         # interval is 5 ms) between its open() and its write(); restored by wait()
         self._interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._interval, 0.0005))
-        self._thread = threading.Thread(target=self._move, args=(groups.stage1, home),
-                                        name="sandbox-cgroups")
-        self._thread.start()
-
-    def _move(self, group: Path, home: Path) -> None:
-        try:
-            cgroupfs.join(group)
-            self.home = home
-        except Exception as e:  # noqa: BLE001 - the supervisor joins it itself, and reports
-            self.error = e
+        self._move = cgroupfs.Move(groups.stage1)
+        self._home = home
 
     def wait(self) -> bool:
         """Wait for the move; True when this process is now in the pod's stage1 group."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._move is not None:
+            try:
+                self._move.wait()
+                self.home = self._home
+            except Exception as e:  # noqa: BLE001 - the supervisor joins it itself, and reports
+                self.error = e
+            self._move = None
             sys.setswitchinterval(self._interval)
         return self.home is not None
 
@@ -334,7 +328,3 @@ def claim(pod_dir: Path) -> Claim | None:
     except (OSError, ValueError):
         return None
     return Claim(pod_dir.name, {a["name"]: Limits(**a["limits"]) for a in plan.get("apps", [])})
-
-
-def quantity_text(q: Fraction | int | None) -> str:
-    return "-" if q is None else str(int(q))

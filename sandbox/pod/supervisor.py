@@ -277,7 +277,11 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
     # late — after a short pod had ended, whose teardown then waited for the move (and after
     # the apps had started: `status` showed the supervisor in stage1). The teardown waits for
     # the helper first (registered here, undone after the metadata service is stopped).
-    undo.callback(_undo, info, "move out of stage1", _move_in_thread(groups.supervisor))
+    # A process left in stage1 by a failed move is moved by the teardown itself (_end_stage1,
+    # _remove_cgroups).
+    from sandbox._sys.cgroupfs import Move
+    move = Move(groups.supervisor, until_under_way=True)
+    undo.callback(_undo, info, "move out of stage1", move.wait)
     apps_meta = {}
     for a in plan["apps"]:
         apps_meta[a["name"]] = {"image_id": a["imageID"],
@@ -291,36 +295,6 @@ def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: conte
                  note="a thread of the supervisor answers on the pod's loopback")
     undo.callback(_stop_metadata, svc, info)
     return _wait(stage1, pid1_fd, owner_fd, stop, groups)
-
-
-def _move_in_thread(group: Path) -> Callable[[], None]:
-    """Move this process into ``group`` (``cgroup.procs`` moves the whole process, whichever
-    thread writes it) in a helper thread; returns once the move is under way (the helper is at
-    its write: from there on it needs no GIL, so the metadata build started next cannot hold it
-    back), with the wait for its end, which raises what the move raised. A process left in
-    stage1 by a failed move is moved by the teardown itself (_end_stage1, _remove_cgroups)."""
-    import threading
-    from sandbox._sys import cgroupfs
-    box: dict[str, BaseException] = {}
-    under_way = threading.Event()
-
-    def move() -> None:
-        try:
-            cgroupfs.join(group, ready=under_way.set)
-        except BaseException as e:  # noqa: BLE001 - raised by the wait
-            box["error"] = e
-        finally:
-            under_way.set()
-
-    t = threading.Thread(target=move, name="sandbox-cgroups")
-    t.start()
-    under_way.wait()
-
-    def wait() -> None:
-        t.join()
-        if "error" in box:
-            raise box["error"]
-    return wait
 
 
 def _join(groups: cgroups.PodCgroups) -> Path:
