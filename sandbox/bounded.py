@@ -89,6 +89,13 @@ METADATA_BODY_BYTES = Limit("METADATA_BODY_BYTES", 64 * KiB, "bytes", None,
 METADATA_REQUEST_SECONDS = Limit("METADATA_REQUEST_SECONDS", 10, "seconds", None,
                                  "one request to a pod's metadata service, headers and body (a "
                                  "client that stops sending is dropped)")
+METADATA_CONNECTIONS = Limit("METADATA_CONNECTIONS", 32, "connections", None,
+                             "requests a pod's metadata service serves at once (one thread "
+                             "each); further connections wait in the socket's backlog")
+METADATA_LOG_ENTRIES = Limit("METADATA_LOG_ENTRIES", 256, "entries", None,
+                             "requests a pod's metadata service names in its run.json "
+                             "(`metadataRequests`, each cut at 200 characters; the rest are "
+                             "counted in `metadataRequestCount`)")
 CNI_CONFIG_BYTES = Limit("CNI_CONFIG_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_CNI_CONFIG_BYTES",
                          "a CNI network configuration file, a plugin's stdin, a plugin's result")
 OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON_BYTES",
@@ -98,7 +105,8 @@ LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
     ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
-    METADATA_REQUEST_SECONDS, CNI_CONFIG_BYTES, OCI_JSON_BYTES)
+    METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, CNI_CONFIG_BYTES,
+    OCI_JSON_BYTES)
 
 
 class InputTooLarge(SandboxError):

@@ -96,8 +96,32 @@ def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
         def handle_error(self, request: Any, client_address: Any) -> None:
             # a client that hangs up mid-answer (or is cut off by its deadline) is the client's
             # business: no traceback in the pod's log
-            service.requests.append("(connection dropped)")
+            service.log("(connection dropped)")
 
+        # At most METADATA_CONNECTIONS requests are served at once (a thread each, and a
+        # deadline's timer): an app that opens connections by the thousand must not make the
+        # supervisor start threads by the thousand. The serving loop waits here for a free
+        # slot; further connections wait in the socket's backlog, as they do before the
+        # server is built.
+        def process_request(self, request: Any, client_address: Any) -> None:
+            while not service._slots.acquire(timeout=0.1):
+                if service._stopped:
+                    self.shutdown_request(request)
+                    return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                service._slots.release()
+                raise
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                service._slots.release()
+
+    service._log_entries = bounded.METADATA_LOG_ENTRIES.value
+    service._slots = threading.BoundedSemaphore(bounded.METADATA_CONNECTIONS.value)
     server = Server(sock.getsockname(), Handler, bind_and_activate=False)
     server.socket.close()
     server.socket = sock
@@ -109,7 +133,8 @@ class _Routes:
     """The request handler's routes (mixed into http.server's BaseHTTPRequestHandler)."""
 
     def log_message(self, fmt: str, *args: Any) -> None:  # keep stderr quiet; count instead
-        self.server.service.requests.append(f"{self.command} {self.path.split('/', 2)[-1]}")
+        path = getattr(self, "path", "") or ""
+        self.server.service.log(f"{getattr(self, 'command', None) or '-'} {path.split('/', 2)[-1]}")
 
     # Text answers (uuid, image id, hmac) are ASCII; appc's ace-validator insists on exactly
     # this Content-Type (validator.go: "text/plain; charset=us-ascii").
@@ -216,13 +241,27 @@ class MetadataService:
         self.pod_manifest = {**pod_manifest, "annotations": pod_manifest.get("annotations") or []}
         self.apps = apps
         self.key = hmac_key or os.urandom(64)
+        # what was asked, for run.json: the first METADATA_LOG_ENTRIES requests, each cut short,
+        # and how many there were (an app may ask millions of times, with 64 KiB paths)
         self.requests: list[str] = []
+        self.request_count = 0
+        self._log_entries = 0           # these two are set by _make_server (sandbox.bounded is
+        self._slots: Any = None         # imported there, off the pod's start path)
         self._sock = sock
         self._server: Any = None        # built by the service's thread (see _serve)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
         self.url = url_for(sock, token)
+
+    LOG_ENTRY_CHARS = 200
+
+    def log(self, entry: str) -> None:
+        """Note one request (run.json's ``metadataRequests``), within METADATA_LOG_ENTRIES."""
+        self.request_count += 1
+        if len(self.requests) < self._log_entries:
+            self.requests.append(entry if len(entry) <= self.LOG_ENTRY_CHARS
+                                 else entry[:self.LOG_ENTRY_CHARS] + "…")
 
     def sign(self, content: str) -> str:
         import base64

@@ -344,6 +344,7 @@ def _end_stage1(stage1: Any, pid1_fd: int, groups: cgroups.PodCgroups) -> None:
 def _stop_metadata(svc: Any, info: dict[str, Any]) -> None:
     _undo(info, "metadata service", svc.stop)
     info["metadataRequests"] = svc.requests
+    info["metadataRequestCount"] = svc.request_count
 
 
 def _wait(stage1: Any, pid1_fd: int, owner_fd: int | None, stop: _Stop,

@@ -127,3 +127,57 @@ def test_a_stop_while_the_server_is_built_does_not_wait_for_it(monkeypatch) -> N
             break
         time.sleep(0.01)
     assert sock.fileno() == -1 and not errors
+
+
+@contextlib.contextmanager
+def small_service(monkeypatch, **limits: int) -> Iterator[metadata.MetadataService]:
+    """A service built with some of its bounds lowered (they are read when it is built)."""
+    for name, value in limits.items():
+        monkeypatch.setattr(getattr(bounded, name), "default", value)
+    svc = metadata.MetadataService(metadata.listen(), token="t0k3n", uuid="u-1",
+                                   pod_manifest={"acKind": "PodManifest"}, apps={})
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def test_the_request_log_is_bounded(monkeypatch) -> None:
+    """run.json names what the pod asked; an app that asks thousands of times with 60 KiB paths
+    made the supervisor keep (and write to the host's disk) every path: 300 requests were 18 MB.
+    Now: the first METADATA_LOG_ENTRIES requests, each cut short, and a count."""
+    with small_service(monkeypatch, METADATA_LOG_ENTRIES=10) as svc:
+        long = b"/t0k3n/acMetadata/v1/" + b"A" * 60000
+        for _ in range(25):
+            assert status(exchange(svc, b"GET " + long + b" HTTP/1.0\r\n\r\n")) == 404
+        assert status(exchange(svc, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
+        assert svc.request_count == 26
+        assert len(svc.requests) == 10
+        assert all(len(e) <= svc.LOG_ENTRY_CHARS + 1 for e in svc.requests)
+
+
+def test_connections_beyond_the_bound_wait_in_the_backlog(monkeypatch) -> None:
+    """Each connection was a thread of the supervisor (and a deadline's timer thread): 1500
+    connections an app opened made 260 threads within 2 s, more the faster it connected. Now at
+    most METADATA_CONNECTIONS requests are served at once; the others wait in the backlog, and
+    are served when a slot frees (here when the idle clients hang up)."""
+    import threading
+    with small_service(monkeypatch, METADATA_CONNECTIONS=4) as svc:
+        assert status(exchange(svc, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
+        before = threading.active_count()
+        host, port = svc.url.split("//")[1].split("/")[0].split(":")
+        idle = []
+        try:
+            for _ in range(12):     # 4 served, the rest in the backlog (16 long)
+                c = socket.create_connection((host, int(port)), timeout=5)
+                c.sendall(b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.1\r\n")   # never finished
+                idle.append(c)
+            time.sleep(1)
+            assert threading.active_count() - before <= 2 * 4 + 2
+        finally:
+            for c in idle:
+                c.close()
+        t0 = time.monotonic()
+        answer = exchange(svc, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n", wait=20)
+        assert status(answer) == 200 and time.monotonic() - t0 < 10
