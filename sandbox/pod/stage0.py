@@ -300,6 +300,22 @@ def mount_target(path: str, app: str) -> str:
     return target
 
 
+HOSTNAME_MAX = 64     # HOST_NAME_MAX: sethostname(2) refuses more (EINVAL)
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
+
+
+def check_hostname(name: Any) -> None:
+    """A pod's ``--hostname``: a DNS name (RFC 1123 labels of letters, digits and '-', at most 63
+    characters each), at most HOST_NAME_MAX characters. A longer one failed the pod's PID 1 at
+    sethostname with no word to the user; a newline wrote lines of its own into /etc/hosts."""
+    if not isinstance(name, str) or not name or len(name) > HOSTNAME_MAX \
+            or not _HOSTNAME.match(name) or any(len(x) > 63 for x in name.split(".")):
+        shown = repr(name[:70] + ("…" if len(name) > 70 else "")) if isinstance(name, str) else repr(type(name).__name__)
+        raise PodError(f"the hostname {shown} is not a host name; give at most {HOSTNAME_MAX} "
+                       "characters of letters, digits, '-' and '.' (e.g. web-1), or leave "
+                       "--hostname out for pod-UUID.")
+
+
 def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: bool,
               steps: Steps | None, progress: bool) -> dict[str, Any]:
     """Everything stage1 needs to start one app, decided here (stage0)."""
@@ -386,6 +402,8 @@ def prepare(store: Any, images: list[str] | None = None, *,
         raise NotRootError("Preparing and running a pod")
     if bool(images) == bool(pod_manifest):
         raise PodError("give either images or a pod manifest (--pod-manifest FILE).")
+    if hostname is not None and hostname != "":
+        check_hostname(hostname)
     uid = new_uuid()
     # pods hold overlay upper dirs and --no-overlay copies (the image's setuid files): 0700
     embryo = config.private_dir("pods") / "embryo" / uid

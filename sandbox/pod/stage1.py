@@ -413,11 +413,40 @@ def _record_exit(app_dir: Path, code: int) -> None:
             os.close(fd)
 
 
+FAILURE_FILE = "stage1.error"      # why PID 1 failed, for the supervisor's run.json
+
+
+def failure(pod_dir: Path) -> str | None:
+    """Why the pod's PID 1 failed (what :func:`init` raised), or None."""
+    try:
+        with open(pod_dir / FAILURE_FILE, "rb") as f:
+            text = f.read(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
 def init(plan: dict[str, Any], pod_dir: Path) -> int:
-    """The pod's PID 1: mounts, app runners, signal forwarding, reaping."""
+    """The pod's PID 1: mounts, app runners, signal forwarding, reaping. What makes it fail is
+    written to FAILURE_FILE: the supervisor makes it the pod's error (`status`, a foreground
+    `run`), which it was not (only stage1.log said it, e.g. sethostname's EINVAL)."""
+    try:
+        return _init(plan, pod_dir)
+    except Exception as e:
+        import contextlib
+        with contextlib.suppress(OSError):
+            (pod_dir / FAILURE_FILE).write_text(f"{e}\n")
+        raise
+
+
+def _init(plan: dict[str, Any], pod_dir: Path) -> int:
     if plan.get("journal"):
         journal.open_for(pod_dir)
-    socket.sethostname(plan["hostname"])
+    try:
+        socket.sethostname(plan["hostname"])
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"the pod's PID 1 cannot set the hostname {plan['hostname'][:70]!r} "
+                           f"({getattr(e, 'strerror', None) or e})") from e
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     journal.note("pid1", "start", "PID 1 of the pod", hostname=plan["hostname"],
                  note="new PID, IPC, UTS and mount namespaces; the pod's netns")

@@ -177,6 +177,12 @@ def supervise(uuid: str, owner: int | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - recorded; the pod ends in exited-garbage
             info["error"] = str(e)
             print(f"sandbox: pod {uuid}: {e}", file=sys.stderr)
+        if code != 0 and "error" not in info:
+            from sandbox.pod import stage1
+            why = stage1.failure(run_dir)
+            if why:
+                info["error"] = (f"{why.rstrip('.')}; the pod's PID 1 failed, so its apps did not "
+                                 "all run: `sandbox rm` it and prepare it again with that fixed.")
         info["finished"] = time.time()
         info["exitCode"] = code
         info["tornDown"] = not info.get("teardownErrors")   # else gc finishes the teardown

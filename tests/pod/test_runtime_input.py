@@ -1,0 +1,90 @@
+"""Hostile runtime input (the red run of 2026-12-06): what a pod is asked to do that the kernel
+or stage1 cannot do must be refused with one sentence before the pod exists, and whatever still
+fails the pod's PID 1 must be the pod's error — not a silent exit 1 with the reason only in
+stage1.log. Each test has a state directory of its own, and removes its pods even on failure."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox.image.store import Store
+from sandbox.pod import stage0 as pod
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def state(tmp_path: Path, catalog_acis: dict[str, Path], monkeypatch) -> Path:
+    d = tmp_path / "state"
+    monkeypatch.setenv("SANDBOX_DIR", str(d))
+    store = Store()
+    for p in catalog_acis.values():
+        store.import_aci(p)
+    yield d
+    for p in pod.list_pods():
+        if p["state"].startswith("run"):
+            pod.stop(p["uuid"], timeout=5)
+    pod.gc(grace=0)
+    for p in pod.list_pods():
+        pod.remove(p["uuid"])
+
+
+def sandbox(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sandbox", *argv], capture_output=True, text=True,
+                          timeout=120, env=os.environ.copy())
+
+
+def pods_on_disk(state: Path) -> list[str]:
+    return sorted(f"{s.name}/{p.name}" for s in (state / "pods").iterdir() for p in s.iterdir()) \
+        if (state / "pods").is_dir() else []
+
+
+BAD_HOSTNAMES = ["a" * 65, "a" * 64, "web\n10.0.0.1 evil", "../../x", "a b", "-a", "a-", "a..b",
+                 "a_b", "é", "a\0b"]
+
+
+@pytest.mark.parametrize("hostname", BAD_HOSTNAMES, ids=range(len(BAD_HOSTNAMES)))
+def test_a_hostname_that_is_not_one_is_refused_before_the_pod_exists(state: Path,
+                                                                     hostname: str) -> None:
+    """Before: 65 characters ran the pod, whose PID 1 failed at sethostname (EINVAL) — `sandbox
+    run` printed nothing and exited 1; a newline wrote a line of its own into the pod's
+    /etc/hosts."""
+    with pytest.raises(pod.PodError, match="not a host name"):
+        pod.prepare(Store(), ["example.com/busybox"], net=["none"], hostname=hostname)
+    assert pods_on_disk(state) == []
+
+
+def test_the_cli_refuses_a_long_hostname_in_one_sentence(state: Path) -> None:
+    p = sandbox("run", "--net", "none", "--hostname", "a" * 100, "example.com/busybox",
+                "--exec", "true")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sandbox: ") and "host name" in lines[0], p.stderr
+    assert pods_on_disk(state) == []
+
+
+def test_the_longest_hostname_runs(state: Path) -> None:
+    name = "a" * 32 + "." + "b" * 31           # 64 characters, labels within 63
+    p = sandbox("run", "--net", "none", "--hostname", name, "example.com/busybox",
+                "--exec", "hostname")
+    assert p.returncode == 0, p.stderr
+    assert f"[busybox] {name}" in p.stdout
+
+
+def test_a_failure_of_the_pods_pid1_is_the_pods_error(state: Path) -> None:
+    """A plan PID 1 cannot carry out (here a hostname sethostname refuses, as an older kit's
+    prepare let through): `run-prepared` says why in one sentence and `status` shows it."""
+    p = pod.prepare(Store(), ["example.com/busybox"], net=["none"], exec_={0: ["true"]})
+    plan_file = p.path / "plan.json"
+    plan = json.loads(plan_file.read_text())
+    plan["hostname"] = "x" * 100
+    plan_file.write_text(json.dumps(plan))
+    r = sandbox("run-prepared", p.uuid)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"sandbox: pod {p.uuid}: " in r.stderr and "hostname" in r.stderr, r.stderr
+    assert "hostname" in (pod.status(p.uuid).get("error") or "")
