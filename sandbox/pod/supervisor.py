@@ -193,6 +193,8 @@ def supervise(uuid: str, owner: int | None = None) -> int:
 
 def _set_up_and_wait(uuid: str, run_dir: Path, info: dict[str, Any], undo: contextlib.ExitStack,
                      stop: _Stop, owner_fd: int | None, owner: int | None = None) -> int:
+    # Long on purpose: the six steps of the module docstring in their order, each registering
+    # its undo before it makes its resource; split up, that order would no longer be visible.
     from sandbox.net import netns
     from sandbox.pod import metadata
     plan = json.loads((run_dir / "plan.json").read_text())
