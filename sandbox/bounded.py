@@ -65,6 +65,9 @@ TAR_HEADER_CHAIN = Limit("TAR_HEADER_CHAIN", 16, "headers", None,
                          "metadata headers (PAX, GNU long name/link) in a row before one entry")
 TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
                            "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
+PATH_DEPTH = Limit("PATH_DEPTH", 512, "levels", None,
+                   "directories above one entry of an image archive or OCI layer (the tree "
+                   "store's walks and clean-up go down one level at a time)")
 ARCHIVE_ENTRIES = Limit("ARCHIVE_ENTRIES", 1_000_000, "entries", "SANDBOX_MAX_ARCHIVE_ENTRIES",
                         "entries in one image archive or OCI layer")
 DOWNLOAD_BYTES = Limit("DOWNLOAD_BYTES", 2 * GiB, "bytes", "SANDBOX_MAX_DOWNLOAD_BYTES",
@@ -103,7 +106,7 @@ OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON
                        "spec's manifest limit)")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
-    ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
+    PATH_DEPTH, ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
     METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, CNI_CONFIG_BYTES,
     OCI_JSON_BYTES)
@@ -437,14 +440,30 @@ def read_at_most(f: Any, limit: Limit, what: str, bound: int | None = None) -> b
     return data
 
 
-def read_file(path: str | os.PathLike[str], limit: Limit, what: str | None = None) -> bytes:
-    """The bytes of a regular file of at most ``limit`` (a FIFO or /dev/zero is refused too)."""
+def open_regular(path: str | os.PathLike[str], what: str | None = None) -> Any:
+    """``path`` opened for reading (binary) if it is a regular file, else a SandboxError. The
+    open itself never waits: a FIFO is opened non-blocking (a plain open waits for a writer
+    for ever) and refused, like a device (/dev/zero never ends)."""
     import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):      # what open() says for a directory (callers catch it)
+            raise IsADirectoryError(21, os.strerror(21), str(path))
+        if not stat.S_ISREG(mode):
+            raise SandboxError(f"{what or path} is not a regular file; give the path of a file.")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_file(path: str | os.PathLike[str], limit: Limit, what: str | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` (a FIFO or /dev/zero is refused too,
+    without waiting: :func:`open_regular`)."""
     what = what or str(path)
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise SandboxError(f"{what} is not a regular file; give the path of a file.")
+    with open_regular(path, what) as f:
         return read_at_most(f, limit, what)
 
 

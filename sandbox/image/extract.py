@@ -58,6 +58,7 @@ BUFSIZE = 1 << 20
 WHITEOUT = ".wh."            # layer.md §Whiteouts
 OPAQUE = ".wh..wh..opq"      # layer.md §Opaque Whiteout
 SETID = stat.S_ISUID | stat.S_ISGID
+_LINKABLE = ("file", "symlink", "fifo", "device")   # what a hard link may name
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -155,7 +156,10 @@ def rmtree_at(parent_fd: int, name: str) -> None:
 
 
 def _check_header(m: tarfile.TarInfo, refuse: Callable[[tarfile.TarInfo, str], Exception]) -> None:
-    """Numbers the kernel will be given must fit its types (a PAX header can say anything)."""
+    """Numbers and names the kernel will be given must fit its types (a PAX header can say
+    anything: a NUL in a name, link target or xattr name, which no system call takes)."""
+    if "\0" in m.name or "\0" in m.linkname or any("\0" in k for k in m.pax_headers or {}):
+        raise refuse(m, "has a NUL byte in its name, link target or an xattr name")
     for what, v in (("owner", m.uid), ("group", m.gid)):
         if not isinstance(v, int) or not 0 <= v < 0xFFFFFFFF:   # 2^32-1 means "unchanged"
             raise refuse(m, f"has the {what} id {v!r}, outside 0..4294967294")
@@ -309,6 +313,9 @@ class Extractor:
                 self.pending[""] = m
             return
         parts = rel.split("/")
+        if len(parts) > bounded.PATH_DEPTH.value:
+            raise bounded.too_large(bounded.PATH_DEPTH, f"the depth of the entry '{m.name[:200]}' "
+                                    f"of {self.what}", len(parts), cls=ArchiveTooLarge)
         if whiteouts:
             if any(p.startswith(WHITEOUT) for p in parts[:-1]):
                 raise self._refuse(m, "lies below a whiteout name ('.wh.' is reserved, layer.md)")
@@ -320,6 +327,9 @@ class Extractor:
         if rel in self.members:
             raise self._refuse(m, "appears twice (an archive has no duplicate entries)")
         self.members[rel] = typ
+        if typ == "symlink" and not 0 < len(os.fsencode(m.linkname)) < 4096:
+            raise self._refuse(m, f"is a symlink whose target has {len(os.fsencode(m.linkname))} "
+                                  "bytes (Linux takes 1 to 4095)")
         if typ == "symlink" and symlink_escapes(rel, m.linkname):
             raise self._refuse(m, f"is a symlink to '{m.linkname}', which climbs above the "
                                   "rootfs")
@@ -328,10 +338,12 @@ class Extractor:
             self.sizes[rel] = m.size
         elif typ == "hardlink":
             link_to = self._link_target(m, prefix)
+            # a hard link is what it links to (a link to a link to a device is a device)
+            self.members[rel] = self.members[link_to]
             if link_to in self.sizes:
                 self.sizes[rel] = self.sizes[link_to]
         devices = self.rules.allow_devices and self.is_root
-        if typ == "hardlink" and self.members[link_to] == "device" and not devices:  # type: ignore[index]
+        if typ == "hardlink" and self.members[rel] == "device" and not devices:
             self._event(rel, "skipped", typ)
             self._warn(rel, "hard link to a skipped device node skipped", reason="device node")
             counts["skipped"] += 1
@@ -372,7 +384,7 @@ class Extractor:
         else:
             self._event(rel, "wrote", typ)
         self._create(tar, m, typ, rel, pfd, leaf, link_to)
-        self._add(rel, "file" if typ == "hardlink" else typ, True)
+        self._add(rel, self.members[rel] if typ == "hardlink" else typ, True)
         if typ == "dir":
             self.pending[rel] = m
         counts["entries"] += 1
@@ -392,7 +404,7 @@ class Extractor:
         t = normalize_entry(m.linkname)
         if t is not None and prefix is not None:
             t = t[len(prefix) + 1:] if t.startswith(prefix + "/") else None
-        if t is None or self.members.get(t) in (None, "dir") or t == "":
+        if t is None or self.members.get(t) not in _LINKABLE or t == "":
             raise self._refuse(m, f"is a hard link to '{m.linkname}', which is not an earlier "
                                   "file of the same archive")
         return t
@@ -511,7 +523,7 @@ class Extractor:
                         follow_symlinks=False)
                 return
             # its target was filtered out (a pathWhitelist): the content, as a file of its own
-            if self.members.get(link_to) not in ("file", "hardlink"):
+            if self.members.get(link_to) != "file":
                 raise self._refuse(m, f"is a hard link to '{m.linkname}', which is not in the tree")
             try:
                 src = tar.extractfile(m)

@@ -175,16 +175,24 @@ class Layout:
             raise OciError(f"a descriptor in {self.root} has no digest.")
         p = self.blob_path(digest)
         try:
-            f = open(p, "rb")
+            f = bounded.open_regular(p, f"blob {digest} of {self.root}")
         except FileNotFoundError as e:
             raise OciError(f"the layout {self.root} lacks blob {digest}.") from e
         except OSError as e:
             raise OciError(f"blob {digest} of {self.root} cannot be read ({e.strerror}).") from e
+        except SandboxError as e:       # a FIFO, a device (a link to /dev/zero never ends)
+            raise OciError(str(e)) from e
         algo = digest.split(":", 1)[0]
         h = hashlib.new(algo)
         size = 0
+        # the descriptor's size bounds the read: one byte more already says "corrupt"
+        want = desc.get("size")
+        most = want + 1 if isinstance(want, int) and want >= 0 else None
         with f:
-            while chunk := f.read(1 << 20):
+            while most is None or size < most:
+                chunk = f.read(1 << 20 if most is None else min(1 << 20, most - size))
+                if not chunk:
+                    break
                 h.update(chunk)
                 size += len(chunk)
         got = f"{algo}:{h.hexdigest()}"

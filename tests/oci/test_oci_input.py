@@ -169,3 +169,91 @@ def test_a_nested_index_without_manifests_is_an_oci_error(hand: Hand, tmp_path: 
     hand.index({"schemaVersion": 2, "manifests": [nested]})
     with pytest.raises(OciError, match="lists no manifest"):
         do_import(hand, tmp_path)
+
+
+# -- files of the layout that are not regular files (a second attacker's variants): the import
+# used to wait for ever on a FIFO index.json, and to hash a blob linked to /dev/zero for ever
+
+def _in_thread(fn: Any, fifo: Path | None = None, seconds: float = 60) -> Any:
+    """fn's result or exception; a call still running after ``seconds`` is the failure (a
+    daemon thread: a hang of the code before the fix cannot hold the session; a reader left
+    waiting on ``fifo`` is let go)."""
+    import os
+    import threading
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except Exception as e:      # noqa: BLE001 - handed to the test
+            out.append(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    if not out and fifo is not None:
+        try:                        # a writer that closes at once: the reader sees EOF
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert out, f"still running after {seconds} s (waiting on a FIFO, or reading for ever)"
+    return out[0]
+
+
+def _layer_blob(hand: Hand) -> Path:
+    index = json.loads((hand.root / "index.json").read_text())
+    blobs = hand.root / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    return blobs / manifest["layers"][0]["digest"][7:]
+
+
+@pytest.mark.serial
+def test_a_fifo_index_json_is_refused_without_waiting(hand: Hand, tmp_path: Path) -> None:
+    import os
+    os.mkfifo(hand.root / "index.json")
+    got = _in_thread(lambda: do_import(hand, tmp_path), hand.root / "index.json")
+    assert isinstance(got, SandboxError) and "not a regular file" in str(got), got
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("what", ["dev-zero", "fifo"])
+def test_a_layer_blob_that_never_ends_is_refused(hand: Hand, tmp_path: Path, what: str) -> None:
+    import os
+    hand.image(layers=[tar_of({"hello": b"hi\n"})])
+    layer = _layer_blob(hand)
+    layer.unlink()
+    if what == "dev-zero":
+        layer.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(layer)
+    got = _in_thread(lambda: do_import(hand, tmp_path), layer if what == "fifo" else None)
+    assert isinstance(got, OciError) and "not a regular file" in str(got), got
+
+
+def test_a_blob_longer_than_its_descriptor_is_read_no_further(hand: Hand, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """The descriptor's size bounds the read: a blob with 64 MiB more than it says is found
+    corrupt after one byte more, not after hashing all of it."""
+    from sandbox.oci import layout as layout_mod
+    hand.image(layers=[tar_of({"hello": b"hi\n"})])
+    layer = _layer_blob(hand)
+    with open(layer, "ab") as f:
+        f.truncate(layer.stat().st_size + (64 << 20))     # sparse: costs no disk
+    hashed = [0]
+
+    class Counting:
+        def __init__(self, algo: str) -> None:
+            self.h = hashlib.new(algo)
+
+        def update(self, b: bytes) -> None:
+            hashed[0] += len(b)
+            self.h.update(b)
+
+        def hexdigest(self) -> str:
+            return self.h.hexdigest()
+
+    class Shim:
+        new = Counting
+    monkeypatch.setattr(layout_mod, "hashlib", Shim)
+    with pytest.raises(OciError, match="corrupt"):
+        do_import(hand, tmp_path)
+    assert hashed[0] < (4 << 20), hashed[0]

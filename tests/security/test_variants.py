@@ -1,0 +1,173 @@
+"""Hostile archives the first corpus did not have (a second attacker's variants): each went
+through ACI extraction, rendering or OCI layers with something other than the kit's own error
+(a KeyError, a ValueError, a RecursionError that also left a half-rendered tree behind). Every
+case runs through the three pipelines of the one extractor and must end in a SandboxError, or
+extract cleanly where that is the verdict."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import bounded
+from sandbox.errors import SandboxError
+from sandbox.image import aci
+from sandbox.render import treestore
+
+from .test_extractor import apply_layers, host, state, tar_bytes  # noqa: F401
+
+
+def _aci(entries: list[dict]) -> bytes:
+    def inside(e: dict) -> dict:
+        e = {**e, "name": "rootfs/" + e["name"]}
+        if e.get("type") == "lnk":
+            e["linkname"] = "rootfs/" + e["linkname"]
+        if "path" in e.get("pax", {}):
+            e["pax"] = {**e["pax"], "path": "rootfs/" + e["pax"]["path"]}
+        return e
+    return tar_bytes([{"name": "rootfs", "type": "dir"}] + [inside(e) for e in entries])
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_DIR", str(tmp_path / "state"))
+
+
+def three_ways(tmp_path: Path, why: str, entries: list[dict]) -> dict[str, object]:
+    """``entries`` as an ACI extracted to a directory, as an image imported into the store and
+    rendered into the tree store, as an OCI layer: what each returned, or what it raised."""
+    from sandbox.image.store import Store
+    p = tmp_path / f"{why}.aci"
+    p.write_bytes(_aci(entries))
+
+    def rendered() -> object:
+        store = Store()
+        tree = treestore.render_image(store, store.import_aci(p).id)
+        return tree.rootfs
+
+    out: dict[str, object] = {}
+    for how, run in (
+            ("aci", lambda: aci.extract_rootfs(p, tmp_path / f"{why}-aci")),
+            ("render", rendered),
+            ("oci", lambda: apply_layers(tmp_path / f"{why}-oci", tar_bytes(entries, manifest=None)))):
+        try:
+            out[how] = run()
+        except Exception as e:          # noqa: BLE001 - the verdict is which kind it is
+            out[how] = e
+    return out
+
+
+def tree(tmp_path: Path, why: str, how: str, res: object) -> Path:
+    return res if how == "render" else tmp_path / f"{why}-{how}"  # type: ignore[return-value]
+
+
+# -- a hard link to a hard link to a skipped device node: KeyError('h1') before
+
+def test_a_chain_of_hard_links_to_a_skipped_device_is_skipped(tmp_path) -> None:
+    entries = [{"name": "d", "type": "chr", "major": 1, "minor": 1},
+               {"name": "h1", "type": "lnk", "linkname": "d"},
+               {"name": "h2", "type": "lnk", "linkname": "h1"},
+               {"name": "h3", "type": "lnk", "linkname": "h2"}]
+    got = three_ways(tmp_path, "chain", entries)
+    for how, res in got.items():
+        assert not isinstance(res, Exception), f"{how}: {res!r}"
+        for n in ("d", "h1", "h2", "h3"):
+            assert not os.path.lexists(tree(tmp_path, "chain", how, res) / n), (how, n)
+    assert sum("hard link to a skipped device" in w for w in got["aci"].warnings) == 3
+
+
+def test_a_chain_of_hard_links_to_a_fifo_and_a_symlink_keeps_the_type(tmp_path) -> None:
+    entries = [{"name": "p", "type": "fifo"}, {"name": "p1", "type": "lnk", "linkname": "p"},
+               {"name": "p2", "type": "lnk", "linkname": "p1"},
+               {"name": "s", "type": "sym", "linkname": "/etc/shadow"},
+               {"name": "s1", "type": "lnk", "linkname": "s"},
+               {"name": "s2", "type": "lnk", "linkname": "s1"}]
+    got = three_ways(tmp_path, "types", entries)
+    for how, res in got.items():
+        assert not isinstance(res, Exception), f"{how}: {res!r}"
+        d = tree(tmp_path, "types", how, res)
+        assert os.stat(d / "p2", follow_symlinks=False).st_ino == os.stat(d / "p", follow_symlinks=False).st_ino
+        assert os.readlink(d / "s2") == "/etc/shadow"       # the link itself, never followed
+
+
+def test_a_hard_link_to_itself_is_refused_by_name(tmp_path) -> None:
+    got = three_ways(tmp_path, "self", [{"name": "h", "type": "lnk", "linkname": "h"}])
+    for how, res in got.items():
+        assert isinstance(res, SandboxError) and "not an earlier file" in str(res), (how, res)
+
+
+# -- NUL bytes a PAX record puts where no system call takes them: ValueError before
+
+@pytest.mark.parametrize("entry", [
+    {"name": "a", "type": "file", "pax": {"path": "a\0b"}},
+    {"name": "l", "type": "sym", "linkname": "x", "pax": {"linkpath": "x\0/etc"}},
+    {"name": "h", "type": "lnk", "linkname": "h", "pax": {"linkpath": "h\0"}},
+    {"name": "f", "type": "file", "pax": {"SCHILY.xattr.user.a\0b": "v"}},
+], ids=["name", "linkpath", "hardlink", "xattr-name"])
+def test_a_nul_in_a_pax_name_is_a_malformed_header(tmp_path, entry) -> None:
+    got = three_ways(tmp_path, "nul", [entry])
+    for how, res in got.items():
+        assert isinstance(res, SandboxError), (how, res)
+        # the store's import may refuse a hard link first, for where it points
+        assert "NUL" in str(res) or how == "render" and entry["type"] == "lnk", (how, res)
+
+
+# -- symlink targets Linux does not take: "No such file or directory" without the entry before
+
+@pytest.mark.parametrize("target", ["", "a" * 4096], ids=["empty", "over-PATH_MAX"])
+def test_a_symlink_target_linux_cannot_store_is_refused_by_name(tmp_path, target) -> None:
+    got = three_ways(tmp_path, "target", [{"name": "l", "type": "sym", "linkname": target}])
+    for how, res in got.items():
+        assert isinstance(res, SandboxError) and "'rootfs/l'" in str(res) or "'l'" in str(res), \
+            (how, res)
+        assert len(str(res)) < 600, how
+
+
+# -- depth: a tree deeper than the walkers recurse (RecursionError, and the half-made tree stayed)
+
+def test_an_entry_deeper_than_path_depth_is_refused(tmp_path) -> None:
+    deep = "/".join(["d"] * (bounded.PATH_DEPTH.value + 1))
+    got = three_ways(tmp_path, "deep", [{"name": deep, "data": b"x"}])
+    for how, res in got.items():
+        assert isinstance(res, SandboxError) and "PATH_DEPTH limit" in str(res), (how, res)
+
+
+def test_a_tree_at_path_depth_is_walked_and_removed(tmp_path) -> None:
+    """What the bound protects: the tree store's index and Python's rmtree (recursive in 3.11)
+    walk a tree as deep as PATH_DEPTH allows, with this test's own stack on top."""
+    assert sys.getrecursionlimit() - bounded.PATH_DEPTH.value >= 300
+    deep = "/".join(["d"] * (bounded.PATH_DEPTH.value - 1)) + "/f"
+    p = tmp_path / "deep.aci"
+    p.write_bytes(_aci([{"name": deep, "data": b"x"}]))
+    aci.extract_rootfs(p, tmp_path / "tree")
+    lines = treestore.tree_index(tmp_path / "tree")
+    assert len(lines) == bounded.PATH_DEPTH.value
+    shutil.rmtree(tmp_path / "tree")
+
+
+def test_the_render_of_a_too_deep_image_leaves_no_tree(tmp_path) -> None:
+    from sandbox.image.store import Store
+    deep = "/".join(["d"] * 1200) + "/f"
+    p = tmp_path / "deep.aci"
+    p.write_bytes(_aci([{"name": deep, "data": b"x"}]))
+    store = Store()
+    img = store.import_aci(p)
+    with pytest.raises(SandboxError):
+        treestore.render_image(store, img.id)
+    assert [n for n in os.listdir(treestore.trees_dir()) if not n.startswith(".locks")] == []
+
+
+def test_nothing_of_it_reaches_the_host(tmp_path, host) -> None:
+    before = state(host)
+    for why, entries in {
+        "link-chain": [{"name": "s", "type": "sym", "linkname": str(host)},
+                       {"name": "h", "type": "lnk", "linkname": "s"},
+                       {"name": "h/keep", "data": b"pwned"}],
+        "nul": [{"name": "x", "type": "sym", "linkname": str(host), "pax": {"path": "x\0y"}}],
+    }.items():
+        for how, res in three_ways(tmp_path, why, entries).items():
+            assert isinstance(res, SandboxError), (why, how, res)
+    assert state(host) == before and (host / "keep").read_text() == "original"
