@@ -52,6 +52,13 @@ if TYPE_CHECKING:
 ROOT = Path("/sys/fs/cgroup")
 BASE = "sandbox"                # the kit's group, parent of every pod's
 CPU_PERIOD_US = 100_000
+# The quota the kernel takes per period (kernel/sched/core.c, tg_set_cfs_bandwidth): at least
+# 1 ms (min_cfs_quota_period), at most MAX_BW = 2^44 - 1 us. ace.md's resource/cpu limit is
+# any quantity ("1m" is one): below the minimum it is raised to it (kubelet's MinQuotaPeriod
+# does the same), above the maximum — about 175.9 million cores — it limits nothing, so none is
+# written. Either way the kernel said EINVAL, reported as "check that the hierarchy is writable".
+CPU_QUOTA_MIN_US = 1000
+CPU_QUOTA_MAX_US = (1 << 44) - 1
 
 
 class CgroupError(SandboxError):
@@ -119,8 +126,11 @@ def _limit_writes(limits: Limits, version: int) -> dict[str, list[tuple[str, str
         out["memory"] = [("memory.max" if version == 2 else "memory.limit_in_bytes",
                           str(limits.memory_bytes))]
     if limits.cpu_millis is not None:
-        quota = limits.cpu_millis * CPU_PERIOD_US // 1000
-        out["cpu"] = ([("cpu.max", f"{quota} {CPU_PERIOD_US}")] if version == 2 else
+        quota = max(CPU_QUOTA_MIN_US, limits.cpu_millis * CPU_PERIOD_US // 1000)
+        if quota > CPU_QUOTA_MAX_US:
+            quota = -1                  # no limit: "max" on v2, -1 on v1
+        out["cpu"] = ([("cpu.max", f"{'max' if quota < 0 else quota} {CPU_PERIOD_US}")]
+                      if version == 2 else
                       [("cpu.cfs_period_us", str(CPU_PERIOD_US)), ("cpu.cfs_quota_us", str(quota))])
     return out
 

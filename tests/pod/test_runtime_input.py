@@ -88,3 +88,35 @@ def test_a_failure_of_the_pods_pid1_is_the_pods_error(state: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"sandbox: pod {p.uuid}: " in r.stderr and "hostname" in r.stderr, r.stderr
     assert "hostname" in (pod.status(p.uuid).get("error") or "")
+
+
+def cpu_pod_manifest(limit: str) -> dict:
+    return {"acKind": "PodManifest", "acVersion": "0.8.11",
+            "apps": [{"name": "a", "image": {"name": "example.com/busybox"},
+                      "app": {"exec": ["/bin/true"], "user": "0", "group": "0",
+                              "isolators": [{"name": "resource/cpu", "value": {"limit": limit}}]}}]}
+
+
+@pytest.mark.parametrize("limit", ["1m", "0", "9m", "200000000", "9223372036854775807"])
+def test_any_cpu_quantity_runs(state: Path, limit: str) -> None:
+    """resource/cpu limits the manifest accepts but the kernel's CFS quota does not (below 1 ms or
+    above 2^44 - 1 us per period): the pod failed to start with "[Errno 22] Invalid argument;
+    check that /sys/fs/cgroup/... is writable". Now the quota is raised to the kernel's minimum
+    (as kubelet does), and a limit above its maximum limits nothing."""
+    f = state.parent / "pm.json"
+    f.write_text(json.dumps(cpu_pod_manifest(limit)))
+    p = sandbox("run", "--net", "none", "--pod-manifest", str(f))
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_cpu_quota_written_is_within_the_kernels_range(version: int) -> None:
+    from sandbox.pod import cgroups
+    quota = lambda millis: dict(cgroups._limit_writes(cgroups.Limits(cpu_millis=millis),  # noqa: E731
+                                                     version)["cpu"])
+    key = "cpu.max" if version == 2 else "cpu.cfs_quota_us"
+    text = lambda q: f"{q} 100000" if version == 2 else str(q)  # noqa: E731
+    assert quota(250)[key] == text(25000)
+    assert quota(1)[key] == text(1000)
+    assert quota(175_921_860_000)[key] == text(17_592_186_000_000)     # 175,921,860 cores
+    assert quota(10**20)[key] == ("max 100000" if version == 2 else "-1")
