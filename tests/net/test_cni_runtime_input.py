@@ -119,3 +119,35 @@ def test_a_plugin_error_code_that_is_not_a_number_is_a_cni_error(tmp_path: Path)
     p = fake_plugin(tmp_path, "odd", "echo '{\"code\": [1], \"msg\": \"x\"}'; exit 1\n")
     with pytest.raises(CniError, match="printed no error JSON"):
         exec_plugin(p, "DEL", "{}")
+
+
+GOOD_SECOND = "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [], \"interfaces\": []}'; exit 0\n"
+
+
+@pytest.mark.root  # ADD enters the netns (setns) to look for the interface
+def test_a_cache_dir_that_cannot_be_written_is_refused_before_any_plugin_runs(tmp_path: Path) -> None:
+    """`sandbox net add --cache-dir FILE` (a file, a device, a read-only directory): the plugins
+    ran, then the cache write was a NotADirectoryError — "failed inside the kit", exit 70 — with
+    the address reserved and nothing cached for a DEL to find. Now one sentence, before ADD."""
+    rt, data = chain(tmp_path, GOOD_SECOND)
+    for bad in (tmp_path / "a-file",):
+        bad.touch()
+        rt.cache = type(rt.cache)(bad)
+        with pytest.raises(SandboxError, match="result cache"):
+            rt.add("sbxsichain", "/proc/self/ns/net", container_id="sbxsi8", ifname="sbxsinone0")
+        assert reserved(data) == []
+        rt.delete("sbxsichain", "/proc/self/ns/net", container_id="sbxsi8", ifname="sbxsinone0")
+
+
+@pytest.mark.root
+def test_a_result_that_cannot_be_cached_is_undone(tmp_path: Path, monkeypatch) -> None:
+    """A cache write that fails after the plugins' ADD (a full disk, the directory made
+    read-only meanwhile): the runtime runs DEL, as for a failed ADD (SPEC.md §3)."""
+    from sandbox.net.cni.cache import Cache
+    rt, data = chain(tmp_path, GOOD_SECOND)
+    (tmp_path / "a-file").touch()
+    rt.cache = Cache(tmp_path / "a-file")
+    monkeypatch.setattr(Cache, "ensure", lambda self: None, raising=False)
+    with pytest.raises(SandboxError, match="result cache"):
+        rt.add("sbxsichain", "/proc/self/ns/net", container_id="sbxsi9", ifname="sbxsinone0")
+    assert reserved(data) == [], "the uncached ADD left its address reserved"

@@ -17,10 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.steps import Steps, record
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 KIND = "cniCacheV1"
+
+
+class CacheError(SandboxError):
+    """The result cache directory cannot be written (a file, a device, read-only, full)."""
 
 
 @dataclass
@@ -51,6 +56,22 @@ class Cache:
     def path(self, network: str, container_id: str, ifname: str) -> Path:
         return self.results / f"{network}-{container_id}-{ifname}"
 
+    def _error(self, e: OSError) -> CacheError:
+        return CacheError(f"the CNI result cache {self.results} cannot be written "
+                          f"({e.strerror or e}); give --cache-dir a directory root can write "
+                          f"(default {DEFAULT_CACHE_DIR}).")
+
+    def ensure(self) -> None:
+        """Make the results directory, or say in one sentence why it cannot be made: the
+        runtime asks before an ADD, so that no plugin attaches what could not be cached (a
+        --cache-dir that is a file or a device was a crash after the plugins had run)."""
+        try:
+            self.results.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not os.access(self.results, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            raise self._error(e) from e
+
     def put(self, a: Attachment, steps: Steps | None = None) -> Path:
         doc: dict[str, Any] = {"kind": KIND, "containerId": a.container_id,
                                "config": base64.b64encode(a.config).decode(),
@@ -64,12 +85,17 @@ class Cache:
         if a.result:
             doc["result"] = a.result
         p = self.path(a.network, a.container_id, a.ifname)
-        self.results.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, separators=(",", ":"))
-        os.replace(tmp, p)
+        try:
+            self.results.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, separators=(",", ":"))
+            os.replace(tmp, p)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise self._error(e) from e
         record(steps, "write", str(p), kind=KIND, bytes=p.stat().st_size)
         return p
 
@@ -85,8 +111,10 @@ class Cache:
         p = self.path(network, container_id, ifname)
         try:
             p.unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):     # nothing cached there
             return False
+        except OSError as e:
+            raise self._error(e) from e
         record(steps, "unlink", str(p))
         return True
 

@@ -252,6 +252,7 @@ class Runtime:
         # delete an interface this attachment never made (e.g. another network's eth0).
         existed = _link_exists(ns_path, ifname)
         version = self.negotiate(net, steps)
+        self.cache.ensure()     # before any plugin attaches what could not be cached
         with self._filming(steps, "ADD", {cid: ns_path}, since):
             return self._add(net, cid, ns_path, ifname, args, capability_args, version, existed,
                              steps)
@@ -261,6 +262,20 @@ class Runtime:
              steps: Steps | None) -> dict[str, Any]:
         a_str = args_string(args)
         result: dict[str, Any] | None = None
+
+        def undo() -> None:
+            # any failure after an earlier plugin (or this one) took something: addresses
+            # reserved by host-local, links, NAT rules. §3: the runtime then calls DEL.
+            if existed:
+                record(steps, "check", f"ADD failed; {ifname} existed before, so no DEL")
+            elif self.cleanup_on_error:
+                record(steps, "check", "ADD failed: running DEL to undo it", network=net.name)
+                try:
+                    self._del_plugins(net, version, None, cid, ns_path, ifname, a_str,
+                                      capability_args, steps, best_effort=True)
+                except SandboxError as e:
+                    record(steps, "check", "cleanup DEL failed too", error=str(e))
+
         for plugin in net.plugins:
             stdin = self.plugin_config(net, plugin, version, result, capability_args)
             try:
@@ -270,22 +285,16 @@ class Runtime:
                                    command="ADD", network=net.name,
                                    explanation="A plugin must print its result JSON on ADD.")
             except SandboxError:
-                # any failure after an earlier plugin (or this one) took something: addresses
-                # reserved by host-local, links, NAT rules. §3: the runtime then calls DEL.
-                if existed:
-                    record(steps, "check", f"ADD failed; {ifname} existed before, so no DEL")
-                elif self.cleanup_on_error:
-                    record(steps, "check", "ADD failed: running DEL to undo it", network=net.name)
-                    try:
-                        self._del_plugins(net, version, None, cid, ns_path, ifname, a_str,
-                                          capability_args, steps, best_effort=True)
-                    except SandboxError as e:
-                        record(steps, "check", "cleanup DEL failed too", error=str(e))
+                undo()
                 raise
         assert result is not None
-        self.cache.put(Attachment(network=net.name, container_id=cid, ifname=ifname,
-                                  netns=ns_path, config=net.bytes, cni_args=args_pairs(args),
-                                  capability_args=capability_args or {}, result=result), steps)
+        try:    # an attachment that cannot be cached cannot be DELeted later: undone now
+            self.cache.put(Attachment(network=net.name, container_id=cid, ifname=ifname,
+                                      netns=ns_path, config=net.bytes, cni_args=args_pairs(args),
+                                      capability_args=capability_args or {}, result=result), steps)
+        except SandboxError:
+            undo()
+            raise
         return result
 
     def cached(self, net: str | NetworkConfig, container_id: str, ifname: str = "eth0") -> Attachment | None:
