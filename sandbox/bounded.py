@@ -65,6 +65,9 @@ TAR_HEADER_CHAIN = Limit("TAR_HEADER_CHAIN", 16, "headers", None,
                          "metadata headers (PAX, GNU long name/link) in a row before one entry")
 TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
                            "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
+IMAGE_BYTES = Limit("IMAGE_BYTES", 8 * GiB, "bytes", "SANDBOX_MAX_IMAGE_BYTES",
+                    "an image's uncompressed tar, hashed whole for its ID at import and fetch (a "
+                    "few hundred bytes of bzip2 expand to hundreds of megabytes)")
 PATH_DEPTH = Limit("PATH_DEPTH", 512, "levels", None,
                    "directories above one entry of an image archive or OCI layer (the tree "
                    "store's walks and clean-up go down one level at a time)")
@@ -106,7 +109,7 @@ OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON
                        "spec's manifest limit)")
 LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
-    PATH_DEPTH, ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
+    IMAGE_BYTES, PATH_DEPTH, ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
     METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, CNI_CONFIG_BYTES,
     OCI_JSON_BYTES)

@@ -135,11 +135,22 @@ def _decompressing(raw: BinaryIO, compression: str) -> BinaryIO:
                         "(no magic number matched)"], "file")
 
 
+class ImageTooLarge(bounded.InputTooLarge):
+    """An image's uncompressed tar is over IMAGE_BYTES (a decompression bomb?)."""
+
+
+def _image_too_large() -> ImageTooLarge:
+    return bounded.too_large(bounded.IMAGE_BYTES, "its uncompressed tar",  # type: ignore[return-value]
+                             cls=ImageTooLarge)
+
+
 class _Meter(io.RawIOBase):
     """Reads a stream while hashing (SHA-512) and counting it, with an optional byte limit."""
 
-    def __init__(self, inner: BinaryIO, limit: int | None = None, what: str = "archive") -> None:
+    def __init__(self, inner: BinaryIO, limit: int | None = None, what: str = "archive",
+                 too_large: Any = None) -> None:
         self.inner, self.limit, self.what = inner, limit, what
+        self.too_large = too_large          # the error over the limit (default: extraction's)
         self.sha = hashlib.sha512()
         self.count = 0
 
@@ -157,6 +168,8 @@ class _Meter(io.RawIOBase):
             self.sha.update(mv[:n])
             self.count += n
             if self.limit is not None and self.count > self.limit:
+                if self.too_large is not None:
+                    raise self.too_large()
                 raise ArchiveTooLarge(
                     f"{self.what} expands to more than {self.limit} bytes, the extraction limit; "
                     "it may be a decompression bomb (raise max_bytes / --max-size if you trust it).")
@@ -576,7 +589,9 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
     manifest_bytes: bytes | None = None
     with open(path, "rb") as raw:
         stream = _decompressing(raw, comp)
-        meter = _Meter(stream)
+        # the ID hashes the whole uncompressed stream (trailing blocks too): bounded, or a few
+        # KiB of bzip2 keep the import hashing zeros for hours
+        meter = _Meter(stream, limit=bounded.IMAGE_BYTES.value, too_large=_image_too_large)
         buffered = io.BufferedReader(meter, BUFSIZE)
         try:
             with bounded_tar(buffered) as tar:
@@ -585,8 +600,13 @@ def inspect(path: str | os.PathLike[str], *, keep_entries: bool = False,
                     if data is not None:
                         manifest_bytes = data
             meter.drain()
+        except ImageTooLarge as e:
+            ins.problems.append(str(e))
         except tarfile.TarError as e:
-            ins.problems.append(f"the tar is unreadable ({e})")
+            if isinstance(e.__context__, ImageTooLarge):   # met inside tarfile's read
+                ins.problems.append(str(e.__context__))
+            else:
+                ins.problems.append(f"the tar is unreadable ({e})")
         except bounded.InputTooLarge as e:
             ins.problems.append(f"the tar is unreadable: {e}")
         except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:

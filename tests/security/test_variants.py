@@ -171,3 +171,30 @@ def test_nothing_of_it_reaches_the_host(tmp_path, host) -> None:
         for how, res in three_ways(tmp_path, why, entries).items():
             assert isinstance(res, SandboxError), (why, how, res)
     assert state(host) == before and (host / "keep").read_text() == "original"
+
+
+# -- a decompression bomb at import: the ID hashes the whole uncompressed stream, and nothing
+# bounded it (474 bytes of bzip2 were 300 MB of tar; 1 MB would be hashed for an hour)
+
+@pytest.mark.parametrize("where", ["after-the-end", "in-a-file"])
+@pytest.mark.parametrize("comp", ["bzip2", "xz", "gzip"])
+def test_a_decompression_bomb_is_refused_at_import(tmp_path, monkeypatch, where, comp) -> None:
+    import bz2
+    import gzip
+    import lzma
+    from sandbox.image.store import Store
+    monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "1M")
+    zeros = bytes(3 << 20)
+    if where == "after-the-end":
+        raw = _aci([{"name": "f", "data": b"x"}]) + zeros
+    else:
+        raw = _aci([{"name": "zeros", "data": zeros}])
+    packed = {"bzip2": bz2.compress, "xz": lzma.compress, "gzip": gzip.compress}[comp](raw)
+    p = tmp_path / "bomb.aci"
+    p.write_bytes(packed)
+    problems = aci.inspect(p).problems
+    assert any("IMAGE_BYTES" in x and "SANDBOX_MAX_IMAGE_BYTES" in x for x in problems), problems
+    with pytest.raises(SandboxError, match="IMAGE_BYTES"):
+        Store().import_aci(p)
+    monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "4M")          # raised: it imports
+    assert Store().import_aci(p).id.startswith("sha512-")
