@@ -102,6 +102,16 @@ METADATA_LOG_ENTRIES = Limit("METADATA_LOG_ENTRIES", 256, "entries", None,
                              "requests a pod's metadata service names in its run.json "
                              "(`metadataRequests`, each cut at 200 characters; the rest are "
                              "counted in `metadataRequestCount`)")
+SERVE_REQUEST_SECONDS = Limit("SERVE_REQUEST_SECONDS", 10, "seconds", None,
+                              "a request's line and headers sent to `sandbox serve` (a client "
+                              "that stops sending is dropped; any later read or write waits at "
+                              "most STALL_SECONDS)")
+SERVE_CONNECTIONS = Limit("SERVE_CONNECTIONS", 64, "connections", None,
+                          "requests `sandbox serve` answers at once (one thread each); further "
+                          "connections wait in the socket's backlog")
+SERVE_LOG_ENTRIES = Limit("SERVE_LOG_ENTRIES", 10_000, "entries", None,
+                          "requests `sandbox serve` keeps in its log (the newest; a path is cut "
+                          "at 2,000 characters)")
 CNI_CONFIG_BYTES = Limit("CNI_CONFIG_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_CNI_CONFIG_BYTES",
                          "a CNI network configuration file, a plugin's stdin, a plugin's result")
 OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON_BYTES",
@@ -111,8 +121,8 @@ LIMITS: tuple[Limit, ...] = (
     MANIFEST_BYTES, JSON_DEPTH, TAR_META_HEADER_BYTES, TAR_HEADER_CHAIN, TAR_SPARSE_ENTRIES,
     IMAGE_BYTES, PATH_DEPTH, ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
-    METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, CNI_CONFIG_BYTES,
-    OCI_JSON_BYTES)
+    METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, SERVE_REQUEST_SECONDS,
+    SERVE_CONNECTIONS, SERVE_LOG_ENTRIES, CNI_CONFIG_BYTES, OCI_JSON_BYTES)
 
 
 class InputTooLarge(SandboxError):

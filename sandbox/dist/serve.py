@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox import bounded
 from sandbox.errors import SandboxError
 from sandbox.steps import Steps, record
 
@@ -217,6 +218,32 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: "DiscoveryServer"
+    slots: threading.BoundedSemaphore
+
+    # Any local user can connect to 127.0.0.1: at most SERVE_CONNECTIONS requests are answered
+    # at once (a thread each); the accept loop waits for a free slot, further connections wait
+    # in the backlog. (Before: a thread per connection for as long as the client kept it open.)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self.slots.acquire(timeout=0.2):
+            if self.owner._httpd is not self:       # stop() is under way
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up before its answer (or is cut off by its deadline) is logged,
+        # not a traceback on the terminal that runs `sandbox serve`
+        self.owner._log(LogEntry("-", "(connection dropped)", 0, 0, self.owner.scheme))
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so one slow or plain-HTTP
@@ -239,8 +266,31 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet; the owner keeps a log
         pass
 
+    def setup(self) -> None:
+        # every read and write waits at most STALL_SECONDS (none was set: an idle client held
+        # its thread for ever), and a request's line and headers must all arrive within
+        # SERVE_REQUEST_SECONDS (a client that drips them is cut off)
+        self.timeout = bounded.STALL_SECONDS.value
+        super().setup()
+        self._arm()
+
+    def _arm(self) -> None:
+        self.deadline = bounded.Deadline(bounded.SERVE_REQUEST_SECONDS, "a request to sandbox serve")
+        self.deadline.watch(self.connection)
+
+    def finish(self) -> None:
+        self.deadline.cancel()
+        try:
+            super().finish()
+        except OSError:
+            pass
+
     def do_GET(self) -> None:  # noqa: N802
-        self.server.owner._handle(self)
+        self.deadline.cancel()          # the answer may be a large image to a slow client
+        try:
+            self.server.owner._handle(self)
+        finally:
+            self._arm()                 # the next request on a kept-alive connection
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Malformed requests (e.g. a TLS hello sent to plain HTTP) are logged too.
@@ -270,6 +320,7 @@ class DiscoveryServer:
         self.redirects = dict(redirects or {})
         self.steps = steps
         self.log: list[LogEntry] = []
+        self._log_entries = bounded.SERVE_LOG_ENTRIES.value
         self._lock = threading.Lock()
         self._cert_dir = Path(cert_dir) if cert_dir else None
         self._own_cert_dir: str | None = None
@@ -292,6 +343,7 @@ class DiscoveryServer:
             raise ServeError(f"Cannot listen on {BIND}:{self.requested_port} ({e.strerror}); "
                              "pick another --port or stop what uses it.") from e
         httpd.owner = self
+        httpd.slots = threading.BoundedSemaphore(bounded.SERVE_CONNECTIONS.value)
         if self.tls:
             try:
                 if self._cert_dir is None:
@@ -370,9 +422,17 @@ class DiscoveryServer:
         with self._lock:
             return [e for e in self.log if e.status == 200 and e.path.split("?")[0].endswith(suffix)]
 
+    LOG_PATH_CHARS = 2000
+
     def _log(self, entry: LogEntry) -> None:
+        """Note one request: the newest SERVE_LOG_ENTRIES are kept, each path cut short."""
+        if len(entry.path) > self.LOG_PATH_CHARS:
+            entry.path = entry.path[:self.LOG_PATH_CHARS] + "…"
         with self._lock:
             self.log.append(entry)
+            over = len(self.log) - self._log_entries
+            if over > 0:
+                del self.log[:over]
 
     # ---- routing
     def _prefixes(self) -> set[str]:
