@@ -229,6 +229,7 @@ class Extractor:
         counts = {"entries": 0, "filtered": 0, "skipped": 0, "whiteouts": 0, "opaque": 0}
         self.members: dict[str, str] = {}   # this archive's entries: path -> type
         self.sizes: dict[str, int] = {}     # its files' sizes (a hard link may need a copy)
+        self.sparse: dict[str, list] = {}   # its sparse files' data regions (offset, length)
         self.pending: dict[str, tarfile.TarInfo] = {}   # this archive's directories' metadata
         self.root_seen = False
         seen = 0
@@ -336,12 +337,16 @@ class Extractor:
         link_to = None
         if typ == "file":
             self.sizes[rel] = m.size
+            if m.issparse():
+                self.sparse[rel] = list(m.sparse or [])
         elif typ == "hardlink":
             link_to = self._link_target(m, prefix)
             # a hard link is what it links to (a link to a link to a device is a device)
             self.members[rel] = self.members[link_to]
             if link_to in self.sizes:
                 self.sizes[rel] = self.sizes[link_to]
+            if link_to in self.sparse:
+                self.sparse[rel] = self.sparse[link_to]
         devices = self.rules.allow_devices and self.is_root
         if typ == "hardlink" and self.members[rel] == "device" and not devices:
             self._event(rel, "skipped", typ)
@@ -512,7 +517,7 @@ class Extractor:
         if typ == "dir":
             os.mkdir(leaf, 0o700, dir_fd=pfd)   # private until its metadata is applied
         elif typ == "file":
-            self._write(m, m.size, rel, pfd, leaf, tar.extractfile(m))
+            self._write(m, m.size, rel, pfd, leaf, tar.extractfile(m), self.sparse.get(rel))
         elif typ == "hardlink":
             assert link_to is not None
             node = self.nodes.get(link_to)
@@ -531,7 +536,7 @@ class Extractor:
                 raise self._refuse(m, f"is a hard link to '{m.linkname}', whose content cannot "
                                       "be read again from this archive") from e
             self._room(m, self.sizes[link_to])
-            self._write(m, self.sizes[link_to], rel, pfd, leaf, src)
+            self._write(m, self.sizes[link_to], rel, pfd, leaf, src, self.sparse.get(link_to))
         elif typ == "symlink":
             os.symlink(m.linkname, leaf, dir_fd=pfd)   # stored as is; never followed here
             if self.is_root:
@@ -553,19 +558,28 @@ class Extractor:
                 os.close(fd)
 
     def _write(self, m: tarfile.TarInfo, size: int, rel: str, pfd: int, leaf: str,
-               src: object) -> None:
+               src: object, sparse: list | None = None) -> None:
         fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
         try:
-            left = size
             read = getattr(src, "read", None)
-            while left > 0:
-                chunk = read(min(BUFSIZE, left)) if read is not None else b""
-                if not chunk:
-                    raise UnsafeArchive(f"the entry '{m.name}' of {self.what} is truncated; the "
-                                        "archive is damaged.")
-                os.write(fd, chunk)
-                left -= len(chunk)
+            # a sparse entry: only its data regions are written, its holes stay holes (written
+            # out, a few KiB of archive claiming gigabytes of holes filled the disk with zeros)
+            regions = [(0, size)] if sparse is None else \
+                [(o, min(n, size - o)) for o, n in sparse if n > 0 and 0 <= o < size]
+            for offset, length in regions:
+                if sparse is not None:
+                    src.seek(offset)            # type: ignore[attr-defined]
+                done = 0
+                while done < length:
+                    chunk = read(min(BUFSIZE, length - done)) if read is not None else b""
+                    if not chunk:
+                        raise UnsafeArchive(f"the entry '{m.name}' of {self.what} is truncated; "
+                                            "the archive is damaged.")
+                    os.pwrite(fd, chunk, offset + done)
+                    done += len(chunk)
+            if sparse is not None:
+                os.ftruncate(fd, size)
             self.result.bytes_written += size
             self._meta(fd, rel, m)
             os.utime(fd, (m.mtime, m.mtime))

@@ -25,8 +25,9 @@ def _aci(entries: list[dict]) -> bytes:
         e = {**e, "name": "rootfs/" + e["name"]}
         if e.get("type") == "lnk":
             e["linkname"] = "rootfs/" + e["linkname"]
-        if "path" in e.get("pax", {}):
-            e["pax"] = {**e["pax"], "path": "rootfs/" + e["pax"]["path"]}
+        for key in ("path", "GNU.sparse.name"):
+            if key in e.get("pax", {}):
+                e["pax"] = {**e["pax"], key: "rootfs/" + e["pax"][key]}
         return e
     return tar_bytes([{"name": "rootfs", "type": "dir"}] + [inside(e) for e in entries])
 
@@ -198,3 +199,46 @@ def test_a_decompression_bomb_is_refused_at_import(tmp_path, monkeypatch, where,
         Store().import_aci(p)
     monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "4M")          # raised: it imports
     assert Store().import_aci(p).id.startswith("sha512-")
+
+
+# -- a sparse entry: a few KiB of archive claiming a file of holes. Written out, the holes were
+# real zeros on disk (a 10 KiB image filled up to the free space of the disk)
+
+def _sparse(name: str, regions: list[tuple[int, int]], size: int, data: bytes) -> dict:
+    return {"name": name, "data": data, "pax": {
+        "GNU.sparse.major": "0", "GNU.sparse.minor": "1", "GNU.sparse.name": name,
+        "GNU.sparse.size": str(size),
+        "GNU.sparse.map": ",".join(f"{o},{n}" for o, n in regions)}}
+
+
+def test_a_sparse_entry_keeps_its_holes(tmp_path) -> None:
+    size = 256 << 20
+    got = three_ways(tmp_path, "holes", [_sparse("s", [(0, 4), (size - 4, 4)], size, b"headtail")])
+    for how, res in got.items():
+        assert not isinstance(res, Exception), f"{how}: {res!r}"
+        f = tree(tmp_path, "holes", how, res) / "s"
+        st = os.stat(f)
+        assert st.st_size == size and st.st_blocks * 512 < (1 << 20), (how, st.st_blocks)
+        with open(f, "rb") as fh:
+            assert fh.read(4) == b"head" and fh.read(4) == bytes(4)
+            fh.seek(size - 4)
+            assert fh.read() == b"tail"
+
+
+@pytest.mark.parametrize("regions, size", [
+    ([(0, 4), (100, 4)], 200), ([(100, 4), (0, 4)], 200), ([(0, 100), (10, 4)], 200),
+    ([(0, 4), (1000, 4)], 5), ([(0, 400), (1000, 400)], 2000)],
+    ids=["sorted", "unsorted", "overlapping", "beyond-the-size", "more-than-the-data"])
+def test_a_sparse_entry_reads_as_tarfile_expands_it(tmp_path, regions, size) -> None:
+    import io
+    import tarfile
+    entry = _sparse("s", regions, size, b"a" * 4 + b"b" * 4)
+    raw = tar_bytes([entry], manifest=None)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+        want = t.extractfile(t.getmember("s")).read()
+    got = three_ways(tmp_path, "map", [entry])
+    for how, res in got.items():
+        if isinstance(res, SandboxError):
+            continue            # a map the streaming reader cannot follow: refused, fine
+        assert not isinstance(res, Exception), f"{how}: {res!r}"
+        assert (tree(tmp_path, "map", how, res) / "s").read_bytes() == want, how
