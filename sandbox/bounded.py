@@ -67,7 +67,8 @@ TAR_SPARSE_ENTRIES = Limit("TAR_SPARSE_ENTRIES", 65536, "entries", None,
                            "the sparse map of one tar entry (old GNU, PAX 0.0/0.1/1.0)")
 IMAGE_BYTES = Limit("IMAGE_BYTES", 8 * GiB, "bytes", "SANDBOX_MAX_IMAGE_BYTES",
                     "an image's uncompressed tar, hashed whole for its ID at import and fetch (a "
-                    "few hundred bytes of bzip2 expand to hundreds of megabytes)")
+                    "few hundred bytes of bzip2 expand to hundreds of megabytes); the files one "
+                    "image archive or OCI layer makes, a sparse file's holes included")
 PATH_DEPTH = Limit("PATH_DEPTH", 512, "levels", None,
                    "directories above one entry of an image archive or OCI layer (the tree "
                    "store's walks and clean-up go down one level at a time)")

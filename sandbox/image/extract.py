@@ -232,6 +232,7 @@ class Extractor:
         self.sparse: dict[str, list] = {}   # its sparse files' data regions (offset, length)
         self.pending: dict[str, tarfile.TarInfo] = {}   # this archive's directories' metadata
         self.root_seen = False
+        self.archive_bytes = 0              # the sizes of this archive's files (sparse: apparent)
         seen = 0
         most = (self.rules.max_entries if self.rules.max_entries is not None
                 else bounded.ARCHIVE_ENTRIES.value)
@@ -398,6 +399,13 @@ class Extractor:
             self.steps.add("write", f"{self.show}{rel}", type=typ)
 
     def _room(self, m: tarfile.TarInfo, size: int) -> None:
+        # one archive makes files of at most IMAGE_BYTES, as its tar may hold at most that much
+        # (aci.inspect): a sparse entry's holes would otherwise be hashed for the tree store's
+        # index however large it claims them
+        if self.archive_bytes + size > bounded.IMAGE_BYTES.value:
+            raise bounded.too_large(bounded.IMAGE_BYTES, f"the files of {self.what} (the entry "
+                                    f"'{m.name[:200]}' brings them to "
+                                    f"{self.archive_bytes + size} bytes)", cls=ArchiveTooLarge)
         left = self.max_bytes - self.result.bytes_written
         if size > left:
             raise ArchiveTooLarge(
@@ -581,6 +589,7 @@ class Extractor:
             if sparse is not None:
                 os.ftruncate(fd, size)
             self.result.bytes_written += size
+            self.archive_bytes += size
             self._meta(fd, rel, m)
             os.utime(fd, (m.mtime, m.mtime))
         finally:

@@ -242,3 +242,13 @@ def test_a_sparse_entry_reads_as_tarfile_expands_it(tmp_path, regions, size) -> 
             continue            # a map the streaming reader cannot follow: refused, fine
         assert not isinstance(res, Exception), f"{how}: {res!r}"
         assert (tree(tmp_path, "map", how, res) / "s").read_bytes() == want, how
+
+
+def test_a_sparse_entry_is_bounded_by_image_bytes(tmp_path, monkeypatch) -> None:
+    """Holes cost no disk, but the tree store hashes every byte of a file for its index: one
+    archive's files (apparent sizes) are bounded as its tar is, by IMAGE_BYTES."""
+    monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "64M")
+    size = 1 << 30
+    got = three_ways(tmp_path, "claim", [_sparse("s", [(0, 4)], size, b"head")])
+    for how, res in got.items():
+        assert isinstance(res, SandboxError) and "IMAGE_BYTES" in str(res), (how, res)
