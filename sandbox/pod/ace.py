@@ -112,6 +112,16 @@ def _id(n: int, spec: str, what: str) -> int:
     return n
 
 
+def valid_id(n: int, what: str) -> int:
+    """A user or group number the kernel takes as one (the manifest allows any uint32, but
+    setgroups refuses (gid_t)-1 with EINVAL — the app failed with "cannot execute …: Invalid
+    argument" — and chown takes it for "no change")."""
+    if not 0 <= n < 0xFFFFFFFF:
+        raise AceError(f"the {what} {n} is beyond Linux's ids (0..4294967294); give another "
+                       "number in the manifest.")
+    return n
+
+
 def resolve_user(rootfs: Path | str, user: str, group: str) -> tuple[int, int]:
     """appc ``user``/``group`` as numbers: a number, a name from the image's /etc/passwd and
     /etc/group, or an absolute path whose owner is used (ace.md §user, §group). Paths are

@@ -357,9 +357,12 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
             source = f"volumes/{vol.name}"      # relative: the pod directory moves between states
             full = pod_dir / source
             if not full.is_dir():
+                # (uid_t)-1 is chown's "no change": 4294967295 would leave the volume root's
+                owner = (ace.valid_id(vol.uid or 0, f"uid of the volume '{vol.name}'"),
+                         ace.valid_id(vol.gid or 0, f"gid of the volume '{vol.name}'"))
                 full.mkdir(parents=True)
                 os.chmod(full, int(vol.mode or "0755", 8))
-                os.chown(full, vol.uid or 0, vol.gid or 0)
+                os.chown(full, *owner)
         mounts.append({"volume": vol.name, "source": source, "target": target, "readOnly": ro,
                        "recursive": vol.recursive is not False})
     targets = sorted(m["target"] for m in mounts)
@@ -375,7 +378,7 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
         "imageManifest": img.manifest.to_json(),     # for the metadata service
         "tree": str(tree.rootfs), "treeKey": tree.key, "overlay": overlay,
         "exec": list(app.exec), "uid": uid, "gid": gid,
-        "supplementaryGIDs": list(app.supplementary_gids),
+        "supplementaryGIDs": [ace.valid_id(g, "supplementary group") for g in app.supplementary_gids],
         "workingDirectory": app.working_directory or "/",
         "environment": dict(app.environment), "mounts": mounts,
         "preStart": handler("pre-start"), "postStop": handler("post-stop"),

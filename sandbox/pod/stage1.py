@@ -386,6 +386,8 @@ def run_app(app: dict[str, Any], pod_dir: Path, last_cap: int) -> int:
         else:
             status["exitCode"] = code
             status["error"] = f"pre-start handler exited with {code}; the app was not started"
+            # said where the app's output goes too: a foreground run showed no word of it
+            os.write(2, f"stage1: app {app['name']}: {status['error']}\n".encode())
     except Exception as e:  # noqa: BLE001 - recorded for `sandbox status`, then the app fails
         status["exitCode"] = 126
         status["error"] = str(e)

@@ -120,3 +120,40 @@ def test_cpu_quota_written_is_within_the_kernels_range(version: int) -> None:
     assert quota(1)[key] == text(1000)
     assert quota(175_921_860_000)[key] == text(17_592_186_000_000)     # 175,921,860 cores
     assert quota(10**20)[key] == ("max 100000" if version == 2 else "-1")
+
+
+def app_pod_manifest(app: dict, volumes: list | None = None) -> dict:
+    m = {"acKind": "PodManifest", "acVersion": "0.8.11",
+         "apps": [{"name": "a", "image": {"name": "example.com/busybox"},
+                   "app": {"user": "0", "group": "0", **app}}]}
+    if volumes is not None:
+        m["volumes"] = volumes
+        m["apps"][0]["mounts"] = [{"volume": v["name"], "path": f"/{v['name']}"} for v in volumes]
+    return m
+
+
+def run_manifest(state: Path, m: dict) -> subprocess.CompletedProcess:
+    f = state.parent / "pm.json"
+    f.write_text(json.dumps(m))
+    return sandbox("run", "--net", "none", "--pod-manifest", str(f))
+
+
+@pytest.mark.parametrize("m", [
+    app_pod_manifest({"exec": ["/bin/true"], "supplementaryGIDs": [4294967295]}),
+    app_pod_manifest({"exec": ["/bin/true"]}, [{"name": "v", "kind": "empty", "uid": 4294967295}]),
+    app_pod_manifest({"exec": ["/bin/true"]}, [{"name": "v", "kind": "empty", "gid": 4294967295}]),
+], ids=["supplementary-gid", "volume-uid", "volume-gid"])
+def test_the_id_that_means_no_change_is_refused_before_the_pod_exists(state: Path, m: dict) -> None:
+    """4294967295 is a uint32 (the manifest's type) but (uid_t)-1 to the kernel: setgroups said
+    EINVAL ("cannot execute /bin/true: Invalid argument") and chown left an empty volume root's."""
+    p = run_manifest(state, m)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("sandbox: ") and "4294967295" in p.stderr, p.stderr
+    assert pods_on_disk(state) == []
+
+
+def test_a_failed_pre_start_handler_is_said_in_the_run(state: Path) -> None:
+    """Before: exit 1 and not a word (only `sandbox status` named the failed handler)."""
+    p = run_manifest(state, app_pod_manifest({
+        "exec": ["/bin/true"], "eventHandlers": [{"name": "pre-start", "exec": ["/bin/false"]}]}))
+    assert p.returncode == 1 and "pre-start handler exited with 1" in p.stderr, p.stderr
