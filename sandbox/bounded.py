@@ -113,6 +113,9 @@ SERVE_CONNECTIONS = Limit("SERVE_CONNECTIONS", 64, "connections", None,
 SERVE_LOG_ENTRIES = Limit("SERVE_LOG_ENTRIES", 10_000, "entries", None,
                           "requests `sandbox serve` keeps in its log (the newest; a path is cut "
                           "at 2,000 characters)")
+CNM_REQUEST_SECONDS = Limit("CNM_REQUEST_SECONDS", 10, "seconds", None,
+                            "one request to the kit's CNM remote driver, headers and body (it "
+                            "answers one at a time: a caller that stops sending is dropped)")
 CNI_CONFIG_BYTES = Limit("CNI_CONFIG_BYTES", 1 * MiB, "bytes", "SANDBOX_MAX_CNI_CONFIG_BYTES",
                          "a CNI network configuration file, a plugin's stdin, a plugin's result")
 OCI_JSON_BYTES = Limit("OCI_JSON_BYTES", 4 * MiB, "bytes", "SANDBOX_MAX_OCI_JSON_BYTES",
@@ -123,7 +126,7 @@ LIMITS: tuple[Limit, ...] = (
     IMAGE_BYTES, PATH_DEPTH, ARCHIVE_ENTRIES, DOWNLOAD_BYTES, SMALL_DOWNLOAD_BYTES, STALL_SECONDS, DOWNLOAD_SECONDS,
     SMALL_DOWNLOAD_SECONDS, KEY_FILE_BYTES, ACCOUNT_FILE_BYTES, METADATA_BODY_BYTES,
     METADATA_REQUEST_SECONDS, METADATA_CONNECTIONS, METADATA_LOG_ENTRIES, SERVE_REQUEST_SECONDS,
-    SERVE_CONNECTIONS, SERVE_LOG_ENTRIES, CNI_CONFIG_BYTES, OCI_JSON_BYTES)
+    SERVE_CONNECTIONS, SERVE_LOG_ENTRIES, CNM_REQUEST_SECONDS, CNI_CONFIG_BYTES, OCI_JSON_BYTES)
 
 
 class InputTooLarge(SandboxError):

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
 from sandbox import bounded
 from sandbox.dist.serve import DiscoveryServer
 
@@ -55,6 +57,7 @@ def test_a_client_that_hangs_up_leaves_no_traceback(tmp_path: Path, monkeypatch,
     assert "Traceback" not in err and "Exception occurred" not in err, err[:2000]
 
 
+@pytest.mark.serial     # its verdict is a wall-clock bound
 def test_a_client_that_drips_its_request_is_cut_off(tmp_path: Path, monkeypatch) -> None:
     with server(tmp_path, monkeypatch, SERVE_REQUEST_SECONDS=1) as srv:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
@@ -75,6 +78,7 @@ def test_a_client_that_drips_its_request_is_cut_off(tmp_path: Path, monkeypatch)
             assert closed and time.monotonic() - t0 < 5
 
 
+@pytest.mark.serial     # a wall-clock bound, and the process's thread count
 def test_idle_connections_hold_at_most_the_bound_of_threads(tmp_path: Path, monkeypatch) -> None:
     with server(tmp_path, monkeypatch, SERVE_CONNECTIONS=2) as srv:
         assert get(srv.port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")

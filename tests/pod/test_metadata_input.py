@@ -157,6 +157,7 @@ def test_the_request_log_is_bounded(monkeypatch) -> None:
         assert all(len(e) <= svc.LOG_ENTRY_CHARS + 1 for e in svc.requests)
 
 
+@pytest.mark.serial     # a wall-clock bound, and the process's thread count
 def test_connections_beyond_the_bound_wait_in_the_backlog(monkeypatch) -> None:
     """Each connection was a thread of the supervisor (and a deadline's timer thread): 1500
     connections an app opened made 260 threads within 2 s, more the faster it connected. Now at

@@ -19,6 +19,19 @@ ACCEPT = "application/vnd.docker.plugins.v1.2+json"
 CONTENT_TYPE = ACCEPT
 MAX_BODY = 1 << 20             # bytes: the driver refuses bigger requests (413)
 
+# The JSON types of the request fields (the Go structs' types: what json.Unmarshal enforces in
+# a Go driver). One shape for every call: the protocol gives a field name one meaning throughout.
+REQUEST_SHAPE = {
+    "NetworkID": str, "EndpointID": str, "SandboxKey": str, "Options": dict,
+    "IPv4Data": [{"AddressSpace": str, "Pool": str, "Gateway": str, "AuxAddresses": dict}],
+    "IPv6Data": [{"AddressSpace": str, "Pool": str, "Gateway": str, "AuxAddresses": dict}],
+    "Interface": {"Address": str, "AddressIPv6": str, "MacAddress": str},
+    "PoolID": str, "AddressSpace": str, "Pool": str, "SubPool": str, "V6": bool,
+    "Address": str,
+}
+# IDs name bridges, veths and state: libnetwork's are 64 hex digits
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z"
+
 NETWORK_DRIVER = "NetworkDriver"
 IPAM_DRIVER = "IpamDriver"
 GATEWAY_REQUEST = {"RequestAddressType": "com.docker.network.gateway"}  # ipamapi + netlabel

@@ -90,7 +90,11 @@ class BridgeDriver:
         tmp.replace(self.state_dir / "state.json")
 
     def handle(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The reply to ``POST path`` (None = not implemented: 404)."""
+        """The reply to ``POST path`` (None = not implemented: 404). The body's fields have
+        their protocol types (api.REQUEST_SHAPE) and IDs are names (api.ID_PATTERN) before a
+        method sees them: a list as NetworkID was "TypeError: unhashable type: 'list'", a
+        string as IPv4Data an AttributeError, "../x" a NetlinkError."""
+        import re
         if path not in api.BY_PATH:      # only the protocol's URLs reach a method
             return None
         iface, _, method = path.lstrip("/").partition(".")
@@ -100,7 +104,18 @@ class BridgeDriver:
             getattr(self, method, None) if iface == api.NETWORK_DRIVER else None)
         if fn is None or not callable(fn):
             return None
-        reply = fn(body)
+        problem = bounded.shape_problem(body, api.REQUEST_SHAPE, "")
+        if problem:
+            raise DriverError(f"bad request: {problem}")
+        for key in ("NetworkID", "EndpointID"):
+            v = body.get(key)
+            if v and not re.match(api.ID_PATTERN, v):
+                raise DriverError(f"bad request: {key} {v[:80]!r} is not an ID (letters, digits, "
+                                  "'_', '.', '-'; at most 128)")
+        try:
+            reply = fn(body)
+        except ValueError as e:          # an address or a pool that is not one (ipaddress)
+            raise DriverError(f"bad request: {e}") from e
         self.save()
         return reply
 
@@ -140,7 +155,7 @@ class BridgeDriver:
         nid = req.get("NetworkID") or ""
         if not nid or nid in self.networks:
             raise DriverError(f"network ID {nid!r} is empty or exists already")
-        v4 = (req.get("IPv4Data") or [{}])[0]
+        v4 = (req.get("IPv4Data") or [{}])[0] or {}
         gateway = v4.get("Gateway") or ""
         if not gateway:
             raise DriverError("this bridge driver needs a gateway in IPv4Data")
@@ -174,6 +189,7 @@ class BridgeDriver:
         given = req.get("Interface") or {}
         if not given.get("Address"):
             raise DriverError("no IPv4 address in Interface (the IPAM driver gives it)")
+        ipaddress.ip_interface(given["Address"])    # it goes into NAT rules: an address
         reply: dict[str, Any] = {}
         mac = given.get("MacAddress") or ""
         if not mac:   # fill the empty field only (overriding a given one is rolled back)
@@ -343,17 +359,37 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    # The server answers one request at a time: a client that connects and stops sending
+    # (or announces a body it never sends) held every other caller for ever. Each read waits at
+    # most CNM_REQUEST_SECONDS, and so does the whole request, body included.
+    def setup(self) -> None:
+        self.timeout = bounded.CNM_REQUEST_SECONDS.value
+        super().setup()
+        self.deadline = bounded.Deadline(bounded.CNM_REQUEST_SECONDS, "a request to the driver")
+        self.deadline.watch(self.connection)
+
+    def finish(self) -> None:
+        self.deadline.cancel()
+        try:
+            super().finish()
+        except OSError:
+            pass
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         driver, log = self.server.driver, self.server.log
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        # RFC 9110 §8.6: 1*DIGIT (int() also takes "+1", "1_0", " 1 " and thousands of digits)
+        length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() \
+            and len(raw_length) < 20 else -1
         if length < 0 or length > api.MAX_BODY:
             self.close_connection = True
             self._reply(413, json.dumps({"Err": f"request body must be 0..{api.MAX_BODY} bytes"}).encode())
             return
         raw = self.rfile.read(length) if length else b""
+        if len(raw) != length:          # the client went away, or its deadline cut it off
+            self.close_connection = True
+            log("request", path=self.path, error="the body ended early")
+            return
         try:
             body = bounded.loads(raw, "the request body") if raw.strip() else {}
             if not isinstance(body, dict):
@@ -389,6 +425,12 @@ class _Server(socketserver.UnixStreamServer):
                  parent: int | None = None) -> None:
         self.driver, self.log, self.parent = driver, log, parent
         super().__init__(path, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a caller that hangs up before its answer, or is cut off: a log line, not a traceback
+        # in driver.stderr
+        import sys
+        self.log("connection dropped", error=f"{sys.exc_info()[0].__name__}")
 
     def service_actions(self) -> None:
         # Called between requests (every poll interval): a driver started for a notebook, a
