@@ -324,3 +324,27 @@ def test_template_and_walk_pictures_tell_each_fate(pages) -> None:
     src = vd.walk(walked).source
     assert src.count("HTTP 404") == 2 and "parent path" in src and "200 OK" in src
     assert vd.template_explorer(tags, "example.com/myapp:1.0.0") is not None
+
+
+# ------------------------------------------------- a hostile page (a second attacker's variants)
+
+@pytest.mark.serial
+@pytest.mark.parametrize("unit", ["</", "<?"])
+def test_a_malformed_page_is_read_in_linear_time(unit: str) -> None:
+    """HTMLParser (3.11.7) is quadratic on these: 200 KB took 4 s, a page of the 1 MiB a
+    discovery page may have (SMALL_DOWNLOAD_BYTES) about two minutes of CPU per fetch."""
+    import time
+    page = unit * (1 << 19) + '<meta name="ac-discovery" content="a.com https://a/{name}">'
+    t = time.process_time()
+    tags = d.parse_meta(page)
+    assert time.process_time() - t < 20
+    assert tags == [MetaTag("ac-discovery", "a.com", "https://a/{name}")]
+
+
+def test_meta_tags_in_comments_and_raw_text_are_no_tags() -> None:
+    html = """<html><head><!-- <meta name="ac-discovery" content="a.com https://comment"> -->
+      <script>var s = '<meta name="ac-discovery" content="a.com https://script">';</script>
+      <title><meta name="ac-discovery" content="a.com https://title"></title>
+      <meta name="ac-discovery" content="a.com https://real"><metadata name="ac-discovery">
+      <meta name="ac-discovery" content="a.com https://unclosed" <!-- never closed"""
+    assert d.parse_meta(html) == [MetaTag("ac-discovery", "a.com", "https://real")]
