@@ -348,3 +348,24 @@ def test_meta_tags_in_comments_and_raw_text_are_no_tags() -> None:
       <meta name="ac-discovery" content="a.com https://real"><metadata name="ac-discovery">
       <meta name="ac-discovery" content="a.com https://unclosed" <!-- never closed"""
     assert d.parse_meta(html) == [MetaTag("ac-discovery", "a.com", "https://real")]
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("uri", ["https://a/" + "{" * 500_000, "https://a/{" + "x{" * 250_000 + "\n}",
+                                 "https://a/" + "{name" * 100_000 + "{ext}"])
+def test_a_hostile_template_renders_in_linear_time(uri: str) -> None:
+    """`{.*?}` backtracks: 100,000 '{' in one meta tag took 48 s (a 1 MiB page: minutes)."""
+    import time
+    t = time.process_time()
+    cands = d.expand_templates(App("a.com/x", {}), [MetaTag("ac-discovery", "a.com", uri)])
+    assert time.process_time() - t < 20
+    assert len(cands) == 1 and cands[0].endpoint is None or uri.endswith("{ext}")
+
+
+@pytest.mark.parametrize("template, done", [
+    ("https://x/{name}.{ext}", False), ("https://x/{a{name}}", False), ("https://x/{x{y}", False),
+    ("https://x/{name}", True), ("https://x/}{", True), ("https://x/{\n}", True),
+    ("https://x/{", True)])
+def test_template_completeness_is_gos(template: str, done: bool) -> None:
+    """As discovery.go's `{.*?}` (RE2, '.' without newlines) decides it."""
+    assert d.render_template(template, {"name": "n"})[1] is done
