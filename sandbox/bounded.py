@@ -44,7 +44,7 @@ class Limit:
         raw = os.environ.get(self.env) if self.env else None
         if not raw:
             return self.default
-        n = parse_size(raw) if self.unit == "bytes" else (int(raw) if raw.isdigit() else None)
+        n = parse_size(raw) if self.unit == "bytes" else plain_int(raw)
         if n is None or n <= 0:
             raise SandboxError(f"${self.env}={raw!r} is not a valid {self.name} limit; give a "
                                "positive whole number" + (" of bytes, e.g. 4G." if self.unit == "bytes"
@@ -149,10 +149,19 @@ def too_large(limit: Limit, what: str, value: int | None = None, bound: int | No
                          f"it was refused." + how)
 
 
+def plain_int(text: str, digits: int = 20) -> int | None:
+    """``text`` as a whole number when it is 1 to ``digits`` ASCII digits, else None. A header,
+    a label or a variable checked with ``str.isdigit`` alone still crashed ``int()``: "²" is a
+    digit to ``isdigit``, and ``int()`` refuses 4,300 digits and more (ValueError)."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def parse_size(text: str) -> int | None:
     """``"500M"`` → 524288000: a byte count with an optional K/M/G/T suffix (powers of 1024),
     or None when it is not one."""
-    m = re.match(r"^\s*([0-9]+)\s*([KMGT]i?B?|B)?\s*$", text, re.IGNORECASE)
+    m = re.match(r"^\s*([0-9]{1,20})\s*([KMGT]i?B?|B)?\s*$", text, re.IGNORECASE)
     if not m:
         return None
     unit = (m[2] or "B").upper()[:1]

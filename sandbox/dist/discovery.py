@@ -291,7 +291,7 @@ class Opened:
     @property
     def length(self) -> int | None:
         v = self._resp.getheader("Content-Length")
-        return int(v) if v and v.isdigit() else None
+        return bounded.plain_int(v.strip()) if v else None
 
     def read(self, n: int = -1) -> bytes:
         return self._resp.read() if n < 0 else self._resp.read(n)

@@ -137,8 +137,8 @@ def _cache_control(value: str | None) -> tuple[int | None, bool]:
     max_age = None
     if "no-cache" in directives:
         max_age = 0
-    elif directives.get("max-age", "").isdigit():
-        max_age = int(directives["max-age"])
+    elif bounded.plain_int(directives.get("max-age", "")) is not None:
+        max_age = bounded.plain_int(directives["max-age"])
     return max_age, storable
 
 

@@ -111,7 +111,8 @@ def _etag(path: Path) -> str:
 
 def _version_key(v: str) -> tuple[Any, ...]:
     """Sort key for "highest version": numeric dotted parts compare as numbers."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+]", v))
+    return tuple((0, n, "") if (n := bounded.plain_int(p, 4000)) is not None else (1, 0, p)
+                 for p in re.split(r"[.\-+]", v))
 
 
 def scan(directory: str | os.PathLike[str], steps: Steps | None = None

@@ -291,8 +291,7 @@ def read_v2(directory: str | os.PathLike[str]) -> DockerV2:
     if manifest.get("mediaType") != MT_DOCKER_V2S2:
         raise DockerFormatError(f"{d}/manifest.json is a {manifest.get('mediaType')}, not a Docker "
                                 "v2.2 manifest (write it with --format v2s2).")
-    sigs = sorted(d.glob("signature-*"), key=lambda p: int(p.name.split("-")[1]) if
-                  p.name.split("-")[1].isdigit() else 0)
+    sigs = sorted(d.glob("signature-*"), key=lambda p: bounded.plain_int(p.name.split("-")[1]) or 0)
     return DockerV2(d, manifest, digest_of(raw), config, list(manifest.get("layers") or []), sigs)
 
 

@@ -369,3 +369,37 @@ def test_a_hostile_template_renders_in_linear_time(uri: str) -> None:
 def test_template_completeness_is_gos(template: str, done: bool) -> None:
     """As discovery.go's `{.*?}` (RE2, '.' without newlines) decides it."""
     assert d.render_template(template, {"name": "n"})[1] is done
+
+
+# ------------------------------------ numbers a server or an image writes ('²' is a digit to isdigit)
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "9" * 5000, "\u0661\u0662"])
+def test_numbers_from_headers_and_labels_that_int_refuses(value: str) -> None:
+    from email.message import Message
+
+    from sandbox.dist import fetch, serve
+    from sandbox.dist.discovery import Opened
+
+    class Resp:
+        status = 200
+        headers = Message()
+
+        def getheader(self, name: str) -> str | None:
+            return self.headers.get(name)
+    Resp.headers["Content-Length"] = value
+    assert Opened("http://h/", None, Resp(), []).length is None        # type: ignore[arg-type]
+    assert fetch._cache_control(f"max-age={value}") == (None, True)
+    assert serve._version_key(f"1.{value}")[0] == (0, 1, "")           # a key, not a ValueError
+    assert serve._version_key("1.10") > serve._version_key("1.9")
+
+
+def test_a_limit_variable_int_refuses_is_a_sentence(monkeypatch) -> None:
+    from sandbox import bounded
+    from sandbox.errors import SandboxError
+    for raw in ("\u00b2", "9" * 5000):
+        monkeypatch.setenv("SANDBOX_MAX_ARCHIVE_ENTRIES", raw)
+        with pytest.raises(SandboxError, match="not a valid ARCHIVE_ENTRIES limit"):
+            bounded.ARCHIVE_ENTRIES.value
+        monkeypatch.setenv("SANDBOX_MAX_DOWNLOAD_BYTES", raw + "M")
+        with pytest.raises(SandboxError, match="not a valid DOWNLOAD_BYTES limit"):
+            bounded.DOWNLOAD_BYTES.value
