@@ -30,8 +30,8 @@ AC_KINDS = ("ImageManifest", "PodManifest")
 IMAGE_ID_RE = re.compile(r"^sha512-[0-9a-f]{128}$")
 # semver.org 2.0.0, the grammar types.md §AC Version Type points to.
 SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 # The appc version this kit implements; acVersion must be in the same major series, not newer.
 SPEC_VERSION = (0, 8, 11)
@@ -75,8 +75,12 @@ def check_image_id(s: str) -> str | None:
 
 
 def parse_semver(s: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch), or None when ``s`` is not SemVer 2.0.0 or a number in it has more
+    than 20 digits (int() refuses 4,300 and more: a ValueError from an image's acVersion)."""
     m = SEMVER_RE.match(s)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+    if m is None or any(len(m[i]) > 20 for i in (1, 2, 3)):
+        return None
+    return (int(m[1]), int(m[2]), int(m[3]))
 
 
 def check_ac_version(s: str) -> str | None:

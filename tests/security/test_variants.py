@@ -294,3 +294,18 @@ def test_an_import_does_not_keep_every_header(tmp_path) -> None:
             assert not ins.problems and ins.image_id
     per_entry = (peak(40_000) - peak(0)) / 40_000
     assert per_entry < 300, per_entry       # every header kept: 560 bytes each; now ~110
+
+
+# -- manifest edge cases: an acVersion int() refuses (ValueError: 'Exceeds the limit (4300
+# digits)' from `image import` and `validate`, exit 70), Unicode digits SemVer does not have
+
+@pytest.mark.parametrize("version", ["0." + "9" * 5000 + ".0", "0.8." + "1" * 21,
+                                     "0.\u0668.\u0661", "0.8.1\u0661"])
+def test_an_ac_version_int_refuses_is_a_problem(tmp_path, version) -> None:
+    import json
+    raw = json.dumps({"acKind": "ImageManifest", "acVersion": version, "name": "example.com/x"})
+    problems = aci.manifest_problems(raw)
+    assert any("acVersion" in x and "SemVer" in x for x in problems), problems
+    p = tmp_path / "v.aci"
+    p.write_bytes(tar_bytes([{"name": "rootfs", "type": "dir"}], manifest=raw.encode()))
+    assert aci.inspect(p).problems
