@@ -155,3 +155,22 @@ def test_an_unreadable_embedded_back_signature_only_makes_the_subkey_unusable() 
     sk.sigs[0] = pgp.parse_signature_body(body)
     statuses = cert.status(at=1_700_000_200)
     assert statuses[0].usable and not statuses[1].usable       # no exception, a verdict
+
+
+def test_one_good_signature_many_times_hashes_the_image_once(tmp_path, monkeypatch) -> None:
+    """A .asc holding the same good signature 2,000 times (KEY_FILE_BYTES allows about 8,000 of
+    an Ed25519 one) used to hash the image 2,000 times: a mirror could make a fetch take hours."""
+    from sandbox.trust import pgp as _pgp
+    key = _pgp.generate_key("Many <many@example.com>", "ed25519")
+    image = tmp_path / "image.aci"
+    image.write_bytes(b"x" * (1 << 20))
+    one = _pgp.sign(image, key, armored=False)
+    reads = []
+    real = _pgp._hash_source
+    monkeypatch.setattr(_pgp, "_hash_source", lambda h, src, *a, **k: reads.append(src) or real(h, src, *a, **k))
+    v = _pgp.verify(image, one * 2000, [key.public()])
+    assert v.primary_fingerprint == key.fingerprint
+    assert len(reads) == 1, len(reads)
+    image.write_bytes(b"y" * (1 << 20))          # and a changed file still fails
+    with pytest.raises(_pgp.BadSignature):
+        _pgp.verify(image, one * 3, [key.public()])
