@@ -6,6 +6,21 @@ The CLI prints ``sandbox: <message>`` and exits non-zero; it never shows a trace
 from __future__ import annotations
 
 
+# What must not reach a terminal as it is: C0 and C1 controls (tab aside), DEL, the bidi
+# controls, lone surrogates. An image's entry names end up in errors, warnings and steps: an
+# escape sequence there retitles the window or recolours what follows, "\r" and "\n" forge
+# lines that look like the kit's own ("extracted ... all good"), and a lone surrogate (a name
+# that is not UTF-8) made print() to stdout raise UnicodeEncodeError.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+_UNPRINTABLE.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F),
+                                                 *range(0x2066, 0x206A), *range(0xD800, 0xE000))})
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as an escape (``\\x1b``)."""
+    return text.translate(_UNPRINTABLE)
+
+
 class SandboxError(Exception):
     """Base class: a user-facing problem with an actionable message."""
 

@@ -29,8 +29,9 @@ class Step(namedtuple("Step", "action what detail after t", defaults=(None, 0.0)
     __slots__ = ()
 
     def __str__(self) -> str:
+        from sandbox.errors import printable     # only when a step is shown
         extra = " ".join(f"{k}={v}" for k, v in self.detail.items())
-        return f"{self.action:8} {self.what}" + (f"  ({extra})" if extra else "")
+        return printable(f"{self.action:8} {self.what}" + (f"  ({extra})" if extra else ""))
 
 
 class Steps:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sandbox.cli import command_group
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, printable
 from sandbox.steps import Steps
 
 # the top-level commands register() adds (the CLI imports a module only for its commands)
@@ -59,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if probs:
             bad.append(p)
             for pr in probs:
-                print(f"sandbox: {p}: {pr}", file=sys.stderr)
+                print(printable(f"sandbox: {p}: {pr}"), file=sys.stderr)
         elif not args.quiet:
             print(f"{p}: valid")
     if bad:
@@ -85,7 +85,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         steps = _steps(args)
         img = st.import_aci(_need_file(p), steps=steps)
         _show(steps)
-        print(f"{img.id}\t{img.app_string}" if args.full else f"{img.short_id}\t{img.app_string}")
+        print(printable(f"{img.id if args.full else img.short_id}\t{img.app_string}"))
     return 0
 
 
@@ -100,7 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     from sandbox.cli._table import table
     rows = [[i.id if args.full else i.short_id, i.name,
-             ",".join(f"{k}={v}" for k, v in i.labels.items()),
+             printable(",".join(f"{k}={v}" for k, v in i.labels.items())),
              f"{i.size:,}", i.imported_at[:19].replace("T", " ")] for i in imgs]
     print(table(["ID", "NAME", "LABELS", "SIZE", "IMPORTED"], rows, wrap={2: ",", 4: " "}))
     return 0
@@ -123,7 +123,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                            max_bytes=args.max_size if args.max_size else None)
     _show(steps)
     for w in res.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w)}", file=sys.stderr)
     print(f"extracted {res.entries} entries ({res.bytes_written:,} bytes) into {dest}")
     return 0
 
@@ -155,9 +155,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if probs:
             bad += 1
             for p in probs:
-                print(p)
+                print(printable(p))
         else:
-            print(f"{img.short_id} ({img.app_string}): ok")
+            print(printable(f"{img.short_id} ({img.app_string}): ok"))
     return 1 if bad else 0
 
 

@@ -309,3 +309,37 @@ def test_an_ac_version_int_refuses_is_a_problem(tmp_path, version) -> None:
     p = tmp_path / "v.aci"
     p.write_bytes(tar_bytes([{"name": "rootfs", "type": "dir"}], manifest=raw.encode()))
     assert aci.inspect(p).problems
+
+
+# -- what an image names reaches the learner's terminal: an entry name or a label holding
+# escape sequences retitled the window, recoloured the output, or forged a line with "\r\n"
+
+def test_names_and_labels_reach_the_terminal_escaped(tmp_path) -> None:
+    import json
+    import subprocess
+    name = "su\x1b]0;pwned\x07\r\nsandbox: all good\x1b[2J"
+    manifest = json.dumps({"acKind": "ImageManifest", "acVersion": "0.8.11",
+                           "name": "example.com/esc",
+                           "labels": [{"name": "version", "value": "1\x1b[31m\r"}]}).encode()
+    p = tmp_path / "esc.aci"
+    p.write_bytes(tar_bytes([{"name": "rootfs", "type": "dir"},
+                             {"name": "rootfs/" + name, "mode": 0o4755},
+                             {"name": "rootfs/dup\x1b[31m"}, {"name": "rootfs/dup\x1b[31m"}],
+                            manifest=manifest))
+    env = {**os.environ, "SANDBOX_DIR": str(tmp_path / "state")}
+    sandbox = [sys.executable, "-m", "sandbox"]
+    out = []
+    for args in (["image", "validate", str(p)], ["image", "import", str(p)]):
+        r = subprocess.run(sandbox + args, capture_output=True, text=True, env=env, timeout=120)
+        out.append(r.stdout + r.stderr)
+    p.write_bytes(tar_bytes([{"name": "rootfs", "type": "dir"},
+                             {"name": "rootfs/" + name, "mode": 0o4755}], manifest=manifest))
+    for args in (["image", "import", str(p)], ["image", "list"],
+                 ["image", "extract", "--steps", "example.com/esc", str(tmp_path / "out")]):
+        r = subprocess.run(sandbox + args, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        out.append(r.stdout + r.stderr)
+    text = "\n".join(out)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned" in text and "all good" in text      # shown, as escapes
+    assert not any(line.startswith("sandbox: all good") for line in text.splitlines())
