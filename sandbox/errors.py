@@ -11,13 +11,18 @@ from __future__ import annotations
 # escape sequence there retitles the window or recolours what follows, "\r" and "\n" forge
 # lines that look like the kit's own ("extracted ... all good"), and a lone surrogate (a name
 # that is not UTF-8) made print() to stdout raise UnicodeEncodeError.
-_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
-_UNPRINTABLE.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F),
-                                                 *range(0x2066, 0x206A), *range(0xD800, 0xE000))})
+# (The table is made at the first use: this module is imported on every pod start.)
+_UNPRINTABLE: dict[int, str] = {}
 
 
 def printable(text: str) -> str:
     """``text`` with every character a terminal would act on written as an escape (``\\x1b``)."""
+    if not _UNPRINTABLE:
+        _UNPRINTABLE.update({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+                             if c != 0x09})
+        _UNPRINTABLE.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F),
+                                                         *range(0x2066, 0x206A),
+                                                         *range(0xD800, 0xE000))})
     return text.translate(_UNPRINTABLE)
 
 
