@@ -310,12 +310,16 @@ def _uncompressed_layer(layout: Layout, desc: dict[str, Any], algo: str, tmp: Pa
     out = tmp / f"layer-{desc['digest'].split(':', 1)[1][:16]}.tar"
     sv = os.statvfs(tmp)
     room = sv.f_bavail * sv.f_frsize
+    most = bounded.IMAGE_BYTES.value    # a layer's tar is bounded as an image's tar is
     h = hashlib.new(algo)
     written = 0
     try:
         with gzip.open(blob, "rb") as src, open(out, "wb") as dst:
             while chunk := src.read(1 << 20):
                 written += len(chunk)
+                if written > most:
+                    raise bounded.too_large(bounded.IMAGE_BYTES, f"the uncompressed tar of layer "
+                                            f"{desc['digest']}", cls=ArchiveTooLarge)
                 if written > room:
                     raise ArchiveTooLarge(f"layer {desc['digest']} expands to more than the "
                                           f"{room} bytes free under {tmp}; it may be a "

@@ -257,3 +257,15 @@ def test_a_blob_longer_than_its_descriptor_is_read_no_further(hand: Hand, tmp_pa
     with pytest.raises(OciError, match="corrupt"):
         do_import(hand, tmp_path)
     assert hashed[0] < (4 << 20), hashed[0]
+
+
+def test_a_layer_is_gunzipped_within_image_bytes(hand: Hand, tmp_path: Path, monkeypatch) -> None:
+    """A layer's tar is bounded as an image's tar is: it used to be gunzipped to disk up to the
+    free space of the temporary directory (gzip is about 1000:1 on zeros)."""
+    monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "1M")
+    # zeros after the tar's end: nothing the extractor reads, all of it gunzipped to disk
+    hand.image(layers=[tar_of({"hello": b"hi\n"}) + bytes(3 << 20)])
+    with pytest.raises(bounded.InputTooLarge, match="IMAGE_BYTES"):
+        do_import(hand, tmp_path)
+    monkeypatch.setenv("SANDBOX_MAX_IMAGE_BYTES", "8M")
+    assert do_import(hand, tmp_path).manifest["name"] == "example.com/hand"
