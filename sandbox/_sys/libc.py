@@ -139,3 +139,16 @@ def pivot_root(new_root: str, put_old: str) -> None:
 def ns_inode(path: str) -> int:
     """The inode number that identifies a namespace, e.g. ``ns_inode('/proc/self/ns/net')``."""
     return os.stat(path).st_ino
+
+
+def open_ns(path: "str | os.PathLike[str]") -> int:
+    """A descriptor for the namespace handle at ``path`` (``/run/netns/NAME``, ``/proc/PID/ns/net``),
+    for setns(2) or ioctl_ns(2). It never blocks and opens nothing but a file: a FIFO named where
+    a handle should be kept open(2) waiting for a writer for ever (``sandbox net add NET FIFO``,
+    a CNI plugin given it as CNI_NETNS), and a device would be opened for real. A handle is an
+    nsfs file, which stat(2) calls a regular file; anything else is EINVAL here."""
+    import stat
+    st = os.stat(path)                  # follows links: /proc/PID/ns/net is one
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a namespace handle", os.fspath(path))
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)

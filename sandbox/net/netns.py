@@ -77,7 +77,7 @@ def current_inode() -> int:
 def is_netns(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a live netns handle (an nsfs bind mount), not just an empty file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = libc.open_ns(path)         # never blocks (a FIFO), never opens a device
     except OSError:
         return False
     try:  # ioctl_ns(2): NS_GET_NSTYPE answers CLONE_NEWNET for a netns; an empty file fails
@@ -341,10 +341,13 @@ def enter(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = DE
     old = os.open(f"/proc/self/task/{tid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
-            new = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            new = libc.open_ns(path)
         except FileNotFoundError:
             raise NetnsError(f"There is no network namespace at {path}.",
                              hint="List them with 'sandbox netns list'.") from None
+        except OSError as e:
+            raise NetnsError(f"Could not enter {path}: {e.strerror}.",
+                             hint="Is it a netns handle (made by 'sandbox netns add')?") from None
         try:
             libc.setns(new, libc.CLONE_NEWNET)
         except OSError as e:
@@ -374,10 +377,13 @@ def preexec_setns(name_or_path: str | os.PathLike[str] | None,
         return None
     path = path_of(name_or_path, dir)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = libc.open_ns(path)
     except FileNotFoundError:
         raise NetnsError(f"There is no network namespace at {path}.",
                          hint="List them with 'sandbox netns list'.") from None
+    except OSError as e:
+        raise NetnsError(f"Could not enter {path}: {e.strerror}.",
+                         hint="Is it a netns handle (made by 'sandbox netns add')?") from None
 
     def _enter() -> None:
         libc.setns(fd, libc.CLONE_NEWNET)
@@ -411,10 +417,12 @@ def exec_(name_or_path: str | os.PathLike[str], argv: Sequence[str], *,
 
     Meant for single-threaded callers like the CLI: setns here moves the only thread."""
     path = path_of(name_or_path, dir)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path.exists() else -1
-    if fd < 0:
-        raise NetnsError(f"There is no network namespace at {path}.",
-                         hint="List them with 'sandbox netns list'.")
+    try:
+        fd = libc.open_ns(path)
+    except OSError as e:
+        raise NetnsError(f"There is no network namespace at {path}" + (
+            "." if isinstance(e, FileNotFoundError) else f" ({e.strerror})."),
+            hint="List them with 'sandbox netns list'.") from None
     libc.setns(fd, libc.CLONE_NEWNET)
     os.close(fd)
     try:

@@ -74,10 +74,14 @@ class NetnsGone(CNIError):
 
 def open_netns(path: str) -> int:
     """An fd for the netns at ``path`` (NetnsGone if it is missing or not a netns)."""
+    from sandbox._sys import libc      # (setns needs it next anyway)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = libc.open_ns(path)         # a FIFO as CNI_NETNS blocked the plugin for ever
     except FileNotFoundError as e:
         raise NetnsGone(ERR_INTERNAL, f"failed to open netns {path!r}: it does not exist") from e
+    except OSError as e:
+        raise NetnsGone(ERR_INTERNAL, f"failed to open netns {path!r}: {e.strerror} (is it a "
+                                      "network namespace?)") from e
     try:
         os.fstat(fd)
     except OSError:
