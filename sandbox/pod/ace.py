@@ -74,7 +74,7 @@ def _lookup(root: Any, spec: str, file: str, what: str) -> int:
     in-root resolver: its links resolve inside its own tree, only a regular file is read, and at
     most ACCOUNT_FILE_BYTES of it (a link to /dev/zero, a FIFO or the host's /etc cannot be)."""
     if spec.isascii() and spec.isdigit():
-        return _id(int(spec), spec, what)
+        return _id(_digits(spec), spec, what)
     if spec.startswith("/"):   # ace.md: a path in the rootfs: its owner (user) or group
         try:
             st = root.stat(spec)
@@ -101,9 +101,17 @@ def _lookup(root: Any, spec: str, file: str, what: str) -> int:
             if not (f[2].isascii() and f[2].isdigit()):
                 raise AceError(f"the image's /etc/{file} gives '{spec}' the id {f[2][:20]!r}, "
                                f"which is not a number; use a number for the {what}.")
-            return _id(int(f[2]), spec, what)
+            return _id(_digits(f[2]), spec, what)
     raise AceError(f"the {what} '{spec}' is not a number and not in the image's /etc/{file}; "
                    f"use a number or add it to /etc/{file} in the image.")
+
+
+def _digits(text: str) -> int:
+    """An ASCII digit string as a number, or 2^32 for one of more than ten significant digits
+    (no id has more): int() refuses over 4300 digits with a ValueError — a user "999…" of 5000
+    digits in a manifest or an image's /etc/passwd was "failed inside the kit"."""
+    significant = text.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 10 else 1 << 32
 
 
 def _id(n: int, spec: str, what: str) -> int:

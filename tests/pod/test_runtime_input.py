@@ -157,3 +157,42 @@ def test_a_failed_pre_start_handler_is_said_in_the_run(state: Path) -> None:
     p = run_manifest(state, app_pod_manifest({
         "exec": ["/bin/true"], "eventHandlers": [{"name": "pre-start", "exec": ["/bin/false"]}]}))
     assert p.returncode == 1 and "pre-start handler exited with 1" in p.stderr, p.stderr
+
+
+MANY = "9" * 5000
+
+
+@pytest.mark.parametrize("app", [{"exec": ["/bin/true"], "user": MANY},
+                                 {"exec": ["/bin/true"], "group": MANY},
+                                 {"exec": ["/bin/true"], "user": "0" * 5000 + "7"}],
+                         ids=["user", "group", "leading-zeros"])
+def test_a_user_or_group_of_thousands_of_digits_is_one_sentence(state: Path, app: dict) -> None:
+    """int() refuses more than 4300 digits: "failed inside the kit (ValueError: Exceeds the limit
+    (4300 digits) for integer string conversion)", exit 70."""
+    p = run_manifest(state, app_pod_manifest(app))
+    if app.get("user", "").startswith("0000"):      # 7, written with 5000 leading zeros
+        assert p.returncode == 0, p.stderr
+        return
+    assert p.returncode == 1 and p.stderr.startswith("sandbox: ") and "beyond" in p.stderr, p.stderr
+    assert pods_on_disk(state) == []
+
+
+def test_an_id_of_thousands_of_digits_in_the_images_passwd(state: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    bb = Store().get("example.com/busybox")
+    layout = tmp_path / "layout"
+    (layout / "rootfs" / "etc").mkdir(parents=True)
+    (layout / "rootfs" / "etc" / "passwd").write_text(f"bob:x:{MANY}:0::/:/bin/sh\n")
+    (layout / "manifest").write_text(json.dumps({
+        "acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/sbx-rr-passwd",
+        "labels": [{"name": "os", "value": "linux"}, {"name": "arch", "value": bb.labels["arch"]}],
+        "app": {"exec": ["/bin/true"], "user": "bob", "group": "0"},
+        "dependencies": [{"imageName": "example.com/busybox", "imageID": bb.id}]}))
+    aci = tmp_path / "img.aci"
+    with tarfile.open(aci, "w") as t:
+        t.add(layout / "manifest", "manifest")
+        t.add(layout / "rootfs", "rootfs")
+    Store().import_aci(aci)
+    p = sandbox("run", "--net", "none", "example.com/sbx-rr-passwd")
+    assert p.returncode == 1 and p.stderr.startswith("sandbox: ") and "beyond" in p.stderr, p.stderr
