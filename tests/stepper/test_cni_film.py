@@ -125,6 +125,37 @@ def test_each_kernel_step_shows_its_change_and_the_state_at_that_moment(added) -
     assert "RTM_NEWLINK" in detail
 
 
+def test_a_late_listener_keeps_the_film_in_time_order(session, monkeypatch) -> None:
+    """On a busy machine the film's listener thread reads the kernel's notifications late, after
+    the plugin has exited (a CI run at load 10 had an exec step recorded before the changes of
+    its own plugin). Here it reads them only when the runtime asks (the select sees only its
+    wake-up pipe, the last descriptor it is given): every notification is read after the
+    plugin's end, and the steps must still be in time order, each plugin's changes before its
+    answer."""
+    import select as real
+    from sandbox.net import watch
+
+    class LateSelect:
+        @staticmethod
+        def select(r, w, x, *timeout):
+            return real.select(r[-1:], w, x, *timeout)
+
+    monkeypatch.setattr(watch, "select", LateSelect)
+    rt, _ = _runtime(session, str(plugin_dir()))
+    c = session.create(netns.unique_name("sbx-st"))
+    steps = Steps(snapshots=True)
+    rt.add("sbxstnet", c, steps=steps)
+    rt.delete("sbxstnet", c, steps=steps)
+    filmed = [s for s in steps if s.after]
+    assert [s.t for s in filmed] == sorted(s.t for s in filmed)
+    for op in ("ADD", "DEL"):
+        whats = [(s.action, s.what) for s in filmed]
+        k = whats.index(("exec", f"bridge {op}"))
+        assert any(s.action == "netlink" for s in filmed[whats.index(("call", f"bridge {op}")):k])
+    said = {s.what for s in steps if s.action == "netlink"}
+    assert "link sbxst0 created (bridge)" in said and "link eth0 deleted" in said
+
+
 def test_gc_is_filmed_too(session) -> None:
     rt, work = _runtime(session, str(plugin_dir()), version="1.1.0")
     ca, cb = session.create(netns.unique_name("sbx-st")), session.create(netns.unique_name("sbx-st"))

@@ -62,6 +62,12 @@ class CniFilm:
         return {"kind": "net", "film": self, "i": i, "op": self.op}
 
     def _add(self, action: str, what: str, i: int, t: float, **detail: Any) -> None:
+        # A notification's time is when the listener thread read it, not when the kernel made
+        # the change; on a busy machine that read comes late, after steps recorded since (a
+        # runtime step, a late IPv6 address). The film stays in time order: a step never gets
+        # a time before the one recorded ahead of it.
+        if len(self.steps):
+            t = max(t, self.steps[len(self.steps) - 1].t)
         self.steps.add(action, what, after=self._after(i), t=t, **detail)
 
     def on_start(self, call: Exec) -> None:
@@ -74,11 +80,10 @@ class CniFilm:
 
     def done(self, call: Exec | None) -> None:
         """The plugin exec is over: its kernel changes and its own steps, then its answer."""
-        t_end = time.monotonic()
         self.collect()
         if call is not None:
             what, detail = exec_step(call)
-            self._add("exec", what, len(self.kernel.events) - 1, t_end, **detail)
+            self._add("exec", what, len(self.kernel.events) - 1, time.monotonic(), **detail)
 
     def collect(self) -> None:
         """Add, in time order, the kernel changes and the plugins' lines that arrived."""
