@@ -51,10 +51,18 @@ def _prepare(args: argparse.Namespace, run_by: int | None = None):
     if not args.pod_manifest and not images:
         raise UsageError("give at least one image (e.g. example.com/busybox) or --pod-manifest FILE.")
     exec_ = None
-    if args.exec:
+    if args.exec is not None:
         if not images:
             raise UsageError("--exec applies to the last image given; give an image.")
-        exec_ = {len(images) - 1: shlex.split(args.exec)}
+        try:
+            argv = shlex.split(args.exec)
+        except ValueError as e:     # "No closing quotation", "No escaped character"
+            raise UsageError(f"--exec {args.exec[:80]!r} cannot be split like a shell line "
+                             f"({str(e).lower()}); close its quotes.") from None
+        if not argv:
+            raise UsageError("--exec is empty; give the command and its arguments in one "
+                             "string, e.g. --exec 'echo hi'.")
+        exec_ = {len(images) - 1: argv}
     nets = [n for part in (args.net or ["default"]) for n in part.split(",") if n]
     if len(nets) > 1 and ({"host", "none"} & set(nets)):
         raise UsageError("--net=host and --net=none cannot be combined with other networks; "

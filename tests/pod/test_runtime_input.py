@@ -196,3 +196,13 @@ def test_an_id_of_thousands_of_digits_in_the_images_passwd(state: Path, tmp_path
     Store().import_aci(aci)
     p = sandbox("run", "--net", "none", "example.com/sbx-rr-passwd")
     assert p.returncode == 1 and p.stderr.startswith("sandbox: ") and "beyond" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("exec_", ["echo 'unbalanced", 'echo "x', "echo x\\", "", "   "])
+def test_an_exec_that_is_no_command_line_is_a_usage_error(state: Path, exec_: str) -> None:
+    """Before: an unclosed quote was "failed inside the kit (ValueError: No closing quotation)",
+    exit 70; an empty --exec ran the image's own exec as if none were given."""
+    p = sandbox("run", "--net", "none", "example.com/busybox", "--exec", exec_)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("sandbox: --exec"), p.stderr
+    assert pods_on_disk(state) == []
