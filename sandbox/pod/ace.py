@@ -107,16 +107,19 @@ def _lookup(root: Any, spec: str, file: str, what: str) -> int:
 
 
 def _digits(text: str) -> int:
-    """An ASCII digit string as a number, or 2^32 for one of more than ten significant digits
-    (no id has more): int() refuses over 4300 digits with a ValueError — a user "999…" of 5000
-    digits in a manifest or an image's /etc/passwd was "failed inside the kit"."""
-    significant = text.lstrip("0") or "0"
-    return int(significant) if len(significant) <= 10 else 1 << 32
+    """An ASCII digit string as a number; 2^32 (beyond every id) for one of more than 20 digits,
+    which int() may refuse (over 4300 digits, a ValueError: a user "999…" of 5000 digits in a
+    manifest or an image's /etc/passwd was "failed inside the kit")."""
+    from sandbox import bounded
+    n = bounded.plain_int(text)
+    return 1 << 32 if n is None else n
 
 
 def _id(n: int, spec: str, what: str) -> int:
     if n >= 0xFFFFFFFF:     # uid_t is 32 bits and (uid_t)-1 means "no change" to the kernel
-        raise AceError(f"the {what} '{spec[:20]}' is {n}, beyond Linux's ids (0..4294967294).")
+        shown = spec if len(spec) <= 20 else f"{spec[:20]}… ({len(spec)} characters)"
+        raise AceError(f"the {what} '{shown}' is beyond Linux's ids (0..4294967294); give a "
+                       "smaller number.")
     return n
 
 
