@@ -316,6 +316,25 @@ def check_hostname(name: Any) -> None:
                        "--hostname out for pod-UUID.")
 
 
+def _refuse_nul(name: str, app: Any) -> None:
+    """An app's exec and handlers' exec (execve's argv), environment (envp), user, group and
+    workingDirectory all become C strings, where a NUL byte ends the string: a value that holds
+    one cannot be run as written. Its JSON can hold one ("\\u0000"; aci.md types them as strings,
+    and actool accepts it), so the executor refuses it here, before the pod exists."""
+    fields = [("exec", a) for a in app.exec]
+    for h in ("pre-start", "post-stop"):
+        handler = app.event_handler(h)
+        fields += [(f"{h} handler's exec", a) for a in (handler.exec if handler else [])]
+    fields += [(f"environment variable {k!r}", f"{k}={v}") for k, v in app.environment.items()]
+    fields += [("user", app.user or ""), ("group", app.group or ""),
+               ("workingDirectory", app.working_directory or "")]
+    for what, value in fields:
+        if "\0" in value:
+            raise PodError(f"the {what} of app '{name}' holds a NUL byte, which no program "
+                           "argument, variable, name or path can hold; remove it from the "
+                           "manifest.")
+
+
 def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: bool,
               steps: Steps | None, progress: bool) -> dict[str, Any]:
     """Everything stage1 needs to start one app, decided here (stage0)."""
@@ -326,6 +345,7 @@ def _app_plan(store: Any, ra: Any, pod: PodManifest, pod_dir: Path, overlay: boo
         raise PodError(f"the image {img.name} has no app to run (no app.exec), and the pod "
                        f"manifest gives none for '{ra.name}'; it is a base for other images: run "
                        "one that has an app (`sandbox image cat-manifest NAME` shows it).")
+    _refuse_nul(ra.name, app)
     tree = treestore.render_image(store, img, steps=steps, progress=progress)
     app_dir = pod_dir / "apps" / ra.name
     (app_dir / "rootfs").mkdir(parents=True)

@@ -65,6 +65,10 @@ def test_version_ordering() -> None:
     assert cniversion.parse("") == (0, 1, 0)                  # no cniVersion = 0.1.0
     with pytest.raises(ValueError):
         cniversion.parse("1.0")
+    # digits int() takes but a version does not have: the version's own sentence, not int()'s
+    for bad in ("1.\u00b2.0", "1.0." + "9" * 5000, "1. 0.0", "1.+0.0", "1.0_0.0"):
+        with pytest.raises(ValueError, match="is not a CNI version"):
+            cniversion.parse(bad)
 
 
 # -- configuration ---------------------------------------------------------------------------

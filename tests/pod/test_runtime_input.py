@@ -195,6 +195,23 @@ def test_an_id_of_thousands_of_digits_in_the_images_passwd(state: Path, tmp_path
     assert p.returncode == 1 and p.stderr.startswith("sandbox: ") and "beyond" in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("app", [
+    {"exec": ["/bin/echo", "a\0b"]},
+    {"exec": ["/bin/true"], "environment": [{"name": "X", "value": "a\0b"}]},
+    {"exec": ["/bin/true"], "workingDirectory": "/tmp\0/x"},
+    {"exec": ["/bin/true"], "user": "ro\0ot"},
+    {"exec": ["/bin/true"], "group": "0\0"},
+    {"exec": ["/bin/true"], "eventHandlers": [{"name": "pre-start", "exec": ["/bin/true", "\0"]}]},
+], ids=["exec", "environment", "workingDirectory", "user", "group", "pre-start"])
+def test_a_nul_byte_where_a_c_string_goes_is_refused_before_the_pod_exists(state: Path,
+                                                                           app: dict) -> None:
+    """Before: the manifest passed, and the pod failed at exec (or ran with the value cut)."""
+    p = run_manifest(state, app_pod_manifest(app))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("sandbox: ") and "NUL byte" in p.stderr, p.stderr
+    assert pods_on_disk(state) == []
+
+
 @pytest.mark.parametrize("exec_", ["echo 'unbalanced", 'echo "x', "echo x\\", "", "   "])
 def test_an_exec_that_is_no_command_line_is_a_usage_error(state: Path, exec_: str) -> None:
     """Before: an unclosed quote was "failed inside the kit (ValueError: No closing quotation)",

@@ -12,10 +12,13 @@ Result shapes:
 - 1.0.0/1.1.0: the same without ``ips[].version`` (1.1.0 adds optional fields that 1.0.0
   readers ignore).
 The runtime converts cached results with it, and the kit's plugins render their results with
-it: it is imported by every plugin exec, so it imports nothing (``typing``, ``ipaddress`` or
-``copy`` would each cost a millisecond or more per call).
+it: it is imported by every plugin exec, so it imports only ``sandbox.bounded``, which every
+plugin exec has loaded already (``typing``, ``ipaddress`` or ``copy`` would each cost a
+millisecond or more per call).
 """
 from __future__ import annotations
+
+from sandbox.bounded import plain_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,10 +33,12 @@ def parse(v: str) -> tuple[int, int, int]:
     """'1.0.0' -> (1, 0, 0); '' (no cniVersion) means 0.1.0, as libcni's decoder says."""
     if not v:
         return (0, 1, 0)
-    parts = v.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"'{v}' is not a CNI version (expected MAJOR.MINOR.PATCH, e.g. 1.0.0)")
-    return (int(parts[0]), int(parts[1]), int(parts[2]))
+    # ASCII digits, at most 20 each (bounded.plain_int): "1.².0" and a 5,000-digit part are
+    # not versions either, not int()'s own ValueError
+    nums = [plain_int(p) for p in v.split(".")]
+    if len(nums) != 3 or None in nums:
+        raise ValueError(f"'{v[:40]}' is not a CNI version (expected MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+    return (nums[0], nums[1], nums[2])
 
 
 def at_least(v: str, minimum: str) -> bool:
