@@ -360,6 +360,67 @@ class Deadline:
         self.cancel()
 
 
+class TimedRequests:
+    """Mixin for the kit's HTTP request handlers (before ``BaseHTTPRequestHandler`` in the
+    bases): each read and write waits at most ``stall_limit`` (default ``request_limit``) and a
+    request, from its first byte, must arrive within ``request_limit`` (:class:`Deadline`): a
+    client that connects and stops sending, or drips its request a byte at a time, would hold
+    its thread (or a one-at-a-time server) for ever. ``arm()`` starts a request's deadline
+    again (a kept-alive connection's next request); a handler that answers with a long body
+    cancels it first. Used by ``sandbox serve``, the pod's metadata service and the CNM
+    driver; http.server itself is imported by the server, not here."""
+
+    request_limit: Limit
+    request_what = "a request"
+    stall_limit: Limit | None = None
+
+    def setup(self) -> None:
+        self.timeout = (self.stall_limit or self.request_limit).value
+        super().setup()                                 # type: ignore[misc]
+        self.arm()
+
+    def arm(self) -> None:
+        self.deadline = Deadline(self.request_limit, self.request_what)
+        self.deadline.watch(self.connection)            # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.deadline.cancel()
+        try:
+            super().finish()                            # type: ignore[misc]
+        except OSError:          # the client went away, or the deadline shut the socket
+            pass
+
+
+class CountedRequests:
+    """Mixin for socketserver's threading servers (before ``ThreadingHTTPServer``): at most
+    ``slots`` (a ``threading.BoundedSemaphore``) requests are served at once, a thread each; the
+    serving loop waits for a free slot and further connections wait in the listen backlog, so
+    connections opened by the thousand do not start threads by the thousand. ``stopping()``
+    ends the wait when the server is being stopped."""
+
+    slots: Any
+
+    def stopping(self) -> bool:
+        return False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self.slots.acquire(timeout=0.1):
+            if self.stopping():
+                self.shutdown_request(request)          # type: ignore[attr-defined]
+                return
+        try:
+            super().process_request(request, client_address)    # type: ignore[misc]
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)     # type: ignore[misc]
+        finally:
+            self.slots.release()
+
+
 def stalled(what: str, seconds: float) -> TookTooLong:
     """The error for a read that got nothing for ``seconds`` (the socket timeout)."""
     return TookTooLong(f"{_sentence_start(what)} stalled: no data for {seconds:g} s (the "

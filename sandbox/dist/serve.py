@@ -215,31 +215,15 @@ def make_tls_material(directory: str | os.PathLike[str], *, days: int = 7) -> TL
 # The server
 # --------------------------------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
+class _Server(bounded.CountedRequests, ThreadingHTTPServer):
+    # Any local user can connect to 127.0.0.1: at most SERVE_CONNECTIONS requests are answered
+    # at once. (Before: a thread per connection for as long as the client kept it open.)
     daemon_threads = True
     allow_reuse_address = True
     owner: "DiscoveryServer"
-    slots: threading.BoundedSemaphore
 
-    # Any local user can connect to 127.0.0.1: at most SERVE_CONNECTIONS requests are answered
-    # at once (a thread each); the accept loop waits for a free slot, further connections wait
-    # in the backlog. (Before: a thread per connection for as long as the client kept it open.)
-    def process_request(self, request: Any, client_address: Any) -> None:
-        while not self.slots.acquire(timeout=0.2):
-            if self.owner._httpd is not self:       # stop() is under way
-                self.shutdown_request(request)
-                return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+    def stopping(self) -> bool:
+        return self.owner._httpd is not self
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # a client that hangs up before its answer (or is cut off by its deadline) is logged,
@@ -259,39 +243,26 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(bounded.TimedRequests, BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "sandbox-serve/0.1"
+    # every read and write waits at most STALL_SECONDS (none was set: an idle client held its
+    # thread for ever), and a request's line and headers must all arrive within
+    # SERVE_REQUEST_SECONDS (a client that drips them is cut off)
+    request_limit = bounded.SERVE_REQUEST_SECONDS
+    request_what = "a request to sandbox serve"
+    stall_limit = bounded.STALL_SECONDS
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet; the owner keeps a log
         pass
-
-    def setup(self) -> None:
-        # every read and write waits at most STALL_SECONDS (none was set: an idle client held
-        # its thread for ever), and a request's line and headers must all arrive within
-        # SERVE_REQUEST_SECONDS (a client that drips them is cut off)
-        self.timeout = bounded.STALL_SECONDS.value
-        super().setup()
-        self._arm()
-
-    def _arm(self) -> None:
-        self.deadline = bounded.Deadline(bounded.SERVE_REQUEST_SECONDS, "a request to sandbox serve")
-        self.deadline.watch(self.connection)
-
-    def finish(self) -> None:
-        self.deadline.cancel()
-        try:
-            super().finish()
-        except OSError:
-            pass
 
     def do_GET(self) -> None:  # noqa: N802
         self.deadline.cancel()          # the answer may be a large image to a slow client
         try:
             self.server.owner._handle(self)
         finally:
-            self._arm()                 # the next request on a kept-alive connection
+            self.arm()                  # the next request on a kept-alive connection
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Malformed requests (e.g. a TLS hello sent to plain HTTP) are logged too.

@@ -72,57 +72,31 @@ def _make_server(sock: socket.socket, service: "MetadataService") -> Any:
 
     from sandbox import bounded
 
-    class Handler(_Routes, BaseHTTPRequestHandler):
+    class Handler(bounded.TimedRequests, _Routes, BaseHTTPRequestHandler):
         # each recv waits at most this long, and the whole request too (an app in the pod that
         # drips its request one byte at a time must not hold a thread of the supervisor)
-        timeout = bounded.METADATA_REQUEST_SECONDS.value
+        request_limit = bounded.METADATA_REQUEST_SECONDS
+        request_what = "a metadata request"
 
-        def setup(self) -> None:
-            super().setup()
-            self.deadline = bounded.Deadline(bounded.METADATA_REQUEST_SECONDS, "a metadata request")
-            self.deadline.watch(self.connection)
-
-        def finish(self) -> None:
-            self.deadline.cancel()
-            try:
-                super().finish()
-            except OSError:
-                pass
-
-    class Server(ThreadingHTTPServer):
+    class Server(bounded.CountedRequests, ThreadingHTTPServer):
+        # At most METADATA_CONNECTIONS requests are served at once (a thread each, and a
+        # deadline's timer): an app that opens connections by the thousand must not make the
+        # supervisor start threads by the thousand; further connections wait in the socket's
+        # backlog, as they do before the server is built.
         daemon_threads = True
         timeout = 0.5                   # handle_request() never blocks for long
+
+        def stopping(self) -> bool:
+            return service._stopped
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             # a client that hangs up mid-answer (or is cut off by its deadline) is the client's
             # business: no traceback in the pod's log
             service.log("(connection dropped)")
 
-        # At most METADATA_CONNECTIONS requests are served at once (a thread each, and a
-        # deadline's timer): an app that opens connections by the thousand must not make the
-        # supervisor start threads by the thousand. The serving loop waits here for a free
-        # slot; further connections wait in the socket's backlog, as they do before the
-        # server is built.
-        def process_request(self, request: Any, client_address: Any) -> None:
-            while not service._slots.acquire(timeout=0.1):
-                if service._stopped:
-                    self.shutdown_request(request)
-                    return
-            try:
-                super().process_request(request, client_address)
-            except BaseException:
-                service._slots.release()
-                raise
-
-        def process_request_thread(self, request: Any, client_address: Any) -> None:
-            try:
-                super().process_request_thread(request, client_address)
-            finally:
-                service._slots.release()
-
     service._log_entries = bounded.METADATA_LOG_ENTRIES.value
-    service._slots = threading.BoundedSemaphore(bounded.METADATA_CONNECTIONS.value)
     server = Server(sock.getsockname(), Handler, bind_and_activate=False)
+    server.slots = threading.BoundedSemaphore(bounded.METADATA_CONNECTIONS.value)
     server.socket.close()
     server.socket = sock
     server.service = service
@@ -245,8 +219,8 @@ class MetadataService:
         # and how many there were (an app may ask millions of times, with 64 KiB paths)
         self.requests: list[str] = []
         self.request_count = 0
-        self._log_entries = 0           # these two are set by _make_server (sandbox.bounded is
-        self._slots: Any = None         # imported there, off the pod's start path)
+        self._log_entries = 0           # set by _make_server (sandbox.bounded is imported
+                                        # there, off the pod's start path)
         self._sock = sock
         self._server: Any = None        # built by the service's thread (see _serve)
         self._thread: threading.Thread | None = None

@@ -342,9 +342,14 @@ class BridgeDriver:
 
 # -- the HTTP server on a unix socket ------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(bounded.TimedRequests, BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
+    # The server answers one request at a time: a client that connects and stops sending
+    # (or announces a body it never sends) held every other caller for ever. Each read waits at
+    # most CNM_REQUEST_SECONDS, and so does the whole request, body included.
+    request_limit = bounded.CNM_REQUEST_SECONDS
+    request_what = "a request to the driver"
 
     def address_string(self) -> str:   # a unix socket has no client address to log
         return "unix"
@@ -358,22 +363,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    # The server answers one request at a time: a client that connects and stops sending
-    # (or announces a body it never sends) held every other caller for ever. Each read waits at
-    # most CNM_REQUEST_SECONDS, and so does the whole request, body included.
-    def setup(self) -> None:
-        self.timeout = bounded.CNM_REQUEST_SECONDS.value
-        super().setup()
-        self.deadline = bounded.Deadline(bounded.CNM_REQUEST_SECONDS, "a request to the driver")
-        self.deadline.watch(self.connection)
-
-    def finish(self) -> None:
-        self.deadline.cancel()
-        try:
-            super().finish()
-        except OSError:
-            pass
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         driver, log = self.server.driver, self.server.log
