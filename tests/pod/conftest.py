@@ -77,3 +77,22 @@ def make_image(store: Store, tmp_path: Path):
         return store.import_aci(out).id
 
     return make
+
+
+@pytest.fixture
+def state(tmp_path: Path, catalog_acis: dict[str, Path], monkeypatch) -> Path:
+    """A fresh state directory of the test's own, with the catalogue imported; every pod made
+    in it is stopped and removed at the end (gc keeps prepared ones: removed too)."""
+    from sandbox.pod import stage0 as pod
+    d = tmp_path / "state"
+    monkeypatch.setenv("SANDBOX_DIR", str(d))
+    store = Store()
+    for p in catalog_acis.values():
+        store.import_aci(p)
+    yield d
+    for p in pod.list_pods():
+        if p["state"].startswith("run"):
+            pod.stop(p["uuid"], timeout=5)
+    pod.gc(grace=0)
+    for p in pod.list_pods():
+        pod.remove(p["uuid"])

@@ -13,28 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.image.store import Store
 from sandbox.pod import stage0 as pod
 
 pytestmark = pytest.mark.root
 SEED = ["example.com/reduce-worker", "example.com/worker-backup", "example.com/reduce-worker-register"]
-
-
-@pytest.fixture
-def state(tmp_path: Path, catalog_acis: dict[str, Path], monkeypatch) -> Path:
-    """A fresh state directory with the catalogue imported; every pod made in it goes at the end."""
-    d = tmp_path / "state"
-    monkeypatch.setenv("SANDBOX_DIR", str(d))
-    store = Store()
-    for p in catalog_acis.values():
-        store.import_aci(p)
-    yield d
-    for p in pod.list_pods():
-        if p["state"].startswith("run"):
-            pod.stop(p["uuid"], timeout=5)
-    pod.gc(grace=0)
-    for p in pod.list_pods():           # prepared ones (gc keeps them)
-        pod.remove(p["uuid"])
 
 
 def sandbox(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -18,22 +18,6 @@ from sandbox.pod import stage0 as pod
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture
-def state(tmp_path: Path, catalog_acis: dict[str, Path], monkeypatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv("SANDBOX_DIR", str(d))
-    store = Store()
-    for p in catalog_acis.values():
-        store.import_aci(p)
-    yield d
-    for p in pod.list_pods():
-        if p["state"].startswith("run"):
-            pod.stop(p["uuid"], timeout=5)
-    pod.gc(grace=0)
-    for p in pod.list_pods():
-        pod.remove(p["uuid"])
-
-
 def sandbox(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sandbox", *argv], capture_output=True, text=True,
                           timeout=120, env=os.environ.copy())
