@@ -227,9 +227,13 @@ def test_sixteen_parallel_adds(ours: Path, node: Path, netns_factory: Callable[.
     br = short_name("sbxbr")
     conf = bridge_conf(br, cni_dirs["ipam"])
     nss = [netns_factory() for _ in range(16)]
+    # 16 plugin processes at once (and each its host-local) share the machine's cores and
+    # host-local's lock: the last ones may wait long on a slow machine (an emulated aarch64 guest
+    # passed 60 s), so the per-exec bound that only catches a hang is wider here
+    slow = 300
     with ThreadPoolExecutor(16) as pool:
         calls = list(pool.map(lambda i: run_plugin(ours / "bridge", "ADD", conf, cid=f"sbx-{i}", ns=nss[i],
-                                                   node=node), range(16)))
+                                                   node=node, timeout=slow), range(16)))
     ips = [c.ok()["ips"][0]["address"] for c in calls]
     assert len(set(ips)) == 16
     ports = [l for l in links(node).values() if l.get("master") == br]
@@ -237,7 +241,7 @@ def test_sixteen_parallel_adds(ours: Path, node: Path, netns_factory: Callable[.
     assert len(ip_files(cni_dirs["ipam"])) == 16
     with ThreadPoolExecutor(16) as pool:
         dels = list(pool.map(lambda i: run_plugin(ours / "bridge", "DEL", conf, cid=f"sbx-{i}", ns=nss[i],
-                                                  node=node), range(16)))
+                                                  node=node, timeout=slow), range(16)))
     assert all(d.rc == 0 for d in dels)
     assert ip_files(cni_dirs["ipam"]) == [] and nat_rules(node) == []
 

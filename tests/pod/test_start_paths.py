@@ -18,6 +18,8 @@ from sandbox.image.store import Store
 from sandbox.net import netns
 from sandbox.pod import stage0 as pod
 
+from waiting import eventually
+
 
 def test_new_uuid_is_an_rfc4122_version4_uuid() -> None:
     seen = set()
@@ -67,10 +69,12 @@ def test_a_forgotten_child_is_reaped_later() -> None:
     del c
     gc.collect()
     assert pid in _proc._forgotten
-    time.sleep(0.4)
+    state = Path(f"/proc/{pid}/stat")
+    # the child has ended (a zombie: only its parent's wait can take it), however slow the
+    # machine (a fixed 0.4 s was too short in an emulated aarch64 guest)
+    eventually(lambda: state.read_text().split()[2], lambda s: s == "Z", timeout=60)
     _proc.fork_call(lambda: 0, args="next child").wait()   # reaps the forgotten one first
     assert pid not in _proc._forgotten
-    state = Path(f"/proc/{pid}/stat")
     assert not state.exists() or state.read_text().split()[2] != "Z"
 
 
