@@ -14,7 +14,7 @@ lab: install
 	  --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks \
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
-# tests/suite.py: the tests in parallel (TEST_WORKERS, default 3), then those marked serial alone
+# tests/suite.py: the tests in parallel (TEST_WORKERS, default 4), then those marked serial alone
 test: install
 	$(PY) tests/suite.py $(PYTEST_ARGS)
 

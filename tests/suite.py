@@ -1,10 +1,11 @@
 """`make test`: the whole suite in two parts, on every core it may use, then alone.
 
 1. Everything not marked ``serial``, spread over ``TEST_WORKERS`` pytest-xdist workers (default
-   3), a test file per worker at a time (``--dist loadfile``: a file's module fixtures are made
+   4), a test file per worker at a time (``--dist loadfile``: a file's module fixtures are made
    once). Most of the suite waits on the kernel, subprocesses and kernels of Jupyter rather than
    on the CPU (~400 s of CPU for ~500 s run alone on 2 cores), so the workers overlap the waits:
-   on the 2-core CI machine, quiet, this part took 271 s with 2 workers and 223 s with 3.
+   on the 2-core CI machine, quiet, this part took 271 s with 2 workers and 223 s with 3 (at
+   1,916 tests); at 2,023 tests, 268-307 s with 3 and 245 s with 4.
 2. The tests marked ``serial``, alone: their verdict is a real-time deadline (appc's ACE
    validator gives a metadata request 100 ms) or a machine-wide count that another test running
    beside them would change.
@@ -25,7 +26,7 @@ SERIAL_LIST = "SANDBOX_TEST_SERIAL_LIST"   # where part 1's workers write the se
 
 
 def main(args: list[str]) -> int:
-    workers = os.environ.get("TEST_WORKERS", "3")
+    workers = os.environ.get("TEST_WORKERS", "4")
     pytest = [sys.executable, "-m", "pytest"]
     parts = [[*pytest, "-n", workers, "--dist", "loadfile", "-m", "not serial", *args],
              [*pytest, "-m", "serial", *args]]
