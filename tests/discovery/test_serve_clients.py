@@ -12,10 +12,11 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from raw_http import drip, exchange
 
 from sandbox import bounded
 from sandbox.dist.serve import DiscoveryServer
@@ -35,13 +36,7 @@ def server(tmp_path: Path, monkeypatch, **limits: int) -> Iterator[DiscoveryServ
 
 
 def get(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-        c.sendall(raw)
-        out = b""
-        with contextlib.suppress(TimeoutError, ConnectionResetError):
-            while chunk := c.recv(65536):
-                out += chunk
-    return out
+    return exchange("127.0.0.1", port, raw, wait=10)
 
 
 def test_a_client_that_hangs_up_leaves_no_traceback(tmp_path: Path, monkeypatch, capfd) -> None:
@@ -60,22 +55,8 @@ def test_a_client_that_hangs_up_leaves_no_traceback(tmp_path: Path, monkeypatch,
 @pytest.mark.serial     # its verdict is a wall-clock bound
 def test_a_client_that_drips_its_request_is_cut_off(tmp_path: Path, monkeypatch) -> None:
     with server(tmp_path, monkeypatch, SERVE_REQUEST_SECONDS=1) as srv:
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
-            c.sendall(b"GET / HTTP/1.1\r\n")
-            t0, closed = time.monotonic(), False
-            for _ in range(40):                 # a header byte every 0.25 s, never finishing
-                try:
-                    c.sendall(b"X")
-                    if c.recv(1, socket.MSG_DONTWAIT) == b"":
-                        closed = True
-                        break
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    closed = True
-                    break
-                time.sleep(0.25)
-            assert closed and time.monotonic() - t0 < 5
+        cut = drip("127.0.0.1", srv.port, b"GET / HTTP/1.1\r\n")
+        assert cut is not None and cut < 5
 
 
 @pytest.mark.serial     # a wall-clock bound, and the process's thread count

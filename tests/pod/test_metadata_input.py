@@ -10,35 +10,28 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
+import raw_http
 
 from sandbox import bounded
 from sandbox.pod import metadata
 
 
 @pytest.fixture
-def service() -> Iterator[metadata.MetadataService]:
-    svc = metadata.MetadataService(metadata.listen(), token="t0k3n", uuid="u-1",
-                                   pod_manifest={"acKind": "PodManifest"}, apps={})
-    svc.start()
-    try:
+def service(monkeypatch) -> Iterator[metadata.MetadataService]:
+    with small_service(monkeypatch) as svc:
         yield svc
-    finally:
-        svc.stop()
+
+
+def address(svc: metadata.MetadataService) -> tuple[str, int]:
+    host, port = svc.url.split("//")[1].split("/")[0].split(":")
+    return host, int(port)
 
 
 def exchange(svc: metadata.MetadataService, raw: bytes, wait: float = 5) -> bytes:
-    """Send ``raw`` and read the answer until the server closes (or ``wait`` passes)."""
-    host, port = svc.url.split("//")[1].split("/")[0].split(":")
-    with socket.create_connection((host, int(port)), timeout=wait) as c:
-        c.sendall(raw)
-        out = b""
-        with contextlib.suppress(TimeoutError, ConnectionResetError):
-            while chunk := c.recv(65536):
-                out += chunk
-    return out
+    return raw_http.exchange(*address(svc), raw, wait)
 
 
 def post(length_header: str | None, body: bytes = b"content=hi") -> bytes:
@@ -74,24 +67,8 @@ def test_a_post_without_a_length_is_411(service) -> None:
 
 def test_a_client_that_drips_its_request_is_dropped(service, monkeypatch) -> None:
     monkeypatch.setattr(bounded.METADATA_REQUEST_SECONDS, "default", 1)
-    host, port = service.url.split("//")[1].split("/")[0].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as c:
-        c.sendall(b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.1\r\n")
-        t0 = time.monotonic()
-        closed = False
-        for _ in range(40):                     # one header byte every 0.25 s, never finishing
-            try:
-                c.sendall(b"X")
-                if c.recv(1, socket.MSG_DONTWAIT) == b"":
-                    closed = True
-                    break
-            except BlockingIOError:
-                pass
-            except OSError:
-                closed = True
-                break
-            time.sleep(0.25)
-        assert closed and time.monotonic() - t0 < 4
+    cut = raw_http.drip(*address(service), b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.1\r\n")
+    assert cut is not None and cut < 4
     assert status(exchange(service, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
 
 
@@ -167,11 +144,10 @@ def test_connections_beyond_the_bound_wait_in_the_backlog(monkeypatch) -> None:
     with small_service(monkeypatch, METADATA_CONNECTIONS=4) as svc:
         assert status(exchange(svc, b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.0\r\n\r\n")) == 200
         before = threading.active_count()
-        host, port = svc.url.split("//")[1].split("/")[0].split(":")
         idle = []
         try:
             for _ in range(12):     # 4 served, the rest in the backlog (16 long)
-                c = socket.create_connection((host, int(port)), timeout=5)
+                c = socket.create_connection(address(svc), timeout=5)
                 c.sendall(b"GET /t0k3n/acMetadata/v1/pod/uuid HTTP/1.1\r\n")   # never finished
                 idle.append(c)
             time.sleep(1)
