@@ -146,9 +146,18 @@ def open_ns(path: "str | os.PathLike[str]") -> int:
     for setns(2) or ioctl_ns(2). It never blocks and opens nothing but a file: a FIFO named where
     a handle should be kept open(2) waiting for a writer for ever (``sandbox net add NET FIFO``,
     a CNI plugin given it as CNI_NETNS), and a device would be opened for real. A handle is an
-    nsfs file, which stat(2) calls a regular file; anything else is EINVAL here."""
+    nsfs file, which stat(2) calls a regular file; anything else is EINVAL here.
+
+    The path is resolved once, to an O_PATH descriptor (which opens nothing), and the file it
+    names is checked and then opened through that descriptor's /proc/self/fd link: a FIFO or
+    device put at ``path`` after the check is never the one opened."""
     import stat
-    st = os.stat(path)                  # follows links: /proc/PID/ns/net is one
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "not a namespace handle", os.fspath(path))
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    found = os.open(path, os.O_PATH | os.O_CLOEXEC)    # follows links: /proc/PID/ns/net is one
+    try:
+        if not stat.S_ISREG(os.fstat(found).st_mode):
+            raise OSError(errno.EINVAL, "not a namespace handle", os.fspath(path))
+        # setns(2) and ioctl_ns(2) need the file open for real, not an O_PATH descriptor
+        return os.open(f"/proc/self/fd/{found}",
+                       os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    finally:
+        os.close(found)

@@ -71,3 +71,31 @@ def test_the_kits_plugins_answer_a_fifo_as_cni_netns(plugin: str, fifo: Path, no
     call = run_plugin(plugin_dir() / plugin, "ADD", conf, cid="sbxrr1", ns=fifo, node=node,
                       timeout=30)   # the hang was for ever: subprocess's timeout ends it
     assert call.rc != 0 and '"code"' in call.stdout and "netns" in call.stdout, call
+
+
+def test_a_fifo_swapped_in_after_the_check_is_not_opened(tmp_path: Path, monkeypatch) -> None:
+    """The handle checked is the one opened: a FIFO renamed over the path between the check and
+    the open (here right after the first stat of either kind) is not what the descriptor is."""
+    from sandbox._sys import libc
+    handle, fifo = tmp_path / "sbx-handle", tmp_path / "sbx-swap-fifo"
+    handle.symlink_to("/proc/self/ns/net")
+    os.mkfifo(fifo)
+    real_stat, real_fstat, swapped = os.stat, os.fstat, []
+
+    def swap_after(fn):
+        def call(*a, **kw):
+            out = fn(*a, **kw)
+            if not swapped:
+                swapped.append(True)
+                os.replace(fifo, handle)
+            return out
+        return call
+    monkeypatch.setattr(os, "stat", swap_after(real_stat))
+    monkeypatch.setattr(os, "fstat", swap_after(real_fstat))
+    fd = libc.open_ns(handle)
+    monkeypatch.undo()
+    try:
+        assert swapped and handle.is_fifo()
+        assert os.fstat(fd).st_ino == os.stat("/proc/self/ns/net").st_ino
+    finally:
+        os.close(fd)
