@@ -88,6 +88,18 @@ def is_netns(path: str | os.PathLike[str]) -> bool:
         os.close(fd)
 
 
+def _open_handle(path: Path) -> int:
+    """``libc.open_ns`` with the kit's errors: no handle at ``path``, or a file that is none."""
+    try:
+        return libc.open_ns(path)
+    except FileNotFoundError as e:
+        raise NetnsError(f"There is no network namespace at {path}.",
+                         hint="List them with 'sandbox netns list'.") from e
+    except OSError as e:
+        raise NetnsError(f"Could not enter {path}: {e.strerror}.",
+                         hint="Is it a netns handle (made by 'sandbox netns add')?") from e
+
+
 # -- the directory, shared like iproute2's ---------------------------------------------------
 
 _dir_lock = threading.RLock()  # also held across create, so a release never races a bind
@@ -340,14 +352,7 @@ def enter(name_or_path: str | os.PathLike[str], dir: str | os.PathLike[str] = DE
     tid = threading.get_native_id()
     old = os.open(f"/proc/self/task/{tid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
-            new = libc.open_ns(path)
-        except FileNotFoundError:
-            raise NetnsError(f"There is no network namespace at {path}.",
-                             hint="List them with 'sandbox netns list'.") from None
-        except OSError as e:
-            raise NetnsError(f"Could not enter {path}: {e.strerror}.",
-                             hint="Is it a netns handle (made by 'sandbox netns add')?") from None
+        new = _open_handle(path)
         try:
             libc.setns(new, libc.CLONE_NEWNET)
         except OSError as e:
@@ -376,14 +381,7 @@ def preexec_setns(name_or_path: str | os.PathLike[str] | None,
     if name_or_path is None:
         return None
     path = path_of(name_or_path, dir)
-    try:
-        fd = libc.open_ns(path)
-    except FileNotFoundError:
-        raise NetnsError(f"There is no network namespace at {path}.",
-                         hint="List them with 'sandbox netns list'.") from None
-    except OSError as e:
-        raise NetnsError(f"Could not enter {path}: {e.strerror}.",
-                         hint="Is it a netns handle (made by 'sandbox netns add')?") from None
+    fd = _open_handle(path)
 
     def _enter() -> None:
         libc.setns(fd, libc.CLONE_NEWNET)
@@ -417,12 +415,7 @@ def exec_(name_or_path: str | os.PathLike[str], argv: Sequence[str], *,
 
     Meant for single-threaded callers like the CLI: setns here moves the only thread."""
     path = path_of(name_or_path, dir)
-    try:
-        fd = libc.open_ns(path)
-    except OSError as e:
-        raise NetnsError(f"There is no network namespace at {path}" + (
-            "." if isinstance(e, FileNotFoundError) else f" ({e.strerror})."),
-            hint="List them with 'sandbox netns list'.") from None
+    fd = _open_handle(path)
     libc.setns(fd, libc.CLONE_NEWNET)
     os.close(fd)
     try:
