@@ -30,6 +30,8 @@ import errno
 import os
 import stat
 
+from sandbox._sys import libc
+
 # uapi/linux/openat2.h
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -45,7 +47,7 @@ EAGAIN_RETRIES = 128      # openat2 gives EAGAIN when a rename races a ".." (fil
 O_CLOEXEC = os.O_CLOEXEC
 O_PATH = os.O_PATH
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = libc._libc                  # the kit's one handle on libc
 
 
 class _OpenHow(ctypes.Structure):

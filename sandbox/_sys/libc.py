@@ -1,5 +1,6 @@
 """The few Linux system calls Python 3.11 lacks, through ctypes (unshare, setns, mount, umount2,
-pivot_root). Errors are raised as the matching ``OSError`` subclass (``PermissionError``,
+pivot_root, prctl, capset), and the one handle on libc the kit loads (``sandbox._sys.inroot``
+makes its calls through it too). Errors are raised as the matching ``OSError`` subclass (``PermissionError``,
 ``FileNotFoundError``…) with the call and its arguments in the message.
 
 man pages: unshare(2), setns(2), mount(2), umount(2), pivot_root(2), mount_setattr(2).
@@ -126,6 +127,43 @@ def parent_death_signal(sig: int) -> None:
     (for a child started from a kernel's or a test's main thread: when that process dies)."""
     _check(_libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), ctypes.c_ulong(0),
                        ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl(PR_SET_PDEATHSIG, {sig})")
+
+
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_bounding_cap(cap: int) -> None:
+    """prctl(PR_CAPBSET_DROP): ``cap`` out of the bounding set for good. A number the running
+    kernel does not know (EINVAL) is not in its set anyway."""
+    if _libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(cap), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0 and ctypes.get_errno() != errno.EINVAL:
+        _check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
+
+
+def no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS): execve never grants privileges again (setuid bits, file caps)."""
+    _check(_libc.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def capset(caps: set[int]) -> None:
+    """capset(2), version 3: exactly ``caps`` effective and permitted, none inheritable."""
+    lo = sum(1 << c for c in caps if c < 32)
+    hi = sum(1 << (c - 32) for c in caps if c >= 32)
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(_CapData(lo, lo, 0), _CapData(hi, hi, 0))
+    _check(_libc.capset(ctypes.byref(hdr), data), "capset")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

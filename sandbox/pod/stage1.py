@@ -23,7 +23,6 @@ Everything is imported before ``pivot_root``: after it, the host's Python librar
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -42,21 +41,6 @@ TYPE_CHECKING = False   # typing is for annotations only: importing it costs ~2 
 if TYPE_CHECKING:
     from typing import Any
 
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
 def _last_cap() -> int:
     try:
         return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
@@ -69,14 +53,8 @@ def drop_capabilities(keep: list[str], last_cap: int) -> None:
     keep_nums = {CAPS[c] for c in keep}
     for cap in range(last_cap + 1):
         if cap not in keep_nums:
-            if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
-                raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap})")
-    lo = sum(1 << c for c in keep_nums if c < 32)
-    hi = sum(1 << (c - 32) for c in keep_nums if c >= 32)
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)(_CapData(lo, lo, 0), _CapData(hi, hi, 0))
-    if _libc.capset(ctypes.byref(hdr), data) != 0:
-        raise OSError(ctypes.get_errno(), "capset")
+            libc.drop_bounding_cap(cap)
+    libc.capset(keep_nums)
 
 
 # ------------------------------------------------------------------------------ the app runner
@@ -260,8 +238,7 @@ def become_app(app: dict[str, Any], last_cap: int) -> None:
     for s in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(s, signal.SIG_DFL)
     if app.get("noNewPrivileges"):
-        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        libc.no_new_privs()
     drop_capabilities(app["capabilities"], last_cap)
     os.setgroups(app.get("supplementaryGIDs", []))
     os.setgid(app["gid"])
