@@ -40,7 +40,7 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 # uapi/linux/fcntl.h
 AT_SYMLINK_NOFOLLOW = 0x100
-AT_EMPTY_PATH = 0x1000
+AT_EMPTY_PATH = libc.AT_EMPTY_PATH
 
 MAXSYMLINKS = 40          # the kernel's limit on links followed in one lookup (ELOOP after it)
 EAGAIN_RETRIES = 128      # openat2 gives EAGAIN when a rename races a ".." (filepath-securejoin's budget)
