@@ -26,6 +26,20 @@ def printable(text: str) -> str:
     return text.translate(_UNPRINTABLE)
 
 
+LONGEST_WORD = 200     # characters of one unbroken run a message shows as it is
+
+
+def shortened(text: str, longest: int = LONGEST_WORD) -> str:
+    """``text`` with every run of over ``longest`` non-space characters cut to its start and
+    end: a message echoes what it was given (a name, a path), and 5,000 characters of it made
+    a "sentence" of 5,000 characters."""
+    if len(text) <= longest:
+        return text
+    import re
+    return re.sub(r"\S{%d,}" % (longest + 1),
+                  lambda m: f"{m[0][:100]}…({len(m[0]):,} characters)…{m[0][-40:]}", text)
+
+
 class SandboxError(Exception):
     """Base class: a user-facing problem with an actionable message."""
 

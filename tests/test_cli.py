@@ -159,6 +159,20 @@ def test_an_unexpected_failure_is_one_sentence_and_SANDBOX_DEBUG_shows_it(
         run_cli("list")
 
 
+@pytest.mark.parametrize("argv", [("image", "cat-manifest", "example.com/" + "a" * 5000),
+                                  ("status", "f" * 5000)])
+def test_a_huge_argument_is_shortened_in_the_sentence(run_cli, sandbox_dir, argv) -> None:
+    """A message names what it was given; 5,000 characters of it made a 5,000-character line."""
+    rc, out, err = run_cli(*argv)
+    word = argv[-1]
+    assert rc == 1 and out == "" and err.count("\n") == 1
+    assert len(err) < 600
+    # its start and end are shown, and how long it was (quotes and a full stop counted with it)
+    assert word[:90] in err and word[-30:] in err
+    assert re.search(r"…\(5,0\d\d characters\)…", err)
+    assert err.rstrip().endswith(("import or fetch it first.", "shows the pods."))
+
+
 # ---------------------------------------------------------------- progress bars
 
 def test_progress_bars_only_on_a_terminal_unless_forced(tmp_path) -> None:

@@ -17,7 +17,7 @@ import os
 import sys
 
 from sandbox import __version__
-from sandbox.errors import SandboxError, UsageError, printable
+from sandbox.errors import SandboxError, UsageError, printable, shortened
 
 TYPE_CHECKING = False   # argparse is imported where a parser is built: `sandbox --version` and
 if TYPE_CHECKING:       # nothing else needs it (~7 ms of argparse and re)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv, found = split_globals(argv)
     except SandboxError as e:
-        print(f"sandbox: {printable(str(e))}", file=sys.stderr)
+        print(f"sandbox: {printable(shortened(str(e)))}", file=sys.stderr)
         return e.exit_code
     command = _command_word(argv)
     if command is None and "--version" in argv:     # no area's parsers needed for this
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             config.check_state_dir()        # exists or can be made, and is one the kit may use
         rc = handler(args)
     except SandboxError as e:
-        print(f"sandbox: {printable(str(e))}", file=sys.stderr)
+        print(f"sandbox: {printable(shortened(str(e)))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("sandbox: interrupted.", file=sys.stderr)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SANDBOX_DEBUG") == "1":
             raise
         words = " ".join(a for a in argv if not a.startswith("-"))[:60]
-        print(f"sandbox: `sandbox {words}` failed inside the kit ({type(e).__name__}: {printable(str(e))}); "
+        print(f"sandbox: `sandbox {words}` failed inside the kit ({type(e).__name__}: {printable(shortened(str(e)))}); "
               "this is a bug: run it again with SANDBOX_DEBUG=1 to see where, and report it.",
               file=sys.stderr)
         return 70       # EX_SOFTWARE
