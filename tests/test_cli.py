@@ -173,6 +173,25 @@ def test_a_huge_argument_is_shortened_in_the_sentence(run_cli, sandbox_dir, argv
     assert err.rstrip().endswith(("import or fetch it first.", "shows the pods."))
 
 
+def test_a_path_the_system_refuses_is_the_users_sentence_not_a_bug(run_cli, sandbox_dir) -> None:
+    """An OSError about a path (here the key's --out under /dev/null, a file) was printed as
+    "failed inside the kit … this is a bug" with exit 70: it is the user's to fix."""
+    rc, out, err = run_cli("key", "gen", "--uid", "A <a@example.com>", "--type", "ed25519",
+                           "--out", "/dev/null/keys")
+    assert rc == 1 and err.count("\n") == 1 and "bug" not in err
+    assert err.startswith("sandbox: /dev/null/keys: not a directory; ")
+
+
+def test_a_missing_directory_is_named_where_the_path_first_breaks(tmp_path) -> None:
+    from sandbox.cli import _path_refused
+    gone = tmp_path / "a" / "b" / ".x.aci.tmp-1"
+    e = FileNotFoundError(2, "No such file or directory", str(gone))
+    assert _path_refused(e) == (f"{tmp_path / 'a'}: no such file or directory; check the path: "
+                                "its directory must exist.")
+    assert _path_refused(OSError(5, "Input/output error", "/x")) is None     # not a path problem
+    assert _path_refused(FileNotFoundError(2, "No such file or directory")) is None  # no name
+
+
 # ---------------------------------------------------------------- progress bars
 
 def test_progress_bars_only_on_a_terminal_unless_forced(tmp_path) -> None:

@@ -12,6 +12,7 @@ go before or after the sub-command.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -206,15 +207,60 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # The machine refused a path (most often one the user gave: an output in a directory
+        # that does not exist, a device where a directory goes, a read-only or full disk):
+        # that is theirs to fix, not a bug of the kit.
+        sentence = _path_refused(e)
+        if sentence is None or os.environ.get("SANDBOX_DEBUG") == "1":
+            return _last_resort(e, argv)
+        print(f"sandbox: {printable(shortened(sentence))}", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the last resort: a sentence, never a traceback
-        if os.environ.get("SANDBOX_DEBUG") == "1":
-            raise
-        words = " ".join(a for a in argv if not a.startswith("-"))[:60]
-        print(f"sandbox: `sandbox {words}` failed inside the kit ({type(e).__name__}: {printable(shortened(str(e)))}); "
-              "this is a bug: run it again with SANDBOX_DEBUG=1 to see where, and report it.",
-              file=sys.stderr)
-        return 70       # EX_SOFTWARE
+        return _last_resort(e, argv)
     return int(rc or 0)
+
+
+# What to do about a path the system refused, by errno (see _path_refused).
+_PATH_ADVICE = {
+    errno.ENOENT: "check the path: its directory must exist",
+    errno.ENOTDIR: "a part of that path is not a directory",
+    errno.EISDIR: "that is a directory; give a file",
+    errno.EEXIST: "something is in the way there; remove it or choose another path",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions (and that it is not immutable or a mount point)",
+    errno.EROFS: "that file system is read-only; choose a path on a writable one",
+    errno.ENOSPC: "the disk is full; free some space or choose another disk",
+    errno.EDQUOT: "the disk quota is used up; free some space",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.ELOOP: "it loops through symbolic links",
+    errno.EBUSY: "it is busy (mounted, or in use)",
+    errno.ETXTBSY: "it is a program that is running",
+}
+
+
+def _path_refused(e: OSError) -> str | None:
+    """One sentence for an OSError about a named path, or None (not one of those)."""
+    advice = _PATH_ADVICE.get(e.errno) if e.errno is not None else None
+    if advice is None or e.filename is None:
+        return None
+    where = os.fsdecode(e.filename)
+    if e.errno == errno.ENOENT:         # name the first part of the path that is missing
+        parent = os.path.dirname(os.path.abspath(where))
+        while parent != "/" and not os.path.lexists(parent):
+            where, parent = parent, os.path.dirname(parent)
+    return f"{where}: {(e.strerror or '').lower()}; {advice}."
+
+
+def _last_resort(e: BaseException, argv: list[str]) -> int:
+    """An exception the kit did not turn into a sentence: one anyway, and how to see where."""
+    if os.environ.get("SANDBOX_DEBUG") == "1":
+        raise e
+    words = " ".join(a for a in argv if not a.startswith("-"))[:60]
+    print(f"sandbox: `sandbox {words}` failed inside the kit ({type(e).__name__}: "
+          f"{printable(shortened(str(e)))}); this is a bug: run it again with SANDBOX_DEBUG=1 "
+          "to see where, and report it.", file=sys.stderr)
+    return 70       # EX_SOFTWARE
 
 
 _quick_exit = False
