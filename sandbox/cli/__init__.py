@@ -240,11 +240,16 @@ _PATH_ADVICE = {
 
 
 def _path_refused(e: OSError) -> str | None:
-    """One sentence for an OSError about a named path, or None (not one of those)."""
+    """One sentence for an OSError about a named path, or None (not one of those, or a path in
+    the state directory: the kit's own, so a bug)."""
+    from sandbox import config
     advice = _PATH_ADVICE.get(e.errno) if e.errno is not None else None
     if advice is None or e.filename is None:
         return None
     where = os.fsdecode(e.filename)
+    state = os.path.join(os.path.abspath(config.sandbox_dir()), "")
+    if os.path.join(os.path.abspath(where), "").startswith(state):
+        return None
     if e.errno == errno.ENOENT:         # name the first part of the path that is missing
         parent = os.path.dirname(os.path.abspath(where))
         while parent != "/" and not os.path.lexists(parent):
