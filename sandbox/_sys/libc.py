@@ -1,7 +1,7 @@
 """The few Linux system calls Python 3.11 lacks, through ctypes (unshare, setns, mount, umount2,
 pivot_root, prctl, capset), and the one handle on libc the kit loads (``sandbox._sys.inroot``
-makes its calls through it too). Errors are raised as the matching ``OSError`` subclass (``PermissionError``,
-``FileNotFoundError``…) with the call and its arguments in the message.
+makes its calls through it too). Errors are raised as the matching ``OSError`` subclass
+(``PermissionError``, ``FileNotFoundError``…) with the call and its arguments in the message.
 
 man pages: unshare(2), setns(2), mount(2), umount(2), pivot_root(2), mount_setattr(2).
 """
@@ -147,8 +147,10 @@ def drop_bounding_cap(cap: int) -> None:
     """prctl(PR_CAPBSET_DROP): ``cap`` out of the bounding set for good. A number the running
     kernel does not know (EINVAL) is not in its set anyway."""
     if _libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(cap), ctypes.c_ulong(0),
-                   ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0 and ctypes.get_errno() != errno.EINVAL:
-        _check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
+                   ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:
+            raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap}): {os.strerror(err)}")
 
 
 def no_new_privs() -> None:
