@@ -549,6 +549,25 @@ def open_regular(path: str | os.PathLike[str], what: str | None = None) -> Any:
         raise
 
 
+def check_file(path: str | os.PathLike[str], what: str, fix: str,
+               error: type[SandboxError] = SandboxError) -> None:
+    """The one check of a file the user named before it is read: a regular file (links
+    followed), else ``error`` saying what is there instead — nothing, a directory, or a device
+    or FIFO (which "does not exist" misnamed) — and ``fix``, what to give instead."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        state = "does not exist"
+    except OSError as e:
+        state = f"cannot be read ({e.strerror.lower() if e.strerror else e})"
+    else:
+        if stat.S_ISREG(mode):
+            return
+        state = "is a directory" if stat.S_ISDIR(mode) else "is not a regular file (a device or a FIFO)"
+    raise error(f"{what} {os.fspath(path)} {state}; {fix}.")
+
+
 def read_file(path: str | os.PathLike[str], limit: Limit, what: str | None = None) -> bytes:
     """The bytes of a regular file of at most ``limit`` (a FIFO or /dev/zero is refused too,
     without waiting: :func:`open_regular`)."""

@@ -136,3 +136,23 @@ if __name__ == "__main__":     # redraw docs/security.md's table: .venv/bin/pyth
                  lambda m: m.group(1) + bounded.markdown_table() + m.group(3), text, flags=re.S)
     DOC.write_text(new)
     print("wrote", DOC)
+
+
+def test_check_file_says_what_is_there_instead(tmp_path) -> None:
+    """A device or FIFO named as a key or image file was "does not exist"; each case now says
+    what it is, and a regular file (through a link too) passes."""
+    import os
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "f")
+    os.mkfifo(tmp_path / "fifo")
+    for ok in ("f", "link"):
+        assert bounded.check_file(tmp_path / ok, "The key file", "fix it") is None
+    for name, state in [("missing", "does not exist"), (".", "is a directory"),
+                        ("fifo", "is not a regular file (a device or a FIFO)")]:
+        with pytest.raises(SandboxError) as e:
+            bounded.check_file(tmp_path / name, "The key file", "fix it")
+        assert str(e.value) == f"The key file {tmp_path / name} {state}; fix it."
+    class FetchLike(SandboxError):
+        pass
+    with pytest.raises(FetchLike, match="^The image /dev/zero is not a regular file"):
+        bounded.check_file("/dev/zero", "The image", "fix it", FetchLike)   # the caller's class

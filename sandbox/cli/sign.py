@@ -36,11 +36,8 @@ _MAKE = {"secret key file": "make a key pair with `sandbox key gen --uid NAME --
 def _read(path: str, what: str) -> bytes:
     """A key or signature file, at most KEY_FILE_BYTES (sandbox.bounded)."""
     from sandbox import bounded
-    p = Path(path)
-    if not p.is_file():
-        state = "is a directory" if p.is_dir() else "does not exist"
-        raise SandboxError(f"The {what} {path} {state}; {_MAKE.get(what, 'check the path')}.")
-    return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the {what} {path}")
+    bounded.check_file(path, f"The {what}", _MAKE.get(what, "check the path"))
+    return bounded.read_file(path, bounded.KEY_FILE_BYTES, f"the {what} {path}")
 
 
 def cmd_key_gen(args: argparse.Namespace) -> int:
@@ -68,6 +65,7 @@ def cmd_key_gen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from sandbox import bounded
     from sandbox.trust import pgp
     from sandbox.trust import truststore as trust
     if args.hash not in pgp.ACCEPTED_HASHES:
@@ -75,9 +73,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(pgp.ACCEPTED_HASHES))}.")
     key = pgp.read_secret_key(_read(args.key, "secret key file"))
     aci = Path(args.aci)
-    if not aci.is_file():
-        raise SandboxError(f"The image {aci} does not exist; give the path of an .aci file "
-                           "(`sandbox image export REF OUT.aci` writes one from the store).")
+    bounded.check_file(aci, "The image", "give the path of an .aci file (`sandbox image export "
+                       "REF OUT.aci` writes one from the store)")
     out = Path(args.output) if args.output else (
         trust.signature_path_for(aci) if args.armor else Path(str(aci) + ".sig"))
     sig = pgp.sign(aci, key, armored=args.armor, hash_algo=args.hash, progress=_progress.wanted())

@@ -512,11 +512,8 @@ def _fetch_url(url: str, labels: Mapping[str, str], opts: InsecureOptions, store
 def _fetch_file(ref: str, labels: Mapping[str, str], opts: InsecureOptions, store, trust,
                 steps: Steps | None) -> FetchResult:
     path = Path(ref[len("file://"):] if ref.startswith("file://") else ref)
-    if not path.exists():
-        raise FetchError(f"{path} does not exist; give the path of an .aci file, a URL, "
-                         "or an image name to discover.")
-    if not path.is_file():
-        raise FetchError(f"{path} is not a regular file; give the path of an .aci file.")
+    bounded.check_file(path, "The image", "give the path of an .aci file, a URL, or an image "
+                       "name to discover", FetchError)
     asc = Path(signature_url_for(str(path)))
     result = FetchResult(None, "file", str(path), None if opts.image else str(asc))
     sig = None

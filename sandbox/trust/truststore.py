@@ -460,11 +460,9 @@ def fetch_key(source: str, *, insecure_allow_http: bool = False, ca_file: str | 
         return _get_key(source, ca_file, timeout)
     if u.scheme and len(u.scheme) > 1:
         raise TrustError(f"Keys can come from a file or an https URL, not {u.scheme}:.")
-    p = Path(source)
-    if not p.is_file():
-        raise TrustError(f"The key file {source} does not exist; check the path, or make a key "
-                         "pair with `sandbox key gen --uid NAME --out DIR`.")
-    return bounded.read_file(p, bounded.KEY_FILE_BYTES, f"the key file {source}")
+    bounded.check_file(source, "The key file", "check the path, or make a key pair with "
+                       "`sandbox key gen --uid NAME --out DIR`", TrustError)
+    return bounded.read_file(source, bounded.KEY_FILE_BYTES, f"the key file {source}")
 
 
 def _get_key(url: str, ca_file: str | None, timeout: float | None) -> bytes:
