@@ -1378,8 +1378,15 @@ def _common_subpackets(signer: KeyPacket, created: int) -> list[Subpacket]:
             Subpacket(33, False, b"\x04" + bytes.fromhex(signer.fingerprint))]
 
 
+RSA_BITS = (2048, 4096)     # gpg's range without --expert; beyond it a key takes minutes, and
+                            # --bits 99999999 generated for ever
+
+
 def _new_crypto_key(type: str, bits: int):
     if type == "rsa":
+        if not RSA_BITS[0] <= bits <= RSA_BITS[1]:
+            raise SignatureError(f"RSA keys are {RSA_BITS[0]} to {RSA_BITS[1]} bits here (got "
+                                 f"{bits:,}); the default, 3072, is what gpg makes.")
         return rsa.generate_private_key(public_exponent=65537, key_size=bits), 1
     if type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate(), 22
@@ -1409,8 +1416,6 @@ def generate_key(uid: str, type: str = "rsa", *, bits: int = 3072, expires: int 
     """
     if not uid.strip():
         raise SignatureError("A key needs a user ID such as 'Alice <alice@example.com>'.")
-    if type == "rsa" and bits < 2048:
-        raise SignatureError(f"RSA keys need at least 2048 bits (got {bits}).")
     created = int(time.time()) if created is None else int(created)
     priv, algo = _new_crypto_key(type, bits)
     primary = _key_packet(priv, algo, created)

@@ -289,3 +289,15 @@ def test_long_subpackets_and_packets_are_encoded_right(gnupg, payload: Path) -> 
     verdict, status = gnupg.verify(sig, payload)
     assert verdict == "good", status
     assert status.count("NOTATION_NAME") == 3 and "NOTATION_NAME long@example.com" in status
+
+
+@pytest.mark.parametrize("bits", [1024, 4097, 99_999_999])
+def test_rsa_key_sizes_outside_gpgs_range_are_refused_at_once(run_cli, tmp_path, bits) -> None:
+    """`key gen --bits 99999999` generated for ever (no bound, no progress); 1024 is too weak."""
+    import time
+    t0 = time.monotonic()
+    rc, out, err = run_cli("key", "gen", "--uid", "A <a@example.com>", "--bits", str(bits),
+                           "--out", str(tmp_path))
+    assert rc == 1 and time.monotonic() - t0 < 5
+    assert err == f"sandbox: RSA keys are 2048 to 4096 bits here (got {bits:,}); the default, 3072, is what gpg makes.\n"
+    assert not list(tmp_path.iterdir())
