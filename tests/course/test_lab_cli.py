@@ -43,6 +43,8 @@ def test_solution_is_written_on_request_and_says_so(run_cli, tmp_path: Path) -> 
 def test_unknown_lab_is_a_clear_error(run_cli) -> None:
     rc, _, err = run_cli("lab", "check", "99")
     assert rc == 1 and "There is no lab 99" in err and "Traceback" not in err
+    rc, _, err = run_cli("lab", "check", "")
+    assert rc == 1 and err.startswith("sandbox: There is no lab ''; the labs are: 1, ")
 
 
 def test_check_before_starting_says_what_to_do(run_cli, lab_state: Path) -> None:

@@ -116,7 +116,8 @@ def get(number: int | str) -> Lab:
         if str(number) in (str(lab.number), f"{lab.number:02d}", lab.folder):
             return lab
     known = ", ".join(str(l.number) for l in found) or "none"
-    raise LabError(f"There is no lab {number}; the labs are: {known} (see `sandbox lab list`).")
+    shown = number if str(number).strip() else repr(number)     # an empty one said "no lab ;"
+    raise LabError(f"There is no lab {shown}; the labs are: {known} (see `sandbox lab list`).")
 
 
 class Workspace:
