@@ -18,6 +18,7 @@ from fractions import Fraction
 from urllib.parse import urlsplit
 
 from sandbox._sys.platform import VALID_OS_ARCH, appc_os_arch
+from sandbox.bounded import plain_int
 from sandbox.errors import UsageError
 
 # types.md §AC Identifier Type: lowercase RFC3986 unreserved characters plus "/".
@@ -78,9 +79,8 @@ def parse_semver(s: str) -> tuple[int, int, int] | None:
     """(major, minor, patch), or None when ``s`` is not SemVer 2.0.0 or a number in it has more
     than 20 digits (int() refuses 4,300 and more: a ValueError from an image's acVersion)."""
     m = SEMVER_RE.match(s)
-    if m is None or any(len(m[i]) > 20 for i in (1, 2, 3)):
-        return None
-    return (int(m[1]), int(m[2]), int(m[3]))
+    nums = [plain_int(m[i]) for i in (1, 2, 3)] if m else [None]
+    return None if None in nums else (nums[0], nums[1], nums[2])
 
 
 def check_ac_version(s: str) -> str | None:
