@@ -144,7 +144,9 @@ class _Routes:
             self.close_connection = True
             self._reply(400, "Content-Length must be a decimal number\n")
             return None
-        length = int(raw) if len(raw) < 20 else bounded.METADATA_BODY_BYTES.value + 1
+        length = bounded.plain_int(raw)         # None: more digits than any body could have
+        if length is None:
+            length = bounded.METADATA_BODY_BYTES.value + 1
         if length > bounded.METADATA_BODY_BYTES.value:
             self.close_connection = True
             self._reply(413, f"the body is over {bounded.METADATA_BODY_BYTES.value} bytes\n")
